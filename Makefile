@@ -1,0 +1,42 @@
+# mmcast — install, demo and test targets.
+#   make install   create .venv (if missing) and install the OpenMMLab stack + mmcast
+#   make demo      the three CAST stages end to end on the bundled toy data
+#   make test      the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Prebuilt wheels (mmcv built for torch 2.14.1) when the shared folder exists; else build from source.
+WHEELS ?= $(wildcard ../shared/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(abspath $(WHEELS)),)
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.mmcast-installed
+
+.PHONY: install demo test clean-venv
+
+install: $(STAMP)
+
+$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/sam2.txt tools/install/install_mmcv.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip 'setuptools<81' wheel
+	$(PIP) install -q $(TORCH_SPEC)
+	PIP="$(PIP)" FIND_LINKS="$(FIND_LINKS)" bash tools/install/install_mmcv.sh
+	$(PIP) install -q openmim 'mmdet==3.3.0' 'mmpretrain==1.2.0' -r requirements/runtime.txt
+	$(PIP) install -q 'setuptools>=77,<81'
+	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation -r requirements/sam2.txt
+	$(PIP) install -q -r requirements/tests.txt
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	$(PY) -c "import mmcast, mmcv.ops, mmdet, sam2; print('mmcast', mmcast.__version__, 'ready')"
+	touch $(STAMP)
+
+demo: install
+	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/demo
+
+test: install
+	$(PY) -m pytest -q tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,84 @@
+# Semi-supervised toy data: labeled split D_l with ground truth (branch
+# "sup") and the unlabeled rest D_u with the teacher's offline pseudo-labels
+# (branch "unsup"), mixed 1:1 in every batch by MultiSourceSampler. All
+# geometric augmentation runs before MultiBranch, on image and masks together,
+# so pseudo-masks stay aligned with the student's view.
+_base_ = './toy_cityscapes_instance.py'
+
+labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
+unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-unlabeled.json'
+pseudo_label_file = 'work_dirs/pseudo_labels/toy.json'
+classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
+           'bicycle')
+branch_field = ['sup', 'unsup']
+
+
+geometric_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='RandomResize',
+        scale={{_base_.image_scale}},
+        ratio_range=(0.8, 1.25),
+        keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='FilterAnnotations',
+        min_gt_bbox_wh=(1e-5, 1e-5),
+        by_mask=True,
+        keep_empty=False),
+]
+sup_pipeline = geometric_pipeline + [
+    dict(
+        type='MultiBranch',
+        branch_field=branch_field,
+        sup=dict(type='PackDetInputs'))
+]
+unsup_pipeline = geometric_pipeline + [
+    dict(
+        type='MultiBranch',
+        branch_field=branch_field,
+        unsup=dict(type='PackDetInputs'))
+]
+# What the teacher sees when it pseudo-labels D_u (no annotations to load).
+label_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale={{_base_.image_scale}}, keep_ratio=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+
+labeled_dataset = dict(
+    type={{_base_.dataset_type}},
+    data_root={{_base_.data_root}},
+    ann_file=labeled_ann_file,
+    data_prefix=dict(img='leftImg8bit/train/'),
+    filter_cfg=dict(filter_empty_gt=True, min_size=0),
+    pipeline=sup_pipeline)
+pseudo_labeled_dataset = dict(
+    type='PseudoLabeledDataset',
+    data_root={{_base_.data_root}},
+    ann_file=pseudo_label_file,
+    unlabeled_ann_file=unlabeled_ann_file,
+    metainfo=dict(classes=classes),
+    data_prefix=dict(img='leftImg8bit/train/'),
+    pipeline=unsup_pipeline)
+unlabeled_dataset = dict(
+    type={{_base_.dataset_type}},
+    data_root={{_base_.data_root}},
+    ann_file=unlabeled_ann_file,
+    data_prefix=dict(img='leftImg8bit/train/'),
+    test_mode=True,
+    pipeline=label_pipeline)
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='MultiSourceSampler', batch_size=4, source_ratio=[1, 1]),
+    dataset=dict(
+        type='ConcatDataset',
+        datasets=[labeled_dataset, pseudo_labeled_dataset]))

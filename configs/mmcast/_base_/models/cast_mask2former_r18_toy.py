@@ -1,0 +1,25 @@
+# The toy student with CAST's contrastive branch: the tiny Mask2Former plus a
+# per-pixel projection head on the deepest ResNet-18 feature (stride 32, 512
+# channels) and the instance-aware pixel-wise contrastive loss (λ_pxl = 0.1).
+_base_ = './mask2former_r18_toy.py'
+
+model = dict(
+    type='CASTMask2Former',
+    strong_view=dict(type='PhotometricStrongView'),
+    panoptic_head=dict(
+        type='CASTMask2FormerHead',
+        contrast_level=-1,
+        projection_head=dict(
+            type='PixelProjectionHead',
+            in_channels=512,
+            hidden_channels=128,
+            out_channels=128,
+            num_layers=3),
+        loss_pixel_contrast=dict(
+            type='InstanceAwarePixelContrastLoss',
+            sampler='fused',
+            num_negatives=200,
+            cross_image=True,
+            temperature=0.3,
+            neg_margin=0.5,
+            loss_weight=0.1)))

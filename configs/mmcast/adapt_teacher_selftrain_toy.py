@@ -1,0 +1,49 @@
+# CAST stage 1b on the toy data: θ_T' pseudo-labels D_u; the teacher is
+# re-initialised from the ORIGINAL weights θ_T^0 and trained on
+# D_l ∪ pseudo(D_u) with λ_semi = 1 and L_pxl → θ_T''.
+#   mim train mmdet configs/mmcast/adapt_teacher_selftrain_toy.py
+_base_ = [
+    './_base_/models/cast_distiller_r34_toy.py',
+    './_base_/datasets/semi_toy_cityscapes_instance.py',
+    './_base_/schedules/toy_iter.py',
+    './_base_/toy_runtime.py',
+]
+custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+
+pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2000.pth'
+pseudo_label_file = 'work_dirs/adapt_teacher_selftrain_toy/pseudo_labels.json'
+
+model = dict(
+    # θ_T'': re-initialised from θ_T^0, not from θ_T'.
+    student=dict(
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained_teacher)),
+    # θ_T' (stage 1a) labels D_u.
+    teacher='configs/mmcast/adapt_teacher_toy.py',
+    teacher_checkpoint='work_dirs/adapt_teacher_toy/iter_500.pth')
+
+train_dataloader = dict(
+    dataset=dict(datasets=[
+        {{_base_.labeled_dataset}},
+        dict(
+            type='PseudoLabeledDataset',
+            data_root={{_base_.data_root}},
+            ann_file=pseudo_label_file,
+            unlabeled_ann_file={{_base_.unlabeled_ann_file}},
+            metainfo=dict(classes={{_base_.classes}}),
+            data_prefix=dict(img='leftImg8bit/train/'),
+            pipeline={{_base_.unsup_pipeline}}),
+    ]))
+
+max_iters = 1000
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = dict(end=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+custom_hooks = [
+    dict(
+        type='PseudoLabelHook',
+        out_file=pseudo_label_file,
+        unlabeled_dataset={{_base_.unlabeled_dataset}},
+        filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
+        batch_size=4),
+    dict(type='ContrastTemperatureHook', start=0.3, end=0.07),
+]

@@ -1,0 +1,34 @@
+# CAST stage 1a on the toy data: fine-tune the pre-trained teacher θ_T^0 on
+# the labeled split D_l with L_sup + λ_pxl · L_pxl → θ_T'.
+#   mim train mmdet configs/mmcast/adapt_teacher_toy.py
+_base_ = [
+    './_base_/models/cast_mask2former_r34_toy_teacher.py',
+    './_base_/datasets/semi_toy_cityscapes_instance.py',
+    './_base_/schedules/toy_iter.py',
+    './_base_/toy_runtime.py',
+]
+custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+
+# θ_T^0: the toy foundation-model stand-in.
+pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2000.pth'
+load_from = pretrained_teacher
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='CityscapesDataset',
+        data_root={{_base_.data_root}},
+        ann_file={{_base_.labeled_ann_file}},
+        data_prefix=dict(img='leftImg8bit/train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline={{_base_.train_pipeline}}))
+
+max_iters = 500
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = dict(end=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+custom_hooks = [dict(type='ContrastTemperatureHook', start=0.3, end=0.07)]

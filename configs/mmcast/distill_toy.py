@@ -1,0 +1,45 @@
+# CAST stage 2 on the toy data: the adapted teacher θ_T'' is frozen and
+# pseudo-labels D_u once (offline); the R-18 student trains on
+# J(θ_S; D_l, D_u; λ_semi = 1, λ_pxl = 0.1), T annealed 0.3 → 0.07.
+#   mim train mmdet configs/mmcast/distill_toy.py
+_base_ = [
+    './_base_/models/cast_distiller_r18_toy.py',
+    './_base_/datasets/semi_toy_cityscapes_instance.py',
+    './_base_/schedules/toy_iter.py',
+    './_base_/toy_runtime.py',
+]
+custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+
+pseudo_label_file = 'work_dirs/distill_toy/pseudo_labels.json'
+
+model = dict(
+    # θ_T'': the teacher architecture of stage 1a, weights of stage 1b.
+    teacher='configs/mmcast/adapt_teacher_toy.py',
+    teacher_checkpoint='work_dirs/adapt_teacher_selftrain_toy/iter_1000.pth',
+    semi_train_cfg=dict(unsup_weight=1.0))
+
+train_dataloader = dict(
+    dataset=dict(datasets=[
+        {{_base_.labeled_dataset}},
+        dict(
+            type='PseudoLabeledDataset',
+            data_root={{_base_.data_root}},
+            ann_file=pseudo_label_file,
+            unlabeled_ann_file={{_base_.unlabeled_ann_file}},
+            metainfo=dict(classes={{_base_.classes}}),
+            data_prefix=dict(img='leftImg8bit/train/'),
+            pipeline={{_base_.unsup_pipeline}}),
+    ]))
+
+max_iters = 1500
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = dict(end=max_iters)
+custom_hooks = [
+    dict(
+        type='PseudoLabelHook',
+        out_file=pseudo_label_file,
+        unlabeled_dataset={{_base_.unlabeled_dataset}},
+        filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
+        batch_size=4),
+    dict(type='ContrastTemperatureHook', start=0.3, end=0.07),
+]

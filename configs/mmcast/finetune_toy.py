@@ -1,0 +1,37 @@
+# CAST stage 3 on the toy data: start from the stage-2 student and train on
+# the labeled split D_l only, with L_sup only (λ_semi = λ_pxl = 0), to remove
+# residual pseudo-label bias.
+#   mim train mmdet configs/mmcast/finetune_toy.py
+_base_ = [
+    './_base_/models/cast_mask2former_r18_toy.py',
+    './_base_/datasets/semi_toy_cityscapes_instance.py',
+    './_base_/schedules/toy_iter.py',
+    './_base_/toy_runtime.py',
+]
+custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+
+# The student weights of a CASTDistiller checkpoint live under "student.".
+distilled_student = 'work_dirs/distill_toy/iter_1500.pth'
+model = dict(
+    panoptic_head=dict(loss_pixel_contrast=None),
+    init_cfg=dict(
+        type='Pretrained', checkpoint=distilled_student, prefix='student.'))
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='CityscapesDataset',
+        data_root={{_base_.data_root}},
+        ann_file={{_base_.labeled_ann_file}},
+        data_prefix=dict(img='leftImg8bit/train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline={{_base_.train_pipeline}}))
+
+max_iters = 500
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = dict(end=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=1e-4))

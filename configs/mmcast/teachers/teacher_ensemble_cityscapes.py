@@ -1,0 +1,53 @@
+# An ensemble teacher for Cityscapes: the paper's Grounding-DINO + SAM 2
+# teacher together with MMDetection's Mask2Former Swin-L (COCO panoptic,
+# instance outputs). Predictions are mapped to the Cityscapes classes by name
+# (COCO has no "rider": the Mask2Former member only contributes the other 7)
+# and duplicates across members (same class, mask IoU >= 0.5) are fused:
+# score-weighted mask average thresholded at 0.5, mean score, box from mask.
+#
+# Local files: those of grounding_dino_sam2_cityscapes.py plus
+#   checkpoints/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic_20220407_104949-82f8d28d.pth
+#       (`mim download mmdet --config mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic --dest checkpoints`)
+# The members load their own checkpoints, so `mim test` takes none:
+#   mim test mmdet configs/mmcast/teachers/teacher_ensemble_cityscapes.py
+_base_ = ['./grounding_dino_sam2_cityscapes.py']
+
+gdino_checkpoint = 'checkpoints/grounding_dino_swin-l_pretrain_all-56d69e78.pth'
+mask2former_checkpoint = (
+    'checkpoints/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_'
+    'coco-panoptic_20220407_104949-82f8d28d.pth')
+
+model = dict(
+    _delete_=True,
+    type='TeacherEnsemble',
+    classes={{_base_.class_names}},
+    teachers=[
+        dict(
+            # already predicts in the Cityscapes order
+            config='{{ fileDirname }}/grounding_dino_sam2_cityscapes.py',
+            checkpoint=gdino_checkpoint),
+        dict(
+            config='mmdet::mask2former/mask2former_swin-l-p4-w12-384-in21k_'
+            '16xb1-lsj-100e_coco-panoptic.py',
+            cfg_options={
+                'backbone.init_cfg': None,
+                'test_cfg.panoptic_on': False,
+                'test_cfg.semantic_on': False,
+                'test_cfg.instance_on': True,
+                'test_cfg.max_per_image': 100,
+            },
+            checkpoint=mask2former_checkpoint,
+            # label order of the member: COCO panoptic (80 things first)
+            classes='CocoPanopticDataset',
+            class_name_map={
+                'person': 'person',
+                'car': 'car',
+                'truck': 'truck',
+                'bus': 'bus',
+                'train': 'train',
+                'motorcycle': 'motorcycle',
+                'bicycle': 'bicycle',
+            }),
+    ],
+    fusion=dict(type='weighted', iou_thr=0.5, score_agg='mean',
+                max_per_img=100))

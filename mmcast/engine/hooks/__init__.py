@@ -1,0 +1,5 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+from .contrast_temperature_hook import ContrastTemperatureHook
+from .pseudo_label_hook import PseudoLabelHook
+
+__all__ = ['ContrastTemperatureHook', 'PseudoLabelHook']

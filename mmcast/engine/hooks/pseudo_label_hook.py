@@ -1,0 +1,347 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Make the offline pseudo-labels at the start of training if needed."""
+import copy
+import gc
+import logging
+import os.path as osp
+from typing import List, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.dist import broadcast_object_list, get_dist_info, is_distributed
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import DefaultScope
+from mmengine.runner import load_checkpoint
+from mmengine.utils import import_modules_from_strings
+
+from mmdet.registry import HOOKS
+
+from mmcast.pseudo_labels import (build_labeling_dataset, check_filter_cfg,
+                                  checkpoint_sha256, identity, is_current,
+                                  label_unlabeled_set, make_header,
+                                  read_header, state_dict_sha256)
+
+
+def find_pseudo_labeled_datasets(dataset) -> list:
+    """Every ``PseudoLabeledDataset`` inside ``dataset``.
+
+    Walks dataset wrappers: ``.datasets`` (ConcatDataset) and ``.dataset``
+    (RepeatDataset, ClassBalancedDataset, torch ``Subset``).
+    """
+    from mmcast.datasets.pseudo_labeled_dataset import PseudoLabeledDataset
+    found, seen, stack = [], set(), [dataset]
+    while stack:
+        ds = stack.pop()
+        if ds is None or id(ds) in seen:
+            continue
+        seen.add(id(ds))
+        if isinstance(ds, PseudoLabeledDataset):
+            found.append(ds)
+            continue
+        children = getattr(ds, 'datasets', None)
+        if isinstance(children, (list, tuple)):
+            stack.extend(reversed(children))
+        child = getattr(ds, 'dataset', None)
+        if child is not None and not isinstance(child, (str, dict)):
+            stack.append(child)
+    return found
+
+
+def _wrappers_of(root, target) -> list:
+    """The chain of wrappers from ``root`` down to ``target``."""
+    def walk(ds, chain):
+        if ds is target:
+            return chain
+        kids = list(getattr(ds, 'datasets', None) or [])
+        child = getattr(ds, 'dataset', None)
+        if child is not None and not isinstance(child, (str, dict)):
+            kids.append(child)
+        for kid in kids:
+            got = walk(kid, chain + [ds])
+            if got is not None:
+                return got
+        return None
+
+    return walk(root, []) or []
+
+
+def reset_train_dataloader_iterator(runner) -> None:
+    """Make the train loop fetch from the reloaded dataset.
+
+    ``IterBasedTrainLoop`` calls ``iter(dataloader)`` in its constructor,
+    before any hook: its worker processes (if any) hold copies of the
+    dataset made before the pseudo-labels were loaded. They are shut down
+    and a fresh iterator is made (the sampler restarts from its seed, and
+    the loop still skips the iterations of a resumed run after
+    ``before_train``).
+    """
+    loop = runner.train_loop
+    dataloader = loop.dataloader
+    old = getattr(loop, 'dataloader_iterator', None)
+    for it in (getattr(old, '_iterator', None),
+               getattr(dataloader, '_iterator', None)):
+        if it is not None and hasattr(it, '_shutdown_workers'):
+            it._shutdown_workers()
+    if getattr(dataloader, '_iterator', None) is not None:
+        dataloader._iterator = None  # persistent_workers
+    if old is not None:
+        loop.dataloader_iterator = type(old)(dataloader)
+
+
+@HOOKS.register_module()
+class PseudoLabelHook(Hook):
+    """Offline pseudo-labels of the unlabeled set, made before training.
+
+    In ``before_train`` (the first hook point after the train dataloader is
+    built; MMEngine builds it, and ``IterBasedTrainLoop`` even starts
+    iterating it, before ``before_run``): if ``out_file`` is not current
+    (another teacher, checkpoint, unlabeled set or filter), the frozen
+    teacher labels the unlabeled set (split across ranks, resumable,
+    see :func:`~mmcast.pseudo_labels.label_unlabeled_set`), every
+    ``PseudoLabeledDataset`` of the train dataloader is reloaded and the
+    train loop's dataloader iterator is restarted.
+
+    Args:
+        unlabeled_dataset (dict): Dataset config for labeling: ``type``,
+            ``data_root``, ``ann_file`` (the unlabeled json),
+            ``data_prefix``, ``pipeline`` (a TEST pipeline: LoadImageFromFile,
+            Resize, PackDetInputs with img_id, img_path, ori_shape,
+            img_shape, scale_factor) and ``metainfo``.
+        out_file (str, optional): The pseudo-label json. Defaults to the
+            ``ann_file`` of the (single) ``PseudoLabeledDataset`` in the
+            train dataloader; if given, it must be that file.
+        teacher_config (str, optional): Teacher config file.
+        teacher_checkpoint (str, optional): Teacher checkpoint (required
+            with ``teacher_config``). Without both, ``runner.model.teacher``
+            (the teacher–student wrapper's frozen teacher) labels.
+        filter_cfg (dict, optional): :class:`PseudoLabelFilter` arguments
+            (score_thr, max_per_image, mask_thr, non_overlapping, min_area).
+        batch_size (int): Teacher batch size per rank. Defaults to 2.
+        num_workers (int): Labeling DataLoader workers. Defaults to 0.
+        mode (str): ``'offline'`` labels here; in ``'online'`` mode the
+            wrapper labels on the fly and this hook does nothing.
+        log_interval (int): Log the labeling progress every this many
+            batches. Defaults to 50.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self,
+                 unlabeled_dataset: dict,
+                 out_file: Optional[str] = None,
+                 teacher_config: Optional[str] = None,
+                 teacher_checkpoint: Optional[str] = None,
+                 filter_cfg: Optional[dict] = None,
+                 batch_size: int = 2,
+                 num_workers: int = 0,
+                 mode: str = 'offline',
+                 log_interval: int = 50) -> None:
+        if mode not in ('offline', 'online'):
+            raise ValueError(
+                f"mode must be 'offline' or 'online', got {mode!r}")
+        if not isinstance(unlabeled_dataset, dict) or \
+                'ann_file' not in unlabeled_dataset:
+            raise ValueError('unlabeled_dataset must be a dataset config '
+                             'dict with an ann_file (the unlabeled json)')
+        if teacher_config is not None and teacher_checkpoint is None:
+            raise ValueError(
+                f'teacher_config={teacher_config!r} needs a '
+                'teacher_checkpoint (a randomly initialised teacher makes '
+                'no pseudo-labels)')
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be an int >= 1, got '
+                             f'{batch_size!r}')
+        self.unlabeled_dataset = copy.deepcopy(dict(unlabeled_dataset))
+        self.out_file = out_file
+        self.teacher_config = teacher_config
+        self.teacher_checkpoint = teacher_checkpoint
+        self.filter_cfg = check_filter_cfg(filter_cfg)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.mode = mode
+        self.log_interval = log_interval
+        self.last_result = None  # label_unlabeled_set's summary, for tests
+
+    # ------------------------------------------------------------------
+    def _check_checkpoint(self) -> None:
+        ckpt = self.teacher_checkpoint
+        if self.mode == 'offline' and ckpt is not None and \
+                '://' not in ckpt and not osp.isfile(ckpt):
+            raise FileNotFoundError(
+                f'PseudoLabelHook: teacher checkpoint not found: {ckpt}')
+
+    def before_run(self, runner) -> None:
+        """Fail early on a missing teacher checkpoint."""
+        self._check_checkpoint()
+
+    def _resolve_out_file(self, datasets: list) -> str:
+        paths = sorted({osp.abspath(ds.ann_file) for ds in datasets})
+        if self.out_file is None:
+            if len(paths) != 1:
+                raise ValueError(
+                    'PseudoLabelHook: out_file is not set and the train '
+                    f'dataloader has {len(paths)} PseudoLabeledDataset '
+                    f'files {paths}: set out_file')
+            return paths[0]
+        out = osp.abspath(self.out_file)
+        wrong = [p for p in paths if p != out]
+        if wrong:
+            raise ValueError(
+                f'PseudoLabelHook writes {out} but a PseudoLabeledDataset '
+                f'of the train dataloader reads {wrong[0]}: make its '
+                'ann_file (joined with data_root) the same file')
+        return out
+
+    def _live_teacher(self, runner) -> torch.nn.Module:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        teacher = getattr(model, 'teacher', None)
+        if teacher is None:
+            raise ValueError(
+                'PseudoLabelHook: give teacher_config and teacher_checkpoint, '
+                f'or train a model with a .teacher ({type(model).__name__} '
+                'has none)')
+        return teacher
+
+    def _build_teacher(self, runner, dataset_meta) -> torch.nn.Module:
+        from mmdet.registry import MODELS
+        cfg = Config.fromfile(self.teacher_config)
+        if cfg.get('custom_imports'):
+            import_modules_from_strings(**cfg['custom_imports'])
+        scope = None if DefaultScope.get_current_instance() is not None \
+            else cfg.get('default_scope', 'mmdet')
+        with DefaultScope.overwrite_default_scope(scope):
+            teacher = MODELS.build(cfg.model)
+        load_checkpoint(
+            teacher, self.teacher_checkpoint, map_location='cpu',
+            logger='current')
+        try:
+            device = next(runner.model.parameters()).device
+        except StopIteration:
+            device = torch.device('cpu')
+        teacher.to(device)
+        teacher.eval()
+        teacher.requires_grad_(False)
+        if getattr(teacher, 'dataset_meta', None) is None:
+            teacher.dataset_meta = dataset_meta
+        return teacher
+
+    def expected_header(self, dataset, live_teacher=None) -> dict:
+        """The identity the pseudo-label file must have to be current.
+
+        With ``teacher_config``/``teacher_checkpoint`` it equals what
+        ``tools/pseudo_label.py`` writes for the same config path,
+        checkpoint and filter, so a file made by the CLI is reused.
+        """
+        if live_teacher is not None:
+            return make_header(
+                teacher='runner.model.teacher '
+                f'({type(live_teacher).__name__})',
+                checkpoint=None,
+                unlabeled_ann_file=dataset.ann_file,
+                filter_cfg=self.filter_cfg,
+                checkpoint_hash='state_dict:' +
+                state_dict_sha256(live_teacher))
+        return make_header(
+            teacher=self.teacher_config,
+            checkpoint=self.teacher_checkpoint,
+            unlabeled_ann_file=dataset.ann_file,
+            filter_cfg=self.filter_cfg,
+            checkpoint_hash=checkpoint_sha256(self.teacher_checkpoint))
+
+    def before_train(self, runner) -> None:
+        """Label the unlabeled set if needed; reload the datasets."""
+        if self.mode == 'online':
+            return
+        self._check_checkpoint()
+        root = runner.train_dataloader.dataset
+        datasets = find_pseudo_labeled_datasets(root)
+        if datasets:
+            out_file = self._resolve_out_file(datasets)
+        elif self.out_file is not None:
+            out_file = osp.abspath(self.out_file)
+            print_log(
+                'PseudoLabelHook: no PseudoLabeledDataset in the train '
+                f'dataloader; {out_file} is written but read by nothing',
+                logger='current', level=logging.WARNING)
+        else:
+            raise ValueError('PseudoLabelHook: no PseudoLabeledDataset in '
+                             'the train dataloader and no out_file')
+
+        dataset = build_labeling_dataset(self.unlabeled_dataset)
+        rank, world_size = get_dist_info()
+        live = None
+        if self.teacher_config is None:
+            live = self._live_teacher(runner)
+        state = [None, None]
+        if rank == 0:
+            header = self.expected_header(dataset, live)
+            state = [header, is_current(out_file, identity(header))]
+        if is_distributed() and world_size > 1:
+            broadcast_object_list(state, src=0)
+        header, current = state
+
+        if current:
+            print_log(f'PseudoLabelHook: {out_file} is current, not '
+                      'relabeling', logger='current')
+        else:
+            print_log(
+                f'PseudoLabelHook: pseudo-labeling {len(dataset)} images '
+                f'into {out_file} with {header["teacher"]}',
+                logger='current')
+            teacher = live if live is not None else self._build_teacher(
+                runner, dataset.metainfo)
+            self.last_result = label_unlabeled_set(
+                teacher, dataset, out_file,
+                filter_cfg=self.filter_cfg,
+                header=header,
+                batch_size=self.batch_size,
+                num_workers=self.num_workers,
+                log_interval=self.log_interval)
+            if live is None:
+                del teacher
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
+        reloaded = self._reload(root, datasets)
+        if reloaded:
+            reset_train_dataloader_iterator(runner)
+
+    def _reload(self, root, datasets: List) -> bool:
+        reloaded = False
+        for ds in datasets:
+            if ds.pseudo_labels_loaded and _same_file_header(ds):
+                continue  # built from the current file already
+            before = len(ds)
+            if not ds.reload():
+                raise RuntimeError(
+                    f'PseudoLabelHook: {ds.ann_file} was written but the '
+                    'PseudoLabeledDataset does not accept it: its '
+                    f'unlabeled_ann_file ({ds.unlabeled_ann_file}) is not '
+                    'the unlabeled set that was labeled '
+                    f'({self.unlabeled_dataset.get("ann_file")})')
+            if len(ds) != before:  # cannot happen: reload keeps the order
+                raise RuntimeError(
+                    f'{ds.ann_file}: dataset length changed on reload '
+                    f'({before} -> {len(ds)})')
+            reloaded = True
+            for wrapper in _wrappers_of(root, ds):
+                if type(wrapper).__name__ == 'ClassBalancedDataset':
+                    print_log(
+                        'PseudoLabelHook: a ClassBalancedDataset wraps '
+                        f'{ds.ann_file}; its repeat factors were computed '
+                        'before the pseudo-labels existed: restart the run '
+                        'to use them', logger='current',
+                        level=logging.WARNING)
+        return reloaded
+
+
+def _same_file_header(ds) -> bool:
+    """Whether the header ``ds`` loaded is the one in its file now."""
+    try:
+        return read_header(ds.ann_file) == ds.pseudo_label_header
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,2 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+__all__ = []

@@ -1,0 +1,234 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The teacher–student wrapper of CAST stages 1b and 2."""
+import copy
+import os.path as osp
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+from mmdet.models.detectors import BaseDetector
+from mmdet.models.utils import rename_loss_dict
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
+from torch import Tensor, nn
+
+from mmcast.structures import TensorMasks
+
+
+@MODELS.register_module()
+class CASTDistiller(BaseDetector):
+    """Train a student on ``J(θ_S; D_l, D_u; λ_semi, λ_pxl)`` from a frozen teacher.
+
+    ``J = L_sup(D_l) + λ_semi · L_semi(D_u) + λ_pxl · L_pxl(D_l ∪ D_u)``.
+    Batches come from MMDet's ``MultiBranch`` pipelines: labeled images in
+    the ``sup`` branch with ground truth, unlabeled images in the ``unsup``
+    branch. With ``pseudo_label_mode='offline'`` (the paper's choice: the
+    teacher is frozen, so label once) the unsup branch already carries the
+    teacher's pseudo-labels as ``gt_instances``: they were read from the
+    json written by ``PseudoLabelHook`` and went through the same geometric
+    transforms as the image. With ``'online'`` the teacher labels the unsup
+    batch inside the step (same view, so no projection is needed).
+
+    ``L_pxl`` is computed by the student's own head on each branch; the
+    unsup branch's set-prediction losses are scaled by ``λ_semi`` (its
+    ``loss_pxl`` is not). The teacher is held outside the module tree: no
+    gradients, always ``eval()``, not in the optimizer, not in
+    ``state_dict`` (checkpoints hold only ``student.*``), not wrapped by
+    DDP; it follows the wrapper's device. ``predict`` uses the student, so
+    ``mim test`` of a stage-2 checkpoint evaluates the student.
+
+    Args:
+        student (dict): Config of the student detector (any MMDet
+            instance-segmentation model; ``CASTMask2Former`` by default).
+        teacher (dict | str, optional): Config of the teacher detector, or
+            the path of a config file whose ``model`` is the teacher.
+        teacher_checkpoint (str, optional): Its weights, loaded at build.
+        semi_train_cfg (dict): ``unsup_weight`` (λ_semi, 1.0),
+            ``sup_weight`` (1.0), ``pseudo_label_mode`` ('offline' or
+            'online'), ``pseudo_label_filter`` (``PseudoLabelFilter``
+            arguments, online mode).
+        data_preprocessor (dict): Usually ``MultiBranchDataPreprocessor``
+            wrapping the student's preprocessor.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 student: ConfigType,
+                 teacher: Optional[Union[ConfigType, str]] = None,
+                 teacher_checkpoint: Optional[str] = None,
+                 semi_train_cfg: ConfigType = dict(),
+                 data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.student = MODELS.build(student)
+        self.semi_train_cfg = dict(
+            sup_weight=1.0,
+            unsup_weight=1.0,
+            pseudo_label_mode='offline',
+            pseudo_label_filter=dict())
+        self.semi_train_cfg.update(semi_train_cfg)
+        mode = self.semi_train_cfg['pseudo_label_mode']
+        if mode not in ('offline', 'online'):
+            raise ValueError('semi_train_cfg.pseudo_label_mode must be '
+                             f'"offline" or "online", got {mode!r}')
+        if mode == 'online' and teacher is None:
+            raise ValueError('pseudo_label_mode="online" needs a teacher')
+        self._teacher: List[nn.Module] = []
+        self.teacher_classes: Optional[Tuple[str, ...]] = None
+        if teacher is not None:
+            self._teacher.append(self._build_teacher(teacher, teacher_checkpoint))
+
+    def _build_teacher(self, teacher: Union[ConfigType, str],
+                       checkpoint: Optional[str]) -> nn.Module:
+        """Build the frozen teacher and load its weights.
+
+        A checkpoint of a ``CASTDistiller`` (stage 1b) is read as its
+        student's weights.
+        """
+        if checkpoint is not None and not osp.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'teacher checkpoint not found: {checkpoint} '
+                '(model.teacher_checkpoint)')
+        if isinstance(teacher, str):
+            if not osp.isfile(teacher):
+                raise FileNotFoundError(
+                    f'teacher config not found: {teacher} (model.teacher)')
+            teacher = Config.fromfile(teacher).model
+        model = MODELS.build(copy.deepcopy(teacher))
+        if checkpoint is not None:
+            ckpt = load_checkpoint(
+                model,
+                checkpoint,
+                map_location='cpu',
+                revise_keys=[(r'^student\.', ''), (r'^module\.', '')])
+            classes = ckpt.get('meta', {}).get('dataset_meta', {}).get('classes')
+            if classes is not None:
+                self.teacher_classes = tuple(classes)
+        model.requires_grad_(False)
+        return model.eval()
+
+    @property
+    def teacher(self) -> Optional[nn.Module]:
+        """The frozen teacher, or None when the wrapper has none."""
+        return self._teacher[0] if self._teacher else None
+
+    def train(self, mode: bool = True) -> 'CASTDistiller':
+        """Set the student's mode; the teacher stays in ``eval()``."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def _apply(self, fn, *args, **kwargs):
+        """Move/cast the teacher along with the wrapper (``.to()``, ``.cuda()``)."""
+        super()._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def loss(self, multi_batch_inputs: Dict[str, Tensor],
+             multi_batch_data_samples: Dict[str, SampleList]) -> dict:
+        """Losses of one mixed batch.
+
+        Args:
+            multi_batch_inputs (dict[str, Tensor]): ``sup`` and/or ``unsup``
+                images, each (B_branch, 3, H, W), normalised and padded.
+            multi_batch_data_samples (dict[str, list[DetDataSample]]): The
+                branches' samples; ``sup`` with ground truth, ``unsup`` with
+                pseudo-labels (offline) or none yet (online).
+
+        Returns:
+            dict: ``sup_*`` and ``unsup_*`` losses and statistics.
+        """
+        cfg = self.semi_train_cfg
+        losses = dict()
+        if 'sup' in multi_batch_inputs:
+            sup = self.student.loss(multi_batch_inputs['sup'],
+                                    multi_batch_data_samples['sup'])
+            losses.update(
+                rename_loss_dict('sup_', self._scale(sup, cfg['sup_weight'])))
+        if 'unsup' in multi_batch_inputs:
+            inputs = multi_batch_inputs['unsup']
+            samples = multi_batch_data_samples['unsup']
+            if cfg['pseudo_label_mode'] == 'online':
+                samples = self.label_online(inputs, samples)
+            unsup = self.student.loss(inputs, samples)
+            losses.update(
+                rename_loss_dict('unsup_',
+                                 self._scale(unsup, cfg['unsup_weight'])))
+        return losses
+
+    @staticmethod
+    def _scale(losses: Dict[str, Tensor], weight: float) -> Dict[str, Tensor]:
+        """Scale the set-prediction losses; ``loss_pxl`` keeps its own λ_pxl."""
+        return {
+            k: v * weight if 'loss' in k and 'loss_pxl' not in k else v
+            for k, v in losses.items()
+        }
+
+    @torch.no_grad()
+    def label_online(self, batch_inputs: Tensor,
+                     batch_data_samples: SampleList) -> SampleList:
+        """Pseudo-label a batch with the teacher inside the training step.
+
+        The teacher sees the same (weak-view) padded batch (B, 3, H, W) as
+        the student, so its masks need no geometric projection; they are
+        filtered like offline labels, padded to the batch shape and stored
+        as :class:`TensorMasks` (no host round trip).
+        """
+        from mmcast.pseudo_labels import PseudoLabelFilter
+        label_filter = PseudoLabelFilter(**self.semi_train_cfg['pseudo_label_filter'])
+        results = self.teacher.predict(
+            batch_inputs, copy.deepcopy(batch_data_samples), rescale=False)
+        pad_h, pad_w = batch_inputs.shape[-2:]
+        for sample, result in zip(batch_data_samples, results):
+            pseudo = label_filter(result.pred_instances)
+            masks = pseudo.masks.new_zeros((len(pseudo), pad_h, pad_w))
+            h, w = pseudo.masks.shape[-2:]
+            masks[:, :h, :w] = pseudo.masks
+            pseudo.masks = TensorMasks(masks)
+            sample.gt_instances = pseudo
+        return batch_data_samples
+
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Predict with the student (B, 3, H, W) → samples with predictions."""
+        return self.student.predict(
+            batch_inputs, batch_data_samples, rescale=rescale)
+
+    def _forward(self, batch_inputs: Tensor,
+                 batch_data_samples: SampleList) -> Tuple:
+        """The student's raw network outputs."""
+        return self.student._forward(batch_inputs, batch_data_samples)
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        """The student's features of (B, 3, H, W) images."""
+        return self.student.extract_feat(batch_inputs)
+
+
+def student_state_dict(checkpoint: Union[str, dict]) -> Dict[str, Tensor]:
+    """The plain student weights of a ``CASTDistiller`` checkpoint.
+
+    Args:
+        checkpoint (str | dict): A checkpoint path or loaded dict.
+
+    Returns:
+        dict: ``state_dict`` with the ``student.`` prefix removed, loadable
+        into the student detector (stage 3's ``load_from``).
+    """
+    if isinstance(checkpoint, str):
+        checkpoint = torch.load(checkpoint, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
+    student = {
+        k[len('student.'):]: v
+        for k, v in state.items() if k.startswith('student.')
+    }
+    if not student:
+        raise KeyError('checkpoint has no "student.*" weights: '
+                       'not a CASTDistiller checkpoint')
+    return student

@@ -1,0 +1,8 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+from .box_prompted_teacher import BoxPromptedTeacher, build_sam2_model
+from .teacher_ensemble import TeacherEnsemble, fuse_instances
+
+__all__ = [
+    'BoxPromptedTeacher', 'TeacherEnsemble', 'build_sam2_model',
+    'fuse_instances'
+]

@@ -1,0 +1,424 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""A box-prompted VFM teacher: any MMDet detector proposes boxes, SAM 2
+turns every box into a mask.
+
+The paper's teacher is MM-Grounding-DINO Swin-L prompted with the dataset's
+class names (" . "-joined, score threshold 0.3) followed by SAM 2.1 Hiera-L
+with one box prompt per detection and ``multimask_output=False``.
+"""
+import copy
+import os.path as osp
+import warnings
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample, SampleList
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from .utils import (BERT_HINT, DETECTOR_HINT, SAM2_HINT, build_label_mapping,
+                    check_local_dir, check_local_file, load_model_cfg,
+                    original_rgb_image, remap_instances, resolve_class_names)
+
+# SAM 2's own input normalisation (sam2.utils.transforms.SAM2Transforms).
+SAM2_MEAN = (0.485, 0.456, 0.406)
+SAM2_STD = (0.229, 0.224, 0.225)
+_DETECTOR_META_KEYS = ('text', 'custom_entities', 'tokens_positive',
+                       'caption_prompt', 'token_positive_map')
+
+
+def build_sam2_model(config_file: str,
+                     checkpoint: Optional[str] = None,
+                     hydra_overrides: Sequence[str] = (),
+                     apply_postprocessing: bool = True) -> nn.Module:
+    """Build a ``sam2.modeling.sam2_base.SAM2Base`` on the CPU, in eval mode.
+
+    Args:
+        config_file: a config shipped in the ``sam2`` package, e.g.
+            ``'configs/sam2.1/sam2.1_hiera_l.yaml'``, or the path of a yaml
+            file in the same format.
+        checkpoint: local path of the official ``.pt`` checkpoint (a dict
+            with the state dict under ``'model'``); ``None`` keeps the random
+            initialisation (tests only).
+        hydra_overrides: extra hydra overrides (``'model.image_size=256'``).
+        apply_postprocessing: the official builder's post-processing
+            overrides (a single requested mask falls back to the most stable
+            of the multi-mask outputs when it is unstable).
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` is given but no such file exists.
+    """
+    if checkpoint is not None:
+        check_local_file(checkpoint, 'SAM 2 checkpoint', SAM2_HINT,
+                         name=osp.basename(checkpoint))
+    overrides = list(hydra_overrides)
+    if osp.isfile(config_file):
+        # a yaml outside the sam2 package: load it with OmegaConf directly.
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+        from sam2.build_sam import _load_checkpoint
+        if apply_postprocessing:
+            overrides += _postprocessing_overrides()
+        cfg = OmegaConf.load(config_file)
+        dotlist = [o.lstrip('+') for o in overrides]
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+        OmegaConf.resolve(cfg)
+        model = instantiate(cfg.model, _recursive_=True)
+        _load_checkpoint(model, checkpoint)
+        return model.eval()
+    from sam2.build_sam import build_sam2
+    return build_sam2(
+        config_file,
+        checkpoint,
+        device='cpu',
+        mode='eval',
+        hydra_overrides_extra=overrides,
+        apply_postprocessing=apply_postprocessing)
+
+
+def _postprocessing_overrides() -> List[str]:
+    return [
+        '++model.sam_mask_decoder_extra_args.'
+        'dynamic_multimask_via_stability=true',
+        '++model.sam_mask_decoder_extra_args.'
+        'dynamic_multimask_stability_delta=0.05',
+        '++model.sam_mask_decoder_extra_args.'
+        'dynamic_multimask_stability_thresh=0.98',
+    ]
+
+
+def find_language_model_name(cfg) -> Optional[str]:
+    """The ``language_model.name`` of a detector config, if it has one."""
+    lm = cfg.get('language_model') if hasattr(cfg, 'get') else None
+    if lm is None:
+        return None
+    return lm.get('name')
+
+
+@MODELS.register_module()
+class BoxPromptedTeacher(BaseDetector):
+    """Detector boxes -> SAM 2 masks, as an MMDetection detector.
+
+    ``predict`` returns, per image, ``pred_instances`` with ``bboxes``
+    (N, 4) and ``scores`` (N,) from the detector (boxes in the original
+    image's pixels), ``labels`` (N,) in the order of ``classes`` and
+    ``masks`` (N, H, W) bool at the original image resolution: one SAM 2
+    mask per box (box prompt, ``multimask_output=False``).
+
+    Args:
+        detector (dict | str): config of any MMDetection detector, or the
+            path of a config file (``mmdet::...`` allowed) whose ``model``
+            is used, modified by ``detector_cfg_options``. For
+            ``GroundingDINO`` the text prompt is set to ``detector_classes``
+            (``custom_entities=True``: the names joined by ". "); its
+            ``language_model.name`` must be a local folder.
+        sam2 (dict): ``config_file`` (a config of the ``sam2`` package such
+            as ``'configs/sam2.1/sam2.1_hiera_l.yaml'`` or a yaml path),
+            ``checkpoint`` (local ``.pt``; ``None`` = random init, tests
+            only), optional ``hydra_overrides`` (list of str),
+            ``apply_postprocessing`` (bool, default True, as the official
+            builder), ``mask_threshold`` (logit threshold, default 0.0),
+            ``box_batch_size`` (boxes decoded at once, default 64) and
+            ``autocast`` (``'bfloat16'``/``'float16'`` on CUDA, default
+            ``None``).
+        classes (str | Sequence[str]): the dataset's class names in label
+            order, or a dataset name registered in mmdet (e.g.
+            ``'CityscapesDataset'``) whose ``METAINFO['classes']`` is used.
+        detector_classes (Sequence[str], optional): the names of the
+            detector's label ids (for GroundingDINO: the prompt). Defaults to
+            the keys of ``class_name_map`` if given, else ``classes``.
+        class_name_map (dict, optional): detector class name -> dataset
+            class name; detector classes absent from it are dropped.
+        detector_checkpoint (str, optional): weights loaded into the
+            detector only (e.g. the stage-1 adapted Grounding-DINO).
+        detector_cfg_options (dict, optional): merged into the detector
+            config (e.g. ``{'language_model.name': 'checkpoints/bert'}``).
+        score_thr (float): detections with a lower score are dropped before
+            SAM 2 runs. Defaults to 0.3 (the paper's).
+        max_per_img (int): keep at most this many detections (by score).
+        image_source (str): where SAM 2's image comes from: ``'file'``
+            (``img_path``, full resolution), ``'inputs'`` (undo the detector's
+            preprocessing of the batch) or ``'auto'`` (file if it exists).
+        backend_args (dict, optional): file backend for ``'file'``.
+        data_preprocessor (dict, optional): defaults to the detector's.
+    """
+
+    def __init__(self,
+                 detector: Union[dict, ConfigDict, str],
+                 sam2: dict,
+                 classes: Union[str, Sequence[str]],
+                 detector_classes: Optional[Sequence[str]] = None,
+                 class_name_map: Optional[Dict[str, str]] = None,
+                 detector_checkpoint: Optional[str] = None,
+                 detector_cfg_options: Optional[dict] = None,
+                 score_thr: float = 0.3,
+                 max_per_img: int = 100,
+                 image_source: str = 'auto',
+                 backend_args: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        detector = load_model_cfg(detector, detector_cfg_options)
+        sam2 = dict(sam2)
+        # fail early, before anything heavy is built, on missing local files
+        lm_name = find_language_model_name(detector)
+        if lm_name is not None:
+            check_local_dir(lm_name, 'text encoder (BERT) of the detector',
+                            BERT_HINT)
+        if sam2.get('checkpoint') is not None:
+            check_local_file(sam2['checkpoint'], 'SAM 2 checkpoint',
+                             SAM2_HINT, name=osp.basename(sam2['checkpoint']))
+        if detector_checkpoint is not None:
+            check_local_file(detector_checkpoint, 'detector checkpoint',
+                             DETECTOR_HINT)
+        if data_preprocessor is None:
+            data_preprocessor = copy.deepcopy(
+                detector.get('data_preprocessor', None))
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.classes = resolve_class_names(classes)
+        if detector_classes is None:
+            detector_classes = (
+                list(class_name_map) if class_name_map is not None else
+                self.classes)
+        self.detector_classes = resolve_class_names(detector_classes)
+        self.class_name_map = (
+            dict(class_name_map) if class_name_map is not None else None)
+        self.label_mapping = build_label_mapping(
+            self.detector_classes, self.classes, self.class_name_map)
+        if all(i < 0 for i in self.label_mapping):
+            raise ValueError(
+                f'no detector class ({list(self.detector_classes)}) maps to '
+                f'a dataset class ({list(self.classes)})')
+        self.dataset_meta = dict(classes=self.classes)
+        self.score_thr = score_thr
+        self.max_per_img = max_per_img
+        if image_source not in ('auto', 'file', 'inputs'):
+            raise ValueError(f'unknown image_source {image_source!r}')
+        self.image_source = image_source
+        self.backend_args = backend_args
+
+        # ---- detector ---------------------------------------------------
+        self.detector = MODELS.build(detector)
+        self.text_prompted = hasattr(self.detector, 'language_model')
+        if detector_checkpoint is not None:
+            from mmengine.runner import load_checkpoint
+            load_checkpoint(
+                self.detector, detector_checkpoint, map_location='cpu')
+            self.detector._is_init = True
+        self.detector_checkpoint = detector_checkpoint
+
+        # ---- SAM 2 -------------------------------------------------------
+        self.mask_threshold = float(sam2.pop('mask_threshold', 0.0))
+        self.box_batch_size = int(sam2.pop('box_batch_size', 64))
+        self.autocast = sam2.pop('autocast', None)
+        self.sam2_model = build_sam2_model(
+            sam2.pop('config_file'),
+            checkpoint=sam2.pop('checkpoint', None),
+            hydra_overrides=sam2.pop('hydra_overrides', ()),
+            apply_postprocessing=sam2.pop('apply_postprocessing', True))
+        if sam2:
+            raise TypeError(f'unknown sam2 options: {sorted(sam2)}')
+        self.sam2_model.requires_grad_(False)
+        self.sam2_model.eval()
+        self.register_buffer(
+            'sam2_mean', torch.tensor(SAM2_MEAN).view(3, 1, 1) * 255, False)
+        self.register_buffer(
+            'sam2_std', torch.tensor(SAM2_STD).view(3, 1, 1) * 255, False)
+        self._register_load_state_dict_pre_hook(self._accept_detector_only)
+
+    # ------------------------------------------------------------------
+    # checkpoints
+    def _accept_detector_only(self, state_dict, prefix, *args) -> None:
+        """Let a plain detector checkpoint load into the teacher.
+
+        A state dict without ``detector.`` keys is taken for the detector's
+        own (e.g. the zoo's Grounding-DINO weights, or the stage-1 adapted
+        one) and re-keyed; SAM 2 weights missing from the checkpoint keep
+        their current values (from ``sam2.checkpoint``).
+        """
+        det_prefix = prefix + 'detector.'
+        sam_prefix = prefix + 'sam2_model.'
+        own = [k for k in state_dict if k.startswith(prefix)]
+        if own and not any(k.startswith(det_prefix) for k in own):
+            for k in own:
+                if not k.startswith(sam_prefix):
+                    state_dict[det_prefix + k[len(prefix):]] = \
+                        state_dict.pop(k)
+        if not any(k.startswith(sam_prefix) for k in state_dict):
+            for k, v in self.sam2_model.state_dict().items():
+                state_dict[sam_prefix + k] = v
+
+    def train(self, mode: bool = True):
+        """SAM 2 always stays in eval mode (it is frozen)."""
+        super().train(mode)
+        self.sam2_model.eval()
+        return self
+
+    # ------------------------------------------------------------------
+    # BaseDetector API
+    def extract_feat(self, batch_inputs: Tensor):
+        return self.detector.extract_feat(batch_inputs)
+
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList):
+        raise NotImplementedError(
+            'BoxPromptedTeacher is inference-only. Adapt its detector with a '
+            'plain detector config (e.g. configs/mmcast/teachers/'
+            'adapt_grounding_dino_cityscapes.py) and set '
+            '`detector_checkpoint` to the result.')
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples=None):
+        raise NotImplementedError(
+            'BoxPromptedTeacher has no tensor mode; use predict().')
+
+    @torch.no_grad()
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Detect, relabel to the dataset's classes, segment with SAM 2.
+
+        ``batch_inputs`` is the detector's preprocessed batch. Outputs are
+        always at the original image resolution (``rescale`` is accepted
+        for API compatibility; ``False`` is not supported).
+        """
+        if not rescale:
+            warnings.warn('BoxPromptedTeacher always returns results at the '
+                          'original image resolution (rescale=True).')
+        det_samples = []
+        for ds in batch_data_samples:
+            meta = {
+                k: v
+                for k, v in ds.metainfo.items() if k not in _DETECTOR_META_KEYS
+            }
+            if self.text_prompted:
+                meta['text'] = tuple(self.detector_classes)
+                meta['custom_entities'] = True
+            det_samples.append(DetDataSample(metainfo=meta))
+        det_samples = self.detector.predict(
+            batch_inputs, det_samples, rescale=True)
+
+        results, images = [], {}
+        for i, (ds, det) in enumerate(zip(batch_data_samples, det_samples)):
+            dets = det.pred_instances
+            inst = InstanceData(
+                bboxes=dets.bboxes.float(),
+                scores=dets.scores.float(),
+                labels=dets.labels.long())
+            inst = remap_instances(inst, self.label_mapping)
+            inst = inst[inst.scores > self.score_thr]
+            if len(inst) > self.max_per_img:
+                inst = inst[inst.scores.topk(self.max_per_img).indices]
+            ori_h, ori_w = ds.metainfo['ori_shape'][:2]
+            inst.bboxes[:, 0::2] = inst.bboxes[:, 0::2].clamp(0, ori_w)
+            inst.bboxes[:, 1::2] = inst.bboxes[:, 1::2].clamp(0, ori_h)
+            if len(inst) > 0:
+                images[i] = original_rgb_image(ds, batch_inputs[i],
+                                               self.data_preprocessor,
+                                               self.image_source,
+                                               self.backend_args)
+            results.append(inst)
+
+        feats = self.embed_images(list(images.values())) if images else None
+        for j, i in enumerate(images):
+            results[i].masks = self.segment_boxes(
+                {k: [f[j:j + 1] for f in v] if isinstance(v, list) else
+                 v[j:j + 1]
+                 for k, v in feats.items()}, images[i].shape[:2],
+                results[i].bboxes)
+        for i, (ds, inst) in enumerate(zip(batch_data_samples, results)):
+            if i not in images:
+                ori_h, ori_w = ds.metainfo['ori_shape'][:2]
+                inst.masks = torch.zeros((0, ori_h, ori_w),
+                                         dtype=torch.bool,
+                                         device=batch_inputs.device)
+            ds.pred_instances = inst
+        return batch_data_samples
+
+    # ------------------------------------------------------------------
+    # SAM 2
+    @property
+    def sam2_image_size(self) -> int:
+        return int(self.sam2_model.image_size)
+
+    def _autocast(self, device: torch.device):
+        if self.autocast is None or device.type != 'cuda':
+            return torch.autocast(device.type, enabled=False)
+        return torch.autocast('cuda', dtype=getattr(torch, self.autocast))
+
+    @torch.no_grad()
+    def embed_images(self, images: List[np.ndarray]) -> dict:
+        """SAM 2 image features of RGB uint8 images (H, W, 3), batched.
+
+        Same transform as ``SAM2Transforms``: [0, 1] scaling, antialiased
+        bilinear resize to the square ``image_size``, ImageNet normalisation
+        (applied here in [0, 255] units).
+        """
+        device = self.sam2_mean.device
+        size = self.sam2_image_size
+        batch = []
+        for image in images:
+            x = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+            x = x.permute(2, 0, 1)[None].float()
+            batch.append(
+                F.interpolate(
+                    x, (size, size),
+                    mode='bilinear',
+                    align_corners=False,
+                    antialias=True))
+        x = (torch.cat(batch) - self.sam2_mean) / self.sam2_std
+        model = self.sam2_model
+        with self._autocast(device):
+            backbone_out = model.forward_image(x)
+            _, feats, _, sizes = model._prepare_backbone_features(backbone_out)
+            if model.directly_add_no_mem_embed:
+                feats[-1] = feats[-1] + model.no_mem_embed
+        maps = [
+            f.permute(1, 2, 0).reshape(len(images), -1, *hw)
+            for f, hw in zip(feats, sizes)
+        ]
+        return dict(image_embed=maps[-1], high_res_feats=maps[:-1])
+
+    @torch.no_grad()
+    def segment_boxes(self, feats: dict, ori_hw: tuple,
+                      bboxes: Tensor) -> Tensor:
+        """One SAM 2 mask per box -> (N, H, W) bool at ``ori_hw``.
+
+        Args:
+            feats: :meth:`embed_images` output of ONE image.
+            ori_hw: (H, W) of the original image.
+            bboxes: (N, 4) xyxy boxes in original-image pixels.
+        """
+        h, w = ori_hw
+        model = self.sam2_model
+        size = self.sam2_image_size
+        device = feats['image_embed'].device
+        scale = torch.tensor([w, h, w, h], dtype=torch.float, device=device)
+        prompts = bboxes.to(device).float() / scale * size
+        masks = []
+        dense_pe = model.sam_prompt_encoder.get_dense_pe()
+        for start in range(0, len(prompts), self.box_batch_size):
+            boxes = prompts[start:start + self.box_batch_size]
+            n = len(boxes)
+            coords = boxes.reshape(n, 2, 2)
+            labels = torch.tensor([[2, 3]], dtype=torch.int,
+                                  device=device).repeat(n, 1)
+            with self._autocast(device):
+                sparse, dense = model.sam_prompt_encoder(
+                    points=(coords, labels), boxes=None, masks=None)
+                low_res, _, _, _ = model.sam_mask_decoder(
+                    image_embeddings=feats['image_embed'],
+                    image_pe=dense_pe,
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=False,
+                    repeat_image=n > 1,
+                    high_res_features=feats['high_res_feats'])
+            up = F.interpolate(
+                low_res.float(), (h, w), mode='bilinear', align_corners=False)
+            masks.append(up[:, 0] > self.mask_threshold)
+        return torch.cat(masks).to(bboxes.device)

@@ -1,0 +1,194 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Turn a teacher's raw instance predictions into pseudo-labels.
+
+CAST (authors' code): keep detections with score > 0.3, at most 100 per
+image; binarise masks at 0.5; paint the masks in descending score order so
+that they do not overlap (a pixel belongs to the first mask that takes it);
+drop the masks left empty.
+"""
+import numbers
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from mmengine.structures import InstanceData
+
+DEFAULT_FILTER_CFG = dict(
+    score_thr=0.3,
+    max_per_image=100,
+    mask_thr=0.5,
+    non_overlapping=True,
+    min_area=1)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_filter_cfg(cfg: Optional[dict]) -> dict:
+    """Complete ``cfg`` with the defaults and validate every value.
+
+    Args:
+        cfg (dict, optional): Any subset of ``score_thr``, ``max_per_image``,
+            ``mask_thr``, ``non_overlapping``, ``min_area``.
+
+    Returns:
+        dict: All five keys, with plain Python values (json-serialisable).
+
+    Raises:
+        ValueError: On an unknown key or an invalid value (the message names
+            the key and the value).
+    """
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULT_FILTER_CFG))
+    if unknown:
+        raise ValueError(
+            f'unknown pseudo-label filter key(s) {unknown}; valid keys are '
+            f'{sorted(DEFAULT_FILTER_CFG)}')
+    out = dict(DEFAULT_FILTER_CFG)
+    out.update(cfg)
+    score_thr, mask_thr = out['score_thr'], out['mask_thr']
+    if not _is_real(score_thr) or not 0 <= score_thr <= 1:
+        raise ValueError(
+            f'score_thr must be a number in [0, 1], got {score_thr!r}')
+    if not _is_real(mask_thr) or not 0 <= mask_thr < 1:
+        raise ValueError(
+            f'mask_thr must be a number in [0, 1), got {mask_thr!r}')
+    if not _is_int(out['max_per_image']) or out['max_per_image'] < 1:
+        raise ValueError('max_per_image must be an integer >= 1, got '
+                         f'{out["max_per_image"]!r}')
+    if not _is_int(out['min_area']) or out['min_area'] < 1:
+        raise ValueError(
+            f'min_area must be an integer >= 1, got {out["min_area"]!r}')
+    if not isinstance(out['non_overlapping'], (bool, np.bool_)):
+        raise ValueError('non_overlapping must be a bool, got '
+                         f'{out["non_overlapping"]!r}')
+    return dict(
+        score_thr=float(score_thr),
+        max_per_image=int(out['max_per_image']),
+        mask_thr=float(mask_thr),
+        non_overlapping=bool(out['non_overlapping']),
+        min_area=int(out['min_area']))
+
+
+def masks_to_bboxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight ``(x1, y1, x2, y2)`` boxes of bool masks ``(n, H, W)``.
+
+    ``x2``/``y2`` are exclusive (``x2 = last column + 1``), the convention of
+    MMDetection's ``BitmapMasks.get_bboxes`` and pycocotools' ``toBbox``.
+    Empty masks get an all-zero box.
+    """
+    n = masks.shape[0]
+    boxes = torch.zeros((n, 4), dtype=torch.float32)
+    if n == 0:
+        return boxes
+    rows = masks.any(dim=2)  # (n, H)
+    cols = masks.any(dim=1)  # (n, W)
+    h, w = masks.shape[1:]
+    nonempty = rows.any(dim=1)
+    ar_h = torch.arange(h).expand(n, h)
+    ar_w = torch.arange(w).expand(n, w)
+    y1 = torch.where(rows, ar_h, h).min(dim=1).values
+    y2 = torch.where(rows, ar_h, -1).max(dim=1).values + 1
+    x1 = torch.where(cols, ar_w, w).min(dim=1).values
+    x2 = torch.where(cols, ar_w, -1).max(dim=1).values + 1
+    boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3] = x1, y1, x2, y2
+    boxes[~nonempty] = 0
+    return boxes
+
+
+def _as_tensor(x) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if hasattr(x, 'to_ndarray'):  # BitmapMasks / PolygonMasks
+        x = x.to_ndarray()
+    return torch.as_tensor(np.asarray(x))
+
+
+class PseudoLabelFilter:
+    """Select and clean a teacher's instance predictions.
+
+    Args:
+        score_thr (float): Keep instances with ``score > score_thr``.
+            Defaults to 0.3.
+        max_per_image (int): Keep at most this many (the highest scores).
+            Defaults to 100.
+        mask_thr (float): Float masks are binarised as ``mask > mask_thr``;
+            bool masks are used as they are. Defaults to 0.5.
+        non_overlapping (bool): Paint the masks in descending score order; a
+            pixel belongs to the first mask that takes it. Defaults to True.
+        min_area (int): Drop masks with fewer pixels (after painting).
+            Defaults to 1 (drop empty masks).
+
+    Also accepts a single dict: ``PseudoLabelFilter(dict(score_thr=0.5))``.
+    ``__call__`` returns an :class:`InstanceData` on the CPU with ``masks``
+    (bool ``(n, H, W)``), ``labels`` (int64), ``scores`` (float32) and
+    ``bboxes`` (float32 ``(n, 4)`` xyxy recomputed from the masks), sorted
+    by descending score.
+    """
+
+    def __init__(self, cfg: Optional[dict] = None, **kwargs) -> None:
+        if cfg is not None and not isinstance(cfg, dict):
+            raise ValueError(f'filter cfg must be a dict, got {cfg!r}')
+        merged = dict(cfg or {})
+        merged.update(kwargs)
+        self.cfg = check_filter_cfg(merged)
+        for key, value in self.cfg.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        args = ', '.join(f'{k}={v!r}' for k, v in self.cfg.items())
+        return f'{self.__class__.__name__}({args})'
+
+    def __call__(self, pred_instances: InstanceData) -> InstanceData:
+        """Filter one image's predictions (see the class docstring)."""
+        scores = _as_tensor(pred_instances.scores).float().reshape(-1)
+        labels = _as_tensor(pred_instances.labels).long().reshape(-1)
+        masks = _as_tensor(pred_instances.masks)
+        if masks.dim() != 3 or masks.shape[0] != scores.numel() or \
+                labels.numel() != scores.numel():
+            raise ValueError(
+                'pred_instances must hold masks (N, H, W), labels (N,) and '
+                f'scores (N,); got masks {tuple(masks.shape)}, labels '
+                f'{tuple(labels.shape)}, scores {tuple(scores.shape)}')
+
+        keep = torch.nonzero(scores > self.score_thr).flatten()
+        # descending score, ties broken by the teacher's order (stable)
+        order = torch.argsort(scores[keep], descending=True, stable=True)
+        keep = keep[order][:self.max_per_image]
+        scores, labels = scores[keep], labels[keep]
+        masks = masks[keep]
+        if masks.dtype != torch.bool:
+            masks = masks.float() > self.mask_thr
+
+        if self.non_overlapping and len(masks) > 1:
+            taken = torch.zeros(masks.shape[1:], dtype=torch.bool)
+            painted = torch.empty_like(masks)
+            for i in range(len(masks)):
+                painted[i] = masks[i] & ~taken
+                taken |= painted[i]
+            masks = painted
+
+        areas = masks.flatten(1).sum(1) if len(masks) else \
+            torch.zeros(0, dtype=torch.long)
+        ok = areas >= self.min_area
+        masks, labels, scores = masks[ok], labels[ok], scores[ok]
+
+        results = InstanceData()
+        results.masks = masks.contiguous()
+        results.labels = labels
+        results.scores = scores
+        results.bboxes = masks_to_bboxes(masks)
+        return results
+
+
+def build_filter(
+        cfg: Union[None, dict, PseudoLabelFilter]) -> PseudoLabelFilter:
+    """A :class:`PseudoLabelFilter` from a dict (or one that already is)."""
+    if isinstance(cfg, PseudoLabelFilter):
+        return cfg
+    return PseudoLabelFilter(cfg)

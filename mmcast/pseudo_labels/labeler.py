@@ -1,0 +1,505 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Offline pseudo-labeling of the unlabeled set by a frozen teacher.
+
+:func:`label_unlabeled_set` runs batched teacher inference over the
+unlabeled COCO json with a test pipeline, filters each image's predictions
+(:class:`PseudoLabelFilter`) and writes a COCO json (see
+:mod:`mmcast.pseudo_labels.coco_pseudo_labels`).
+
+- **Distributed**: rank ``r`` of ``W`` takes images ``r, r+W, r+2W, ...``
+  (no duplicate, no gap); every rank appends to its own shard; after a
+  barrier rank 0 merges the shards into the final file (atomic write) while
+  the others wait at a second barrier.
+- **Resumable**: shard ``<out_file>.partial.rank<r>.jsonl`` starts with a
+  line holding the labeling identity (teacher, checkpoint hash, unlabeled
+  hash, filter) and gets one json line per finished image, flushed and
+  fsync'ed per batch. A restarted run reads every shard of the same
+  identity (any rank, so a changed world size is fine), ignores a truncated
+  last line, skips the finished images and continues. Shards of another
+  identity are discarded. The merged file replaces the shards.
+- **Robust**: an image that cannot be read or decoded is skipped with a
+  warning naming the file; it is counted in the header (``num_skipped``,
+  ``skipped``) and kept in ``images`` with ``mmcast_skipped: true`` (so the
+  image list, hence the dataset length, never changes; PseudoLabeledDataset
+  never serves it). An image with zero surviving instances is kept, with
+  no annotation.
+"""
+import copy
+import glob
+import json
+import logging
+import os
+import os.path as osp
+import time
+from datetime import datetime, timezone
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.dist import (barrier, broadcast_object_list, get_dist_info,
+                           is_distributed)
+from mmengine.logging import print_log
+from mmengine.registry import DefaultScope
+from mmengine.utils import ProgressBar
+from torch.utils.data import DataLoader, Dataset
+
+from .coco_pseudo_labels import (SKIPPED_IMAGE_KEY, identity,
+                                 instances_to_coco_annotations,
+                                 write_pseudo_label_json)
+from .filtering import PseudoLabelFilter, build_filter
+
+SHARD_KEY = 'mmcast_pseudo_label_shard'
+
+
+def shard_path(out_file: str, rank: int) -> str:
+    """The resumable partial file of ``rank``."""
+    return f'{out_file}.partial.rank{rank}.jsonl'
+
+
+def _all_shards(out_file: str) -> List[str]:
+    pattern = glob.escape(out_file) + '.partial.rank*.jsonl'
+    return sorted(glob.glob(pattern))
+
+
+# --------------------------------------------------------------------------
+# dataset side
+# --------------------------------------------------------------------------
+def build_labeling_dataset(dataset: Union[dict, Dataset]):
+    """A test-mode MMDet dataset from a config (or the dataset itself)."""
+    if not isinstance(dataset, dict):
+        if hasattr(dataset, 'full_init'):
+            dataset.full_init()
+        return dataset
+    from mmdet.registry import DATASETS
+    cfg = copy.deepcopy(dict(dataset))
+    cfg['test_mode'] = True
+    # one pass, images only: skip mmengine's serialisation (and its
+    # gc.collect(), slow in a process that imported the whole stack)
+    cfg.setdefault('serialize_data', False)
+    scope = None if DefaultScope.get_current_instance() is not None \
+        else 'mmdet'
+    with DefaultScope.overwrite_default_scope(scope):
+        ds = DATASETS.build(cfg)
+    if hasattr(ds, 'full_init'):
+        ds.full_init()
+    return ds
+
+
+class _SafeLoadDataset(Dataset):
+    """Runs the pipeline of ``dataset[idx]``; a failure becomes a record.
+
+    ``cv2``/``mmcv`` errors on a corrupt or missing image would otherwise
+    kill the whole labeling run (and, with workers, the DataLoader).
+    """
+
+    def __init__(self, dataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        idx = self.indices[i]
+        try:
+            if hasattr(self.dataset, 'prepare_data'):
+                data = self.dataset.prepare_data(idx)
+            else:
+                data = self.dataset[idx]
+            if data is None:
+                raise RuntimeError('the test pipeline returned None')
+            return dict(idx=idx, data=data)
+        except Exception as e:  # noqa: BLE001 - any load error skips it
+            return dict(idx=idx, error=f'{type(e).__name__}: {e}')
+
+
+def _collate(batch: List[dict]) -> dict:
+    ok = [b for b in batch if 'data' in b]
+    return dict(
+        indices=[b['idx'] for b in ok],
+        data=pseudo_collate([b['data'] for b in ok]) if ok else None,
+        failed=[(b['idx'], b['error']) for b in batch if 'error' in b])
+
+
+def _image_table(dataset) -> Tuple[list, list]:
+    """Image ids and paths of every dataset index."""
+    ids, paths = [], []
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        ids.append(info['img_id'])
+        paths.append(info.get('img_path'))
+    if len(set(ids)) != len(ids):
+        raise ValueError('the unlabeled dataset has duplicate image ids')
+    return ids, paths
+
+
+def _category_ids(dataset, categories: Sequence[dict]) -> List[int]:
+    """COCO category id of each class index of ``dataset``."""
+    cat_ids = getattr(dataset, 'cat_ids', None)
+    if cat_ids:
+        return [int(c) for c in cat_ids]
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    by_name = {c['name']: c['id'] for c in categories}
+    if classes and all(c in by_name for c in classes):
+        return [int(by_name[c]) for c in classes]
+    return [int(c['id']) for c in categories]
+
+
+def _load_unlabeled_json(dataset) -> Optional[dict]:
+    ann_file = getattr(dataset, 'ann_file', None)
+    if not ann_file or not osp.isfile(ann_file):
+        return None
+    with open(ann_file, encoding='utf-8') as f:
+        coco = json.load(f)
+    if not isinstance(coco, dict) or 'images' not in coco:
+        raise ValueError(f'{ann_file} is not a COCO json with "images"')
+    return coco
+
+
+# --------------------------------------------------------------------------
+# shards
+# --------------------------------------------------------------------------
+def _read_shard(path: str, ident: dict,
+                repair: bool = False) -> Optional[Dict[object, dict]]:
+    """Records ``{image_id: record}`` of a shard; ``None`` if foreign.
+
+    A line that does not parse (a run killed mid-write) ends the shard;
+    with ``repair`` the file is truncated to the valid prefix so that new
+    lines can be appended.
+    """
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except OSError:
+        return {}
+    records: Dict[object, dict] = {}
+    pos, valid_end, first = 0, 0, True
+    while True:
+        nl = raw.find(b'\n', pos)
+        if nl < 0:
+            break
+        try:
+            obj = json.loads(raw[pos:nl].decode('utf-8'))
+        except (ValueError, UnicodeDecodeError):
+            break
+        if first:
+            if not isinstance(obj, dict) or obj.get(SHARD_KEY) != ident:
+                return None
+            first = False
+        elif isinstance(obj, dict) and 'image_id' in obj:
+            records.setdefault(obj['image_id'], obj)
+        pos = valid_end = nl + 1
+    if first:  # not even a complete identity line
+        return None if raw.strip() else {}
+    if repair and valid_end < len(raw):
+        os.truncate(path, valid_end)
+    return records
+
+
+def _read_all_shards(out_file: str, ident: dict) -> Dict[object, dict]:
+    records: Dict[object, dict] = {}
+    for path in _all_shards(out_file):
+        got = _read_shard(path, ident)
+        for img_id, rec in (got or {}).items():
+            records.setdefault(img_id, rec)
+    return records
+
+
+def _json_id(img_id):
+    """An image id as it comes back from json (tuples become lists)."""
+    return json.loads(json.dumps(img_id))
+
+
+# --------------------------------------------------------------------------
+# merge
+# --------------------------------------------------------------------------
+def merge_pseudo_label_shards(out_file: str, dataset, header: dict) -> dict:
+    """Merge every shard of ``header``'s identity into ``out_file``.
+
+    Args:
+        out_file (str): The final COCO json.
+        dataset: The (built) labeling dataset, for the image list and the
+            category mapping.
+        header (dict): Identity header (:func:`make_header` +
+            ``filter``); counts are added.
+
+    Returns:
+        dict: The header written.
+
+    Raises:
+        RuntimeError: if some image of the dataset is in no shard.
+    """
+    dataset = build_labeling_dataset(dataset)
+    ident = identity(header)
+    records = _read_all_shards(out_file, ident)
+    img_ids, paths = _image_table(dataset)
+    missing = [i for i in img_ids if _json_id(i) not in records]
+    if missing:
+        raise RuntimeError(
+            f'cannot merge {out_file}: {len(missing)} of {len(img_ids)} '
+            f'images have no pseudo-labels yet (e.g. image id {missing[0]})')
+    coco = _load_unlabeled_json(dataset)
+    if coco is not None:
+        by_id = {img['id']: img for img in coco['images']}
+        categories = coco.get('categories', [])
+    else:
+        by_id, categories = {}, []
+    if not categories:
+        classes = dataset.metainfo.get('classes', ())
+        cat_ids = _category_ids(dataset, [])
+        categories = [dict(id=c, name=n) for c, n in zip(cat_ids, classes)]
+
+    images, annotations, skipped = [], [], []
+    for img_id, path in zip(img_ids, paths):
+        rec = records[_json_id(img_id)]
+        entry = copy.deepcopy(by_id.get(img_id))
+        if entry is None:
+            info = dataset.get_data_info(img_ids.index(img_id))
+            entry = dict(
+                id=img_id,
+                file_name=osp.basename(path or ''),
+                height=info.get('height'),
+                width=info.get('width'))
+        if rec.get('skipped'):
+            entry[SKIPPED_IMAGE_KEY] = True
+            skipped.append(rec.get('file') or path)
+        images.append(entry)
+        for ann in rec.get('annotations', []):
+            ann = dict(ann, id=len(annotations) + 1, image_id=img_id)
+            annotations.append(ann)
+
+    out_header = dict(header)
+    out_header.update(
+        num_images=len(images),
+        num_skipped=len(skipped),
+        skipped=skipped,
+        num_instances=len(annotations),
+        created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+    try:
+        from mmcast import __version__
+        out_header['mmcast_version'] = __version__
+    except ImportError:  # pragma: no cover
+        pass
+    write_pseudo_label_json(out_file, out_header, images, categories,
+                            annotations)
+    for path in _all_shards(out_file):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    print_log(
+        f'pseudo-labels written to {out_file}: {len(images)} images, '
+        f'{len(annotations)} instances, {len(skipped)} skipped',
+        logger='current')
+    return out_header
+
+
+# --------------------------------------------------------------------------
+# labeling
+# --------------------------------------------------------------------------
+def _check_shape(pred, data_sample, path) -> None:
+    ori = data_sample.metainfo.get('ori_shape')
+    masks = pred.masks
+    if ori is not None and len(masks) and tuple(masks.shape[-2:]) != \
+            tuple(ori[:2]):
+        raise ValueError(
+            f'teacher masks of {path} are {tuple(masks.shape[-2:])}, the '
+            f'original image is {tuple(ori[:2])}: the teacher must predict '
+            'at the original resolution (predict(..., rescale=True))')
+
+
+@torch.no_grad()
+def label_unlabeled_set(model: torch.nn.Module,
+                        dataset: Union[dict, Dataset],
+                        out_file: str,
+                        filter_cfg: Union[None, dict,
+                                          PseudoLabelFilter] = None,
+                        header: Optional[dict] = None,
+                        batch_size: int = 2,
+                        num_workers: int = 0,
+                        rank: Optional[int] = None,
+                        world_size: Optional[int] = None,
+                        log_interval: int = 50,
+                        progress: bool = True) -> dict:
+    """Pseudo-label the unlabeled set with ``model``; write ``out_file``.
+
+    Args:
+        model (nn.Module): The teacher: an MMDet detector whose
+            ``test_step(data)`` returns ``DetDataSample`` s with
+            ``pred_instances`` (``masks`` at the original resolution,
+            ``labels`` in the dataset's class order, ``scores``). Put in
+            eval mode for the call (its mode is restored afterwards).
+        dataset (dict | Dataset): The unlabeled set with a test pipeline
+            (LoadImageFromFile, Resize, PackDetInputs with img_id, img_path,
+            ori_shape, img_shape, scale_factor), as a config or built.
+        out_file (str): The COCO json to write.
+        filter_cfg (dict | PseudoLabelFilter, optional): Filter arguments.
+        header (dict, optional): Identity (see :func:`make_header`); its
+            ``filter`` is set from ``filter_cfg``. Shards of another
+            identity are discarded.
+        batch_size (int): Images per teacher forward. Defaults to 2.
+        num_workers (int): DataLoader workers. Defaults to 0.
+        rank (int, optional): This process' rank; defaults to
+            ``mmengine.dist.get_dist_info()``.
+        world_size (int, optional): Number of ranks (same default).
+            Injecting ``rank``/``world_size`` without an initialised process
+            group labels only that rank's share; the process that completes
+            the last share merges (or call :func:`merge_pseudo_label_shards`).
+        log_interval (int): Log the progress every this many batches.
+        progress (bool): Show a progress bar on rank 0.
+
+    Returns:
+        dict: ``out_file``, ``merged`` (whether the final file was written
+        by this call), ``num_processed`` (images labeled by this call,
+        skipped ones included), ``num_resumed`` (images of this rank's share
+        found finished in the shards), ``num_skipped`` (by this call),
+        ``images_per_s`` and ``header`` (the header written, or ``None``).
+    """
+    dist_rank, dist_world = get_dist_info()
+    rank = dist_rank if rank is None else int(rank)
+    world_size = dist_world if world_size is None else int(world_size)
+    if not 0 <= rank < world_size:
+        raise ValueError(f'rank must be in [0, {world_size}), got {rank}')
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    collective = is_distributed() and world_size > 1 and \
+        (rank, world_size) == (dist_rank, dist_world)
+
+    filt = build_filter(filter_cfg)
+    header = dict(header or {})
+    if header.get('filter') not in (None, filt.cfg):
+        raise ValueError(f'header filter {header["filter"]} differs from the '
+                         f'filter used {filt.cfg}')
+    header['filter'] = filt.cfg
+    header.setdefault('teacher', type(model).__name__)
+    ident = identity(header)
+
+    dataset = build_labeling_dataset(dataset)
+    img_ids, paths = _image_table(dataset)
+    cat_ids = _category_ids(dataset, [])
+    num_images = len(img_ids)
+
+    # ---- resume: own shard (repaired) + finished images of every shard
+    my_shard = shard_path(out_file, rank)
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    if osp.exists(my_shard) and _read_shard(my_shard, ident,
+                                            repair=True) is None:
+        print_log(
+            f'discarding {my_shard}: made with another teacher, checkpoint, '
+            'unlabeled set or filter', logger='current',
+            level=logging.WARNING)
+        os.remove(my_shard)
+    done = _read_all_shards(out_file, ident)
+    share = list(range(rank, num_images, world_size))
+    todo = [i for i in share if _json_id(img_ids[i]) not in done]
+    num_resumed = len(share) - len(todo)
+    if num_resumed:
+        print_log(
+            f'rank {rank}: resuming, {num_resumed} of {len(share)} images '
+            'already pseudo-labeled', logger='current')
+    if collective:
+        barrier()  # everyone has read the shards before anyone appends
+
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(
+        _SafeLoadDataset(dataset, todo),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        persistent_workers=False)
+    bar = ProgressBar(len(todo)) if progress and rank == 0 and todo \
+        else None
+    num_processed, num_skipped = 0, 0
+    start = time.perf_counter()
+    try:
+        new_file = not osp.exists(my_shard) or osp.getsize(my_shard) == 0
+        with open(my_shard, 'a', encoding='utf-8') as shard:
+            if new_file:
+                shard.write(json.dumps({SHARD_KEY: ident}) + '\n')
+                shard.flush()
+                os.fsync(shard.fileno())
+            for batch_idx, batch in enumerate(loader):
+                lines = []
+                for idx, error in batch['failed']:
+                    print_log(
+                        f'pseudo-labeling: skipping unreadable image '
+                        f'{paths[idx]} (id {img_ids[idx]}): {error}',
+                        logger='current', level=logging.WARNING)
+                    lines.append(
+                        dict(image_id=img_ids[idx], skipped=True,
+                             file=paths[idx], error=error))
+                    num_skipped += 1
+                if batch['data'] is not None:
+                    outputs = model.test_step(batch['data'])
+                    if len(outputs) != len(batch['indices']):
+                        raise RuntimeError(
+                            f'the teacher returned {len(outputs)} results '
+                            f'for {len(batch["indices"])} images')
+                    for idx, sample in zip(batch['indices'], outputs):
+                        pred = sample.pred_instances
+                        _check_shape(pred, sample, paths[idx])
+                        kept = filt(pred)
+                        anns = instances_to_coco_annotations(
+                            kept, img_ids[idx], cat_ids)
+                        lines.append(
+                            dict(image_id=img_ids[idx], annotations=anns))
+                shard.write(''.join(json.dumps(x) + '\n' for x in lines))
+                shard.flush()
+                os.fsync(shard.fileno())
+                num_processed += len(lines)
+                if bar is not None:
+                    for _ in lines:
+                        bar.update()
+                if log_interval and (batch_idx + 1) % log_interval == 0:
+                    rate = num_processed / max(time.perf_counter() - start,
+                                               1e-9)
+                    print_log(
+                        f'pseudo-labeling rank {rank}: {num_processed}/'
+                        f'{len(todo)} images, {rate:.2f} img/s',
+                        logger='current')
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.file.write('\n')
+            bar.file.flush()
+    elapsed = time.perf_counter() - start
+    rate = num_processed / elapsed if elapsed > 0 else 0.0
+    print_log(
+        f'pseudo-labeling rank {rank}: {num_processed} images in '
+        f'{elapsed:.1f} s ({rate:.2f} img/s), {num_skipped} skipped',
+        logger='current')
+
+    # ---- merge
+    out_header, merged = None, False
+    if collective:
+        barrier()
+        status = [None]
+        if rank == 0:
+            try:
+                out_header = merge_pseudo_label_shards(out_file, dataset,
+                                                       header)
+                status = [out_header]
+            except Exception as e:  # tell the others, then raise
+                status = [f'{type(e).__name__}: {e}']
+                broadcast_object_list(status, src=0)
+                raise
+        broadcast_object_list(status, src=0)
+        if not isinstance(status[0], dict):
+            raise RuntimeError(f'rank 0 failed to merge {out_file}: '
+                               f'{status[0]}')
+        out_header, merged = status[0], rank == 0
+    else:
+        finished = _read_all_shards(out_file, ident)
+        if all(_json_id(i) in finished for i in img_ids):
+            out_header = merge_pseudo_label_shards(out_file, dataset, header)
+            merged = True
+    return dict(
+        out_file=out_file,
+        merged=merged,
+        num_processed=num_processed,
+        num_resumed=num_resumed,
+        num_skipped=num_skipped,
+        images_per_s=rate,
+        header=out_header)

@@ -1,0 +1,46 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Write files so that a killed job never leaves a half-written one."""
+import json
+import os
+import os.path as osp
+import tempfile
+from contextlib import contextmanager
+from typing import IO, Any, Iterator
+
+
+@contextmanager
+def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; rename it onto ``path`` on success.
+
+    Args:
+        path (str): The final file path. Its folder is created if missing.
+        mode (str): ``'w'`` or ``'wb'``.
+        **kwargs: Passed to :func:`open` (e.g. ``encoding``).
+
+    Yields:
+        IO: The open temporary file. If the ``with`` body raises, the
+        temporary file is removed and ``path`` is left untouched.
+    """
+    if mode not in ('w', 'wb'):
+        raise ValueError(f'atomic_open supports modes "w" and "wb", got {mode!r}')
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_dump_json(obj: Any, path: str, **json_kwargs) -> None:
+    """Dump ``obj`` as JSON to ``path`` atomically (sorted keys by default)."""
+    json_kwargs.setdefault('sort_keys', True)
+    with atomic_open(path, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, **json_kwargs)

@@ -1,0 +1,117 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Generate procedural toy street scenes in the Cityscapes layout.
+
+Writes ``leftImg8bit/``, ``gtFine/`` (instanceIds, labelIds, color,
+polygons) and ``annotations/instancesonly_filtered_gtFine_{train,val}.json``
+(what MMDetection's ``tools/dataset_converters/cityscapes.py`` would write),
+deterministically for a seed. See :mod:`mmcast.datasets.toy_scenes`.
+
+Examples::
+
+    # the target data (what the models are evaluated on)
+    python tools/make_toy_dataset.py --out data/toy
+    # the domain-shifted corpus for the stand-in foundation teacher
+    python tools/make_toy_dataset.py --out data/toy_source --style source
+    # tiny, for tests
+    python tools/make_toy_dataset.py --out /tmp/toy --num-train 6 \
+        --num-val 4 --height 64 --width 128
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+from mmcast.datasets.toy_scenes import (MAX_CITIES, MIN_IMAGE_SIZE, STYLES,
+                                        make_toy_dataset)
+
+
+def _int_at_least(minimum: int, what: str):
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got '
+                                             f'{text!r}')
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be {what}, got {value}')
+        return value
+
+    return parse
+
+
+def _num_cities(text: str) -> int:
+    value = _int_at_least(1, 'a positive integer')(text)
+    if value > MAX_CITIES:
+        raise argparse.ArgumentTypeError(
+            f'must be at most {MAX_CITIES}, got {value}')
+    return value
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    positive = _int_at_least(1, 'a positive integer')
+    non_negative = _int_at_least(0, 'a non-negative integer')
+    size = _int_at_least(MIN_IMAGE_SIZE, f'an integer >= {MIN_IMAGE_SIZE}')
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument(
+        '--out', default='data/toy', help='dataset root to write')
+    parser.add_argument('--num-train', type=positive, default=200)
+    parser.add_argument('--num-val', type=positive, default=50)
+    parser.add_argument(
+        '--num-test',
+        type=non_negative,
+        default=0,
+        help='test images (MMDetection\'s converter CLI needs a test split)')
+    parser.add_argument('--height', type=size, default=96)
+    parser.add_argument('--width', type=size, default=192)
+    parser.add_argument('--seed', type=non_negative, default=0)
+    parser.add_argument(
+        '--style',
+        choices=STYLES,
+        default='target',
+        help='"target": the evaluation domain; "source": the domain-shifted '
+        'corpus of the stand-in foundation teacher')
+    parser.add_argument(
+        '--cities', type=_num_cities, default=2, help='cities per split')
+    parser.add_argument(
+        '--max-instances',
+        type=positive,
+        default=6,
+        help='objects placed per image: 1 to this')
+    parser.add_argument(
+        '--min-visible-px',
+        type=non_negative,
+        default=20,
+        help='objects with fewer visible pixels are removed')
+    parser.add_argument(
+        '--no-progress', action='store_true', help='hide the progress bar')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    try:
+        summary = make_toy_dataset(
+            args.out,
+            num_train=args.num_train,
+            num_val=args.num_val,
+            height=args.height,
+            width=args.width,
+            seed=args.seed,
+            style=args.style,
+            num_cities=args.cities,
+            num_test=args.num_test,
+            max_instances=args.max_instances,
+            min_visible_px=args.min_visible_px,
+            show_progress=not args.no_progress)
+    except (FileExistsError, ValueError) as e:
+        raise SystemExit(f'make_toy_dataset: error: {e}')
+    for split, info in summary.items():
+        print(f'{split}: {len(info["stems"])} images, '
+              f'{info["num_instances"]} instances -> {info["ann_file"]}')
+    sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    main()

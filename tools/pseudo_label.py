@@ -1,0 +1,229 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Pseudo-label an unlabeled set with a teacher, offline.
+
+Writes a COCO json (RLE masks with scores, header in ``info``) that
+``PseudoLabeledDataset``, ``CocoDataset`` and ``browse_dataset`` read, and
+overlays of the first images in ``<out dir>/pseudo_label_vis/``. A killed run
+resumes where it stopped; an up-to-date output is not redone (``--force``).
+
+Examples::
+
+    python tools/pseudo_label.py configs/teacher.py work_dirs/teacher.pth \\
+        --unlabeled-ann data/cityscapes/annotations/semi/unlabeled@10.json \\
+        --data-root data/cityscapes/ --img-prefix leftImg8bit/train/ \\
+        --out work_dirs/pseudo/cityscapes_u10.json
+    # 2 processes (gloo on CPU, nccl on GPUs)
+    torchrun --nproc_per_node=2 tools/pseudo_label.py ... --launcher pytorch
+
+The test pipeline and metainfo come from the teacher config's
+``test_dataloader.dataset`` (annotation-loading steps removed).
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+
+ANNOTATION_TRANSFORMS = ('LoadAnnotations', 'LoadPanopticAnnotations',
+                         'LoadTextAnnotations')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Pseudo-label an unlabeled COCO-format set with a '
+        'teacher detector (offline, resumable, multi-process)')
+    parser.add_argument('config', help='teacher config file')
+    parser.add_argument('checkpoint', help='teacher checkpoint file')
+    parser.add_argument(
+        '--unlabeled-ann', required=True,
+        help='COCO json of the unlabeled images (a path; if it does not '
+        'exist as given it is taken relative to --data-root)')
+    parser.add_argument('--out', required=True, help='output COCO json')
+    parser.add_argument(
+        '--data-root', default=None,
+        help='dataset root (default: the teacher config\'s)')
+    parser.add_argument(
+        '--img-prefix', default=None,
+        help='image folder under --data-root, e.g. leftImg8bit/train/ '
+        '(default: the teacher config\'s data_prefix)')
+    parser.add_argument('--dataset-type', default=None,
+                        help='dataset class (default: the teacher config\'s)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='keep instances with score > this')
+    parser.add_argument('--max-per-image', type=int, default=100)
+    parser.add_argument('--mask-thr', type=float, default=0.5,
+                        help='binarise float masks at this value')
+    parser.add_argument('--min-area', type=int, default=1,
+                        help='drop masks with fewer pixels after painting')
+    parser.add_argument(
+        '--allow-overlap', action='store_true',
+        help='keep overlapping masks (default: paint them in score order)')
+    parser.add_argument('--batch-size', type=int, default=2,
+                        help='images per teacher forward, per process')
+    parser.add_argument('--num-workers', type=int, default=0)
+    parser.add_argument('--vis-num', type=int, default=4,
+                        help='overlay images to save (0: none)')
+    parser.add_argument('--force', action='store_true',
+                        help='relabel even if --out is up to date')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override teacher config settings, key=value (mmengine '
+        'DictAction syntax)')
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _fail(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
+def _dataset_cfg(cfg, args) -> dict:
+    test_loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    base = copy.deepcopy(test_loader['dataset']) if test_loader else {}
+    if base.get('type') in ('ConcatDataset', 'RepeatDataset',
+                            'ClassBalancedDataset'):
+        _fail('the teacher config\'s test dataset is a wrapper; give '
+              '--dataset-type and a plain test_dataloader.dataset')
+    ds = {
+        k: v
+        for k, v in base.items()
+        if k not in ('ann_file', 'filter_cfg', 'indices', 'test_mode')
+    }
+    if args.dataset_type:
+        ds['type'] = args.dataset_type
+    ds.setdefault('type', 'CocoDataset')
+    if args.data_root is not None:
+        ds['data_root'] = args.data_root
+    if args.img_prefix is not None:
+        ds['data_prefix'] = dict(img=args.img_prefix)
+    ann = args.unlabeled_ann
+    ds['ann_file'] = osp.abspath(ann) if osp.exists(ann) else ann
+    pipeline = [
+        t for t in base.get('pipeline', [])
+        if t.get('type') not in ANNOTATION_TRANSFORMS
+    ]
+    if not pipeline:
+        _fail('the teacher config has no test_dataloader.dataset.pipeline')
+    ds['pipeline'] = pipeline
+    ds['test_mode'] = True
+    return ds
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # fail before the slow imports on the mistakes that are easy to make
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        _fail(f'teacher checkpoint not found: {args.checkpoint}')
+    if not osp.isfile(args.config):
+        _fail(f'teacher config not found: {args.config}')
+
+    import torch
+    from mmengine.config import Config
+    from mmengine.dist import (broadcast_object_list, get_dist_info,
+                               init_dist, is_distributed)
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmengine.utils import import_modules_from_strings
+
+    import mmcast  # noqa: F401  (registers mmcast modules)
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmcast.pseudo_labels import (build_labeling_dataset,
+                                      check_filter_cfg, identity, is_current,
+                                      label_unlabeled_set, make_header,
+                                      read_header,
+                                      save_pseudo_label_overlays)
+
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg['custom_imports'])
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+
+    if args.launcher != 'none':
+        if torch.cuda.is_available():
+            init_dist(args.launcher, backend='nccl')
+        elif args.launcher == 'pytorch':
+            # mmengine's init_dist always calls torch.cuda.set_device
+            import torch.distributed as torch_dist
+            torch_dist.init_process_group(backend='gloo')
+        else:
+            init_dist(args.launcher, backend='gloo')
+    rank, world_size = get_dist_info()
+    try:
+        filter_cfg = check_filter_cfg(
+            dict(score_thr=args.score_thr, max_per_image=args.max_per_image,
+                 mask_thr=args.mask_thr, min_area=args.min_area,
+                 non_overlapping=not args.allow_overlap))
+    except ValueError as e:
+        _fail(str(e))
+    out_file = osp.abspath(args.out)
+
+    dataset = build_labeling_dataset(_dataset_cfg(cfg, args))
+    state = [None, None]
+    if rank == 0:
+        header = make_header(args.config, args.checkpoint, dataset.ann_file,
+                             filter_cfg)
+        state = [header, is_current(out_file, identity(header))]
+    if is_distributed() and world_size > 1:
+        broadcast_object_list(state, src=0)
+    header, current = state
+
+    if current and not args.force:
+        if rank == 0:
+            print(f'{out_file} is up to date (same teacher, checkpoint, '
+                  'unlabeled set and filter); use --force to redo it')
+        return 0
+
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu',
+                    logger='current')
+    if torch.cuda.is_available():
+        model = model.cuda()
+    model.eval()
+    model.requires_grad_(False)
+    if getattr(model, 'dataset_meta', None) is None:
+        model.dataset_meta = dataset.metainfo
+    if args.force and current and rank == 0:
+        os.remove(out_file)
+
+    result = label_unlabeled_set(
+        model, dataset, out_file,
+        filter_cfg=filter_cfg,
+        header=header,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers)
+
+    if rank == 0:
+        final = result['header'] or read_header(out_file)
+        print(f'pseudo-labels: {out_file}\n'
+              f'  images {final["num_images"]}, instances '
+              f'{final["num_instances"]}, skipped {final["num_skipped"]}, '
+              f'{result["images_per_s"]:.2f} img/s on rank 0')
+        if args.vis_num > 0:
+            meta = dataset.metainfo
+            written = save_pseudo_label_overlays(
+                out_file, dataset.data_prefix.get('img', ''),
+                osp.join(osp.dirname(out_file), 'pseudo_label_vis'),
+                num_images=args.vis_num,
+                classes=list(meta.get('classes', [])) or None,
+                palette=meta.get('palette'))
+            if written:
+                print(f'  overlays: {osp.dirname(written[0])}/ '
+                      f'({len(written)} images)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
