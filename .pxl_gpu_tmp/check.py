@@ -21,3 +21,19 @@ print('view cpu vs cuda', (p1(x) - p2(x.to(c)).cpu()).abs().max().item())
 xc = x.to(c); p2(xc); torch.cuda.synchronize(); t = time.perf_counter()
 for _ in range(10): p2(xc)
 torch.cuda.synchronize(); print('strong view 8x3x512x1024 cuda ms', (time.perf_counter() - t) * 100)
+for B, h, w in [(8, 19, 37), (8, 64, 128)]:
+    zw = F.normalize(torch.randn(B, 128, h, w, device=c), dim=1).requires_grad_(); zs = F.normalize(torch.randn(B, 128, h, w, device=c), dim=1)
+    ml = torch.randn(B, 100, 4 * h, 4 * w, device=c); cl = torch.randn(B, 100, 9, device=c)
+    l = L()
+    def tm(f, n=10):
+        f(); torch.cuda.synchronize(); t = time.perf_counter()
+        for _ in range(n): f()
+        torch.cuda.synchronize(); return (time.perf_counter() - t) / n * 1e3
+    idx = l.sample_negatives(ml, cl, (h, w))
+    print(B, h, w, 'sample ms', tm(lambda: l.sample_negatives(ml, cl, (h, w))), 'fwd+bwd given idx ms', tm(lambda: l(zw, zs, neg_indices=idx)['loss_pxl'].backward()), 'full ms', tm(lambda: l(zw, zs, ml, cl)['loss_pxl'].backward()))
+B, h, w = 8, 64, 128
+ml = torch.randn(B, 100, 4 * h, 4 * w, device=c); cl = torch.randn(B, 100, 9, device=c)
+l = L(); l.sample_negatives(ml, cl, (h, w)); torch.cuda.synchronize()
+with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+    l.sample_negatives(ml, cl, (h, w)); torch.cuda.synchronize()
+print(prof.key_averages().table(sort_by='cuda_time_total', row_limit=10, max_name_column_width=60))

@@ -402,3 +402,15 @@ def test_student_configs_build(name, expected):
     assert model.panoptic_head.num_stuff_classes == 0
     assert cfg.model.test_cfg.instance_on and not cfg.model.test_cfg.panoptic_on
     assert _num_params(model) == pytest.approx(expected, rel=0.01)
+
+
+def test_paper_size_variant_has_52m_parameters(repo_root):
+    """``student_dinov2-s_dpt-52m.py`` matches the published 52M ± 5 %."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(
+        f'{repo_root}/configs/mmcast/_base_/models/student_dinov2-s_dpt-52m.py')
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    total = sum(p.numel() for p in model.parameters())
+    assert abs(total - 52e6) <= 0.05 * 52e6, total

@@ -23,8 +23,8 @@ def _inputs(batch=3, dim=8, h=4, w=5, queries=6, classes=4, seed=0):
 
 def _flat(z):
     """(B, D, h, w) -> (B*N, D), normalised, float32."""
-    return F.normalize(z.float(), dim=1).flatten(2).transpose(1,
-                                                              2).flatten(0, 1)
+    return F.normalize(
+        z.float(), dim=1).flatten(2).transpose(1, 2).flatten(0, 1)
 
 
 def _naive_gather(z_weak, z_strong, neg_indices, temperature, neg_margin,
@@ -89,8 +89,7 @@ def test_loss_matches_naive(sampler, cross_image, neg_margin):
     torch.manual_seed(5)
     out = loss(z_weak, z_strong, mask_logits, cls_logits)
     # The same random state gives the same draws inside forward.
-    out_idx = loss(
-        z_weak, z_strong, mask_logits, cls_logits, neg_indices=idx)
+    out_idx = loss(z_weak, z_strong, mask_logits, cls_logits, neg_indices=idx)
     torch.testing.assert_close(out['loss_pxl'], out_idx['loss_pxl'])
     ref = _naive_gather(z_weak, z_strong, idx, 0.2, neg_margin, 0.7)
     assert abs(out['loss_pxl'].item() - ref.item()) < 1e-5
@@ -172,9 +171,8 @@ def test_sampling_frequencies_follow_dissimilarity(sampler):
         sampler=sampler, num_negatives=1, cross_image=True)
     gen = torch.Generator().manual_seed(0)
     draws = torch.cat([
-        loss.sample_negatives(
-            mask_logits, cls_logits, size, generator=gen)[:8 * GROUP, 0]
-        for _ in range(16)
+        loss.sample_negatives(mask_logits, cls_logits, size,
+                              generator=gen)[:8 * GROUP, 0] for _ in range(16)
     ])  # 8192 draws for image 0's anchors
     assert (draws >= 8 * GROUP).all()  # never the anchor's own image
     groups = (draws - 8 * GROUP) // GROUP
@@ -194,13 +192,11 @@ def test_sampling_frequencies_within_image():
     gen = torch.Generator().manual_seed(1)
     anchors = torch.arange(8 * GROUP, 9 * GROUP)  # group 0 of image 1
     draws = torch.cat([
-        loss.sample_negatives(
-            mask_logits, cls_logits, size, generator=gen)[anchors, 0]
-        for _ in range(60)
+        loss.sample_negatives(mask_logits, cls_logits, size,
+                              generator=gen)[anchors, 0] for _ in range(60)
     ])
     assert (draws != anchors.repeat(60)).all() and (draws >= 8 * GROUP).all()
-    expected = _group_weights(loss, mask_logits, cls_logits, size,
-                              8 * GROUP)
+    expected = _group_weights(loss, mask_logits, cls_logits, size, 8 * GROUP)
     _check_frequencies((draws - 8 * GROUP) // GROUP, expected)
 
 
@@ -260,8 +256,9 @@ def test_fewer_candidates_than_negatives():
     loss = InstanceAwarePixelContrastLoss(num_negatives=200)
     idx = loss.sample_negatives(mask_logits, cls_logits, (2, 3))
     assert idx.shape == (12, 6)
-    expected = torch.cat([torch.arange(6, 12).expand(6, 6),
-                          torch.arange(6).expand(6, 6)])
+    expected = torch.cat(
+        [torch.arange(6, 12).expand(6, 6),
+         torch.arange(6).expand(6, 6)])
     assert torch.equal(idx.sort(dim=1).values, expected)
     out = loss(z_weak, z_strong, mask_logits, cls_logits)
     ref = _naive_gather(z_weak, z_strong, expected, 0.3, 0.5, 0.1)
@@ -303,8 +300,8 @@ def test_chunk_size_independence(cross_image):
     results = []
     for chunk_size in (1, 7, 30, 4096):
         loss = InstanceAwarePixelContrastLoss(chunk_size=chunk_size, **kwargs)
-        out = loss(z_weak, z_strong, mask_logits, cls_logits, ids,
-                   neg_indices=idx)
+        out = loss(
+            z_weak, z_strong, mask_logits, cls_logits, ids, neg_indices=idx)
         grad, = torch.autograd.grad(out['loss_pxl'], z_weak)
         results.append((out, grad))
     for out, grad in results[1:]:

@@ -33,13 +33,12 @@ def test_projection_head_authors_layout():
     head = MODELS.build(dict(type='PixelProjectionHead', in_channels=768))
     convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(768, 128),
-                                                                 (128, 128),
-                                                                 (128, 128)]
+                                                                (128, 128),
+                                                                (128, 128)]
     assert all(c.bias is None and c.kernel_size == (1, 1) for c in convs)
     layers = list(head.mlp)
-    assert [type(m) for m in layers] == [
-        nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.Conv2d
-    ]
+    assert [type(m) for m in layers
+            ] == [nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.Conv2d]
     out = head(torch.randn(2, 768, 3, 5))
     assert out.shape == (2, 128, 3, 5)
     torch.testing.assert_close(out.norm(dim=1), torch.ones(2, 3, 5))

@@ -95,6 +95,7 @@ def run(model, batch):
 
 def test_box_prompted_teacher_predict(assets, batch):
     teacher = build_teacher(assets)
+    assert isinstance(teacher, BoxPromptedTeacher)
     assert isinstance(teacher, BaseDetector)
     assert teacher.text_prompted
     outs = run(teacher, batch)
@@ -147,6 +148,20 @@ def test_class_name_map_drops_unmapped(assets, batch):
         assert set(out.pred_instances.labels.tolist()) <= {0, 2, 4}
 
 
+def test_chunked_prompt_runs_image_by_image(assets, batch):
+    """Long class lists: mmdet's chunked prompt, batch of 2 images."""
+    cfg = tiny_box_prompted_teacher_cfg(assets['root'])
+    cfg['detector']['test_cfg']['chunked_size'] = 3
+    teacher = MODELS.build(cfg)
+    load_checkpoint(teacher, assets['teacher_checkpoint'], map_location='cpu',
+                    logger='silent')
+    for out, (h, w) in zip(run(teacher.eval(), batch), IMAGE_SHAPES):
+        pred = out.pred_instances
+        assert pred.masks.shape[1:] == (h, w)
+        assert ((pred.labels >= 0) & (pred.labels < 8)).all()
+        assert len(pred) > 0
+
+
 def test_image_from_inputs_matches_shapes(assets, batch):
     teacher = build_teacher(assets, image_source='inputs')
     for out, (h, w) in zip(run(teacher, batch), IMAGE_SHAPES):
@@ -158,6 +173,27 @@ def test_no_detection_gives_empty_masks(assets, batch):
     for out, (h, w) in zip(run(teacher, batch), IMAGE_SHAPES):
         assert len(out.pred_instances) == 0
         assert out.pred_instances.masks.shape == (0, h, w)
+
+
+def test_loss_trains_the_detector_only(assets, batch):
+    teacher = build_teacher(assets)
+    teacher.train()
+    data = copy.deepcopy(batch)
+    for ds in data['data_samples']:
+        h, w = ds.img_shape
+        # a 'rider' (dataset label 1) and a 'car' (2)
+        ds.gt_instances = InstanceData(
+            bboxes=torch.tensor([[2., 3., w / 2, h / 2], [w / 3, 5., w - 1,
+                                                          h - 2]]),
+            labels=torch.tensor([1, 2]))
+    data = teacher.data_preprocessor(data, True)
+    losses = teacher.loss(data['inputs'], data['data_samples'])
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert teacher.detector.bbox_head.cls_branches[0].bias.grad is not None
+    assert all(p.grad is None for p in teacher.sam2_model.parameters())
+    assert not teacher.sam2_model.training
 
 
 def test_sam2_checkpoint_is_loaded(assets):
@@ -379,7 +415,7 @@ def test_ensemble_of_two_tiny_teachers(assets, batch, tmp_path):
             p.add_(0.05 * torch.randn_like(p))
     other_ckpt = str(tmp_path / 'other.pth')
     torch.save({'state_dict': other.state_dict()}, other_ckpt)
-    member_cfg = tiny_box_prompted_teacher_cfg(assets['root'])
+    member_cfg = tiny_box_prompted_teacher_cfg(assets['root'], max_per_img=8)
     ens = MODELS.build(
         dict(
             type='TeacherEnsemble',
@@ -413,7 +449,7 @@ def test_ensemble_of_two_tiny_teachers(assets, batch, tmp_path):
 
 def test_ensemble_of_identical_members_is_self_fusion(assets, batch):
     member = dict(
-        model=tiny_box_prompted_teacher_cfg(assets['root']),
+        model=tiny_box_prompted_teacher_cfg(assets['root'], max_per_img=8),
         checkpoint=assets['teacher_checkpoint'])
     ens = MODELS.build(
         dict(type='TeacherEnsemble', classes=CITYSCAPES_CLASSES,

@@ -2,15 +2,21 @@
 """Benchmark CAST's pixel-wise contrastive loss.
 
 1. Time and peak memory of forward + backward of
-   ``InstanceAwarePixelContrastLoss`` (chunked: negative logits gathered from
-   (chunk x M) similarity blocks) against a naive implementation that
-   gathers the (B*N, R, D) negative keys. Both draw their negatives with the
-   same (chunked) sampler, inside the timed region, so the difference is the
-   logit computation alone.
+   ``InstanceAwarePixelContrastLoss`` (chunks of 4096 anchors; per chunk
+   the (chunk, M) sampling blocks and the (chunk, R, D) gathered keys, the
+   keys gathered again in backward) against a naive implementation that
+   gathers the (B*N, R, D) negative keys at once and lets autograd keep
+   them. Both draw their negatives with the same chunked sampler, inside
+   the timed region, so the difference is the logit computation alone (a
+   naive unchunked sampler would need (B*N, B*N) blocks).
 2. The share of L_pxl in one training iteration of a tiny Mask2Former
    (ResNet-18, 64-channel MSDeformAttn pixel decoder with 1 encoder layer,
    2 decoder layers, 20 queries, 8 classes, 1024 points) on a batch of two
-   64x128 images, with the embeddings taken from the stride-32 feature map.
+   64x128 images, with the embeddings taken from the stride-32 feature map
+   (512 channels -> PixelProjectionHead -> loss, the feature a leaf: the
+   backbone backward is shared with the detector's). The strong-view row
+   adds the augmentation and the no-grad backbone forward of the strong
+   view, which CAST needs as well.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` minus the memory
 allocated before the call (tensors allocated by the call, caching excluded).
@@ -88,15 +94,13 @@ def naive_loss(loss: InstanceAwarePixelContrastLoss, z_weak: torch.Tensor,
                z_strong: torch.Tensor, mask_logits: torch.Tensor,
                cls_logits: torch.Tensor) -> torch.Tensor:
     """The same loss, gathering the (B*N, R, D) negative keys."""
-    neg_idx = loss.sample_negatives(mask_logits, cls_logits,
-                                    z_weak.shape[-2:])
+    neg_idx = loss.sample_negatives(mask_logits, cls_logits, z_weak.shape[-2:])
     dim = z_weak.size(1)
     anchors = F.normalize(z_weak, dim=1).permute(0, 2, 3, 1).reshape(-1, dim)
-    keys = F.normalize(z_strong.detach(), dim=1).permute(0, 2, 3,
-                                                        1).reshape(-1, dim)
+    keys = F.normalize(
+        z_strong.detach(), dim=1).permute(0, 2, 3, 1).reshape(-1, dim)
     pos = (anchors * keys).sum(-1) / loss.temperature
-    neg = torch.einsum('nd,nrd->nr', anchors,
-                       keys[neg_idx]) / loss.temperature
+    neg = torch.einsum('nd,nrd->nr', anchors, keys[neg_idx]) / loss.temperature
     neg = (neg - loss.neg_margin).clamp(min=0)
     logits = torch.cat([pos[:, None], neg], dim=1)
     return loss.loss_weight * (logits.logsumexp(dim=1) - pos).mean()
@@ -217,8 +221,8 @@ def tiny_mask2former() -> torch.nn.Module:
     from mmengine.config import ConfigDict
     register_all_modules()
     channels = 64
-    layer = dict(embed_dims=channels, num_heads=4, dropout=0.0,
-                 batch_first=True)
+    layer = dict(
+        embed_dims=channels, num_heads=4, dropout=0.0, batch_first=True)
     ffn = dict(
         embed_dims=channels,
         feedforward_channels=4 * channels,
@@ -364,8 +368,8 @@ def benchmark_share(args: argparse.Namespace, device: torch.device) -> None:
     loss = InstanceAwarePixelContrastLoss(num_negatives=args.num_negatives)
     batch, size = 2, (64, 128)
     images, samples = toy_batch(batch, size, device)
-    mask_logits = torch.randn(batch, 20, size[0] // 4, size[1] // 4,
-                              device=device)
+    mask_logits = torch.randn(
+        batch, 20, size[0] // 4, size[1] // 4, device=device)
     cls_logits = torch.randn(batch, 20, NUM_CLASSES + 1, device=device)
 
     def detector_step() -> None:
@@ -387,24 +391,26 @@ def benchmark_share(args: argparse.Namespace, device: torch.device) -> None:
         loss(head(feat), z_strong, mask_logits,
              cls_logits)['loss_pxl'].backward()
 
-    def timed(fn: Callable[[], None]) -> float:
-        fn()
-        sync(device)
-        times = []
-        for _ in range(max(args.repeats, 5)):
-            start = time.perf_counter()
-            fn()
+    # Interleaved runs, so that a noisy neighbour slows all parts alike.
+    steps = dict(
+        det=detector_step, pxl=pixel_loss_step, branch=strong_branch_step)
+    times = {name: [] for name in steps}
+    repeats = max(args.repeats, 10)
+    for step in steps.values():
+        step()
+    for _ in range(repeats):
+        for name, step in steps.items():
             sync(device)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-    t_det = timed(detector_step)
-    t_pxl = timed(pixel_loss_step)
-    t_branch = timed(strong_branch_step)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    t_det, t_pxl, t_branch = (
+        statistics.median(times[name]) for name in ('det', 'pxl', 'branch'))
     h, w = feat.shape[-2:]
     print(f'\n## Share of a tiny Mask2Former iteration ({device}, B={batch}, '
           f'{size[0]}x{size[1]} images, stride-32 embeddings {h}x{w}, '
-          f'median of {max(args.repeats, 5)})\n')
+          f'median of {repeats}, interleaved)\n')
     print('| part | time | share of the detector iteration |')
     print('|---|---|---|')
     print(f'| detector loss forward + backward | {fmt_time(t_det)} | 100% |')

@@ -12,9 +12,18 @@
 # teacher checkpoint, e.g.
 #   mim test mmdet configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py \
 #       --checkpoint work_dirs/tiny_teachers/teacher_gdino-tiny_sam2-tiny.pth
-# (kept equal to mmcast.testing.tiny_box_prompted_teacher_cfg by the tests)
+#   python tools/pseudo_label.py configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py \
+#       work_dirs/tiny_teachers/teacher_gdino-tiny_sam2-tiny.pth --unlabeled-ann ...
+# Training it (`mim train`, stage-1 style) trains the Grounding-DINO part
+# with the paper's recipe (AdamW, backbone lr x0.1, BERT frozen); SAM 2 stays
+# frozen:
+#   mim train mmdet configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py \
+#       --cfg-options load_from=work_dirs/tiny_teachers/teacher_gdino-tiny_sam2-tiny.pth
+# (the model is kept equal to mmcast.testing.tiny_box_prompted_teacher_cfg by
+# the tests)
 _base_ = [
     '../_base_/datasets/toy_cityscapes_instance.py',
+    '../_base_/schedules/toy_iter.py',
     '../_base_/toy_runtime.py',
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
@@ -155,3 +164,16 @@ model = dict(
     classes=class_names,
     score_thr=0.3,
     max_per_img=20)
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+    clip_grad=dict(max_norm=0.1, norm_type=2),
+    paramwise_cfg=dict(
+        custom_keys={
+            # longest key first: the BERT lives under
+            # detector.language_model.language_backbone
+            'language_model': dict(lr_mult=0., decay_mult=0.),
+            'backbone': dict(lr_mult=0.1),
+        }))

@@ -173,8 +173,13 @@ class PseudoLabelHook(Hook):
                 f'PseudoLabelHook: teacher checkpoint not found: {ckpt}')
 
     def before_run(self, runner) -> None:
-        """Fail early on a missing teacher checkpoint."""
+        """Fail early on a missing teacher checkpoint or mismatched classes."""
         self._check_checkpoint()
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        datasets = find_pseudo_labeled_datasets(runner.train_dataloader.dataset)
+        if hasattr(model, 'check_classes') and datasets:
+            model.check_classes(datasets[0].metainfo['classes'])
 
     def _resolve_out_file(self, datasets: list) -> str:
         paths = sorted({osp.abspath(ds.ann_file) for ds in datasets})

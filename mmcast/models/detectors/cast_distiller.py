@@ -2,7 +2,7 @@
 """The teacher–student wrapper of CAST stages 1b and 2."""
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
@@ -104,11 +104,40 @@ class CASTDistiller(BaseDetector):
                 checkpoint,
                 map_location='cpu',
                 revise_keys=[(r'^student\.', ''), (r'^module\.', '')])
-            classes = ckpt.get('meta', {}).get('dataset_meta', {}).get('classes')
+            meta = ckpt.get('meta', {}).get('dataset_meta') or {}
+            if isinstance(meta, (list, tuple)):  # mmdet's ConcatDataset
+                meta = meta[0] if meta else {}
+            classes = meta.get('classes')
             if classes is not None:
                 self.teacher_classes = tuple(classes)
         model.requires_grad_(False)
         return model.eval()
+
+    def check_classes(self, classes: Sequence[str]) -> None:
+        """Fail before training when teacher and student disagree on classes.
+
+        Args:
+            classes (Sequence[str]): The student's (training data's) classes.
+
+        Raises:
+            ValueError: If the teacher checkpoint's ``dataset_meta`` names
+                other classes (or another order), or a head predicts another
+                number of classes.
+        """
+        classes = tuple(classes)
+        if self.teacher_classes is not None and self.teacher_classes != classes:
+            raise ValueError(
+                f'teacher classes {self.teacher_classes} (from its checkpoint) '
+                f'differ from the student\'s dataset classes {classes}: '
+                'pseudo-label ids would be wrong; map the teacher\'s classes '
+                'or train it on the same class list')
+        for name, model in (('teacher', self.teacher), ('student', self.student)):
+            head = getattr(model, 'panoptic_head', None)
+            num = getattr(head, 'num_classes', None)
+            if num is not None and num != len(classes):
+                raise ValueError(
+                    f'the {name} predicts {num} classes but the dataset has '
+                    f'{len(classes)}: {classes}')
 
     @property
     def teacher(self) -> Optional[nn.Module]:

@@ -152,10 +152,12 @@ class PhotometricStrongView(nn.Module):
         if not 0 <= hue <= 0.5:
             raise ValueError(f'hue must be in [0, 0.5], got {hue}')
         self.register_buffer(
-            'mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1),
+            'mean',
+            torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1),
             persistent=False)
         self.register_buffer(
-            'std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1),
+            'std',
+            torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1),
             persistent=False)
         self.factor_ranges = tuple(
             (max(0.0, 1 - v), 1 + v)
@@ -193,7 +195,8 @@ class PhotometricStrongView(nn.Module):
         factors = torch.stack([
             low + (high - low) * rand[:, _FACTORS + i]
             for i, (low, high) in enumerate(self.factor_ranges)
-        ], dim=1)  # (B, 4)
+        ],
+                              dim=1)  # (B, 4)
         order = rand[:, _ORDER:_ORDER + 4].argsort(dim=1)  # (B, 4)
         for step in range(4):
             for op_id, op in enumerate(_JITTER_OPS):

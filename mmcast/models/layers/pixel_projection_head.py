@@ -36,9 +36,8 @@ class PixelProjectionHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
-        channels = [in_channels] + [hidden_channels] * (num_layers - 1) + [
-            out_channels
-        ]
+        channels = [in_channels
+                    ] + [hidden_channels] * (num_layers - 1) + [out_channels]
         layers = []
         for i in range(num_layers):
             if i > 0:

@@ -12,6 +12,26 @@ from torch import Tensor
 SAMPLERS = ('fused', 'fused_class', 'mask', 'class', 'uniform')
 
 
+class _GatheredCosine(torch.autograd.Function):
+    """``out[i, r] = <anchors[i], keys[index[i, r]]>`` for (c, D) anchors,
+    (M, D) constant keys and (c, R) indices.
+
+    The (c, R, D) gathered keys are rebuilt in backward instead of being
+    saved, so autograd keeps only ``index`` (and a reference to ``keys``)
+    per chunk.
+    """
+
+    @staticmethod
+    def forward(ctx, anchors: Tensor, keys: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(keys, index)
+        return torch.bmm(keys[index], anchors.unsqueeze(2)).squeeze(2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None]:
+        keys, index = ctx.saved_tensors
+        return torch.bmm(grad.unsqueeze(1), keys[index]).squeeze(1), None, None
+
+
 @MODELS.register_module()
 class InstanceAwarePixelContrastLoss(nn.Module):
     """Instance-aware pixel-wise contrastive loss of CAST.
@@ -21,8 +41,8 @@ class InstanceAwarePixelContrastLoss(nn.Module):
     ``R = num_negatives`` negatives are drawn, without replacement, with
     probability proportional to the prediction dissimilarity
     ``s_deb(p, q) = max(0, 1 - <y~_p, y~_q>)`` (Gumbel-top-k on
-    ``log(s_deb + eps)``, as in the authors' code), where ``y`` is built from the model's own detached
-    mask and class predictions:
+    ``log(s_deb + eps)``, as in the authors' code), where ``y`` is built
+    from the model's own detached mask and class predictions:
 
     - ``P_m[b, k, p]``: softmax over the K queries of the mask logits, resized
       (bilinear) to the embedding grid;
@@ -46,7 +66,8 @@ class InstanceAwarePixelContrastLoss(nn.Module):
     ``s_deb + eps`` are constant, so the draw falls back to uniform sampling.
 
     Logits (cosine similarities divided by the temperature T):
-    ``s+ = <z_w[b, p], z_s[b, p]> / T`` and ``s-_r = <z_w[b, p], z_s[q_r]> / T``.
+    ``s+ = <z_w[b, p], z_s[b, p]> / T`` and
+    ``s-_r = <z_w[b, p], z_s[q_r]> / T``.
     The negative keys ``z_s[q_r]`` are the strong-view (no-grad) embeddings of
     the sampled pixels, as in the authors' code where keys come from the
     no-grad branch; gradients reach ``z_weak`` only. With ``neg_margin`` set,
@@ -60,11 +81,13 @@ class InstanceAwarePixelContrastLoss(nn.Module):
     within-image candidates and warns once. When fewer than R candidates
     exist all of them are used.
 
-    Memory: anchors are processed per image in chunks of ``chunk_size``; a
-    chunk needs O(chunk_size x M) floats (M candidates) for the similarity,
-    dissimilarity and Gumbel blocks, and the negative logits are gathered
-    from the similarity block, so no (B*N, R, D) tensor is built. Autograd
-    keeps only the (chunk_size, R) indices and logits per chunk.
+    Memory: anchors are processed per image in chunks of ``chunk_size``
+    (c). A chunk draws its negatives from (c, M) blocks (M candidates:
+    uniform noise and prediction dissimilarity) and computes its negative
+    logits from the (c, R, D) keys it gathers; neither is kept for backward
+    (the keys are gathered again there), so autograd holds only the
+    (c, R) indices and logits per chunk and no (B*N, R, D) or (B*N, M)
+    tensor is ever built: the peak is O(c * max(M, R * D)) whatever B*N.
 
     Args:
         sampler (str): One of ``'fused'``, ``'fused_class'``, ``'mask'``,
@@ -175,30 +198,6 @@ class InstanceAwarePixelContrastLoss(nn.Module):
             self._warned_single_image = True
         return True
 
-    @staticmethod
-    def _candidate_blocks(b: int, batch_size: int, num_pixels: int,
-                          within: bool) -> Tuple[Tuple[int, int], ...]:
-        """Row ranges of the flat (B*N) pixel axis holding the candidates.
-
-        Local candidate j of image b is the j-th pixel of the concatenation
-        of these ranges.
-        """
-        if within:
-            return ((b * num_pixels, (b + 1) * num_pixels), )
-        return tuple(r for r in ((0, b * num_pixels),
-                                 ((b + 1) * num_pixels,
-                                  batch_size * num_pixels)) if r[0] < r[1])
-
-    @staticmethod
-    def _block_matmul(rows: Tensor, table: Tensor,
-                      blocks: Tuple[Tuple[int, int], ...]) -> Tensor:
-        """(c, E) x candidate rows of (B*N, E) -> (c, M), without copying
-        the candidate rows (contiguous views only)."""
-        if len(blocks) == 1:
-            start, end = blocks[0]
-            return rows @ table[start:end].t()
-        return torch.cat([rows @ table[s:e].t() for s, e in blocks], dim=1)
-
     def _iter_chunks(
         self,
         y: Optional[Tensor],
@@ -207,71 +206,97 @@ class InstanceAwarePixelContrastLoss(nn.Module):
         device: torch.device,
         generator: Optional[torch.Generator] = None,
         neg_indices: Optional[Tensor] = None
-    ) -> Iterator[Tuple[int, int, Tuple[Tuple[int, int], ...], Tensor,
-                        Tensor]]:
-        """Draw the negatives chunk by chunk.
+    ) -> Iterator[Tuple[int, int, Tensor]]:
+        """Draw the negatives chunk by chunk, image after image.
+
+        Draws are made per image in pieces of at most ``chunk_size``
+        anchors (candidates differ between images); consecutive pieces are
+        then merged up to ``chunk_size`` anchors, which spares small images
+        one logit pass each.
 
         Yields:
-            tuple: ``(start, end, blocks, local, global_)``: anchors are the
-            flat pixels ``start:end`` (all in one image), ``blocks`` the
-            candidate row ranges, ``local`` (c, R_eff) indices into the
-            candidates and ``global_`` (c, R_eff) the same indices into the
-            flat (B*N) pixel axis.
+            tuple: ``(start, end, neg)``: the anchors are the flat pixels
+            ``start:end`` and ``neg`` their (end - start, R_eff) negatives,
+            as indices into the flat (B*N) pixel axis.
         """
         within = self._within_image(batch_size)
         if y is not None:
             y = y.flatten(0, 1)
-        num_cand = num_pixels - 1 if within else (batch_size -
-                                                  1) * num_pixels
+        num_cand = num_pixels - 1 if within else (batch_size - 1) * num_pixels
         num_neg = min(self.num_negatives, num_cand)
+        group, group_start = [], 0
         for b in range(batch_size):
-            blocks = self._candidate_blocks(b, batch_size, num_pixels, within)
             offset = b * num_pixels
             for start in range(offset, offset + num_pixels, self.chunk_size):
                 end = min(start + self.chunk_size, offset + num_pixels)
+                if end - group_start > self.chunk_size and group:
+                    yield group_start, start, torch.cat(group)
+                    group, group_start = [], start
                 if neg_indices is not None:
-                    global_ = neg_indices[start:end].to(device)
-                    local = global_ - offset if within else torch.where(
-                        global_ >= offset + num_pixels, global_ - num_pixels,
-                        global_)
+                    group.append(neg_indices[start:end].to(device))
                 else:
-                    local = self._draw(y, start, end, blocks, num_neg, within,
-                                       offset, device, generator)
-                    global_ = local + offset if within else torch.where(
-                        local >= offset, local + num_pixels, local)
-                yield start, end, blocks, local, global_
+                    group.append(
+                        self._draw(y, start, end, batch_size, num_pixels,
+                                   num_neg, within, device, generator))
+        yield group_start, batch_size * num_pixels, torch.cat(group)
 
     @torch.no_grad()
-    def _draw(self, y: Optional[Tensor], start: int, end: int,
-              blocks: Tuple[Tuple[int, int], ...], num_neg: int, within: bool,
-              offset: int, device: torch.device,
+    def _draw(self, y: Optional[Tensor], start: int, end: int, batch_size: int,
+              num_pixels: int, num_neg: int, within: bool,
+              device: torch.device,
               generator: Optional[torch.Generator]) -> Tensor:
-        """Gumbel-top-k draw of (end - start, num_neg) local indices.
+        """Gumbel-top-k draw of the negatives of anchors ``start:end``.
 
         With ``U ~ U(0, 1)`` the Gumbel noise is ``G = -log(-log U)``, so
-        ``top-k(log w + G) = top-k(w / -log U)``: one logarithm per
-        candidate instead of three (``Tensor.exponential_`` is several
-        times slower than ``rand`` + ``log`` on CPU). Uniform weights reduce
-        to ``top-k(U)``.
+        ``top-k(log w + G)`` is the top-k of ``w / -log U``, i.e. the
+        bottom-k of ``w / log U``: one logarithm per candidate instead of
+        three (``Tensor.exponential_`` is several times slower than ``rand``
+        + ``log`` on CPU), computed in place with at most two (c, M) tensors
+        alive. Uniform weights reduce to the top-k of ``U``.
+
+        Returns:
+            Tensor: (c, num_neg) indices into the flat (B*N) pixel axis.
         """
+        offset = (start // num_pixels) * num_pixels
+        # Candidates: row ranges of the flat pixel axis, concatenated.
+        if within:
+            blocks = ((offset, offset + num_pixels), )
+        else:
+            blocks = tuple((s, e)
+                           for s, e in ((0, offset), (offset + num_pixels,
+                                                      batch_size * num_pixels))
+                           if s < e)
         num_cand = sum(e - s for s, e in blocks)
         if num_neg == 0:
-            return torch.zeros(
-                end - start, 0, dtype=torch.long, device=device)
+            return torch.zeros(end - start, 0, dtype=torch.long, device=device)
         scores = torch.rand(
             end - start,
             num_cand,
             generator=generator,
             device=device,
             dtype=torch.float32)
-        if y is not None:
-            similarity = self._block_matmul(y[start:end], y, blocks)
-            weights = similarity.neg_().add_(1).clamp_(min=0).add_(self.eps)
-            scores = weights.div_(scores.log_().neg_())
+        largest = y is None
+        if not largest:
+            scores.log_()
+            one = scores.new_tensor(1 + self.eps)
+            col = 0
+            for s, e in blocks:
+                block = scores[:, col:col + e - s]
+                # max(0, 1 - <y~_p, y~_q>) + eps
+                weights = torch.addmm(
+                    one, y[start:end], y[s:e].t(),
+                    alpha=-1).clamp_(min=self.eps)
+                torch.div(weights, block, out=block)
+                col += e - s
         if within:
             rows = torch.arange(end - start, device=device)
-            scores[rows, rows + (start - offset)] = -1
-        return scores.topk(num_neg, dim=1, sorted=False).indices
+            scores[rows,
+                   rows + (start - offset)] = (-1 if largest else float('inf'))
+        local = scores.topk(
+            num_neg, dim=1, largest=largest, sorted=False).indices
+        if within:
+            return local + offset
+        return torch.where(local >= offset, local + num_pixels, local)
 
     @torch.no_grad()
     def sample_negatives(
@@ -305,24 +330,25 @@ class InstanceAwarePixelContrastLoss(nn.Module):
         if batch_size is None:
             batch_size = mask_logits.size(0)
         if device is None:
-            device = (mask_logits.device
-                      if mask_logits is not None else torch.device('cpu'))
+            device = (
+                mask_logits.device
+                if mask_logits is not None else torch.device('cpu'))
         num_pixels = size[0] * size[1]
         y = self.sampling_features(mask_logits, cls_logits, size)
         return torch.cat([
-            global_ for *_, global_ in self._iter_chunks(
-                y, batch_size, num_pixels, device, generator)
+            neg for *_, neg in self._iter_chunks(y, batch_size, num_pixels,
+                                                 device, generator)
         ])
 
-    def forward(self,
-                z_weak: Tensor,
-                z_strong: Tensor,
-                mask_logits: Optional[Tensor] = None,
-                cls_logits: Optional[Tensor] = None,
-                instance_ids: Optional[Tensor] = None,
-                neg_indices: Optional[Tensor] = None,
-                generator: Optional[torch.Generator] = None
-                ) -> Dict[str, Tensor]:
+    def forward(
+            self,
+            z_weak: Tensor,
+            z_strong: Tensor,
+            mask_logits: Optional[Tensor] = None,
+            cls_logits: Optional[Tensor] = None,
+            instance_ids: Optional[Tensor] = None,
+            neg_indices: Optional[Tensor] = None,
+            generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
         """Compute the loss and its monitors.
 
         Args:
@@ -374,15 +400,12 @@ class InstanceAwarePixelContrastLoss(nn.Module):
             num_neg = 0
             false_neg = z_w.new_zeros(())
             num_fnr = z_w.new_zeros(())
-            for start, end, blocks, local, global_ in self._iter_chunks(
-                    y, batch_size, num_pixels, device, generator,
-                    neg_indices):
+            for start, end, neg in self._iter_chunks(y, batch_size, num_pixels,
+                                                     device, generator,
+                                                     neg_indices):
                 anchors = z_w[start:end]
                 pos_cos = (anchors * z_s[start:end]).sum(dim=1)
-                # Advanced indexing, not gather: its backward keeps only
-                # the indices, while gather's keeps the whole (c, M) block.
-                rows = torch.arange(end - start, device=device)[:, None]
-                neg_cos = self._block_matmul(anchors, z_s, blocks)[rows, local]
+                neg_cos = _GatheredCosine.apply(anchors, z_s, neg)
                 pos_logit = pos_cos / self.temperature
                 neg_logit = neg_cos / self.temperature
                 if self.neg_margin is not None:
@@ -396,9 +419,8 @@ class InstanceAwarePixelContrastLoss(nn.Module):
                     num_neg += neg_cos.numel()
                     if ids is not None:
                         anchor_ids = ids[start:end, None]
-                        valid = (anchor_ids >= 0).expand_as(global_)
-                        false_neg += ((ids[global_] == anchor_ids)
-                                      & valid).sum()
+                        valid = (anchor_ids >= 0).expand_as(neg)
+                        false_neg += ((ids[neg] == anchor_ids) & valid).sum()
                         num_fnr += valid.sum()
 
         num_anchors = batch_size * num_pixels

@@ -104,6 +104,10 @@ def find_language_model_name(cfg) -> Optional[str]:
 class BoxPromptedTeacher(BaseDetector):
     """Detector boxes -> SAM 2 masks, as an MMDetection detector.
 
+    Training (``loss``) trains the detector part only (SAM 2 is frozen), so
+    the stage-1 adaptation can run on this model directly; a plain detector
+    config (``adapt_grounding_dino_cityscapes.py``) works as well.
+
     ``predict`` returns, per image, ``pred_instances`` with ``bboxes``
     (N, 4) and ``scores`` (N,) from the detector (boxes in the original
     image's pixels), ``labels`` (N,) in the order of ``classes`` and
@@ -265,11 +269,38 @@ class BoxPromptedTeacher(BaseDetector):
         return self.detector.extract_feat(batch_inputs)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList):
-        raise NotImplementedError(
-            'BoxPromptedTeacher is inference-only. Adapt its detector with a '
-            'plain detector config (e.g. configs/mmcast/teachers/'
-            'adapt_grounding_dino_cityscapes.py) and set '
-            '`detector_checkpoint` to the result.')
+        """Train the detector part on boxes (stage-1 adaptation).
+
+        SAM 2 stays frozen. Ground-truth labels (dataset order) are mapped
+        to the detector's label ids; instances of dataset classes that no
+        detector class maps to are dropped. A text-prompted detector gets
+        the same prompt as in :meth:`predict`.
+        """
+        inverse = {}
+        for det_label, ds_label in enumerate(self.label_mapping):
+            if ds_label >= 0:
+                inverse.setdefault(ds_label, det_label)
+        table = [inverse.get(i, -1) for i in range(len(self.classes))]
+        det_samples = []
+        for ds in batch_data_samples:
+            sample = DetDataSample(metainfo=self._detector_meta(ds))
+            gt = remap_instances(ds.gt_instances, table)
+            sample.gt_instances = gt
+            if 'ignored_instances' in ds:
+                sample.ignored_instances = ds.ignored_instances
+            det_samples.append(sample)
+        return self.detector.loss(batch_inputs, det_samples)
+
+    def _detector_meta(self, data_sample) -> dict:
+        meta = {
+            k: v
+            for k, v in data_sample.metainfo.items()
+            if k not in _DETECTOR_META_KEYS
+        }
+        if self.text_prompted:
+            meta['text'] = tuple(self.detector_classes)
+            meta['custom_entities'] = True
+        return meta
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples=None):
         raise NotImplementedError(
@@ -289,18 +320,23 @@ class BoxPromptedTeacher(BaseDetector):
         if not rescale:
             warnings.warn('BoxPromptedTeacher always returns results at the '
                           'original image resolution (rescale=True).')
-        det_samples = []
-        for ds in batch_data_samples:
-            meta = {
-                k: v
-                for k, v in ds.metainfo.items() if k not in _DETECTOR_META_KEYS
-            }
-            if self.text_prompted:
-                meta['text'] = tuple(self.detector_classes)
-                meta['custom_entities'] = True
-            det_samples.append(DetDataSample(metainfo=meta))
-        det_samples = self.detector.predict(
-            batch_inputs, det_samples, rescale=True)
+        det_samples = [
+            DetDataSample(metainfo=self._detector_meta(ds))
+            for ds in batch_data_samples
+        ]
+        test_cfg = getattr(self.detector, 'test_cfg', None) or {}
+        if self.text_prompted and test_cfg.get('chunked_size', -1) > 0 \
+                and len(det_samples) > 1:
+            # mmdet's chunked prompts (long class lists) run one image at a
+            # time
+            det_samples = [
+                self.detector.predict(
+                    batch_inputs[i:i + 1], [ds], rescale=True)[0]
+                for i, ds in enumerate(det_samples)
+            ]
+        else:
+            det_samples = self.detector.predict(
+                batch_inputs, det_samples, rescale=True)
 
         results, images = [], {}
         for i, (ds, det) in enumerate(zip(batch_data_samples, det_samples)):

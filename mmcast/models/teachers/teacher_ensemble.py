@@ -1,8 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """An ensemble of instance-segmentation teachers with mask-level fusion."""
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from mmdet.models.detectors.base import BaseDetector
 from mmdet.registry import MODELS
@@ -105,15 +106,13 @@ def fuse_instances(instances: Sequence[InstanceData],
     for label in labels.unique().tolist():
         idx = torch.nonzero(labels == label).flatten()
         idx = idx[scores[idx].argsort(descending=True, stable=True)]
-        ious = mask_iou(masks[idx], masks[idx])
-        taken = torch.zeros(len(idx), dtype=torch.bool, device=device)
+        dup = (mask_iou(masks[idx], masks[idx]) >= iou_thr).cpu().numpy()
+        np.fill_diagonal(dup, True)  # also for empty masks (IoU 0)
+        taken = np.zeros(len(idx), dtype=bool)
         for s in range(len(idx)):
             if taken[s]:
                 continue
-            members = torch.nonzero((ious[s] >= iou_thr) & ~taken).flatten()
-            members = members[members >= s]
-            if s not in members.tolist():  # IoU of an empty mask with itself
-                members = torch.cat([members.new_tensor([s]), members])
+            members = np.nonzero(dup[s] & ~taken)[0]
             taken[members] = True
             seed = idx[s]
             out_labels.append(labels[seed])
@@ -122,7 +121,7 @@ def fuse_instances(instances: Sequence[InstanceData],
                 out_scores.append(scores[seed])
                 out_masks.append(masks[seed])
                 continue
-            m_idx = idx[members]
+            m_idx = idx[torch.from_numpy(members).to(device)]
             w = scores[m_idx]
             fused = (masks[m_idx].float() * w[:, None, None]).sum(0)
             fused = fused / w.sum().clamp(min=1e-12) >= mask_thr

@@ -1,0 +1,164 @@
+# Semi-supervised Cityscapes instance segmentation (8 thing classes) for CAST:
+# the labeled split D_l with ground truth (branch "sup") and the unlabeled
+# rest D_u with the teacher's offline pseudo-labels (branch "unsup"), mixed
+# 1:1 in every batch by MultiSourceSampler. All geometric augmentation runs
+# before MultiBranch, on image and masks together, so pseudo-masks stay
+# aligned with the student's view.
+#
+# The 10 % split (seed 1) is written by
+#   python tools/split_semi.py \
+#       data/cityscapes/annotations/instancesonly_filtered_gtFine_train.json \
+#       --percent 10 --seed 1 --out-dir data/cityscapes/annotations/semi
+# (other fractions/seeds: write them the same way and override
+# labeled_ann_file / unlabeled_ann_file of the datasets below, e.g.
+# train_dataloader.dataset.datasets.0.ann_file=annotations/semi/...1@5.json).
+#
+# Training crops 512x1024 (spec "Student schedule"): random resize of the
+# 2048x1024 image by 0.5-2.0, random 512x1024 crop, flip. Test: 2048x1024.
+# Per-GPU batch 2 (4xb2 = 8 in total, see schedules/cast_90k.py).
+_base_ = 'mmdet::_base_/datasets/cityscapes_instance.py'
+
+dataset_type = 'CityscapesDataset'
+data_root = 'data/cityscapes/'
+classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
+           'bicycle')
+labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
+unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-unlabeled.json'  # noqa
+# The offline pseudo-labels of D_u (written by PseudoLabelHook). Stage
+# configs point it at their work dir. Relative to the working directory,
+# NOT to data_root: the pseudo-labeled dataset has data_root='' (its image
+# folder and unlabeled json carry the data root instead) so that the
+# dataset's ann_file is exactly the hook's out_file.
+pseudo_label_file = 'work_dirs/pseudo_labels/cityscapes.json'
+branch_field = ['sup', 'unsup']
+train_img_prefix = 'leftImg8bit/train/'
+image_scale = (2048, 1024)  # (w, h)
+crop_size = (1024, 512)  # (w, h) as RandomCrop takes it: 512x1024 crops
+batch_size_per_gpu = 2
+
+geometric_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='RandomResize',
+        scale=image_scale,
+        ratio_range=(0.5, 2.0),
+        keep_ratio=True),
+    dict(
+        type='RandomCrop',
+        crop_size=crop_size,
+        crop_type='absolute',
+        recompute_bbox=True,
+        allow_negative_crop=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='FilterAnnotations',
+        min_gt_bbox_wh=(1e-5, 1e-5),
+        by_mask=True,
+        keep_empty=False),
+]
+# labeled-only stages (1a, 3, the supervised baseline)
+train_pipeline = geometric_pipeline + [dict(type='PackDetInputs')]
+sup_pipeline = geometric_pipeline + [
+    dict(
+        type='MultiBranch',
+        branch_field=branch_field,
+        sup=dict(type='PackDetInputs'))
+]
+unsup_pipeline = geometric_pipeline + [
+    dict(
+        type='MultiBranch',
+        branch_field=branch_field,
+        unsup=dict(type='PackDetInputs'))
+]
+# What the teacher sees when it pseudo-labels D_u (no annotations to load).
+label_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='Resize', scale=image_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+
+# D_l with ground truth, for the labeled-only stages
+supervised_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    ann_file=labeled_ann_file,
+    data_prefix=dict(img=train_img_prefix),
+    filter_cfg=dict(filter_empty_gt=True, min_size=0),
+    pipeline=train_pipeline,
+    backend_args={{_base_.backend_args}})
+# D_l in the "sup" branch
+labeled_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    ann_file=labeled_ann_file,
+    data_prefix=dict(img=train_img_prefix),
+    filter_cfg=dict(filter_empty_gt=True, min_size=0),
+    pipeline=sup_pipeline,
+    backend_args={{_base_.backend_args}})
+# D_u with pseudo-labels in the "unsup" branch
+pseudo_labeled_dataset = dict(
+    type='PseudoLabeledDataset',
+    data_root='',
+    ann_file=pseudo_label_file,
+    unlabeled_ann_file=data_root + unlabeled_ann_file,
+    metainfo=dict(classes=classes),
+    data_prefix=dict(img=data_root + train_img_prefix),
+    pipeline=unsup_pipeline,
+    backend_args={{_base_.backend_args}})
+# D_u as the teacher labels it (PseudoLabelHook's unlabeled_dataset)
+unlabeled_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    ann_file=unlabeled_ann_file,
+    data_prefix=dict(img=train_img_prefix),
+    test_mode=True,
+    pipeline=label_pipeline,
+    backend_args={{_base_.backend_args}})
+
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=batch_size_per_gpu,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(
+        type='MultiSourceSampler',
+        batch_size=batch_size_per_gpu,
+        source_ratio=[1, 1]),
+    dataset=dict(
+        type='ConcatDataset',
+        datasets=[labeled_dataset, pseudo_labeled_dataset]))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    dataset=dict(
+        filter_cfg=dict(filter_empty_gt=False, min_size=0),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = [
+    dict(
+        type='CocoMetric',
+        ann_file=data_root +
+        'annotations/instancesonly_filtered_gtFine_val.json',
+        metric=['segm'],
+        backend_args={{_base_.backend_args}}),
+    dict(
+        type='CityScapesMetric',
+        seg_prefix=data_root + 'gtFine/val',
+        outfile_prefix='./work_dirs/cityscapes_metric/instance',
+        backend_args={{_base_.backend_args}})
+]
+test_evaluator = val_evaluator
