@@ -33,7 +33,7 @@ $(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/
 	touch $(STAMP)
 
 demo: install
-	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/demo
+	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1
 
 test: install
 	$(PY) -m pytest -q tests

@@ -196,6 +196,14 @@ def test_loss_trains_the_detector_only(assets, batch):
     assert not teacher.sam2_model.training
 
 
+def test_tiny_checkpoint_is_finite(assets):
+    state = torch.load(assets['teacher_checkpoint'],
+                       map_location='cpu')['state_dict']
+    for k, v in state.items():
+        if v.is_floating_point():
+            assert torch.isfinite(v).all() and v.abs().max() < 1e4, k
+
+
 def test_sam2_checkpoint_is_loaded(assets):
     teacher = build_teacher(assets, ckpt=False)
     ref = torch.load(assets['sam2_checkpoint'], map_location='cpu')['model']

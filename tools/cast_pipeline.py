@@ -31,6 +31,7 @@ import sys
 from typing import Dict, List, Optional
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
 METRICS = {'segm_AP': 'coco/segm_mAP', 'segm_AP50': 'coco/segm_mAP_50'}
 ROWS = [
     ('supervised_student', 'student, labels only (baseline)'),
@@ -180,8 +181,8 @@ class Pipeline:
                     osp.join(ann_dir, 'semi'), seed=1, percent=10)
         return self.train(
             'teacher pre-training (source corpus)',
-            'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py',
-            osp.join(self.work_dir, 'toy_foundation'), pretrain_iters, [])
+            TOY_PRETRAIN_CONFIG, osp.join(self.work_dir, 'toy_foundation'),
+            pretrain_iters, [])
 
     # -- one seed -----------------------------------------------------------
     def run_seed(self, seed: int, teacher0: str, iters: List[int]) -> Dict:
@@ -239,7 +240,8 @@ class Pipeline:
     def run(self) -> Dict:
         iters = self.args.iters
         if self.ds == 'toy':
-            teacher0 = self.prepare_toy(iters[0] if iters else 2000)
+            teacher0 = self.prepare_toy(
+                iters[0] if iters else self._config_iters(TOY_PRETRAIN_CONFIG))
         elif self.args.pretrained_teacher:
             teacher0 = self.args.pretrained_teacher
         else:
@@ -248,7 +250,7 @@ class Pipeline:
         if not osp.isfile(teacher0):
             raise FileNotFoundError(f'pretrained teacher not found: {teacher0}')
         stage_iters = list(iters[1:]) if iters else [
-            self._config_iters(f'{name}_{self.ds}') for name in
+            self._config_iters(config_path(f'{name}_{self.ds}')) for name in
             ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune')
         ]
         per_seed = {s: self.run_seed(s, teacher0, stage_iters)
@@ -257,9 +259,9 @@ class Pipeline:
         return per_seed
 
     @staticmethod
-    def _config_iters(name: str) -> int:
+    def _config_iters(path: str) -> int:
         from mmengine.config import Config
-        return Config.fromfile(osp.join(REPO_ROOT, config_path(name))).train_cfg.max_iters
+        return Config.fromfile(osp.join(REPO_ROOT, path)).train_cfg.max_iters
 
     def write_table(self, per_seed: Dict[int, Dict]) -> None:
         """Write ``results.md`` / ``results.json`` and print the table."""

@@ -10,7 +10,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
-pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2000.pth'
+pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_1000.pth'
 pseudo_label_file = 'work_dirs/adapt_teacher_selftrain_toy/pseudo_labels.json'
 
 model = dict(
@@ -19,7 +19,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained_teacher)),
     # θ_T' (stage 1a) labels D_u.
     teacher='configs/mmcast/adapt_teacher_toy.py',
-    teacher_checkpoint='work_dirs/adapt_teacher_toy/iter_500.pth')
+    teacher_checkpoint='work_dirs/adapt_teacher_toy/iter_300.pth')
 
 train_dataloader = dict(
     dataset=dict(datasets=[
@@ -34,7 +34,7 @@ train_dataloader = dict(
             pipeline={{_base_.unsup_pipeline}}),
     ]))
 
-max_iters = 1000
+max_iters = 500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))

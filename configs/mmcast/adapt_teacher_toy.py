@@ -10,7 +10,7 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 # θ_T^0: the toy foundation-model stand-in.
-pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2000.pth'
+pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_1000.pth'
 load_from = pretrained_teacher
 
 train_dataloader = dict(
@@ -27,7 +27,7 @@ train_dataloader = dict(
         filter_cfg=dict(filter_empty_gt=True, min_size=0),
         pipeline={{_base_.train_pipeline}}))
 
-max_iters = 500
+max_iters = 300
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))

@@ -15,7 +15,7 @@ pseudo_label_file = 'work_dirs/distill_toy/pseudo_labels.json'
 model = dict(
     # θ_T'': the teacher architecture of stage 1a, weights of stage 1b.
     teacher='configs/mmcast/adapt_teacher_toy.py',
-    teacher_checkpoint='work_dirs/adapt_teacher_selftrain_toy/iter_1000.pth',
+    teacher_checkpoint='work_dirs/adapt_teacher_selftrain_toy/iter_500.pth',
     semi_train_cfg=dict(unsup_weight=1.0))
 
 train_dataloader = dict(
@@ -31,7 +31,7 @@ train_dataloader = dict(
             pipeline={{_base_.unsup_pipeline}}),
     ]))
 
-max_iters = 1500
+max_iters = 800
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 custom_hooks = [

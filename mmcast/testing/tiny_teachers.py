@@ -305,7 +305,7 @@ def build_tiny_teacher_assets(root: str = DEFAULT_ROOT,
         sam2_checkpoint=osp.join(root, SAM2_FILENAME),
         teacher_checkpoint=osp.join(root, TEACHER_FILENAME))
     stamp_file = osp.join(root, STAMP_FILENAME)
-    stamp = dict(classes=list(classes), seed=seed, version=1)
+    stamp = dict(classes=list(classes), seed=seed, version=2)
     if not force and osp.isfile(stamp_file) and all(
             osp.exists(p) for p in paths.values()):
         with open(stamp_file, encoding='utf-8') as f:
@@ -323,6 +323,10 @@ def build_tiny_teacher_assets(root: str = DEFAULT_ROOT,
     cfg = tiny_box_prompted_teacher_cfg(root, classes)
     with _seeded(seed), DefaultScope.overwrite_default_scope('mmdet'):
         teacher = MODELS.build(cfg)
+        # GroundingDINO allocates some parameters (level_embed, ...)
+        # uninitialised: its init_weights must run before saving
+        with _quiet_mmengine_logger():
+            teacher.detector.init_weights()
 
     calibrate_tiny_detector(teacher.detector)
     _save_checkpoint(teacher, paths['teacher_checkpoint'], classes)
@@ -340,6 +344,22 @@ def _save_checkpoint(model: torch.nn.Module, path: str,
     tmp = path + '.tmp'
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
+
+
+class _quiet_mmengine_logger:
+    """Silence MMEngine's INFO logs (init_weights dumps every parameter)."""
+
+    def __enter__(self):
+        import logging
+
+        from mmengine.logging import MMLogger
+        self.logger = MMLogger.get_current_instance()
+        self.level = self.logger.level
+        self.logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+        return False
 
 
 class _seeded:

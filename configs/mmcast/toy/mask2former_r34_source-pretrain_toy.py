@@ -25,6 +25,6 @@ val_evaluator = dict(
     metric=['segm'])
 test_evaluator = val_evaluator
 
-max_iters = 2000
+max_iters = 1000
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)

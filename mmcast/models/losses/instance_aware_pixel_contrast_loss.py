@@ -289,9 +289,10 @@ class InstanceAwarePixelContrastLoss(nn.Module):
                 torch.div(weights, block, out=block)
                 col += e - s
         if within:
+            # Never draw the anchor itself.
             rows = torch.arange(end - start, device=device)
-            scores[rows,
-                   rows + (start - offset)] = (-1 if largest else float('inf'))
+            fill = -1.0 if largest else float('inf')
+            scores[rows, rows + (start - offset)] = fill
         local = scores.topk(
             num_neg, dim=1, largest=largest, sorted=False).indices
         if within:
