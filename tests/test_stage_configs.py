@@ -242,6 +242,15 @@ def test_pseudo_label_hook_writes_what_the_dataset_reads(ds, stage,
     assert tuple(pl_cfg.metainfo.classes) == tuple(cfg.classes)
     assert hook.filter_cfg == dict(score_thr=0.3, max_per_image=100,
                                    mask_thr=0.5)
+    # labeled + pseudo-labeled: one metainfo (a dict, the labeled set's), as
+    # PseudoLabelHook/CASTDistiller and the checkpoints' dataset_meta expect
+    concat = copy.deepcopy(cfg.train_dataloader.dataset)
+    concat.datasets = [dict(d, lazy_init=True) for d in concat.datasets]
+    concat = DATASET_REGISTRY.build(dict(concat, lazy_init=True))
+    assert isinstance(concat.metainfo, dict)
+    assert tuple(concat.metainfo['classes']) == tuple(cfg.classes)
+    assert concat.metainfo['palette'] == \
+        concat.datasets[0].metainfo['palette']
 
 
 # -------------------------------------------------------------- hooks

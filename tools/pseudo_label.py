@@ -131,12 +131,11 @@ def main(argv=None) -> int:
     from mmengine.dist import (broadcast_object_list, get_dist_info,
                                init_dist, is_distributed)
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
     from mmengine.utils import import_modules_from_strings
 
     import mmcast  # noqa: F401  (registers mmcast modules)
-    from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+    from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
     from mmcast.pseudo_labels import (build_labeling_dataset,
                                       check_filter_cfg, identity, is_current,
                                       label_unlabeled_set, make_header,
@@ -186,13 +185,9 @@ def main(argv=None) -> int:
                   'unlabeled set and filter); use --force to redo it')
         return 0
 
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    logger='current')
+    model = build_frozen_teacher(cfg.model, args.checkpoint)
     if torch.cuda.is_available():
         model = model.cuda()
-    model.eval()
-    model.requires_grad_(False)
     if getattr(model, 'dataset_meta', None) is None:
         model.dataset_meta = dataset.metainfo
     if args.force and current and rank == 0:

@@ -7,16 +7,14 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
-from mmengine.config import Config
 from mmengine.dist import broadcast_object_list, get_dist_info, is_distributed
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
-from mmengine.utils import import_modules_from_strings
 
 from mmdet.registry import HOOKS
+
+from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
 
 from mmcast.pseudo_labels import (build_labeling_dataset, check_filter_cfg,
                                   checkpoint_sha256, identity, is_current,
@@ -211,24 +209,13 @@ class PseudoLabelHook(Hook):
         return teacher
 
     def _build_teacher(self, runner, dataset_meta) -> torch.nn.Module:
-        from mmdet.registry import MODELS
-        cfg = Config.fromfile(self.teacher_config)
-        if cfg.get('custom_imports'):
-            import_modules_from_strings(**cfg['custom_imports'])
-        scope = None if DefaultScope.get_current_instance() is not None \
-            else cfg.get('default_scope', 'mmdet')
-        with DefaultScope.overwrite_default_scope(scope):
-            teacher = MODELS.build(cfg.model)
-        load_checkpoint(
-            teacher, self.teacher_checkpoint, map_location='cpu',
-            logger='current')
+        teacher = build_frozen_teacher(self.teacher_config,
+                                       self.teacher_checkpoint)
         try:
             device = next(runner.model.parameters()).device
         except StopIteration:
             device = torch.device('cpu')
         teacher.to(device)
-        teacher.eval()
-        teacher.requires_grad_(False)
         if getattr(teacher, 'dataset_meta', None) is None:
             teacher.dataset_meta = dataset_meta
         return teacher

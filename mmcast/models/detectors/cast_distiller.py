@@ -1,12 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The teacher–student wrapper of CAST stages 1b and 2."""
 import copy
-import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.config import Config
-from mmengine.runner import load_checkpoint
 from mmdet.models.detectors import BaseDetector
 from mmdet.models.utils import rename_loss_dict
 from mmdet.registry import MODELS
@@ -15,6 +12,7 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor, nn
 
 from mmcast.structures import TensorMasks
+from ..teachers.frozen_teacher import build_frozen_teacher
 
 
 @MODELS.register_module()
@@ -79,39 +77,9 @@ class CASTDistiller(BaseDetector):
         self._teacher: List[nn.Module] = []
         self.teacher_classes: Optional[Tuple[str, ...]] = None
         if teacher is not None:
-            self._teacher.append(self._build_teacher(teacher, teacher_checkpoint))
-
-    def _build_teacher(self, teacher: Union[ConfigType, str],
-                       checkpoint: Optional[str]) -> nn.Module:
-        """Build the frozen teacher and load its weights.
-
-        A checkpoint of a ``CASTDistiller`` (stage 1b) is read as its
-        student's weights.
-        """
-        if checkpoint is not None and not osp.isfile(checkpoint):
-            raise FileNotFoundError(
-                f'teacher checkpoint not found: {checkpoint} '
-                '(model.teacher_checkpoint)')
-        if isinstance(teacher, str):
-            if not osp.isfile(teacher):
-                raise FileNotFoundError(
-                    f'teacher config not found: {teacher} (model.teacher)')
-            teacher = Config.fromfile(teacher).model
-        model = MODELS.build(copy.deepcopy(teacher))
-        if checkpoint is not None:
-            ckpt = load_checkpoint(
-                model,
-                checkpoint,
-                map_location='cpu',
-                revise_keys=[(r'^student\.', ''), (r'^module\.', '')])
-            meta = ckpt.get('meta', {}).get('dataset_meta') or {}
-            if isinstance(meta, (list, tuple)):  # mmdet's ConcatDataset
-                meta = meta[0] if meta else {}
-            classes = meta.get('classes')
-            if classes is not None:
-                self.teacher_classes = tuple(classes)
-        model.requires_grad_(False)
-        return model.eval()
+            model = build_frozen_teacher(teacher, teacher_checkpoint)
+            self.teacher_classes = model.teacher_classes
+            self._teacher.append(model)
 
     def check_classes(self, classes: Sequence[str]) -> None:
         """Fail before training when teacher and student disagree on classes.

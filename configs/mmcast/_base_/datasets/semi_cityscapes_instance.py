@@ -137,8 +137,12 @@ train_dataloader = dict(
         type='MultiSourceSampler',
         batch_size=batch_size_per_gpu,
         source_ratio=[1, 1]),
+    # ignore_keys: PseudoLabeledDataset (a CocoDataset) has COCO's palette;
+    # without it mmdet's ConcatDataset.metainfo becomes a list (one dict per
+    # dataset), which ends up in the checkpoints' meta.dataset_meta.
     dataset=dict(
         type='ConcatDataset',
+        ignore_keys=['palette'],
         datasets=[labeled_dataset, pseudo_labeled_dataset]))
 val_dataloader = dict(
     batch_size=1,

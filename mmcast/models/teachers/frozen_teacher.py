@@ -1,0 +1,75 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Build a frozen teacher from a config and a checkpoint."""
+import copy
+import os.path as osp
+from typing import Optional, Tuple, Union
+
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import load_checkpoint
+from mmengine.utils import import_modules_from_strings
+from mmdet.registry import MODELS
+from mmdet.utils import ConfigType
+from torch import nn
+
+
+def checkpoint_classes(checkpoint: dict) -> Optional[Tuple[str, ...]]:
+    """The class names an MMEngine checkpoint was trained on, if recorded.
+
+    mmdet's ``ConcatDataset`` stores a list of metainfos; the first counts.
+    """
+    meta = checkpoint.get('meta', {}).get('dataset_meta') or {}
+    if isinstance(meta, (list, tuple)):
+        meta = meta[0] if meta else {}
+    classes = meta.get('classes')
+    return tuple(classes) if classes is not None else None
+
+
+def build_frozen_teacher(config: Union[ConfigType, str],
+                         checkpoint: Optional[str] = None) -> nn.Module:
+    """Build a teacher detector, load its weights, freeze it.
+
+    Args:
+        config (dict | str): The teacher's model config, or the path of a
+            config file whose ``model`` is the teacher. When that model is a
+            ``CASTDistiller`` (stage 1b), its ``student`` is the teacher.
+        checkpoint (str, optional): Weights. A ``CASTDistiller`` checkpoint
+            is read as its student's weights (``student.`` prefix removed).
+
+    Returns:
+        nn.Module: The teacher in ``eval()`` mode without gradients; its
+        ``teacher_classes`` attribute holds the checkpoint's class names
+        (or None).
+
+    Raises:
+        FileNotFoundError: Naming a missing config or checkpoint file.
+    """
+    if checkpoint is not None and '://' not in checkpoint \
+            and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'teacher checkpoint not found: {checkpoint}')
+    scope = 'mmdet'
+    if isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'teacher config not found: {config}')
+        cfg = Config.fromfile(config)
+        if cfg.get('custom_imports'):
+            import_modules_from_strings(**cfg['custom_imports'])
+        scope = cfg.get('default_scope', scope)
+        config = cfg.model
+    config = copy.deepcopy(config)
+    if config.get('type') == 'CASTDistiller':
+        config = config['student']
+    if DefaultScope.get_current_instance() is not None:
+        scope = None
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(config)
+    model.teacher_classes = None
+    if checkpoint is not None:
+        ckpt = load_checkpoint(
+            model,
+            checkpoint,
+            map_location='cpu',
+            revise_keys=[(r'^student\.', ''), (r'^module\.', '')])
+        model.teacher_classes = checkpoint_classes(ckpt)
+    model.requires_grad_(False)
+    return model.eval()
