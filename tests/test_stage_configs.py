@@ -255,9 +255,13 @@ def test_pseudo_label_hook_writes_what_the_dataset_reads(ds, stage,
 
 # -------------------------------------------------------------- hooks
 @pytest.mark.parametrize('ds,stage', REAL_CONFIGS)
-def test_temperature_hook_iff_pixel_contrast(ds, stage):
+def test_temperature_hook_iff_pixel_contrast(ds, stage, registered):
+    from mmdet.registry import HOOKS
+
     cfg = load(stage_path(stage, ds))
     hooks = [h.type for h in cfg.get('custom_hooks', [])]
+    for hook in cfg.get('custom_hooks', []):
+        HOOKS.build(copy.deepcopy(hook))  # arguments are accepted
     pxl_on = any(
         d.panoptic_head.get('loss_pixel_contrast') is not None
         and d.panoptic_head.type == 'CASTMask2FormerHead'

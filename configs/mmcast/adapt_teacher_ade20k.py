@@ -1,4 +1,4 @@
-# CAST stage 1a on ADE20K 
+# CAST stage 1a on ADE20K
 # (10 % labels, seed 1: tools/split_semi.py ... --out-dir
 # data/ADEChallengeData2016/semi_anns):
 # fine-tune the pre-trained teacher theta_T^0 (Mask2Former Swin-L,

@@ -1,4 +1,4 @@
-# CAST stage 1a on Cityscapes 
+# CAST stage 1a on Cityscapes
 # (10 % labels, seed 1: tools/split_semi.py ... --out-dir
 # data/cityscapes/annotations/semi):
 # fine-tune the pre-trained teacher theta_T^0 (Mask2Former Swin-L,

@@ -1,4 +1,4 @@
-# CAST stage 1a on COCO 
+# CAST stage 1a on COCO
 # (10 % labels by default, seed 1; 1/2/5 %: see
 # _base_/datasets/semi_coco_instance.py):
 # fine-tune the pre-trained teacher theta_T^0 (Mask2Former Swin-L,
