@@ -26,11 +26,11 @@ train_dataloader = dict(
         {{_base_.labeled_dataset}},
         dict(
             type='PseudoLabeledDataset',
-            data_root={{_base_.data_root}},
+            data_root='',
             ann_file=pseudo_label_file,
-            unlabeled_ann_file={{_base_.unlabeled_ann_file}},
+            unlabeled_ann_file={{_base_.pseudo_labeled_dataset.unlabeled_ann_file}},  # noqa
             metainfo=dict(classes={{_base_.classes}}),
-            data_prefix=dict(img='leftImg8bit/train/'),
+            data_prefix={{_base_.pseudo_labeled_dataset.data_prefix}},
             pipeline={{_base_.unsup_pipeline}}),
     ]))
 

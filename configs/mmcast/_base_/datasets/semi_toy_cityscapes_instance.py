@@ -5,6 +5,7 @@
 # so pseudo-masks stay aligned with the student's view.
 _base_ = './toy_cityscapes_instance.py'
 
+data_root = 'data/toy/'
 labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
 unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-unlabeled.json'
 pseudo_label_file = 'work_dirs/pseudo_labels/toy.json'
@@ -52,22 +53,24 @@ label_pipeline = [
 
 labeled_dataset = dict(
     type={{_base_.dataset_type}},
-    data_root={{_base_.data_root}},
+    data_root=data_root,
     ann_file=labeled_ann_file,
     data_prefix=dict(img='leftImg8bit/train/'),
     filter_cfg=dict(filter_empty_gt=True, min_size=0),
     pipeline=sup_pipeline)
+# data_root='' so that ann_file (the pseudo-label json, a work-dir path) is
+# exactly PseudoLabelHook's out_file; the data paths carry the data root.
 pseudo_labeled_dataset = dict(
     type='PseudoLabeledDataset',
-    data_root={{_base_.data_root}},
+    data_root='',
     ann_file=pseudo_label_file,
-    unlabeled_ann_file=unlabeled_ann_file,
+    unlabeled_ann_file=data_root + unlabeled_ann_file,
     metainfo=dict(classes=classes),
-    data_prefix=dict(img='leftImg8bit/train/'),
+    data_prefix=dict(img=data_root + 'leftImg8bit/train/'),
     pipeline=unsup_pipeline)
 unlabeled_dataset = dict(
     type={{_base_.dataset_type}},
-    data_root={{_base_.data_root}},
+    data_root=data_root,
     ann_file=unlabeled_ann_file,
     data_prefix=dict(img='leftImg8bit/train/'),
     test_mode=True,
@@ -79,6 +82,9 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='MultiSourceSampler', batch_size=4, source_ratio=[1, 1]),
+    # ignore_keys: PseudoLabeledDataset (a CocoDataset) has COCO's palette;
+    # without it mmdet's ConcatDataset.metainfo is a list of dicts.
     dataset=dict(
         type='ConcatDataset',
+        ignore_keys=['palette'],
         datasets=[labeled_dataset, pseudo_labeled_dataset]))
