@@ -2,13 +2,16 @@
 """mmcast: CAST semi-supervised distillation as an MMDetection 3.x plugin.
 
 Importing this package (``custom_imports = dict(imports=['mmcast'])``)
-registers every mmcast module into MMDetection's registries and lets
-``torch.load(weights_only=True)`` read MMEngine's own checkpoints.
+registers every mmcast module into MMDetection's registries, lets
+``torch.load(weights_only=True)`` read MMEngine's own checkpoints and lets
+MMEngine's ``pytorch`` launcher run on CPU-only machines (gloo).
 """
 from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
+from .utils.cpu_distributed import allow_cpu_pytorch_launcher
 from .version import __version__, version_info
 
 allow_mmengine_checkpoint_globals()
+allow_cpu_pytorch_launcher()
 
 from . import (datasets, engine, evaluation, models,  # noqa: E402,F401
                pseudo_labels, structures)

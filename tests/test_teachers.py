@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip('sam2')
-pytest.importorskip('transformers')
 
 import mmcast  # noqa: E402,F401
 from mmdet.models.detectors.base import BaseDetector  # noqa: E402

@@ -9,3 +9,6 @@ default_hooks = dict(
         max_keep_ckpts=2, save_last=True))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
+# device_ids=None lets DDP wrap CPU modules too (MMEngine's default passes
+# [LOCAL_RANK], which DDP accepts for GPU modules only).
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None)

@@ -233,7 +233,12 @@ class BoxPromptedTeacher(BaseDetector):
             'sam2_mean', torch.tensor(SAM2_MEAN).view(3, 1, 1) * 255, False)
         self.register_buffer(
             'sam2_std', torch.tensor(SAM2_STD).view(3, 1, 1) * 255, False)
-        self._register_load_state_dict_pre_hook(self._accept_detector_only)
+        if hasattr(self, 'register_load_state_dict_pre_hook'):  # torch>=2.4
+            self.register_load_state_dict_pre_hook(
+                lambda module, *args: module._accept_detector_only(*args))
+        else:  # pragma: no cover
+            self._register_load_state_dict_pre_hook(
+                self._accept_detector_only)
 
     # ------------------------------------------------------------------
     # checkpoints
