@@ -13,7 +13,10 @@ from .version import __version__, version_info
 allow_mmengine_checkpoint_globals()
 allow_cpu_pytorch_launcher()
 
-from . import (datasets, engine, evaluation, models,  # noqa: E402,F401
-               pseudo_labels, structures)
+from . import (datasets, engine, models, pseudo_labels,  # noqa: E402,F401
+               structures)
 
-__all__ = ['__version__', 'version_info', 'allow_mmengine_checkpoint_globals']
+__all__ = [
+    '__version__', 'version_info', 'allow_mmengine_checkpoint_globals',
+    'allow_cpu_pytorch_launcher'
+]

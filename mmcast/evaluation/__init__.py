@@ -1,2 +1,0 @@
-# Copyright (c) mmcast contributors. All rights reserved.
-__all__ = []
