@@ -75,3 +75,17 @@ def test_resume_continues_from_last_checkpoint(trained, repo_root):
     assert 'resumed epoch: 0, iter: 4' in log
     assert osp.isfile(osp.join(work_dir, 'iter_6.pth'))
     assert sorted(glob.glob(osp.join(work_dir, '*.tmp'))) == []
+
+
+def test_contrastive_toy_config_logs_pxl_statistics(repo_root, toy_data_root,
+                                                     tmp_path):
+    config = 'configs/mmcast/toy/cast_mask2former_r18_1xb4-1500it_toy.py'
+    work_dir = str(tmp_path)
+    opts = toy_cfg_options(toy_data_root, work_dir) + [
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'param_scheduler.end=2'
+    ]
+    log = _mim(['train', 'mmdet', config, '--work-dir', work_dir,
+                '--cfg-options'] + opts, repo_root)
+    for key in ('loss_pxl', 'pxl_margin', 'pxl_fnr', 'pxl_temperature: 0.0700'):
+        assert key in log, key
