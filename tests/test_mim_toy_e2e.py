@@ -89,3 +89,38 @@ def test_contrastive_toy_config_logs_pxl_statistics(repo_root, toy_data_root,
                 '--cfg-options'] + opts, repo_root)
     for key in ('loss_pxl', 'pxl_margin', 'pxl_fnr', 'pxl_temperature: 0.0700'):
         assert key in log, key
+
+
+def test_killed_run_resumes_to_the_same_iteration_count(repo_root,
+                                                         toy_data_root,
+                                                         tmp_path):
+    """SIGKILL mid-run, then ``--resume``: same final iteration, valid file."""
+    import signal
+    import time
+
+    work_dir = str(tmp_path)
+    opts = toy_cfg_options(toy_data_root, work_dir) + [
+        'train_cfg.max_iters=8', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=2', 'param_scheduler.end=8'
+    ]
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    cmd = [MIM, 'train', 'mmdet', CONFIG, '--work-dir', work_dir,
+           '--cfg-options'] + opts
+    proc = subprocess.Popen(cmd, cwd=repo_root, env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = osp.join(work_dir, 'last_checkpoint')
+    deadline = time.time() + 300
+    while not osp.isfile(marker) and time.time() < deadline:
+        assert proc.poll() is None, 'training ended before it was killed'
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not osp.isfile(osp.join(work_dir, 'iter_8.pth'))
+    log = _mim(['train', 'mmdet', CONFIG, '--work-dir', work_dir, '--resume',
+                '--cfg-options'] + opts, repo_root)
+    assert 'resumed epoch: 0, iter:' in log
+    import mmcast  # noqa: F401
+    ckpt = torch.load(osp.join(work_dir, 'iter_8.pth'), map_location='cpu',
+                      weights_only=True)
+    assert ckpt['meta']['iter'] == 8

@@ -131,7 +131,9 @@ class Pipeline:
               options: List[str]) -> str:
         """Train one stage (skip if done, resume if killed) → checkpoint."""
         final = osp.join(work_dir, f'iter_{max_iters}.pth')
-        if osp.isfile(final):
+        # MMEngine writes last_checkpoint only after a checkpoint is saved
+        # whole, so a run killed while saving its last one is not "done".
+        if last_checkpoint(work_dir) == final:
             print(f'[{name}] done: {final}', flush=True)
             return final
         os.makedirs(work_dir, exist_ok=True)
