@@ -11,6 +11,7 @@ from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor, nn
 
+from mmcast.pseudo_labels import PseudoLabelFilter
 from mmcast.structures import TensorMasks
 from ..teachers.frozen_teacher import build_frozen_teacher
 
@@ -176,7 +177,6 @@ class CASTDistiller(BaseDetector):
         filtered like offline labels, padded to the batch shape and stored
         as :class:`TensorMasks` (no host round trip).
         """
-        from mmcast.pseudo_labels import PseudoLabelFilter
         label_filter = PseudoLabelFilter(**self.semi_train_cfg['pseudo_label_filter'])
         results = self.teacher.predict(
             batch_inputs, copy.deepcopy(batch_data_samples), rescale=False)
