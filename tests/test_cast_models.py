@@ -26,9 +26,9 @@ def _model_cfg(path, repo_root):
     return cfg
 
 
-def _batch(model, num_items=(2, 0), seed=0):
+def _batch(model, num_items=(2, 0), seed=0, shape=(64, 128)):
     torch.manual_seed(seed)
-    packed = demo_mm_inputs(len(num_items), [[3, 64, 128]] * len(num_items),
+    packed = demo_mm_inputs(len(num_items), [[3, *shape]] * len(num_items),
                             num_items=list(num_items), num_classes=8,
                             with_mask=True)
     return model.data_preprocessor(packed, True)
@@ -101,8 +101,11 @@ def test_distiller_losses_and_frozen_teacher(distiller):
     inputs, samples, _ = _multi_branch(distiller)
     losses = distiller.loss(inputs, samples)
     for prefix in ('sup_', 'unsup_'):
-        for key in ('loss_cls', 'loss_mask', 'loss_dice', 'loss_pxl'):
+        for key in ('loss_cls', 'loss_mask', 'loss_dice'):
             assert torch.isfinite(losses[prefix + key]), prefix + key
+    # one contrastive term over D_l ∪ D_u
+    assert torch.isfinite(losses['loss_pxl'])
+    assert not any(k.endswith('_loss_pxl') for k in losses)
     # an unlabeled image with zero pseudo-labels still gives finite losses
     assert len(samples['unsup'][0].gt_instances) == 0
     teacher = distiller.teacher
@@ -125,10 +128,36 @@ def test_unsup_weight_scales_set_losses_not_pxl(distiller):
     doubled = distiller.loss(inputs, copy.deepcopy(samples))
     torch.testing.assert_close(doubled['unsup_loss_cls'], 2 * base['unsup_loss_cls'])
     torch.testing.assert_close(doubled['sup_loss_cls'], base['sup_loss_cls'])
-    one = torch.tensor(1.)
-    scaled = distiller._scale(
-        dict(loss_cls=one, d0_loss_dice=one, loss_pxl=one, pxl_margin=one), 2.0)
-    assert [float(v) for v in scaled.values()] == [2.0, 2.0, 1.0, 1.0]
+
+
+def test_one_pass_equals_per_branch_losses(distiller):
+    """Merging the branches into one forward pass changes no set loss."""
+    student = distiller.student
+    student.eval()  # BatchNorm statistics must not depend on the batch
+    inputs, samples, _ = _multi_branch(distiller)
+    for first, second in (('sup', 'unsup'), ('unsup', 'sup')):
+        # the first branch's point sampling draws the same random numbers
+        torch.manual_seed(5)
+        merged, _ = student.loss_branches(
+            {first: inputs[first], second: inputs[second]},
+            copy.deepcopy(samples))
+        torch.manual_seed(5)
+        alone, _ = student.loss_branches({first: inputs[first]},
+                                         {first: copy.deepcopy(samples[first])})
+        for key in ('loss_cls', 'loss_mask', 'd0.loss_dice'):
+            torch.testing.assert_close(merged[first][key], alone[first][key])
+
+
+def test_branches_of_different_shapes_are_padded_together(distiller):
+    sup = _batch(distiller.student, (2, 1), seed=0)
+    unsup = _batch(distiller.student, (1, 2), seed=1, shape=(96, 160))
+    inputs = dict(sup=sup['inputs'], unsup=unsup['inputs'])
+    samples = dict(sup=sup['data_samples'], unsup=unsup['data_samples'])
+    losses = distiller.loss(inputs, samples)
+    assert all(torch.isfinite(v) for k, v in losses.items() if 'loss' in k)
+    for sample in samples['sup']:
+        assert sample.batch_input_shape == (96, 160)
+        assert sample.gt_instances.masks.height == 96
 
 
 def test_online_pseudo_labels_are_padded_tensor_masks(distiller):

@@ -1,6 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Instance masks kept as a device tensor, for pseudo-labels made in a step."""
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -40,6 +40,12 @@ class TensorMasks:
             return TensorMasks(self.masks[index:index + 1])
         return TensorMasks(self.masks[torch.as_tensor(index)] if isinstance(
             index, np.ndarray) else self.masks[index])
+
+    def pad(self, out_shape: Tuple[int, int], pad_val: int = 0) -> 'TensorMasks':
+        """Pad bottom/right to ``out_shape`` (h, w), like ``BitmapMasks.pad``."""
+        padded = self.masks.new_full((len(self), *out_shape), bool(pad_val))
+        padded[:, :self.height, :self.width] = self.masks
+        return TensorMasks(padded)
 
     def to_tensor(self,
                   dtype: torch.dtype,

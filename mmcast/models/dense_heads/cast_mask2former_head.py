@@ -72,6 +72,39 @@ class CASTMask2FormerHead(Mask2FormerHead):
             (and their ``d{i}.`` deep-supervision copies), plus ``loss_pxl``,
             ``pxl_margin`` and, with ground-truth masks, ``pxl_fnr``.
         """
+        branch_losses, contrast_losses = self.loss_branches(
+            x, dict(batch=batch_data_samples), strong_x)
+        losses = branch_losses['batch']
+        losses.update(contrast_losses)
+        return losses
+
+    def loss_branches(
+        self,
+        x: Tuple[Tensor],
+        branches: Dict[str, SampleList],
+        strong_x: Optional[Tuple[Tensor]] = None
+    ) -> Tuple[Dict[str, Dict[str, Tensor]], Dict[str, Tensor]]:
+        """Losses of a batch made of several branches, in one forward pass.
+
+        The set-prediction losses are normalised per branch (so a wrapper can
+        weight labeled and pseudo-labeled images differently), the
+        contrastive loss once over the whole batch, i.e. over
+        D_l ∪ D_u as in the paper's objective.
+
+        Args:
+            x (tuple[Tensor]): Features of all branches' images stacked in
+                the order of ``branches``, each (B, C_l, H_l, W_l).
+            branches (dict[str, list[:obj:`DetDataSample`]]): The samples of
+                each branch, with ``gt_instances``.
+            strong_x (tuple[Tensor], optional): Strong-view features, as
+                ``x``, computed without gradient.
+
+        Returns:
+            tuple[dict, dict]: The set-prediction losses of each branch, and
+            ``loss_pxl`` / ``pxl_margin`` / ``pxl_fnr`` (empty when the
+            contrastive branch is off or ``strong_x`` is None).
+        """
+        batch_data_samples = [s for samples in branches.values() for s in samples]
         batch_gt_instances, _, batch_img_metas = unpack_gt_instances(
             batch_data_samples)
         batch_gt_semantic_segs = [
@@ -81,15 +114,20 @@ class CASTMask2FormerHead(Mask2FormerHead):
         all_cls_scores, all_mask_preds = self(x, batch_data_samples)
         batch_gt_instances = self.preprocess_gt(batch_gt_instances,
                                                 batch_gt_semantic_segs)
-        losses = self.loss_by_feat(all_cls_scores, all_mask_preds,
-                                   batch_gt_instances, batch_img_metas)
+        branch_losses, start = dict(), 0
+        for name, samples in branches.items():
+            part = slice(start, start + len(samples))
+            start += len(samples)
+            branch_losses[name] = self.loss_by_feat(
+                [scores[part] for scores in all_cls_scores],
+                [masks[part] for masks in all_mask_preds],
+                batch_gt_instances[part], batch_img_metas[part])
+        contrast_losses = dict()
         if self.with_pixel_contrast and strong_x is not None:
-            losses.update(
-                self.loss_contrast(x[self.contrast_level],
-                                   strong_x[self.contrast_level],
-                                   all_cls_scores[-1], all_mask_preds[-1],
-                                   batch_gt_instances))
-        return losses
+            contrast_losses = self.loss_contrast(
+                x[self.contrast_level], strong_x[self.contrast_level],
+                all_cls_scores[-1], all_mask_preds[-1], batch_gt_instances)
+        return branch_losses, contrast_losses
 
     def loss_contrast(self, feat_weak: Tensor, feat_strong: Tensor,
                       cls_scores: Tensor, mask_preds: Tensor,

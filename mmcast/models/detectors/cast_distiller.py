@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.detectors import BaseDetector
-from mmdet.models.utils import rename_loss_dict
+from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -30,9 +30,9 @@ class CASTDistiller(BaseDetector):
     transforms as the image. With ``'online'`` the teacher labels the unsup
     batch inside the step (same view, so no projection is needed).
 
-    ``L_pxl`` is computed by the student's own head on each branch; the
-    unsup branch's set-prediction losses are scaled by ``λ_semi`` (its
-    ``loss_pxl`` is not). The teacher is held outside the module tree: no
+    ``L_pxl`` is computed by the student's own head once over both
+    branches (its weight λ_pxl is the loss's ``loss_weight``); the unsup
+    branch's set-prediction losses are scaled by ``λ_semi``. The teacher is held outside the module tree: no
     gradients, always ``eval()``, not in the optimizer, not in
     ``state_dict`` (checkpoints hold only ``student.*``), not wrapped by
     DDP; it follows the wrapper's device. ``predict`` uses the student, so
@@ -131,6 +131,11 @@ class CASTDistiller(BaseDetector):
              multi_batch_data_samples: Dict[str, SampleList]) -> dict:
         """Losses of one mixed batch.
 
+        A student with ``loss_branches`` (``CASTMask2Former``) runs both
+        branches in one forward pass: set-prediction losses per branch and
+        one ``loss_pxl`` over D_l ∪ D_u. Any other MMDet student runs
+        ``loss`` once per branch.
+
         Args:
             multi_batch_inputs (dict[str, Tensor]): ``sup`` and/or ``unsup``
                 images, each (B_branch, 3, H, W), normalised and padded.
@@ -139,33 +144,28 @@ class CASTDistiller(BaseDetector):
                 pseudo-labels (offline) or none yet (online).
 
         Returns:
-            dict: ``sup_*`` and ``unsup_*`` losses and statistics.
+            dict: ``sup_*`` and ``unsup_*`` losses (the latter × λ_semi) and
+            ``loss_pxl`` with its statistics.
         """
         cfg = self.semi_train_cfg
-        losses = dict()
-        if 'sup' in multi_batch_inputs:
-            sup = self.student.loss(multi_batch_inputs['sup'],
-                                    multi_batch_data_samples['sup'])
+        weights = dict(sup=cfg['sup_weight'], unsup=cfg['unsup_weight'])
+        inputs = {k: v for k, v in multi_batch_inputs.items() if k in weights}
+        samples = {k: multi_batch_data_samples[k] for k in inputs}
+        if 'unsup' in inputs and cfg['pseudo_label_mode'] == 'online':
+            samples['unsup'] = self.label_online(inputs['unsup'],
+                                                 samples['unsup'])
+        if hasattr(self.student, 'loss_branches'):
+            branch_losses, losses = self.student.loss_branches(inputs, samples)
+        else:
+            branch_losses = {
+                k: self.student.loss(inputs[k], samples[k]) for k in inputs
+            }
+            losses = dict()
+        for name, branch in branch_losses.items():
             losses.update(
-                rename_loss_dict('sup_', self._scale(sup, cfg['sup_weight'])))
-        if 'unsup' in multi_batch_inputs:
-            inputs = multi_batch_inputs['unsup']
-            samples = multi_batch_data_samples['unsup']
-            if cfg['pseudo_label_mode'] == 'online':
-                samples = self.label_online(inputs, samples)
-            unsup = self.student.loss(inputs, samples)
-            losses.update(
-                rename_loss_dict('unsup_',
-                                 self._scale(unsup, cfg['unsup_weight'])))
+                rename_loss_dict(f'{name}_',
+                                 reweight_loss_dict(branch, weights[name])))
         return losses
-
-    @staticmethod
-    def _scale(losses: Dict[str, Tensor], weight: float) -> Dict[str, Tensor]:
-        """Scale the set-prediction losses; ``loss_pxl`` keeps its own λ_pxl."""
-        return {
-            k: v * weight if 'loss' in k and 'loss_pxl' not in k else v
-            for k, v in losses.items()
-        }
 
     @torch.no_grad()
     def label_online(self, batch_inputs: Tensor,

@@ -1,8 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Mask2Former trained with CAST's pixel-wise contrastive term."""
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.detectors import Mask2Former
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
@@ -54,9 +55,58 @@ class CASTMask2Former(Mask2Former):
         Returns:
             dict[str, Tensor]: The head's losses and logged statistics.
         """
-        x = self.extract_feat(batch_inputs)
+        branch_losses, contrast_losses = self.loss_branches(
+            dict(batch=batch_inputs), dict(batch=batch_data_samples))
+        losses = branch_losses['batch']
+        losses.update(contrast_losses)
+        return losses
+
+    def loss_branches(
+        self, multi_batch_inputs: Dict[str, Tensor],
+        multi_batch_data_samples: Dict[str, SampleList]
+    ) -> Tuple[Dict[str, Dict[str, Tensor]], Dict[str, Tensor]]:
+        """Losses of several branches (e.g. labeled and pseudo-labeled) in
+        one forward pass of the backbone, strong view and head.
+
+        Branches padded to different shapes are padded (bottom/right, with
+        their masks and ``batch_input_shape``) to a common one first.
+
+        Args:
+            multi_batch_inputs (dict[str, Tensor]): Each branch's images
+                (B_i, 3, H_i, W_i), normalised and padded.
+            multi_batch_data_samples (dict[str, list[DetDataSample]]): Each
+                branch's samples with ``gt_instances``.
+
+        Returns:
+            tuple[dict, dict]: Set-prediction losses per branch, and the
+            contrastive loss and statistics over all images.
+        """
+        names = list(multi_batch_inputs)
+        height = max(multi_batch_inputs[n].shape[-2] for n in names)
+        width = max(multi_batch_inputs[n].shape[-1] for n in names)
+        inputs = torch.cat([
+            self._pad_branch(multi_batch_inputs[n],
+                             multi_batch_data_samples[n], (height, width))
+            for n in names
+        ])
+        x = self.extract_feat(inputs)
         strong_x = None
         if self.with_pixel_contrast:
             with torch.no_grad():
-                strong_x = self.extract_feat(self.strong_view(batch_inputs))
-        return self.panoptic_head.loss(x, batch_data_samples, strong_x=strong_x)
+                strong_x = self.extract_feat(self.strong_view(inputs))
+        return self.panoptic_head.loss_branches(
+            x, {n: multi_batch_data_samples[n] for n in names}, strong_x)
+
+    @staticmethod
+    def _pad_branch(inputs: Tensor, data_samples: SampleList,
+                    shape: Tuple[int, int]) -> Tensor:
+        """Pad (B, 3, H, W) images and their target masks to ``shape``."""
+        pad_h, pad_w = shape[0] - inputs.shape[-2], shape[1] - inputs.shape[-1]
+        if pad_h == 0 and pad_w == 0:
+            return inputs
+        for sample in data_samples:
+            sample.set_metainfo(dict(batch_input_shape=tuple(shape)))
+            gt = sample.gt_instances
+            if 'masks' in gt:
+                gt.masks = gt.masks.pad(tuple(shape), pad_val=0)
+        return F.pad(inputs, (0, pad_w, 0, pad_h), value=0)
