@@ -2,7 +2,7 @@
 """Benchmark CAST's pixel-wise contrastive loss.
 
 1. Time and peak memory of forward + backward of
-   ``InstanceAwarePixelContrastLoss`` (chunks of 4096 anchors; per chunk
+   ``InstanceAwarePixelContrastLoss`` (chunks of 1024 anchors; per chunk
    the (chunk, M) sampling blocks and the (chunk, R, D) gathered keys, the
    keys gathered again in backward) against a naive implementation that
    gathers the (B*N, R, D) negative keys at once and lets autograd keep
@@ -188,7 +188,9 @@ def fmt_time(sec: Optional[float]) -> str:
 def benchmark_loss(args: argparse.Namespace, device: torch.device) -> None:
     print(f'## L_pxl forward + backward ({device}, R={args.num_negatives}, '
           f'D={args.dim}, K={NUM_QUERIES}, C+1={NUM_CLASSES + 1}, '
-          f'sampler=fused, chunk_size=4096, median of {args.repeats})\n')
+          f'sampler=fused, chunk_size='
+          f'{InstanceAwarePixelContrastLoss().chunk_size}, median of '
+          f'{args.repeats})\n')
     print('| B | h x w | anchors | ours time | ours peak | naive time | '
           'naive peak | naive/ours time | naive/ours peak |')
     print('|---|---|---|---|---|---|---|---|---|')

@@ -100,7 +100,7 @@ class InstanceAwarePixelContrastLoss(nn.Module):
         neg_margin (float, optional): Hinge on the negative logits; None
             disables it. Defaults to 0.5.
         loss_weight (float): Weight of the loss. Defaults to 0.1.
-        chunk_size (int): Anchors per chunk. Defaults to 4096.
+        chunk_size (int): Anchors per chunk. Defaults to 1024.
         eps (float): Added to ``s_deb`` before the log and used in the
             normalisations. Defaults to 1e-6.
     """
@@ -112,7 +112,7 @@ class InstanceAwarePixelContrastLoss(nn.Module):
                  temperature: float = 0.3,
                  neg_margin: Optional[float] = 0.5,
                  loss_weight: float = 0.1,
-                 chunk_size: int = 4096,
+                 chunk_size: int = 1024,
                  eps: float = 1e-6) -> None:
         super().__init__()
         if sampler not in SAMPLERS:
