@@ -495,7 +495,7 @@ def test_toy_config_matches_factory(repo_root):
         osp.join(repo_root,
                  'configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py'))
     factory = Config(
-        dict(model=tiny_box_prompted_teacher_cfg(cfg.tiny_root)))
+        dict(model=tiny_box_prompted_teacher_cfg(cfg.toy_tiny_teachers_root)))
 
     def norm(x):
         if isinstance(x, dict):

@@ -12,11 +12,39 @@ stage that was killed is resumed with ``--resume``. The results table
 (markdown + json) has the mask AP / AP50 of the teacher before and after
 adaptation, the student after stages 2 and 3 and the baseline.
 
+``--teacher`` swaps the teacher by config only: the default
+(``mask2former``) uses the config names above; ``gdino-sam2`` (the
+box-prompted teacher: Grounding-DINO boxes → SAM 2 masks) runs the teacher
+stages 1a, 1b and 2 from ``configs/mmcast/<stage>_<dataset>_gdino-sam2.py``;
+stage 3 and the baseline are student-only and shared. A work dir holds the
+stages of one teacher (recorded in ``pipeline_teacher.json``).
+
+On ``toy`` the data are generated here (``--toy-sizes``,
+``--toy-image-size``) into ``--data-root`` (``toy/`` and ``toy_source/``;
+default ``data/`` of the repository, read by the configs through the
+environment variable ``MMCAST_TOY_ROOT``), and θ_T^0 is a stand-in for a
+foundation model pre-trained on the domain-shifted ``toy_source`` corpus and
+cached in the work dir: the R-34 Mask2Former of
+``configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py`` (in
+``toy_foundation/``), or, with ``--teacher gdino-sam2``, the tiny
+Grounding-DINO + tiny (random, frozen) SAM 2 of
+``configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py``
+(in ``toy_foundation_gdino-sam2/``; its tiny BERT and SAM 2 checkpoint are
+written first by :mod:`mmcast.testing.tiny_teachers` into
+``<work-dir>/tiny_teachers``, passed on as ``MMCAST_TINY_TEACHERS``).
+
 Examples::
 
     # the toy data (generated here; the "foundation model" stand-in is
     # pre-trained on a domain-shifted toy corpus and cached)
     python tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1
+    # the same with the box-prompted teacher (tiny Grounding-DINO + SAM 2)
+    python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
+        --work-dir work_dirs/cast_toy_gdino-sam2
+    # a quick smoke run on a few tiny images outside the repository
+    python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
+        --work-dir /tmp/cast --data-root /tmp/cast_data \\
+        --toy-sizes 8 4 8 --toy-image-size 64 128 --iters 2 1 1 1 1
     # Cityscapes, 10 % labels, from a pre-trained teacher checkpoint
     python tools/cast_pipeline.py cityscapes --work-dir work_dirs/cast_cs \\
         --pretrained-teacher checkpoints/mask2former_swin-l_coco.pth
@@ -32,7 +60,32 @@ from typing import Dict, List, Optional
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
+DEFAULT_TEACHER = 'mask2former'
+# suffix: appended to the config names of TEACHER_STAGES;
+# toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
+# work-dir folder it is cached in; tiny_assets: needs the tiny BERT / SAM 2
+# files of mmcast.testing.tiny_teachers.
+TEACHERS = {
+    'mask2former':
+    dict(
+        suffix='',
+        toy_pretrain_config=TOY_PRETRAIN_CONFIG,
+        toy_foundation='toy_foundation',
+        tiny_assets=False),
+    'gdino-sam2':
+    dict(
+        suffix='_gdino-sam2',
+        toy_pretrain_config='configs/mmcast/toy/'
+        'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py',
+        toy_foundation='toy_foundation_gdino-sam2',
+        tiny_assets=True),
+}
+# The stages whose configs name the teacher (architecture or weights).
+TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
+TEACHER_MARKER = 'pipeline_teacher.json'
 METRICS = {'segm_AP': 'coco/segm_mAP', 'segm_AP50': 'coco/segm_mAP_50'}
+# What mmdet's CocoMetric logs (and no metric) when nothing was predicted.
+EMPTY_RESULTS = 'The testing results of the whole dataset is empty'
 ROWS = [
     ('supervised_student', 'student, labels only (baseline)'),
     ('teacher_pretrained', 'teacher before adaptation (θ_T^0)'),
@@ -48,6 +101,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('dataset', help='toy, cityscapes, ade20k or coco: '
                         'uses configs/mmcast/<stage>_<dataset>.py')
     parser.add_argument('--work-dir', required=True)
+    parser.add_argument(
+        '--teacher', choices=sorted(TEACHERS), default=DEFAULT_TEACHER,
+        help='the teacher: mask2former (default) or gdino-sam2, the '
+        'box-prompted teacher, whose stages 1a, 1b and 2 use '
+        'configs/mmcast/<stage>_<dataset>_gdino-sam2.py')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument(
         '--pretrained-teacher',
@@ -63,6 +121,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 300],
                         metavar=('TRAIN', 'VAL', 'SOURCE'),
                         help='toy target train/val and source-corpus images')
+    parser.add_argument('--toy-image-size', type=int, nargs=2,
+                        default=[96, 192], metavar=('H', 'W'),
+                        help='toy image height and width')
+    parser.add_argument(
+        '--data-root',
+        help='toy: the folder that gets toy/ and toy_source/ (default: '
+        'data/ of the repository); the stages read it through the '
+        'environment variable MMCAST_TOY_ROOT, which is set (or, without '
+        '--data-root, removed) for them')
     return parser.parse_args(argv)
 
 
@@ -70,7 +137,8 @@ def config_path(name: str) -> str:
     """``configs/mmcast/<name>.py``, with an error naming a missing file."""
     path = osp.join('configs', 'mmcast', f'{name}.py')
     if not osp.isfile(osp.join(REPO_ROOT, path)):
-        raise FileNotFoundError(f'no config {path} for this dataset')
+        raise FileNotFoundError(
+            f'no config {path} for this dataset (and teacher)')
     return path
 
 
@@ -85,7 +153,12 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
 
 
 def read_metrics(work_dir: str) -> Dict[str, float]:
-    """The last COCO mask metrics logged in ``work_dir`` (×100)."""
+    """The last COCO mask metrics logged in ``work_dir`` (×100).
+
+    A run whose model predicted nothing at all (a box-prompted teacher with
+    no detection above its score threshold) gets no COCO metric from mmdet's
+    ``CocoMetric``, which logs :data:`EMPTY_RESULTS` instead: its AP is 0.
+    """
     for path in sorted(glob.glob(osp.join(work_dir, '*', '**', '*.json'),
                                  recursive=True), key=osp.getmtime, reverse=True):
         with open(path, encoding='utf-8') as f:
@@ -93,17 +166,75 @@ def read_metrics(work_dir: str) -> Dict[str, float]:
         for rec in reversed(records):
             if METRICS['segm_AP'] in rec:
                 return {k: round(100 * rec[v], 1) for k, v in METRICS.items()}
+        # the run's text log: <work_dir>/<timestamp>/<timestamp>.log
+        run = osp.relpath(path, work_dir).split(os.sep)[0]
+        log = osp.join(work_dir, run, f'{run}.log')
+        if osp.isfile(log):
+            with open(log, encoding='utf-8', errors='replace') as f:
+                if EMPTY_RESULTS in f.read():
+                    print(f'no predictions at all in {work_dir}: mask AP 0',
+                          flush=True)
+                    return {k: 0.0 for k in METRICS}
     raise RuntimeError(f'no {METRICS["segm_AP"]} logged under {work_dir}')
 
 
 class Pipeline:
-    """The stages of one dataset, run through stock MMDet entry points."""
+    """The stages of one dataset, run through stock MMDet entry points.
+
+    Args:
+        args (argparse.Namespace): The parsed command line (see
+            :func:`parse_args`).
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.ds = args.dataset
+        self.teacher = args.teacher
+        self.teacher_cfg = TEACHERS[args.teacher]
         self.work_dir = osp.abspath(args.work_dir)
         os.makedirs(self.work_dir, exist_ok=True)
+        self._claim_work_dir()
+        # The toy data: <data-root>/toy and <data-root>/toy_source.
+        data_root = (osp.abspath(args.data_root)
+                     if args.data_root else osp.join(REPO_ROOT, 'data'))
+        self.toy_root = osp.join(data_root, 'toy')
+        self.toy_source_root = osp.join(data_root, 'toy_source')
+        # The environment of every stage: the configs read the toy data root
+        # (and the tiny teacher files) from it; without --data-root they get
+        # their default, data/toy/.
+        self.env = dict(os.environ)
+        self.env.pop('MMCAST_TOY_ROOT', None)
+        if args.data_root:
+            self.env['MMCAST_TOY_ROOT'] = self.toy_root + '/'
+
+    def _claim_work_dir(self) -> None:
+        """Record the teacher; refuse a work dir made with another one.
+
+        The stage folders have the same names for every teacher, so a
+        finished stage of another teacher would be taken as done. A work dir
+        without the record but with stages predates ``--teacher``: it holds
+        the default teacher's.
+        """
+        marker = osp.join(self.work_dir, TEACHER_MARKER)
+        if osp.isfile(marker):
+            with open(marker, encoding='utf-8') as f:
+                previous = json.load(f).get('teacher')
+        elif glob.glob(osp.join(self.work_dir, 'seed*')):
+            previous = DEFAULT_TEACHER
+        else:
+            previous = None
+        if previous is not None and previous != self.teacher:
+            raise SystemExit(
+                f'{self.work_dir} holds the stages of --teacher {previous}; '
+                f'use another --work-dir for --teacher {self.teacher}')
+        if not osp.isfile(marker):
+            with open(marker, 'w', encoding='utf-8') as f:
+                json.dump(dict(teacher=self.teacher), f)
+
+    def stage_config(self, stage: str) -> str:
+        """The config of ``stage`` for this dataset and teacher."""
+        suffix = self.teacher_cfg['suffix'] if stage in TEACHER_STAGES else ''
+        return config_path(f'{stage}_{self.ds}{suffix}')
 
     # -- launching --------------------------------------------------------
     def _command(self, mode: str, config: str, work_dir: str,
@@ -122,7 +253,7 @@ class Pipeline:
         print('$ ' + ' '.join(cmd), flush=True)
         with open(log_file, 'a', encoding='utf-8') as log:
             proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, env=self.env)
         if proc.returncode != 0:
             raise RuntimeError(f'stage failed (exit {proc.returncode}); '
                                f'see {log_file}')
@@ -162,29 +293,82 @@ class Pipeline:
                           options + self.args.cfg_options),
             osp.join(work_dir, 'pipeline.log'))
 
+    def eval_options(self, out: str) -> List[str]:
+        """Evaluator overrides that write a stage's metric files to ``out``.
+
+        The toy configs' ``CityScapesMetric`` writes (and first deletes)
+        ``./work_dirs/cityscapes_metric/toy``; each stage gets its own folder
+        so that concurrent runs do not clear each other's files. (Not inside
+        the stage's work dir, where :func:`read_metrics` looks for logs.)
+        """
+        if self.ds != 'toy':
+            return []
+        return [f'val_evaluator.1.outfile_prefix={out}',
+                f'test_evaluator.1.outfile_prefix={out}']
+
     # -- data and the toy foundation model --------------------------------
+    @staticmethod
+    def _toy_data_current(root: str, **expected) -> bool:
+        """Whether ``root`` holds a complete toy dataset made as expected."""
+        meta = osp.join(root, 'toy_meta.json')
+        if not osp.isfile(meta):
+            return False
+        with open(meta, encoding='utf-8') as f:
+            meta = json.load(f)
+        return bool(meta.get('complete')) and all(
+            meta.get(k) == v for k, v in expected.items())
+
     def prepare_toy(self, pretrain_iters: int) -> str:
         """Toy target data, its 10 % split and the cached θ_T^0."""
         from mmcast.datasets.semi_split import write_split
         from mmcast.datasets.toy_scenes import make_toy_dataset
 
         n_train, n_val, n_source = self.args.toy_sizes
-        for root, style, train, val in (('data/toy', 'target', n_train, n_val),
-                                        ('data/toy_source', 'source',
+        height, width = self.args.toy_image_size
+        for root, style, train, val in ((self.toy_root, 'target', n_train,
+                                         n_val),
+                                        (self.toy_source_root, 'source',
                                          n_source, n_val)):
-            meta = osp.join(REPO_ROOT, root, 'toy_meta.json')
-            if not (osp.isfile(meta) and json.load(open(meta)).get('complete')
-                    and json.load(open(meta)).get('num_train') == train):
+            if not self._toy_data_current(root, num_train=train, num_val=val,
+                                          height=height, width=width):
                 print(f'generating {root} ({style} style)', flush=True)
-                make_toy_dataset(osp.join(REPO_ROOT, root), num_train=train,
-                                 num_val=val, seed=0, style=style)
-        ann_dir = osp.join(REPO_ROOT, 'data/toy/annotations')
+                make_toy_dataset(root, num_train=train, num_val=val,
+                                 height=height, width=width, seed=0,
+                                 style=style)
+        ann_dir = osp.join(self.toy_root, 'annotations')
         write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
                     osp.join(ann_dir, 'semi'), seed=1, percent=10)
+        if self.teacher_cfg['tiny_assets']:
+            self.prepare_tiny_teacher_assets()
+        options = []
+        if self.args.data_root:
+            source = self.toy_source_root + '/'
+            val_ann = (source +
+                       'annotations/instancesonly_filtered_gtFine_val.json')
+            options = [
+                f'train_dataloader.dataset.data_root={source}',
+                f'val_dataloader.dataset.data_root={source}',
+                f'test_dataloader.dataset.data_root={source}',
+                f'val_evaluator.ann_file={val_ann}',
+                f'test_evaluator.ann_file={val_ann}',
+            ]
         return self.train(
             'teacher pre-training (source corpus)',
-            TOY_PRETRAIN_CONFIG, osp.join(self.work_dir, 'toy_foundation'),
-            pretrain_iters, [])
+            self.teacher_cfg['toy_pretrain_config'],
+            osp.join(self.work_dir, self.teacher_cfg['toy_foundation']),
+            pretrain_iters, options)
+
+    def prepare_tiny_teacher_assets(self) -> str:
+        """The tiny BERT folder and SAM 2 checkpoint (idempotent).
+
+        Written into ``<work-dir>/tiny_teachers`` and passed to the stages
+        as ``MMCAST_TINY_TEACHERS``.
+        """
+        from mmcast.testing.tiny_teachers import build_tiny_teacher_assets
+        root = osp.join(self.work_dir, 'tiny_teachers')
+        build_tiny_teacher_assets(root)
+        self.env['MMCAST_TINY_TEACHERS'] = root
+        return root
 
     # -- one seed -----------------------------------------------------------
     def run_seed(self, seed: int, teacher0: str, iters: List[int]) -> Dict:
@@ -208,42 +392,53 @@ class Pipeline:
             return [f'train_dataloader.dataset.datasets.1.ann_file={out}',
                     f'custom_hooks.0.out_file={out}']
 
-        adapt_cfg = config_path(f'adapt_teacher_{self.ds}')
+        def stage_dir(name: str) -> str:
+            return osp.join(wd, name)
+
+        def opts(name: str) -> List[str]:
+            return seed_opt + self.eval_options(
+                osp.join(wd, 'cityscapes_metric', name))
+
+        adapt_cfg = self.stage_config('adapt_teacher')
         if 'teacher_pretrained' not in results:
             self.test('teacher_pretrained', adapt_cfg, teacher0,
-                      osp.join(wd, 'teacher_pretrained'), seed_opt)
-        record('teacher_pretrained', osp.join(wd, 'teacher_pretrained'))
+                      stage_dir('teacher_pretrained'),
+                      opts('teacher_pretrained'))
+        record('teacher_pretrained', stage_dir('teacher_pretrained'))
 
-        ckpt_1a = self.train('stage 1a', adapt_cfg, osp.join(wd, 'adapt_teacher'),
-                             it_1a, seed_opt + [f'load_from={teacher0}'])
-        record('adapt_teacher', osp.join(wd, 'adapt_teacher'))
+        ckpt_1a = self.train(
+            'stage 1a', adapt_cfg, stage_dir('adapt_teacher'), it_1a,
+            opts('adapt_teacher') + [f'load_from={teacher0}'])
+        record('adapt_teacher', stage_dir('adapt_teacher'))
         ckpt_1b = self.train(
-            'stage 1b', config_path(f'adapt_teacher_selftrain_{self.ds}'),
-            osp.join(wd, 'adapt_teacher_selftrain'), it_1b,
-            seed_opt + pseudo_opts('stage1b') + [
+            'stage 1b', self.stage_config('adapt_teacher_selftrain'),
+            stage_dir('adapt_teacher_selftrain'), it_1b,
+            opts('adapt_teacher_selftrain') + pseudo_opts('stage1b') + [
                 f'model.student.init_cfg.checkpoint={teacher0}',
                 f'model.teacher_checkpoint={ckpt_1a}'
             ])
-        record('adapt_teacher_selftrain', osp.join(wd, 'adapt_teacher_selftrain'))
+        record('adapt_teacher_selftrain', stage_dir('adapt_teacher_selftrain'))
         ckpt_2 = self.train(
-            'stage 2', config_path(f'distill_{self.ds}'), osp.join(wd, 'distill'),
-            it_2, seed_opt + pseudo_opts('stage2') +
+            'stage 2', self.stage_config('distill'), stage_dir('distill'),
+            it_2, opts('distill') + pseudo_opts('stage2') +
             [f'model.teacher_checkpoint={ckpt_1b}'])
-        record('distill', osp.join(wd, 'distill'))
-        self.train('stage 3', config_path(f'finetune_{self.ds}'),
-                   osp.join(wd, 'finetune'), it_3,
-                   seed_opt + [f'model.init_cfg.checkpoint={ckpt_2}'])
-        record('finetune', osp.join(wd, 'finetune'))
-        self.train('baseline', config_path(f'supervised_student_{self.ds}'),
-                   osp.join(wd, 'supervised_student'), it_2 + it_3, seed_opt)
-        record('supervised_student', osp.join(wd, 'supervised_student'))
+        record('distill', stage_dir('distill'))
+        self.train('stage 3', self.stage_config('finetune'),
+                   stage_dir('finetune'), it_3,
+                   opts('finetune') + [f'model.init_cfg.checkpoint={ckpt_2}'])
+        record('finetune', stage_dir('finetune'))
+        self.train('baseline', self.stage_config('supervised_student'),
+                   stage_dir('supervised_student'), it_2 + it_3,
+                   opts('supervised_student'))
+        record('supervised_student', stage_dir('supervised_student'))
         return results
 
     def run(self) -> Dict:
         iters = self.args.iters
         if self.ds == 'toy':
+            pretrain_config = self.teacher_cfg['toy_pretrain_config']
             teacher0 = self.prepare_toy(
-                iters[0] if iters else self._config_iters(TOY_PRETRAIN_CONFIG))
+                iters[0] if iters else self._config_iters(pretrain_config))
         elif self.args.pretrained_teacher:
             teacher0 = self.args.pretrained_teacher
         else:
@@ -252,7 +447,7 @@ class Pipeline:
         if not osp.isfile(teacher0):
             raise FileNotFoundError(f'pretrained teacher not found: {teacher0}')
         stage_iters = list(iters[1:]) if iters else [
-            self._config_iters(config_path(f'{name}_{self.ds}')) for name in
+            self._config_iters(self.stage_config(name)) for name in
             ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune')
         ]
         per_seed = {s: self.run_seed(s, teacher0, stage_iters)
@@ -266,10 +461,17 @@ class Pipeline:
         return Config.fromfile(osp.join(REPO_ROOT, path)).train_cfg.max_iters
 
     def write_table(self, per_seed: Dict[int, Dict]) -> None:
-        """Write ``results.md`` / ``results.json`` and print the table."""
+        """Write ``results.md`` / ``results.json`` and print the table.
+
+        With a teacher other than the default, the title names it and the
+        json has a ``teacher`` key.
+        """
         seeds = sorted(per_seed)
+        teacher = ('' if self.teacher == DEFAULT_TEACHER else
+                   f' (teacher: {self.teacher})')
         lines = [
-            f'# CAST on {self.ds}: mask AP / AP50 (COCO-style, ×100)', '',
+            f'# CAST on {self.ds}{teacher}: mask AP / AP50 (COCO-style, ×100)',
+            '',
             '| model | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | mean AP |',
             '|---|' + '---|' * (len(seeds) + 1)
         ]
@@ -286,9 +488,12 @@ class Pipeline:
         table = '\n'.join(lines) + '\n'
         with open(osp.join(self.work_dir, 'results.md'), 'w', encoding='utf-8') as f:
             f.write(table)
+        result = dict(dataset=self.ds)
+        if self.teacher != DEFAULT_TEACHER:
+            result['teacher'] = self.teacher
+        result.update(seeds=seeds, rows=summary, stage3_minus_baseline=gain)
         with open(osp.join(self.work_dir, 'results.json'), 'w', encoding='utf-8') as f:
-            json.dump(dict(dataset=self.ds, seeds=seeds, rows=summary,
-                           stage3_minus_baseline=gain), f, indent=2)
+            json.dump(result, f, indent=2)
         print(table, flush=True)
 
 

@@ -172,11 +172,11 @@ def main(argv=None) -> int:
     import torch
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
     from mmengine.utils import import_modules_from_strings
 
     import mmcast  # noqa: F401
-    from mmdet.registry import DATASETS, MODELS
+    from mmcast.models.teachers import build_frozen_teacher
+    from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
@@ -188,12 +188,11 @@ def main(argv=None) -> int:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
 
-    model = MODELS.build(cfg.model)
-    if args.checkpoint != 'none':
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        logger='silent')
-    model = model.to(device).eval()
-    model.requires_grad_(False)
+    # as tools/pseudo_label.py: a stage-1b (CASTDistiller) checkpoint is
+    # read as its student's weights
+    model = build_frozen_teacher(
+        cfg.model, None if args.checkpoint == 'none' else args.checkpoint)
+    model = model.to(device)
 
     dataset = DATASETS.build(dataset_cfg(cfg, args))
     plain = time_plain_inference(model, dataset, args, device)

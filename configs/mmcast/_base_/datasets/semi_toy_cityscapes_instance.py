@@ -3,9 +3,10 @@
 # (branch "unsup"), mixed 1:1 in every batch by MultiSourceSampler. All
 # geometric augmentation runs before MultiBranch, on image and masks together,
 # so pseudo-masks stay aligned with the student's view.
+# The data root follows MMCAST_TOY_ROOT as in toy_cityscapes_instance.py.
 _base_ = './toy_cityscapes_instance.py'
 
-data_root = 'data/toy/'
+data_root = '{{$MMCAST_TOY_ROOT:data/toy/}}'
 labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
 unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-unlabeled.json'
 pseudo_label_file = 'work_dirs/pseudo_labels/toy.json'

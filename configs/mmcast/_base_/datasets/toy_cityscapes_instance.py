@@ -1,9 +1,13 @@
 # The procedurally generated toy street scenes (tools/make_toy_dataset.py) in
 # the Cityscapes layout, read exactly like Cityscapes: CityscapesDataset on the
 # COCO-format json, evaluated by CocoMetric and CityScapesMetric.
+# The root is data/toy/ unless the environment variable MMCAST_TOY_ROOT names
+# another one (with a trailing '/'; tools/cast_pipeline.py --data-root sets it
+# for its stages, and frozen teachers built from a config path see it too):
+#   MMCAST_TOY_ROOT=/tmp/toy/ mim train mmdet configs/mmcast/adapt_teacher_toy.py
 _base_ = 'mmdet::_base_/datasets/cityscapes_instance.py'
 
-data_root = 'data/toy/'
+data_root = '{{$MMCAST_TOY_ROOT:data/toy/}}'
 image_scale = (192, 96)  # (w, h)
 
 train_pipeline = [

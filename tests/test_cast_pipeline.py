@@ -1,0 +1,275 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""``tools/cast_pipeline.py toy`` end to end on a few tiny images.
+
+The box-prompted teacher (tiny Grounding-DINO + tiny SAM 2) replaces the
+Mask2Former teacher by ``--teacher gdino-sam2`` alone: θ_T^0 pre-training
+on the source corpus, stages 1a, 1b, 2, 3 and the baseline run through
+``mim train`` for 1–2 iterations on 64×128 images generated into a
+temporary ``--data-root``; every stage leaves its final checkpoint, the
+pseudo-labels are COCO json with the mmcast header, the results table has
+every row, and a second run skips everything. The same run with the
+default Mask2Former teacher checks the main job the same way (~100 s per
+teacher on 2 CPU cores).
+"""
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO_ROOT
+
+SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
+# θ_T^0 pre-training, 1a, 1b, 2, 3 (the baseline gets 2 + 3)
+ITERS = (2, 1, 1, 1, 1)
+STAGE_ITERS = dict(adapt_teacher=1, adapt_teacher_selftrain=1, distill=1,
+                   finetune=1, supervised_student=2)
+ROWS = ('supervised_student', 'teacher_pretrained', 'adapt_teacher',
+        'adapt_teacher_selftrain', 'distill', 'finetune')
+GDINO_CONFIGS = ('adapt_teacher_toy_gdino-sam2',
+                 'adapt_teacher_selftrain_toy_gdino-sam2',
+                 'distill_toy_gdino-sam2')
+# per teacher: the configs its run uses, θ_T^0's folder, a key prefix of
+# the model trained in stage 1b (CASTDistiller's student)
+TEACHERS = {
+    'gdino-sam2': dict(
+        configs=GDINO_CONFIGS + (
+            'toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy',),
+        foundation='toy_foundation_gdino-sam2',
+        selftrained='student.detector.language_model.'),
+    'mask2former': dict(
+        configs=('adapt_teacher_toy', 'adapt_teacher_selftrain_toy',
+                 'distill_toy', 'toy/mask2former_r34_source-pretrain_toy'),
+        foundation='toy_foundation',
+        selftrained='student.panoptic_head.'),
+}
+
+
+def _pipeline(args: list, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    proc = subprocess.run([sys.executable, SCRIPT] + args, cwd=REPO_ROOT,
+                          capture_output=True, text=True, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(
+    scope='module',
+    params=['gdino-sam2', 'mask2former'])
+def run(request, tmp_path_factory):
+    """The whole pipeline of one teacher once, then a second time."""
+    teacher = request.param
+    tmp = tmp_path_factory.mktemp(f'cast_pipeline_{teacher}')
+    work_dir, data_root = str(tmp / 'work'), str(tmp / 'data')
+    args = ['toy', '--teacher', teacher, '--work-dir', work_dir,
+            '--data-root', data_root, '--toy-sizes', '8', '2', '4',
+            '--toy-image-size', '64', '128',
+            '--iters'] + [str(i) for i in ITERS] + [
+            # θ_T^0 pre-training too (the stages get their seed anyway)
+            '--cfg-options', 'randomness.seed=0']
+    first = _pipeline(args).stdout
+    start = time.time()
+    second = _pipeline(args).stdout
+    return dict(teacher=teacher, work_dir=work_dir, data_root=data_root,
+                args=args, first=first, second=second,
+                rerun_s=time.time() - start)
+
+
+def test_teacher_stages_use_the_teachers_configs(run):
+    log = run['first']
+    for teacher, spec in TEACHERS.items():
+        for name in spec['configs']:
+            used = f'configs/mmcast/{name}.py' in log
+            assert used == (teacher == run['teacher']), name
+    for name in ('finetune_toy', 'supervised_student_toy'):  # student-only
+        assert f'configs/mmcast/{name}.py' in log, name
+
+
+def test_every_stage_leaves_its_final_checkpoint(run):
+    import torch
+
+    import mmcast  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
+    wd = run['work_dir']
+    spec = TEACHERS[run['teacher']]
+    final = osp.join(wd, spec['foundation'], f'iter_{ITERS[0]}.pth')
+    assert osp.isfile(final)
+    for stage, iters in STAGE_ITERS.items():
+        path = osp.join(wd, 'seed0', stage, f'iter_{iters}.pth')
+        assert osp.isfile(path), stage
+        with open(osp.join(wd, 'seed0', stage, 'last_checkpoint')) as f:
+            assert f.read().strip() == path
+    # stage 1b trained the teacher itself (CASTDistiller's student): for
+    # gdino-sam2 the Grounding-DINO, with the frozen SAM 2 alongside
+    state = torch.load(
+        osp.join(wd, 'seed0', 'adapt_teacher_selftrain', 'iter_1.pth'),
+        map_location='cpu', weights_only=True)['state_dict']
+    assert any(k.startswith(spec['selftrained']) for k in state)
+    box_prompted = run['teacher'] == 'gdino-sam2'
+    assert any(k.startswith('student.sam2_model.') for k in state) == \
+        box_prompted
+    # the tiny BERT / SAM 2 live in the work dir, the data in --data-root
+    assert osp.isdir(osp.join(wd, 'tiny_teachers', 'bert-tiny')) == \
+        box_prompted
+    with open(osp.join(run['data_root'], 'toy', 'toy_meta.json')) as f:
+        meta = json.load(f)
+    assert (meta['num_train'], meta['height'], meta['width']) == (8, 64, 128)
+
+
+def test_pseudo_labels_are_coco_json_with_header(run):
+    from pycocotools.coco import COCO
+
+    unlabeled = osp.join(
+        run['data_root'], 'toy', 'annotations', 'semi',
+        'instancesonly_filtered_gtFine_train.1@10-unlabeled.json')
+    with open(unlabeled) as f:
+        image_ids = {im['id'] for im in json.load(f)['images']}
+    for name in ('stage1b', 'stage2'):
+        path = osp.join(run['work_dir'], 'seed0', 'pseudo_labels',
+                        f'{name}.json')
+        coco = COCO(path)
+        assert set(coco.getImgIds()) == image_ids
+        header = coco.dataset['info']['mmcast_pseudo_labels']
+        if run['teacher'] == 'gdino-sam2':
+            assert 'BoxPromptedTeacher' in header['teacher']
+        assert header['num_images'] == len(image_ids)
+        assert header['num_instances'] == len(coco.dataset['annotations'])
+        assert header['filter']['score_thr'] == 0.3
+        assert header['unlabeled_sha256'] and header['checkpoint_sha256']
+        for ann in coco.dataset['annotations']:
+            assert 0.3 <= ann['score'] <= 1
+            assert coco.annToMask(ann).any()
+    if run['teacher'] == 'gdino-sam2':
+        # with randomness.seed=0 the tiny θ_T' detects something, so the
+        # SAM 2 masks went through the pseudo-labels into stage 1b
+        assert COCO(osp.join(run['work_dir'], 'seed0', 'pseudo_labels',
+                             'stage1b.json')).dataset['annotations']
+
+
+def test_results_have_every_row_with_finite_numbers(run):
+    wd = run['work_dir']
+    with open(osp.join(wd, 'results.json')) as f:
+        results = json.load(f)
+    assert results.get('teacher', 'mask2former') == run['teacher']
+    assert results['seeds'] == [0]
+    assert set(results['rows']) == set(ROWS)
+    for key in ROWS:
+        cell = results['rows'][key]['per_seed']['0']
+        for metric in ('segm_AP', 'segm_AP50'):
+            assert math.isfinite(cell[metric]) and cell[metric] <= 100
+    assert math.isfinite(results['stage3_minus_baseline'])
+    title = {'gdino-sam2': '# CAST on toy (teacher: gdino-sam2): ',
+             'mask2former': '# CAST on toy: '}[run['teacher']]
+    with open(osp.join(wd, 'results.md')) as f:
+        assert f.readline().startswith(title)
+
+
+def test_rerun_skips_every_stage(run):
+    log = run['second']
+    assert '$ ' not in log and 'iterations' not in log
+    assert 'generating' not in log
+    for name in ('teacher pre-training (source corpus)', 'stage 1a',
+                 'stage 1b', 'stage 2', 'stage 3', 'baseline'):
+        assert f'[{name}] done' in log, name
+    assert run['rerun_s'] < 60
+
+
+def test_work_dir_of_another_teacher_is_refused(run):
+    args = list(run['args'])
+    other = next(t for t in TEACHERS if t != run['teacher'])
+    args[args.index(run['teacher'])] = other
+    proc = _pipeline(args, check=False)
+    assert proc.returncode != 0
+    assert f'holds the stages of --teacher {run["teacher"]}' in proc.stderr
+
+
+# ------------------------------------------------ configs, without training
+def _norm(x):
+    if isinstance(x, dict):
+        return {k: _norm(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_norm(v) for v in x]
+    return x
+
+
+def test_box_prompted_configs_build_one_teacher(monkeypatch):
+    """θ_T^0, 1a, the 1b student and the 2 teacher are one architecture, so
+    their checkpoints load into each other; run alone, the stages chain
+    through their default work dirs."""
+    monkeypatch.delenv('MMCAST_TINY_TEACHERS', raising=False)
+    monkeypatch.delenv('MMCAST_TOY_ROOT', raising=False)
+
+    def load(name):
+        return Config.fromfile(osp.join(REPO_ROOT, 'configs/mmcast', name))
+
+    ref = load('toy/teacher_gdino-tiny_sam2-tiny_toy.py').model.to_dict()
+    adapt = load('adapt_teacher_toy_gdino-sam2.py')
+    selftrain = load('adapt_teacher_selftrain_toy_gdino-sam2.py')
+    distill = load('distill_toy_gdino-sam2.py')
+    source = load('toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py')
+    student = selftrain.model.student.to_dict()
+    assert student.pop('init_cfg') == dict(
+        type='Pretrained', checkpoint=adapt.load_from)
+    for model in (adapt.model.to_dict(), source.model.to_dict(), student):
+        assert _norm(model) == _norm(ref)
+    assert selftrain.model.type == 'CASTDistiller'
+    for cfg in (selftrain, distill):
+        assert cfg.model.teacher == \
+            'configs/mmcast/adapt_teacher_toy_gdino-sam2.py'
+    assert distill.model.student.type == 'CASTMask2Former'
+    assert source.data_root == 'data/toy_source/'
+    assert adapt.train_dataloader.dataset.ann_file.endswith('1@10.json')
+
+    def final(cfg, name):
+        return f'work_dirs/{name}/iter_{cfg.train_cfg.max_iters}.pth'
+
+    assert adapt.load_from == final(
+        source, 'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy')
+    assert selftrain.model.teacher_checkpoint == final(
+        adapt, 'adapt_teacher_toy_gdino-sam2')
+    assert distill.model.teacher_checkpoint == final(
+        selftrain, 'adapt_teacher_selftrain_toy_gdino-sam2')
+
+
+@pytest.mark.parametrize('name', GDINO_CONFIGS)
+def test_box_prompted_configs_keep_pipeline_override_keys(name):
+    """The keys tools/cast_pipeline.py sets exist where it sets them, and
+    pseudo-labels do not share a file with the Mask2Former-teacher stage."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/mmcast', f'{name}.py'))
+    if name.startswith('adapt_teacher_toy'):
+        assert cfg.load_from and cfg.model.type == 'BoxPromptedTeacher'
+        return
+    hook = cfg.custom_hooks[0]
+    dataset = cfg.train_dataloader.dataset.datasets[1]
+    assert hook.type == 'PseudoLabelHook'
+    assert dataset.type == 'PseudoLabeledDataset'
+    assert hook.out_file == dataset.ann_file == \
+        f'work_dirs/{name}/pseudo_labels.json'
+    assert cfg.model.teacher_checkpoint
+    if name.startswith('adapt_teacher_selftrain'):
+        assert cfg.model.student.init_cfg.checkpoint
+        assert [h.type for h in cfg.custom_hooks] == ['PseudoLabelHook']
+    else:
+        assert [h.type for h in cfg.custom_hooks] == [
+            'PseudoLabelHook', 'ContrastTemperatureHook']
+
+
+def test_toy_data_root_follows_the_environment(monkeypatch):
+    """MMCAST_TOY_ROOT (set by cast_pipeline.py --data-root) moves every
+    path of the toy data, base files included; the default is data/toy/."""
+    monkeypatch.setenv('MMCAST_TOY_ROOT', '/elsewhere/toy/')
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/mmcast/distill_toy_gdino-sam2.py'))
+    assert cfg.train_dataloader.dataset.datasets[0].data_root == \
+        '/elsewhere/toy/'
+    assert cfg.custom_hooks[0].unlabeled_dataset.data_root == '/elsewhere/toy/'
+    assert cfg.val_evaluator[0].ann_file.startswith('/elsewhere/toy/')
+    monkeypatch.delenv('MMCAST_TOY_ROOT')
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs/mmcast/distill_toy.py'))
+    assert cfg.val_dataloader.dataset.data_root == 'data/toy/'
