@@ -118,7 +118,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='processes per stage (torchrun, launcher pytorch)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides for every stage')
-    parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 300],
+    parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 1500],
                         metavar=('TRAIN', 'VAL', 'SOURCE'),
                         help='toy target train/val and source-corpus images')
     parser.add_argument('--toy-image-size', type=int, nargs=2,

@@ -10,7 +10,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
-pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_1000.pth'
+pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2500.pth'
 pseudo_label_file = 'work_dirs/adapt_teacher_selftrain_toy/pseudo_labels.json'
 
 model = dict(

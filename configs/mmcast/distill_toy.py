@@ -31,7 +31,7 @@ train_dataloader = dict(
             pipeline={{_base_.unsup_pipeline}}),
     ]))
 
-max_iters = 800
+max_iters = 1600
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 custom_hooks = [

@@ -7,7 +7,7 @@
 # Stage 3 and the labels-only baseline are student-only: finetune_toy.py and
 # supervised_student_toy.py serve both teachers, e.g.
 #   mim train mmdet configs/mmcast/finetune_toy.py --cfg-options \
-#       model.init_cfg.checkpoint=work_dirs/distill_toy_gdino-sam2/iter_800.pth
+#       model.init_cfg.checkpoint=work_dirs/distill_toy_gdino-sam2/iter_1600.pth
 _base_ = './distill_toy.py'
 
 pseudo_label_file = 'work_dirs/distill_toy_gdino-sam2/pseudo_labels.json'

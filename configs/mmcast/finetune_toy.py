@@ -11,7 +11,7 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 # The student weights of a CASTDistiller checkpoint live under "student.".
-distilled_student = 'work_dirs/distill_toy/iter_800.pth'
+distilled_student = 'work_dirs/distill_toy/iter_1600.pth'
 model = dict(
     panoptic_head=dict(loss_pixel_contrast=None),
     init_cfg=dict(
@@ -31,7 +31,7 @@ train_dataloader = dict(
         filter_cfg=dict(filter_empty_gt=True, min_size=0),
         pipeline={{_base_.train_pipeline}}))
 
-max_iters = 200
+max_iters = 400
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))

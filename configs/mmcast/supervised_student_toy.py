@@ -7,6 +7,6 @@ train_dataloader = dict(
     dataset=dict(
         ann_file='annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'))
 
-max_iters = 1000
+max_iters = 2000
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)

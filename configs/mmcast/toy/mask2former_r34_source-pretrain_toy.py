@@ -2,7 +2,10 @@
 # pre-trained on a separate, domain-shifted toy corpus (other colours,
 # backgrounds and sizes; disjoint images), so that its zero-shot accuracy on
 # the target toy data is imperfect and CAST's stage 1 is a real adaptation.
-#   python tools/make_toy_dataset.py --out data/toy_source --style source
+# Like a foundation model, it sees far more (source) images than the target
+# task has: 1500, against 200 target images of which 20 are labeled.
+#   python tools/make_toy_dataset.py --out data/toy_source --style source \
+#       --num-train 1500
 #   mim train mmdet configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py
 _base_ = [
     '../_base_/models/cast_mask2former_r34_toy_teacher.py',
@@ -25,6 +28,6 @@ val_evaluator = dict(
     metric=['segm'])
 test_evaluator = val_evaluator
 
-max_iters = 1000
+max_iters = 2500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
