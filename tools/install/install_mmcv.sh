@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install mmcv 2.1.0 with its compiled ops into the environment of $PIP.
 #
-# With FIND_LINKS="--find-links DIR" a prebuilt wheel from DIR is used (CI: ../shared/wheels).
-# Otherwise mmcv is built from its PyPI sdist: MMCV_WITH_OPS=1, --no-build-isolation,
+# With FIND_LINKS="--find-links DIR" a prebuilt wheel from DIR is used (a developer's
+# ../shared/wheels). Otherwise mmcv is built from its PyPI sdist: MMCV_WITH_OPS=1,
+# --no-build-isolation for the download too (pip prepares the sdist's metadata, and in an
+# isolated env it would take the newest setuptools, which has no pkg_resources),
 # setuptools<81 (its setup.py imports pkg_resources), and with torch >= 2.14 the sdist's
 # hard-coded -std=c++17 raised to -std=c++20, which torch's headers need. ~10 min on 2 cores.
+# With a CUDA toolkit and a CUDA torch, the CUDA kernels are built too: set
+# TORCH_CUDA_ARCH_LIST (e.g. 9.0 for H100) and FORCE_CUDA=1 to build them without a GPU.
 set -euo pipefail
 PIP=${PIP:-python -m pip}
 FIND_LINKS=${FIND_LINKS:-}
@@ -22,7 +26,7 @@ fi
 
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
-$PIP download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$build"
+$PIP download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$build"
 tar -xzf "$build"/mmcv-"$MMCV_VERSION".tar.gz -C "$build"
 src="$build/mmcv-$MMCV_VERSION"
 if $PY -c "import sys, torch; v = tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(v < (2, 14))"; then
