@@ -6,7 +6,7 @@
 # backbone lr x0.1, clip 0.01, AMP (spec "Student schedule", ADE20K).
 #   mim train mmdet configs/mmcast/supervised_student_ade20k.py --launcher pytorch --gpus 4
 _base_ = [
-    './_base_/models/student_dinov2-s_dpt.py',
+    './_base_/models/student_dinov2-s_dpt-52m.py',
     './_base_/datasets/semi_ade20k_instance.py',
     './_base_/schedules/cast_ade20k_160k.py',
     './_base_/cast_runtime.py',

@@ -180,16 +180,25 @@ class PhotometricStrongView(nn.Module):
     def forward(self, inputs: Tensor) -> Tensor:
         """Make the strong view.
 
+        The augmentation is computed in float32 with autocast disabled
+        (under mixed precision the blur's convolutions would otherwise run
+        in fp16/bf16), whatever the input's dtype.
+
         Args:
             inputs (Tensor): (B, 3, H, W) normalised RGB images.
 
         Returns:
             Tensor: (B, 3, H, W) normalised strong view, same dtype.
         """
+        with torch.autocast(inputs.device.type, enabled=False):
+            return self._augment(inputs.float()).to(inputs.dtype)
+
+    def _augment(self, inputs: Tensor) -> Tensor:
+        """The strong view of float32 (B, 3, H, W) normalised images."""
         rand = torch.rand(
             inputs.size(0), _NUM_RANDOM,
             generator=self.generator).to(inputs.device)
-        x = (inputs.float() * self.std + self.mean).div_(255).clamp_(0, 1)
+        x = (inputs * self.std + self.mean).div_(255).clamp_(0, 1)
 
         jitter = rand[:, _JITTER] < self.jitter_prob
         factors = torch.stack([
@@ -214,4 +223,4 @@ class PhotometricStrongView(nn.Module):
             sigma = low + (high - low) * rand[idx, _SIGMA]
             x[idx] = _gaussian_blur(x[idx], sigma, self.kernel_size)
 
-        return ((x * 255 - self.mean) / self.std).to(inputs.dtype)
+        return (x * 255 - self.mean) / self.std

@@ -1,5 +1,6 @@
-# The paper's CAST student (spec "Models"): the DINOv2-S + DPT + Mask2Former
-# student of student_dinov2-s_dpt.py as a CASTMask2Former, i.e. with the
+# The paper's CAST student (spec "Models"): the 52M DINOv2-S + DPT +
+# Mask2Former student of student_dinov2-s_dpt-52m.py (the spec-width 79M one:
+# student_dinov2-s_dpt-79m.py) as a CASTMask2Former, i.e. with the
 # instance-aware pixel-wise contrastive loss L_pxl on a photometric strong
 # view (authors' code, spec "Instance-aware pixel-wise contrastive loss"):
 # projection head on the deepest backbone level (contrast_level=-1: the
@@ -9,7 +10,7 @@
 # T = 0.3 (annealed to 0.07 by ContrastTemperatureHook in the stage configs),
 # hinge 0.5 on the negatives. Stage 3 switches L_pxl off with
 # panoptic_head.loss_pixel_contrast=None.
-_base_ = './student_dinov2-s_dpt.py'
+_base_ = './student_dinov2-s_dpt-52m.py'
 
 model = dict(
     type='CASTMask2Former',

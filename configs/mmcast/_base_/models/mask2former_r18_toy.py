@@ -113,7 +113,7 @@ model = dict(
         oversample_ratio=3.0,
         importance_sample_ratio=0.75,
         assigner=dict(
-            type='HungarianAssigner',
+            type='FP32HungarianAssigner',
             match_costs=[
                 dict(type='ClassificationCost', weight=2.0),
                 dict(type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),

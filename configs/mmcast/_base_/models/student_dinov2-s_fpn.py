@@ -1,9 +1,10 @@
 # Ablation student (spec "Models": DPT 30.7 vs FPN 28.9 mask AP): the paper's
 # DINOv2-S student with the DPT pixel decoder replaced by an FPN-like one
-# (mmdet's PixelDecoder top-down path, GN, 384 channels) that hands its three
-# coarsest top-down outputs (strides 28, 14, 7) to the Mask2Former decoder and
-# a 3x3 conv of the finest (stride 3.5) as mask features.
-_base_ = './student_dinov2-s_dpt.py'
+# (mmdet's PixelDecoder top-down path, GN, 256 channels as the DPT's) that
+# hands its three coarsest top-down outputs (strides 28, 14, 7) to the
+# Mask2Former decoder and a 3x3 conv of the finest (stride 3.5) as mask
+# features.
+_base_ = './student_dinov2-s_dpt-52m.py'
 
 model = dict(
     panoptic_head=dict(

@@ -1,4 +1,4 @@
-# Toy-size version of the paper's student (student_dinov2-s_dpt.py) for the
+# Toy-size version of the paper's student (student_dinov2-s_dpt-52m.py) for the
 # toy pipeline (8 classes, ~96x192 images, 2 CPU cores): a 4-layer 64-d ViT
 # (patch 8, random init) read out at every block, reassembled to 16/32/64/128
 # channels at strides 2/4/8/16, a 64-d DPT pixel decoder and a 2-layer 64-d
@@ -6,7 +6,7 @@
 # at 0.1 (not DINOv2's 1e-5) since the toy ViT trains from scratch.
 # Patch 8 (not 14) keeps ~12x24 tokens on the small toy images; the stride
 # bookkeeping is the same as the paper's (patch / (4, 2, 1, 0.5)).
-_base_ = './student_dinov2-s_dpt.py'
+_base_ = './student_dinov2-s_dpt-52m.py'
 
 embed_dims = 64
 patch_size = 8

@@ -111,7 +111,7 @@ model = dict(
         oversample_ratio=3.0,
         importance_sample_ratio=0.75,
         assigner=dict(
-            type='HungarianAssigner',
+            type='FP32HungarianAssigner',
             match_costs=[
                 dict(type='ClassificationCost', weight=2.0),
                 dict(

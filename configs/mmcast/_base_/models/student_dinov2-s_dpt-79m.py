@@ -1,0 +1,28 @@
+# Spec-width variant of the CAST student (student_dinov2-s_dpt-52m.py): the
+# same DINOv2-S + DPT + Mask2Former architecture with the paper's "384
+# channels" taken literally, i.e. 384-d DPT fusion blocks and a 384-d decoder
+# (12 heads, FFN 2048). 79M parameters (the default has 51M):
+#   backbone 29.40 M, DPT pixel decoder 24.30 M, decoder + heads 25.37 M;
+#   fvcore FLOPs at 512x1024 (tools/analysis/model_cost.py, padded to
+#   532x1036): backbone 70 G, head 376 G, total 464 G.
+# To train it, name this file instead of student_dinov2-s_dpt-52m.py in the
+# _base_ of cast_student_dinov2-s_dpt.py (CAST stages 2, 3) or of a
+# supervised_student_<ds>.py config (baseline).
+_base_ = './student_dinov2-s_dpt-52m.py'
+
+embed_dims = 384
+num_heads = 12
+ffn_channels = 2048
+model = dict(
+    panoptic_head=dict(
+        feat_channels=embed_dims,
+        out_channels=embed_dims,
+        positional_encoding=dict(num_feats=embed_dims // 2),
+        transformer_decoder=dict(
+            layer_cfg=dict(
+                self_attn_cfg=dict(embed_dims=embed_dims, num_heads=num_heads),
+                cross_attn_cfg=dict(
+                    embed_dims=embed_dims, num_heads=num_heads),
+                ffn_cfg=dict(
+                    embed_dims=embed_dims,
+                    feedforward_channels=ffn_channels)))))

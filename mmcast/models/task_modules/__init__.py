@@ -1,0 +1,2 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+from .assigners import *  # noqa: F401,F403
