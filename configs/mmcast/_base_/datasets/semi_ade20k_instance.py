@@ -142,8 +142,9 @@ unlabeled_dataset = dict(
     pipeline=label_pipeline,
     backend_args={{_base_.backend_args}})
 
+# (mmdet's ade20k_instance.py defines no train_dataloader: nothing to
+# _delete_, and a leftover _delete_ key would reach the DataLoader)
 train_dataloader = dict(
-    _delete_=True,
     batch_size=batch_size_per_gpu,
     num_workers=4,
     persistent_workers=True,
