@@ -330,20 +330,28 @@ def test_kill_then_resume_does_not_redo_images(tmp_path):
     assert read_header(out)['num_instances'] == 21
 
 
-def test_corrupt_and_missing_images_are_skipped(tmp_path, monkeypatch):
-    root = tmp_path
-    make_data(str(root), num=3, corrupt=True)
+def capture_print_log(monkeypatch, module) -> list:
+    """The messages ``module`` logs with ``print_log`` (still logged)."""
     logged = []
-    real = labeler_mod.print_log
+    real = module.print_log
 
     def capture(msg, *args, **kwargs):
         logged.append(msg)
         real(msg, *args, **kwargs)
 
-    monkeypatch.setattr(labeler_mod, 'print_log', capture)
+    monkeypatch.setattr(module, 'print_log', capture)
+    return logged
+
+
+def test_corrupt_and_missing_images_are_skipped(tmp_path, monkeypatch):
+    root = tmp_path
+    make_data(str(root), num=3, corrupt=True)
+    logged = capture_print_log(monkeypatch, labeler_mod)
     out = str(root / 'pl.json')
+    # 2 of 5 unreadable: allowed here (the default stops above 5 %)
     res = label_unlabeled_set(FakeTeacher(), labeling_cfg(root), out,
-                              batch_size=2, header=dict(teacher='fake'))
+                              batch_size=2, header=dict(teacher='fake'),
+                              max_unreadable=0.5)
     assert res['num_skipped'] == 2
     warnings = [m for m in logged if 'skipping unreadable image' in m]
     assert any('garbage.png' in m for m in warnings)

@@ -33,6 +33,17 @@ Grounding-DINO + tiny (random, frozen) SAM 2 of
 written first by :mod:`mmcast.testing.tiny_teachers` into
 ``<work-dir>/tiny_teachers``, passed on as ``MMCAST_TINY_TEACHERS``).
 
+Before the first stage starts, a preflight loads every stage's config (with
+the options the pipeline gives it) and checks what it will read: data
+roots, annotation files (opened, a sample of their images looked up and
+decoded), image and ground-truth folders, checkpoints (loadable, of the
+architecture they are loaded into, a frozen teacher trained on the data's
+classes), and the work dir (writable; once everything else is in order, with
+room for the checkpoints the stages keep). All problems are printed together, one line each, and the
+pipeline exits with status 2. ``--dry-run`` prints the stage plan and runs
+the preflight only. On ``toy`` the data are generated first (a dry run
+generates nothing; files the pipeline makes are not required to exist).
+
 Examples::
 
     # the toy data (generated here; the "foundation model" stand-in is
@@ -50,13 +61,17 @@ Examples::
         --pretrained-teacher checkpoints/mask2former_swin-l_coco.pth
 """
 import argparse
+import contextlib
+import copy
 import glob
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Optional
+import warnings
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
@@ -94,6 +109,47 @@ ROWS = [
     ('distill', 'CAST student after stage 2'),
     ('finetune', 'CAST student after stage 3'),
 ]
+# Bytes per weight in a training checkpoint: the weights and AdamW's two
+# moments, float32.
+CHECKPOINT_BYTES_PER_WEIGHT = 12
+PREFLIGHT_FAILED = 2
+
+
+@dataclass
+class Stage:
+    """One step of the plan: train a config, or test a checkpoint.
+
+    Args:
+        key (str): Its results key (and folder name in the seed's dir).
+        name (str): Its name in the log, e.g. ``'stage 1a'``.
+        config (str): The config, relative to the repository.
+        work_dir (str): Its work dir.
+        options (list[str]): Its complete ``--cfg-options``.
+        max_iters (int, optional): Iterations of a training stage.
+        checkpoint (str, optional): The checkpoint a test stage evaluates.
+    """
+    key: str
+    name: str
+    config: str
+    work_dir: str
+    options: List[str] = field(default_factory=list)
+    max_iters: Optional[int] = None
+    checkpoint: Optional[str] = None
+
+    @property
+    def final(self) -> Optional[str]:
+        """The last checkpoint of a training stage."""
+        if self.max_iters is None:
+            return None
+        return osp.join(self.work_dir, f'iter_{self.max_iters}.pth')
+
+    def describe(self) -> str:
+        """One line of the plan."""
+        if self.max_iters is None:
+            return (f'[{self.name}] test {self.config} on {self.checkpoint}'
+                    f' -> {self.work_dir}')
+        return (f'[{self.name}] train {self.config} for {self.max_iters} '
+                f'iterations -> {self.final}')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -130,6 +186,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'data/ of the repository); the stages read it through the '
         'environment variable MMCAST_TOY_ROOT, which is set (or, without '
         '--data-root, removed) for them')
+    parser.add_argument(
+        '--dry-run', action='store_true',
+        help='print the stage plan (configs, checkpoints, annotation files, '
+        'iterations) and run the preflight checks only')
     return parser.parse_args(argv)
 
 
@@ -192,8 +252,6 @@ class Pipeline:
         self.teacher = args.teacher
         self.teacher_cfg = TEACHERS[args.teacher]
         self.work_dir = osp.abspath(args.work_dir)
-        os.makedirs(self.work_dir, exist_ok=True)
-        self._claim_work_dir()
         # The toy data: <data-root>/toy and <data-root>/toy_source.
         data_root = (osp.abspath(args.data_root)
                      if args.data_root else osp.join(REPO_ROOT, 'data'))
@@ -206,9 +264,13 @@ class Pipeline:
         self.env.pop('MMCAST_TOY_ROOT', None)
         if args.data_root:
             self.env['MMCAST_TOY_ROOT'] = self.toy_root + '/'
+        if self.teacher_cfg['tiny_assets']:
+            self.env['MMCAST_TINY_TEACHERS'] = osp.join(
+                self.work_dir, 'tiny_teachers')
+        self._configs: Dict[str, object] = {}  # config files, as loaded
 
-    def _claim_work_dir(self) -> None:
-        """Record the teacher; refuse a work dir made with another one.
+    def _check_work_dir_teacher(self) -> None:
+        """Refuse a work dir made with another teacher.
 
         The stage folders have the same names for every teacher, so a
         finished stage of another teacher would be taken as done. A work dir
@@ -227,9 +289,19 @@ class Pipeline:
             raise SystemExit(
                 f'{self.work_dir} holds the stages of --teacher {previous}; '
                 f'use another --work-dir for --teacher {self.teacher}')
-        if not osp.isfile(marker):
-            with open(marker, 'w', encoding='utf-8') as f:
-                json.dump(dict(teacher=self.teacher), f)
+
+    def _claim_work_dir(self) -> None:
+        """Create the work dir and record its teacher."""
+        marker = osp.join(self.work_dir, TEACHER_MARKER)
+        try:
+            os.makedirs(self.work_dir, exist_ok=True)
+            if not osp.isfile(marker):
+                with open(marker, 'w', encoding='utf-8') as f:
+                    json.dump(dict(teacher=self.teacher), f)
+        except OSError as e:
+            print(f'work dir {self.work_dir} cannot be written ({e}): '
+                  'choose another --work-dir', file=sys.stderr)
+            raise SystemExit(PREFLIGHT_FAILED)
 
     def stage_config(self, stage: str) -> str:
         """The config of ``stage`` for this dataset and teacher."""
@@ -258,50 +330,61 @@ class Pipeline:
             raise RuntimeError(f'stage failed (exit {proc.returncode}); '
                                f'see {log_file}')
 
-    def train(self, name: str, config: str, work_dir: str, max_iters: int,
-              options: List[str]) -> str:
-        """Train one stage (skip if done, resume if killed) → checkpoint."""
-        final = osp.join(work_dir, f'iter_{max_iters}.pth')
-        # MMEngine writes last_checkpoint only after a checkpoint is saved
-        # whole, so a run killed while saving its last one is not "done".
-        if last_checkpoint(work_dir) == final:
-            print(f'[{name}] done: {final}', flush=True)
-            return final
-        os.makedirs(work_dir, exist_ok=True)
-        extra = ['--resume'] if last_checkpoint(work_dir) else []
+    def train_stage(self, key: str, name: str, config: str, work_dir: str,
+                    max_iters: int, options: List[str]) -> Stage:
+        """A training stage of ``max_iters`` with its complete options."""
         opts = [
             f'train_cfg.max_iters={max_iters}',
             f'train_cfg.val_interval={max_iters}',
             f'param_scheduler.end={max_iters}',
             f'default_hooks.checkpoint.interval={max(max_iters // 4, 1)}',
         ] + options + self.args.cfg_options
-        print(f'[{name}] training {config} for {max_iters} iterations'
-              + (' (resumed)' if extra else ''), flush=True)
+        return Stage(key, name, config, work_dir, opts, max_iters=max_iters)
+
+    def test_stage(self, key: str, config: str, checkpoint: str,
+                   work_dir: str, options: List[str]) -> Stage:
+        """A stage that evaluates ``checkpoint`` with ``config``."""
+        return Stage(key, key, config, work_dir,
+                     options + self.args.cfg_options, checkpoint=checkpoint)
+
+    def train(self, stage: Stage) -> str:
+        """Train one stage (skip if done, resume if killed) → checkpoint."""
+        final = stage.final
+        # MMEngine writes last_checkpoint only after a checkpoint is saved
+        # whole, so a run killed while saving its last one is not "done".
+        if last_checkpoint(stage.work_dir) == final:
+            print(f'[{stage.name}] done: {final}', flush=True)
+            return final
+        os.makedirs(stage.work_dir, exist_ok=True)
+        extra = ['--resume'] if last_checkpoint(stage.work_dir) else []
+        print(f'[{stage.name}] training {stage.config} for '
+              f'{stage.max_iters} iterations' +
+              (' (resumed)' if extra else ''), flush=True)
         self._run(
-            self._command('train', config, work_dir,
-                          extra + ['--cfg-options'] + opts),
-            osp.join(work_dir, 'pipeline.log'))
+            self._command('train', stage.config, stage.work_dir,
+                          extra + ['--cfg-options'] + stage.options),
+            osp.join(stage.work_dir, 'pipeline.log'))
         return final
 
-    def test(self, name: str, config: str, checkpoint: str, work_dir: str,
-             options: List[str]) -> None:
-        """Evaluate ``checkpoint`` with ``mim test`` into ``work_dir``."""
-        os.makedirs(work_dir, exist_ok=True)
+    def test(self, stage: Stage) -> None:
+        """Evaluate the stage's checkpoint with ``mim test``."""
+        os.makedirs(stage.work_dir, exist_ok=True)
         self._run(
-            self._command('test', config, work_dir,
-                          ['--checkpoint', checkpoint, '--cfg-options'] +
-                          options + self.args.cfg_options),
-            osp.join(work_dir, 'pipeline.log'))
+            self._command('test', stage.config, stage.work_dir,
+                          ['--checkpoint', stage.checkpoint, '--cfg-options'
+                           ] + stage.options),
+            osp.join(stage.work_dir, 'pipeline.log'))
 
     def eval_options(self, out: str) -> List[str]:
         """Evaluator overrides that write a stage's metric files to ``out``.
 
-        The toy configs' ``CityScapesMetric`` writes (and first deletes)
-        ``./work_dirs/cityscapes_metric/toy``; each stage gets its own folder
-        so that concurrent runs do not clear each other's files. (Not inside
+        The toy and Cityscapes configs' ``CityScapesMetric`` (their second
+        evaluator) writes (and first deletes) one fixed folder under
+        ``./work_dirs/cityscapes_metric/``; each stage gets its own folder so
+        that concurrent runs do not clear each other's files. (Not inside
         the stage's work dir, where :func:`read_metrics` looks for logs.)
         """
-        if self.ds != 'toy':
+        if self.ds not in ('toy', 'cityscapes'):
             return []
         return [f'val_evaluator.1.outfile_prefix={out}',
                 f'test_evaluator.1.outfile_prefix={out}']
@@ -318,8 +401,8 @@ class Pipeline:
         return bool(meta.get('complete')) and all(
             meta.get(k) == v for k, v in expected.items())
 
-    def prepare_toy(self, pretrain_iters: int) -> str:
-        """Toy target data, its 10 % split and the cached θ_T^0."""
+    def prepare_toy_data(self) -> None:
+        """Toy target and source data and the target's 10 % split."""
         from mmcast.datasets.semi_split import write_split
         from mmcast.datasets.toy_scenes import make_toy_dataset
 
@@ -338,8 +421,9 @@ class Pipeline:
         ann_dir = osp.join(self.toy_root, 'annotations')
         write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
                     osp.join(ann_dir, 'semi'), seed=1, percent=10)
-        if self.teacher_cfg['tiny_assets']:
-            self.prepare_tiny_teacher_assets()
+
+    def toy_pretrain_stage(self, pretrain_iters: int) -> Stage:
+        """θ_T^0 of the toy data: pre-trained on the source corpus."""
         options = []
         if self.args.data_root:
             source = self.toy_source_root + '/'
@@ -352,8 +436,8 @@ class Pipeline:
                 f'val_evaluator.ann_file={val_ann}',
                 f'test_evaluator.ann_file={val_ann}',
             ]
-        return self.train(
-            'teacher pre-training (source corpus)',
+        return self.train_stage(
+            'toy_foundation', 'teacher pre-training (source corpus)',
             self.teacher_cfg['toy_pretrain_config'],
             osp.join(self.work_dir, self.teacher_cfg['toy_foundation']),
             pretrain_iters, options)
@@ -365,100 +449,227 @@ class Pipeline:
         as ``MMCAST_TINY_TEACHERS``.
         """
         from mmcast.testing.tiny_teachers import build_tiny_teacher_assets
-        root = osp.join(self.work_dir, 'tiny_teachers')
+        root = self.env['MMCAST_TINY_TEACHERS']
         build_tiny_teacher_assets(root)
-        self.env['MMCAST_TINY_TEACHERS'] = root
         return root
 
-    # -- one seed -----------------------------------------------------------
-    def run_seed(self, seed: int, teacher0: str, iters: List[int]) -> Dict:
+    # -- the plan -------------------------------------------------------------
+    def seed_stages(self, seed: int, teacher0: str,
+                    iters: List[int]) -> List[Stage]:
+        """The stages of one seed, in order: θ_T^0 tested, 1a, 1b, 2, 3 and
+        the labels-only baseline."""
         wd = osp.join(self.work_dir, f'seed{seed}')
-        seed_opt = [f'randomness.seed={seed}']
         it_1a, it_1b, it_2, it_3 = iters
         pseudo = osp.join(wd, 'pseudo_labels')
-        results_file = osp.join(wd, 'results.json')
-        results = json.load(open(results_file)) if osp.isfile(results_file) else {}
-
-        def record(key: str, work_dir: str) -> None:
-            if key not in results:
-                results[key] = read_metrics(work_dir)
-                with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
-                    json.dump(results, f, indent=2, sort_keys=True)
-                os.replace(results_file + '.tmp', results_file)
-            print(f'[{key}] mask AP {results[key]["segm_AP"]}', flush=True)
 
         def pseudo_opts(name: str) -> List[str]:
             out = osp.join(pseudo, f'{name}.json')
             return [f'train_dataloader.dataset.datasets.1.ann_file={out}',
                     f'custom_hooks.0.out_file={out}']
 
-        def stage_dir(name: str) -> str:
-            return osp.join(wd, name)
-
         def opts(name: str) -> List[str]:
-            return seed_opt + self.eval_options(
+            return [f'randomness.seed={seed}'] + self.eval_options(
                 osp.join(wd, 'cityscapes_metric', name))
 
+        def train(key: str, name: str, max_iters: int,
+                  options: List[str]) -> Stage:
+            return self.train_stage(key, name, self.stage_config(key),
+                                    osp.join(wd, key), max_iters,
+                                    opts(key) + options)
+
         adapt_cfg = self.stage_config('adapt_teacher')
-        if 'teacher_pretrained' not in results:
-            self.test('teacher_pretrained', adapt_cfg, teacher0,
-                      stage_dir('teacher_pretrained'),
-                      opts('teacher_pretrained'))
-        record('teacher_pretrained', stage_dir('teacher_pretrained'))
-
-        ckpt_1a = self.train(
-            'stage 1a', adapt_cfg, stage_dir('adapt_teacher'), it_1a,
-            opts('adapt_teacher') + [f'load_from={teacher0}'])
-        record('adapt_teacher', stage_dir('adapt_teacher'))
-        ckpt_1b = self.train(
-            'stage 1b', self.stage_config('adapt_teacher_selftrain'),
-            stage_dir('adapt_teacher_selftrain'), it_1b,
-            opts('adapt_teacher_selftrain') + pseudo_opts('stage1b') + [
+        stage_1a = train('adapt_teacher', 'stage 1a', it_1a,
+                         [f'load_from={teacher0}'])
+        stage_1b = train(
+            'adapt_teacher_selftrain', 'stage 1b', it_1b,
+            pseudo_opts('stage1b') + [
                 f'model.student.init_cfg.checkpoint={teacher0}',
-                f'model.teacher_checkpoint={ckpt_1a}'
+                f'model.teacher_checkpoint={stage_1a.final}'
             ])
-        record('adapt_teacher_selftrain', stage_dir('adapt_teacher_selftrain'))
-        ckpt_2 = self.train(
-            'stage 2', self.stage_config('distill'), stage_dir('distill'),
-            it_2, opts('distill') + pseudo_opts('stage2') +
-            [f'model.teacher_checkpoint={ckpt_1b}'])
-        record('distill', stage_dir('distill'))
-        self.train('stage 3', self.stage_config('finetune'),
-                   stage_dir('finetune'), it_3,
-                   opts('finetune') + [f'model.init_cfg.checkpoint={ckpt_2}'])
-        record('finetune', stage_dir('finetune'))
-        self.train('baseline', self.stage_config('supervised_student'),
-                   stage_dir('supervised_student'), it_2 + it_3,
-                   opts('supervised_student'))
-        record('supervised_student', stage_dir('supervised_student'))
-        return results
+        stage_2 = train('distill', 'stage 2', it_2, pseudo_opts('stage2') +
+                        [f'model.teacher_checkpoint={stage_1b.final}'])
+        stage_3 = train('finetune', 'stage 3', it_3,
+                        [f'model.init_cfg.checkpoint={stage_2.final}'])
+        return [
+            self.test_stage('teacher_pretrained', adapt_cfg, teacher0,
+                            osp.join(wd, 'teacher_pretrained'),
+                            opts('teacher_pretrained')),
+            stage_1a, stage_1b, stage_2, stage_3,
+            train('supervised_student', 'baseline', it_2 + it_3, [])
+        ]
 
-    def run(self) -> Dict:
+    def plan(self) -> Tuple[List[Stage], Dict[int, List[Stage]]]:
+        """The stages before the seeds (toy: θ_T^0) and those of each seed."""
         iters = self.args.iters
+        first: List[Stage] = []
         if self.ds == 'toy':
             pretrain_config = self.teacher_cfg['toy_pretrain_config']
-            teacher0 = self.prepare_toy(
-                iters[0] if iters else self._config_iters(pretrain_config))
+            first.append(self.toy_pretrain_stage(
+                iters[0] if iters else self._config_iters(pretrain_config)))
+            teacher0 = first[0].final
         elif self.args.pretrained_teacher:
-            teacher0 = self.args.pretrained_teacher
+            teacher0 = osp.abspath(self.args.pretrained_teacher)
         else:
             raise SystemExit('--pretrained-teacher is required for '
                              f'{self.ds!r}: the θ_T^0 checkpoint')
-        if not osp.isfile(teacher0):
-            raise FileNotFoundError(f'pretrained teacher not found: {teacher0}')
         stage_iters = list(iters[1:]) if iters else [
             self._config_iters(self.stage_config(name)) for name in
             ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune')
         ]
-        per_seed = {s: self.run_seed(s, teacher0, stage_iters)
-                    for s in self.args.seeds}
-        self.write_table(per_seed)
-        return per_seed
+        return first, {s: self.seed_stages(s, teacher0, stage_iters)
+                       for s in self.args.seeds}
+
+    @contextlib.contextmanager
+    def stage_environment(self) -> Iterator[None]:
+        """``os.environ`` as the stages see it (the configs read it)."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def config_file(self, path: str):
+        """A config as the stages load it (their environment), cached."""
+        from mmengine.config import Config
+
+        if path not in self._configs:
+            with self.stage_environment():
+                self._configs[path] = Config.fromfile(
+                    osp.join(REPO_ROOT, path))
+        return copy.deepcopy(self._configs[path])
+
+    def load_config(self, stage: Stage):
+        """The stage's config as its run loads it (options merged)."""
+        from mmengine.config import DictAction
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg = self.config_file(stage.config)
+        with self.stage_environment():
+            cfg.merge_from_dict(
+                parser.parse_args(['--cfg-options'] +
+                                  stage.options).cfg_options)
+        return cfg
+
+    def preflight(self, stages: List[Stage]) -> List[str]:
+        """Check every file the stages read; return the problems.
+
+        Runs from the repository root with the stages' environment, as the
+        stages do. Missing files under the work dir (and, on toy, the data
+        the pipeline generates) are made by earlier stages.
+        """
+        from mmdet.utils import register_all_modules
+
+        import mmcast  # noqa: F401  (registers mmcast modules)
+        from mmcast.utils.preflight import Preflight
+
+        warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
+        register_all_modules(init_default_scope=False)
+        made_here = [self.work_dir]
+        if self.ds == 'toy':
+            made_here += [self.toy_root, self.toy_source_root]
+        check = Preflight(made_here)
+        to_train = []
+        cwd = os.getcwd()
+        os.chdir(REPO_ROOT)
+        try:
+            for stage in stages:
+                try:
+                    cfg = self.load_config(stage)
+                except Exception as e:  # noqa: BLE001 - reported as a line
+                    check.problems.append(
+                        f'{stage.config}: cannot be loaded with the '
+                        f'pipeline\'s options ({type(e).__name__}: {e})')
+                    continue
+                with self.stage_environment():
+                    check.check_stage(cfg, f'{stage.name} ({stage.config})',
+                                      stage.checkpoint)
+                if stage.max_iters is not None and \
+                        last_checkpoint(stage.work_dir) != stage.final:
+                    to_train.append(cfg)
+            # the estimate builds every model: only worth it when the rest
+            # is in order
+            need = 0 if check.problems else sum(
+                self._checkpoint_bytes(check, cfg) for cfg in to_train)
+        finally:
+            os.chdir(cwd)
+        check.check_work_dir(self.work_dir, need)
+        for note in check.notes:
+            print(f'note: {note}', flush=True)
+        return check.problems
 
     @staticmethod
-    def _config_iters(path: str) -> int:
-        from mmengine.config import Config
-        return Config.fromfile(osp.join(REPO_ROOT, path)).train_cfg.max_iters
+    def _checkpoint_bytes(check, cfg) -> int:
+        """The bytes of the checkpoints a training stage keeps."""
+        hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
+        kept = hook.get('max_keep_ckpts', -1)
+        kept = 4 if kept is None or kept < 0 else min(kept, 4)
+        kept += bool(hook.get('save_last', True))
+        try:
+            weights = check.num_weights(cfg.model)
+        except Exception:  # noqa: BLE001 - no estimate for this stage
+            return 0
+        return kept * weights * CHECKPOINT_BYTES_PER_WEIGHT
+
+    # -- running ----------------------------------------------------------------
+    def run_seed(self, seed: int, stages: List[Stage]) -> Dict:
+        """Run (or skip) the stages of one seed; their metrics."""
+        results_file = osp.join(self.work_dir, f'seed{seed}', 'results.json')
+        results = json.load(open(results_file)) if osp.isfile(results_file) else {}
+
+        for stage in stages:
+            if stage.max_iters is not None:
+                self.train(stage)
+            elif stage.key not in results:
+                self.test(stage)
+            if stage.key not in results:
+                results[stage.key] = read_metrics(stage.work_dir)
+                with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
+                    json.dump(results, f, indent=2, sort_keys=True)
+                os.replace(results_file + '.tmp', results_file)
+            print(f'[{stage.key}] mask AP {results[stage.key]["segm_AP"]}',
+                  flush=True)
+        return results
+
+    def run(self) -> Dict:
+        """Plan, preflight, then run every stage (``--dry-run``: no run)."""
+        dry = self.args.dry_run
+        self._check_work_dir_teacher()
+        if not dry:
+            self._claim_work_dir()
+        if self.ds == 'toy' and not dry:
+            self.prepare_toy_data()
+            if self.teacher_cfg['tiny_assets']:
+                self.prepare_tiny_teacher_assets()
+        first, per_seed = self.plan()
+        stages = first + [st for seed in per_seed.values() for st in seed]
+        if dry:
+            print('stage plan:')
+            for stage in stages:
+                print('  ' + stage.describe())
+                print('    --cfg-options ' + ' '.join(stage.options))
+        problems = self.preflight(stages)
+        if problems:
+            print(f'preflight: {len(problems)} problem(s), no stage was '
+                  'started:', file=sys.stderr)
+            for line in problems:
+                print(f'  {line}', file=sys.stderr)
+            raise SystemExit(PREFLIGHT_FAILED)
+        print('preflight: ok', flush=True)
+        if dry:
+            return {}
+        for stage in first:
+            self.train(stage)
+        results = {s: self.run_seed(s, stages)
+                   for s, stages in per_seed.items()}
+        self.write_table(results)
+        return results
+
+    def _config_iters(self, path: str) -> int:
+        return self.config_file(path).train_cfg.max_iters
 
     def write_table(self, per_seed: Dict[int, Dict]) -> None:
         """Write ``results.md`` / ``results.json`` and print the table.

@@ -16,18 +16,28 @@ Examples::
     torchrun --nproc_per_node=2 tools/pseudo_label.py ... --launcher pytorch
 
 The test pipeline and metainfo come from the teacher config's
-``test_dataloader.dataset`` (annotation-loading steps removed).
+``test_dataloader.dataset`` (annotation-loading steps removed). Without
+``--img-prefix`` the image folder follows the annotation file: the folder of
+the config's dataset that reads that file, else of one of the same split
+(``train``, ``val``, ``train2017``, ...), else the test folder with its split
+replaced. When more than ``--max-unreadable`` of the images cannot be read
+the tool stops, naming the folder and the first such file, and writes
+nothing.
 """
 import argparse
 import copy
 import os
 import os.path as osp
+import re
 import sys
+from typing import Iterator, Optional, Tuple
 
 from mmengine.config import DictAction
 
 ANNOTATION_TRANSFORMS = ('LoadAnnotations', 'LoadPanopticAnnotations',
                          'LoadTextAnnotations')
+# A split name in an annotation file or folder name: train, val2017, ...
+SPLIT = re.compile(r'(?<![a-z])(train|val|test)(\d{4})?(?![a-z])')
 
 
 def parse_args(argv=None):
@@ -47,7 +57,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--img-prefix', default=None,
         help='image folder under --data-root, e.g. leftImg8bit/train/ '
-        '(default: the teacher config\'s data_prefix)')
+        '(default: the folder of the config\'s dataset that reads '
+        '--unlabeled-ann, or of its split)')
+    parser.add_argument(
+        '--max-unreadable', type=float, default=0.05,
+        help='fraction of images that may be missing or undecodable '
+        '(skipped and counted); above it the tool stops and writes nothing')
     parser.add_argument('--dataset-type', default=None,
                         help='dataset class (default: the teacher config\'s)')
     parser.add_argument('--score-thr', type=float, default=0.3,
@@ -86,6 +101,63 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def split_of(path: str) -> Optional[str]:
+    """The split an annotation file or folder is named after, if any."""
+    found = SPLIT.findall(osp.basename(osp.normpath(path)).lower())
+    return ''.join(found[-1]) if found else None
+
+
+def _datasets(node) -> Iterator[dict]:
+    """Every dataset config (a dict with ``ann_file`` and ``data_prefix``)."""
+    if isinstance(node, dict):
+        if 'ann_file' in node and 'data_prefix' in node and \
+                node.get('type') != 'PseudoLabeledDataset':
+            yield node
+        for value in node.values():
+            yield from _datasets(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _datasets(value)
+
+
+def default_img_prefix(cfg, ann_file: str, data_root: str,
+                       test_prefix: str) -> Tuple[str, str]:
+    """The image folder of ``ann_file`` by the teacher config, and why.
+
+    Args:
+        cfg (Config): The teacher config.
+        ann_file (str): The unlabeled annotation file as given.
+        data_root (str): The data root it is relative to.
+        test_prefix (str): The test dataset's image folder.
+
+    Returns:
+        tuple[str, str]: The folder (relative to ``data_root``, as
+        ``data_prefix.img``) and where it comes from.
+    """
+    wanted = osp.normpath(osp.join(data_root, ann_file))
+    loaders = [cfg.get(k) for k in ('train_dataloader', 'val_dataloader',
+                                    'test_dataloader')]
+    candidates = list(_datasets(loaders + [cfg.get('custom_hooks')]))
+    for ds in candidates:
+        path = osp.join(ds.get('data_root') or data_root, ds['ann_file'])
+        if osp.normpath(path) == wanted and \
+                (ds.get('data_root') or data_root) == data_root:
+            return ds['data_prefix']['img'], f'the dataset reading {ann_file}'
+    split = split_of(ann_file)
+    if split is None:
+        return test_prefix, 'the test dataset (no split in the file name)'
+    for ds in candidates:
+        if split_of(ds['ann_file']) == split and \
+                (ds.get('data_root') or data_root) == data_root:
+            return ds['data_prefix']['img'], f'the config\'s {split} dataset'
+    test_split = split_of(test_prefix)
+    if test_split is not None:
+        prefix = re.sub(rf'(?<![a-z]){test_split}(?![a-z0-9])', split,
+                        test_prefix)
+        return prefix, f'the test folder with {test_split} -> {split}'
+    return test_prefix, 'the test dataset'
+
+
 def _dataset_cfg(cfg, args) -> dict:
     test_loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
     base = copy.deepcopy(test_loader['dataset']) if test_loader else {}
@@ -105,6 +177,12 @@ def _dataset_cfg(cfg, args) -> dict:
         ds['data_root'] = args.data_root
     if args.img_prefix is not None:
         ds['data_prefix'] = dict(img=args.img_prefix)
+    else:
+        prefix, why = default_img_prefix(
+            cfg, args.unlabeled_ann, ds.get('data_root', ''),
+            ds.get('data_prefix', {}).get('img', ''))
+        print(f'image folder: {prefix} ({why}; --img-prefix to change)')
+        ds['data_prefix'] = dict(img=prefix)
     ann = args.unlabeled_ann
     ds['ann_file'] = osp.abspath(ann) if osp.exists(ann) else ann
     pipeline = [
@@ -125,6 +203,8 @@ def main(argv=None) -> int:
         _fail(f'teacher checkpoint not found: {args.checkpoint}')
     if not osp.isfile(args.config):
         _fail(f'teacher config not found: {args.config}')
+    if not 0 <= args.max_unreadable <= 1:
+        _fail(f'--max-unreadable must be in [0, 1], got {args.max_unreadable}')
 
     import torch
     from mmengine.config import Config
@@ -136,11 +216,14 @@ def main(argv=None) -> int:
     import mmcast  # noqa: F401  (registers mmcast modules)
     from mmdet.utils import register_all_modules
     from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
-    from mmcast.pseudo_labels import (build_labeling_dataset,
-                                      check_filter_cfg, identity, is_current,
-                                      label_unlabeled_set, make_header,
-                                      read_header,
-                                      save_pseudo_label_overlays)
+    from mmcast.pseudo_labels import (UnreadableImagesError,
+                                      build_labeling_dataset,
+                                      check_filter_cfg, check_images_exist,
+                                      label_unlabeled_set,
+                                      make_header, read_header,
+                                      save_pseudo_label_overlays,
+                                      stale_reason)
+    from mmcast.utils.checkpoint_loading import CheckpointError
 
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
@@ -174,18 +257,25 @@ def main(argv=None) -> int:
     if rank == 0:
         header = make_header(args.config, args.checkpoint, dataset.ann_file,
                              filter_cfg)
-        state = [header, is_current(out_file, identity(header))]
+        state = [header, stale_reason(out_file, header)]
     if is_distributed() and world_size > 1:
         broadcast_object_list(state, src=0)
-    header, current = state
+    header, reason = state
+    current = reason is None
 
     if current and not args.force:
         if rank == 0:
             print(f'{out_file} is up to date (same teacher, checkpoint, '
                   'unlabeled set and filter); use --force to redo it')
         return 0
+    if rank == 0 and osp.exists(out_file):
+        print(f'relabeling: {reason or "--force"}')
 
-    model = build_frozen_teacher(cfg.model, args.checkpoint)
+    try:
+        check_images_exist(dataset, args.max_unreadable)
+        model = build_frozen_teacher(cfg.model, args.checkpoint)
+    except (CheckpointError, UnreadableImagesError) as e:
+        _fail(str(e))
     if torch.cuda.is_available():
         model = model.cuda()
     if getattr(model, 'dataset_meta', None) is None:
@@ -193,12 +283,16 @@ def main(argv=None) -> int:
     if args.force and current and rank == 0:
         os.remove(out_file)
 
-    result = label_unlabeled_set(
-        model, dataset, out_file,
-        filter_cfg=filter_cfg,
-        header=header,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers)
+    try:
+        result = label_unlabeled_set(
+            model, dataset, out_file,
+            filter_cfg=filter_cfg,
+            header=header,
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            max_unreadable=args.max_unreadable)
+    except UnreadableImagesError as e:
+        _fail(str(e))
 
     if rank == 0:
         final = result['header'] or read_header(out_file)

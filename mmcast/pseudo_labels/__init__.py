@@ -4,19 +4,25 @@ from .coco_pseudo_labels import (HEADER_KEY, IDENTITY_KEYS, SKIPPED_IMAGE_KEY,
                                  checkpoint_sha256, file_sha256, identity,
                                  instances_to_coco_annotations, is_current,
                                  make_header, read_header, read_info,
-                                 state_dict_sha256, write_pseudo_label_json)
+                                 stale_reason, state_dict_sha256,
+                                 write_pseudo_label_json)
 from .filtering import (DEFAULT_FILTER_CFG, PseudoLabelFilter, build_filter,
                         check_filter_cfg, masks_to_bboxes)
-from .labeler import (build_labeling_dataset, label_unlabeled_set,
-                      merge_pseudo_label_shards, shard_path)
+from .labeler import (DEFAULT_MAX_UNREADABLE, UnreadableImagesError,
+                      build_labeling_dataset, check_images_exist,
+                      check_unreadable,
+                      label_unlabeled_set, merge_pseudo_label_shards,
+                      shard_path)
 from .visualization import save_pseudo_label_overlays
 
 __all__ = [
     'PseudoLabelFilter', 'build_filter', 'check_filter_cfg',
     'DEFAULT_FILTER_CFG', 'masks_to_bboxes', 'instances_to_coco_annotations',
     'write_pseudo_label_json', 'make_header', 'identity', 'is_current',
-    'read_header', 'read_info', 'file_sha256', 'checkpoint_sha256',
-    'state_dict_sha256', 'HEADER_KEY', 'IDENTITY_KEYS', 'SKIPPED_IMAGE_KEY',
+    'read_header', 'read_info', 'stale_reason', 'file_sha256',
+    'checkpoint_sha256', 'state_dict_sha256', 'HEADER_KEY', 'IDENTITY_KEYS', 'SKIPPED_IMAGE_KEY',
     'label_unlabeled_set', 'merge_pseudo_label_shards', 'shard_path',
+    'DEFAULT_MAX_UNREADABLE', 'UnreadableImagesError', 'check_unreadable',
+    'check_images_exist',
     'build_labeling_dataset', 'save_pseudo_label_overlays'
 ]

@@ -19,8 +19,10 @@ pycocotools, MMDetection's ``CocoDataset``/``CityscapesDataset`` and
 
 :func:`is_current` compares the identity fields (:data:`IDENTITY_KEYS`) so
 that a stage re-labels only when the teacher, its weights, the unlabeled
-set or the thresholds changed. ``info`` is written first in the file, so the
-header is read without parsing the (possibly large) annotations.
+set or the thresholds changed; :func:`stale_reason` says which. ``info`` is
+written first in the file, so the header is read without parsing the
+(possibly large) annotations; a file cut short (which does not end as the
+writer ends it) is invalid json all the same.
 """
 import hashlib
 import json
@@ -40,6 +42,8 @@ from .filtering import check_filter_cfg
 HEADER_KEY = 'mmcast_pseudo_labels'
 IDENTITY_KEYS = ('teacher', 'checkpoint_sha256', 'unlabeled_sha256', 'filter')
 SKIPPED_IMAGE_KEY = 'mmcast_skipped'
+# How write_pseudo_label_json ends a file (the annotation list, the object).
+_FILE_END = b']}'
 
 _HASH_CACHE: Dict[str, dict] = {}
 _HASH_LOCK = threading.Lock()
@@ -186,7 +190,8 @@ def read_info(path: str, max_bytes: int = 1 << 26) -> Optional[dict]:
     """The ``info`` field of a COCO json, or ``None`` if it has none.
 
     Files written by :func:`write_pseudo_label_json` start with ``info``, so
-    only the first bytes are parsed; other files are loaded whole.
+    only the first bytes (and the last two, to tell a file cut short) are
+    parsed; other files are loaded whole.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -196,9 +201,12 @@ def read_info(path: str, max_bytes: int = 1 << 26) -> Optional[dict]:
         raise FileNotFoundError(f'pseudo-label file not found: {path}')
     prefix = '{"info":'
     decoder = json.JSONDecoder()
+    with open(path, 'rb') as f:
+        f.seek(max(os.fstat(f.fileno()).st_size - len(_FILE_END), 0))
+        complete = f.read() == _FILE_END
     with open(path, encoding='utf-8') as f:
         buf = f.read(1 << 16)
-        if buf.startswith(prefix):
+        if complete and buf.startswith(prefix):
             while True:
                 try:
                     info, _ = decoder.raw_decode(buf, len(prefix))
@@ -224,6 +232,47 @@ def read_header(path: str) -> Optional[dict]:
         return None
     header = info.get(HEADER_KEY)
     return header if isinstance(header, dict) else None
+
+
+def stale_reason(out_file: str, expected_header: dict) -> Optional[str]:
+    """Why ``out_file`` is not the pseudo-labels ``expected_header`` asks for.
+
+    Args:
+        out_file (str): The pseudo-label json.
+        expected_header (dict): :func:`make_header`'s result (its
+            ``checkpoint`` and ``unlabeled_ann_file`` name the files in the
+            message).
+
+    Returns:
+        str | None: ``None`` when current, else one sentence naming the
+        case: missing, invalid json (e.g. truncated), no mmcast header,
+        another unlabeled set, another teacher checkpoint, another teacher,
+        another filter.
+    """
+    try:
+        header = read_header(out_file)
+    except FileNotFoundError:
+        return f'{out_file} does not exist yet'
+    except (OSError, ValueError) as e:
+        return f'{out_file} is not valid json (truncated?): {e}'
+    if header is None:
+        return f'{out_file} has no mmcast pseudo-label header'
+    expected = dict(expected_header)
+    if header.get('unlabeled_sha256') != expected.get('unlabeled_sha256'):
+        return (f'{out_file} was made from another unlabeled set '
+                f'({header.get("unlabeled_ann_file")}) than '
+                f'{expected.get("unlabeled_ann_file")}, or that file changed')
+    if header.get('checkpoint_sha256') != expected.get('checkpoint_sha256'):
+        return (f'{out_file} was made with another teacher checkpoint '
+                f'({header.get("checkpoint")}) than '
+                f'{expected.get("checkpoint")}, or that file changed')
+    if header.get('teacher') != expected.get('teacher'):
+        return (f'{out_file} was made by another teacher '
+                f'({header.get("teacher")}) than {expected.get("teacher")}')
+    if not is_current(out_file, identity(expected)):
+        return (f'{out_file} was made with another filter '
+                f'({header.get("filter")}) than {expected.get("filter")}')
+    return None
 
 
 def is_current(out_file: str, expected_header_subset: dict) -> bool:

@@ -23,6 +23,11 @@ unlabeled COCO json with a test pipeline, filters each image's predictions
   image list, hence the dataset length, never changes; PseudoLabeledDataset
   never serves it). An image with zero surviving instances is kept, with
   no annotation.
+- **Never a success on nothing**: when more than ``max_unreadable`` (a
+  fraction, 5 % by default) of the images are missing (checked before the
+  teacher runs) or fail to load (checked before the merge),
+  :class:`UnreadableImagesError` names the image folder and the first such
+  file, and no output file is written.
 """
 import copy
 import glob
@@ -49,6 +54,37 @@ from .coco_pseudo_labels import (SKIPPED_IMAGE_KEY, identity,
 from .filtering import PseudoLabelFilter, build_filter
 
 SHARD_KEY = 'mmcast_pseudo_label_shard'
+DEFAULT_MAX_UNREADABLE = 0.05
+
+
+class UnreadableImagesError(RuntimeError):
+    """More images of the unlabeled set cannot be read than allowed."""
+
+
+def check_unreadable(unreadable: Sequence[str], num_images: int,
+                     max_unreadable: Optional[float], folder: str,
+                     ann_file: str) -> None:
+    """Raise when more than ``max_unreadable`` of the images are unreadable.
+
+    Args:
+        unreadable (Sequence[str]): The paths that cannot be read.
+        num_images (int): The number of images of the set.
+        max_unreadable (float, optional): The fraction allowed (skipped and
+            counted); ``None`` allows any number.
+        folder (str): The image folder, for the message.
+        ann_file (str): The annotation file listing the images.
+
+    Raises:
+        UnreadableImagesError: naming the folder and the first such file.
+    """
+    if max_unreadable is None or not unreadable or \
+            len(unreadable) <= max_unreadable * num_images:
+        return
+    raise UnreadableImagesError(
+        f'{len(unreadable)} of {num_images} images listed in {ann_file} '
+        f'cannot be read (more than {max_unreadable:.0%}), e.g. '
+        f'{unreadable[0]}: is {folder} the image folder of that annotation '
+        'file? No pseudo-labels were written')
 
 
 def shard_path(out_file: str, rank: int) -> str:
@@ -133,6 +169,34 @@ def _image_table(dataset) -> Tuple[list, list]:
     return ids, paths
 
 
+def _image_source(dataset) -> Tuple[str, str]:
+    """The image folder and the annotation file of ``dataset``."""
+    prefix = getattr(dataset, 'data_prefix', None) or {}
+    return prefix.get('img', ''), getattr(dataset, 'ann_file', '')
+
+
+def check_images_exist(dataset: Union[dict, Dataset],
+                       max_unreadable: Optional[float]) -> None:
+    """Fail before any labeling when too many image files are missing.
+
+    Args:
+        dataset (dict | Dataset): The unlabeled set (config or built).
+        max_unreadable (float, optional): See :func:`check_unreadable`.
+
+    Raises:
+        UnreadableImagesError: naming the image folder and the first
+            missing file.
+    """
+    dataset = build_labeling_dataset(dataset)
+    _, paths = _image_table(dataset)
+    missing = [
+        p for p in paths
+        if isinstance(p, str) and '://' not in p and not osp.isfile(p)
+    ]
+    check_unreadable(missing, len(paths), max_unreadable,
+                     *_image_source(dataset))
+
+
 def _category_ids(dataset, categories: Sequence[dict]) -> List[int]:
     """COCO category id of each class index of ``dataset``."""
     cat_ids = getattr(dataset, 'cat_ids', None)
@@ -205,6 +269,14 @@ def _read_all_shards(out_file: str, ident: dict) -> Dict[object, dict]:
     return records
 
 
+def _remove_shards(out_file: str) -> None:
+    for path in _all_shards(out_file):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 def _json_id(img_id):
     """An image id as it comes back from json (tuples become lists)."""
     return json.loads(json.dumps(img_id))
@@ -213,7 +285,8 @@ def _json_id(img_id):
 # --------------------------------------------------------------------------
 # merge
 # --------------------------------------------------------------------------
-def merge_pseudo_label_shards(out_file: str, dataset, header: dict) -> dict:
+def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
+                              max_unreadable: Optional[float] = None) -> dict:
     """Merge every shard of ``header``'s identity into ``out_file``.
 
     Args:
@@ -222,12 +295,17 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict) -> dict:
             category mapping.
         header (dict): Identity header (:func:`make_header` +
             ``filter``); counts are added.
+        max_unreadable (float, optional): The fraction of skipped
+            (unreadable) images allowed; ``None`` allows any number.
 
     Returns:
         dict: The header written.
 
     Raises:
         RuntimeError: if some image of the dataset is in no shard.
+        UnreadableImagesError: if more than ``max_unreadable`` of the images
+            were skipped; the shards are removed (so that the images are
+            read again once fixed) and ``out_file`` is not written.
     """
     dataset = build_labeling_dataset(dataset)
     ident = identity(header)
@@ -267,6 +345,12 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict) -> dict:
         for ann in rec.get('annotations', []):
             ann = dict(ann, id=len(annotations) + 1, image_id=img_id)
             annotations.append(ann)
+    try:
+        check_unreadable(skipped, len(images), max_unreadable,
+                         *_image_source(dataset))
+    except UnreadableImagesError:
+        _remove_shards(out_file)
+        raise
 
     out_header = dict(header)
     out_header.update(
@@ -282,11 +366,7 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict) -> dict:
         pass
     write_pseudo_label_json(out_file, out_header, images, categories,
                             annotations)
-    for path in _all_shards(out_file):
-        try:
-            os.remove(path)
-        except OSError:
-            pass
+    _remove_shards(out_file)
     print_log(
         f'pseudo-labels written to {out_file}: {len(images)} images, '
         f'{len(annotations)} instances, {len(skipped)} skipped',
@@ -320,7 +400,9 @@ def label_unlabeled_set(model: torch.nn.Module,
                         rank: Optional[int] = None,
                         world_size: Optional[int] = None,
                         log_interval: int = 50,
-                        progress: bool = True) -> dict:
+                        progress: bool = True,
+                        max_unreadable: Optional[float] = (
+                            DEFAULT_MAX_UNREADABLE)) -> dict:
     """Pseudo-label the unlabeled set with ``model``; write ``out_file``.
 
     Args:
@@ -347,6 +429,11 @@ def label_unlabeled_set(model: torch.nn.Module,
             the last share merges (or call :func:`merge_pseudo_label_shards`).
         log_interval (int): Log the progress every this many batches.
         progress (bool): Show a progress bar on rank 0.
+        max_unreadable (float, optional): The fraction of images that may
+            be missing or fail to load (skipped and counted); above it
+            :class:`UnreadableImagesError` is raised and nothing is
+            written. Missing files are counted before the teacher runs.
+            ``None`` allows any number. Defaults to 0.05.
 
     Returns:
         dict: ``out_file``, ``merged`` (whether the final file was written
@@ -378,6 +465,7 @@ def label_unlabeled_set(model: torch.nn.Module,
     img_ids, paths = _image_table(dataset)
     cat_ids = _category_ids(dataset, [])
     num_images = len(img_ids)
+    check_images_exist(dataset, max_unreadable)
 
     # ---- resume: own shard (repaired) + finished images of every shard
     my_shard = shard_path(out_file, rank)
@@ -478,8 +566,8 @@ def label_unlabeled_set(model: torch.nn.Module,
         status = [None]
         if rank == 0:
             try:
-                out_header = merge_pseudo_label_shards(out_file, dataset,
-                                                       header)
+                out_header = merge_pseudo_label_shards(
+                    out_file, dataset, header, max_unreadable)
                 status = [out_header]
             except Exception as e:  # tell the others, then raise
                 status = [f'{type(e).__name__}: {e}']
@@ -493,7 +581,8 @@ def label_unlabeled_set(model: torch.nn.Module,
     else:
         finished = _read_all_shards(out_file, ident)
         if all(_json_id(i) in finished for i in img_ids):
-            out_header = merge_pseudo_label_shards(out_file, dataset, header)
+            out_header = merge_pseudo_label_shards(out_file, dataset, header,
+                                                   max_unreadable)
             merged = True
     return dict(
         out_file=out_file,

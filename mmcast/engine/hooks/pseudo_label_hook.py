@@ -16,10 +16,13 @@ from mmdet.registry import HOOKS
 
 from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
 
-from mmcast.pseudo_labels import (build_labeling_dataset, check_filter_cfg,
-                                  checkpoint_sha256, identity, is_current,
+from mmcast.pseudo_labels import (DEFAULT_MAX_UNREADABLE,
+                                  build_labeling_dataset, check_filter_cfg,
+                                  check_images_exist, checkpoint_sha256,
                                   label_unlabeled_set, make_header,
-                                  read_header, state_dict_sha256)
+                                  read_header, stale_reason,
+                                  state_dict_sha256)
+from mmcast.utils.checkpoint_loading import load_checkpoint_file
 
 
 def find_pseudo_labeled_datasets(dataset) -> list:
@@ -95,7 +98,8 @@ class PseudoLabelHook(Hook):
     In ``before_train`` (the first hook point after the train dataloader is
     built; MMEngine builds it, and ``IterBasedTrainLoop`` even starts
     iterating it, before ``before_run``): if ``out_file`` is not current
-    (another teacher, checkpoint, unlabeled set or filter), the frozen
+    (invalid json, another teacher, checkpoint, unlabeled set or filter:
+    the log says which), the frozen
     teacher labels the unlabeled set (split across ranks, resumable,
     see :func:`~mmcast.pseudo_labels.label_unlabeled_set`), every
     ``PseudoLabeledDataset`` of the train dataloader is reloaded and the
@@ -122,6 +126,11 @@ class PseudoLabelHook(Hook):
             wrapper labels on the fly and this hook does nothing.
         log_interval (int): Log the labeling progress every this many
             batches. Defaults to 50.
+        max_unreadable (float, optional): The fraction of unlabeled images
+            that may be missing or undecodable (skipped and counted); above
+            it training stops with an error naming the image folder and the
+            first such file, and no pseudo-label file is written. ``None``
+            allows any number. Defaults to 0.05.
     """
 
     priority = 'VERY_HIGH'
@@ -135,7 +144,9 @@ class PseudoLabelHook(Hook):
                  batch_size: int = 2,
                  num_workers: int = 0,
                  mode: str = 'offline',
-                 log_interval: int = 50) -> None:
+                 log_interval: int = 50,
+                 max_unreadable: Optional[float] = DEFAULT_MAX_UNREADABLE
+                 ) -> None:
         if mode not in ('offline', 'online'):
             raise ValueError(
                 f"mode must be 'offline' or 'online', got {mode!r}")
@@ -160,6 +171,7 @@ class PseudoLabelHook(Hook):
         self.num_workers = num_workers
         self.mode = mode
         self.log_interval = log_interval
+        self.max_unreadable = max_unreadable
         self.last_result = None  # label_unlabeled_set's summary, for tests
 
     # ------------------------------------------------------------------
@@ -171,8 +183,11 @@ class PseudoLabelHook(Hook):
                 f'PseudoLabelHook: teacher checkpoint not found: {ckpt}')
 
     def before_run(self, runner) -> None:
-        """Fail early on a missing teacher checkpoint or mismatched classes."""
+        """Fail early on a missing or unloadable teacher checkpoint, or
+        mismatched classes."""
         self._check_checkpoint()
+        if self.mode == 'offline' and self.teacher_checkpoint is not None:
+            load_checkpoint_file(self.teacher_checkpoint, mmap=True)
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         datasets = find_pseudo_labeled_datasets(runner.train_dataloader.dataset)
@@ -270,19 +285,20 @@ class PseudoLabelHook(Hook):
         state = [None, None]
         if rank == 0:
             header = self.expected_header(dataset, live)
-            state = [header, is_current(out_file, identity(header))]
+            state = [header, stale_reason(out_file, header)]
         if is_distributed() and world_size > 1:
             broadcast_object_list(state, src=0)
-        header, current = state
+        header, reason = state
 
-        if current:
+        if reason is None:
             print_log(f'PseudoLabelHook: {out_file} is current, not '
                       'relabeling', logger='current')
         else:
             print_log(
-                f'PseudoLabelHook: pseudo-labeling {len(dataset)} images '
-                f'into {out_file} with {header["teacher"]}',
-                logger='current')
+                f'PseudoLabelHook: {reason}: pseudo-labeling '
+                f'{len(dataset)} images into {out_file} with '
+                f'{header["teacher"]}', logger='current')
+            check_images_exist(dataset, self.max_unreadable)
             teacher = live if live is not None else self._build_teacher(
                 runner, dataset.metainfo)
             self.last_result = label_unlabeled_set(
@@ -291,7 +307,8 @@ class PseudoLabelHook(Hook):
                 header=header,
                 batch_size=self.batch_size,
                 num_workers=self.num_workers,
-                log_interval=self.log_interval)
+                log_interval=self.log_interval,
+                max_unreadable=self.max_unreadable)
             if live is None:
                 del teacher
                 gc.collect()

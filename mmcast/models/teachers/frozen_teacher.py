@@ -2,27 +2,22 @@
 """Build a frozen teacher from a config and a checkpoint."""
 import copy
 import os.path as osp
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.runner import load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmengine.utils import import_modules_from_strings
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
 from torch import nn
 
+from mmcast.utils.checkpoint_loading import (check_weights_fit,
+                                             checkpoint_classes,
+                                             load_checkpoint_file)
 
-def checkpoint_classes(checkpoint: dict) -> Optional[Tuple[str, ...]]:
-    """The class names an MMEngine checkpoint was trained on, if recorded.
-
-    mmdet's ``ConcatDataset`` stores a list of metainfos; the first counts.
-    """
-    meta = checkpoint.get('meta', {}).get('dataset_meta') or {}
-    if isinstance(meta, (list, tuple)):
-        meta = meta[0] if meta else {}
-    classes = meta.get('classes')
-    return tuple(classes) if classes is not None else None
+# CASTDistiller checkpoints hold the teacher as the student; DDP's prefix.
+REVISE_KEYS = [(r'^student\.', ''), (r'^module\.', '')]
 
 
 def build_frozen_teacher(config: Union[ConfigType, str],
@@ -43,6 +38,9 @@ def build_frozen_teacher(config: Union[ConfigType, str],
 
     Raises:
         FileNotFoundError: Naming a missing config or checkpoint file.
+        CheckpointError: In one line naming the checkpoint, when it is
+            truncated, not a checkpoint, or holds weights of another
+            architecture (none of the teacher's, or some of other shapes).
     """
     if checkpoint is not None and '://' not in checkpoint \
             and not osp.isfile(checkpoint):
@@ -65,11 +63,9 @@ def build_frozen_teacher(config: Union[ConfigType, str],
         model = MODELS.build(config)
     model.teacher_classes = None
     if checkpoint is not None:
-        ckpt = load_checkpoint(
-            model,
-            checkpoint,
-            map_location='cpu',
-            revise_keys=[(r'^student\.', ''), (r'^module\.', '')])
+        ckpt = load_checkpoint_file(checkpoint)
+        check_weights_fit(checkpoint, model, ckpt, REVISE_KEYS)
+        _load_checkpoint_to_model(model, ckpt, revise_keys=REVISE_KEYS)
         model.teacher_classes = checkpoint_classes(ckpt)
     model.requires_grad_(False)
     return model.eval()
