@@ -88,8 +88,18 @@ def _words(classes: Sequence[str]) -> list:
 def write_tiny_bert(out_dir: str,
                     classes: Sequence[str] = CITYSCAPES_CLASSES,
                     extra_words: Sequence[str] = (),
-                    seed: int = 0) -> str:
+                    seed: int = 0,
+                    hidden_size: int = 32,
+                    num_hidden_layers: int = 1,
+                    num_attention_heads: int = 2,
+                    intermediate_size: int = 64,
+                    max_position_embeddings: int = 256) -> str:
     """Write a tiny BERT (config, weights, tokenizer) into ``out_dir``.
+
+    The vocabulary is always small (the class words, '.', '?', the special
+    tokens); the sizes default to a 1-layer 32-d model. ``hidden_size=768,
+    num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+    max_position_embeddings=512`` gives a bert-base-shaped model.
 
     Returns:
         str: ``out_dir``, usable as ``language_model.name``.
@@ -106,11 +116,11 @@ def write_tiny_bert(out_dir: str,
     BertTokenizer(vocab_file, do_lower_case=True).save_pretrained(out_dir)
     config = BertConfig(
         vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256)
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings)
     with _seeded(seed):
         BertModel(config, add_pooling_layer=False).save_pretrained(out_dir)
     return out_dir

@@ -7,14 +7,14 @@
 # fine-tuning recipe with the Swin-L model of grounding_dino_swin-l_pretrain_all):
 #   mim train mmdet configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py \
 #       --launcher pytorch --gpus 8 \
-#       --cfg-options train_dataloader.dataset.dataset.ann_file=semi_anns/instancesonly_filtered_gtFine_train.1@10.json
+#       --cfg-options train_dataloader.dataset.dataset.ann_file=annotations/semi/instancesonly_filtered_gtFine_train.1@10.json
 # Local files: checkpoints/bert-base-uncased/ (see grounding_dino_sam2_cityscapes.py)
 # and checkpoints/grounding_dino_swin-l_pretrain_all-56d69e78.pth.
 _base_ = 'mmdet::mm_grounding_dino/cityscapes/grounding_dino_swin-t_finetune_8xb4_50e_cityscapes.py'
 
 lang_model_name = 'checkpoints/bert-base-uncased'
 # D_l: written by tools/split_semi.py (10 % labels, seed 1 by default)
-labeled_ann_file = 'semi_anns/instancesonly_filtered_gtFine_train.1@10.json'
+labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
 num_levels = 5
 
 model = dict(

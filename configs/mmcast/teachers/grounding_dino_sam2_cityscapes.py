@@ -63,3 +63,8 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# inference only: MMEngine's Runner (mim test) wants the dataloader, loop
+# and evaluator (optimiser) of each of train / val / test all set or all None
+train_dataloader = None
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')

@@ -8,8 +8,11 @@
 # Local files: those of grounding_dino_sam2_cityscapes.py plus
 #   checkpoints/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic_20220407_104949-82f8d28d.pth
 #       (`mim download mmdet --config mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic --dest checkpoints`)
-# The members load their own checkpoints, so `mim test` takes none:
-#   mim test mmdet configs/mmcast/teachers/teacher_ensemble_cityscapes.py
+# The members load their own checkpoints. `mim test` still requires a
+# --checkpoint: give the Grounding-DINO one; none of its keys matches the
+# ensemble's (teachers.0.detector...), so nothing of it is loaded again:
+#   mim test mmdet configs/mmcast/teachers/teacher_ensemble_cityscapes.py \
+#       --checkpoint checkpoints/grounding_dino_swin-l_pretrain_all-56d69e78.pth
 _base_ = ['./grounding_dino_sam2_cityscapes.py']
 
 gdino_checkpoint = 'checkpoints/grounding_dino_swin-l_pretrain_all-56d69e78.pth'

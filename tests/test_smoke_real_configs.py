@@ -1,0 +1,102 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Every real-size config runs: stages train 2 iterations and validate,
+teachers train (adaptation) or test on the validation split.
+
+One run of ``tools/smoke_real_configs.py`` on CPU at 64x128 (module-scoped
+fixture) over Cityscapes, ADE20K and COCO: per dataset 1a → 1b → 2 → 3
+chained as in ``tools/cast_pipeline.py`` plus the baseline, and the configs
+of ``configs/mmcast/teachers`` (Grounding-DINO adaptation, Grounding-DINO +
+SAM 2 for Cityscapes and ADE20K, the ensemble), all with random weights at
+the configs' real architectures (Swin-L, DINOv2-S, BERT-base, Hiera-L) on
+synthetic data in the dataset's real layout. Slow: about 10 minutes on 2
+CPU cores.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+DATASETS = ('cityscapes', 'ade20k', 'coco')
+STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
+          ('distill', '2'), ('finetune', '3'), ('supervised_student',
+                                                'baseline'))
+STAGE_CONFIGS = [(f'configs/mmcast/{stage}_{ds}.py', label)
+                 for ds in DATASETS for stage, label in STAGES]
+TEACHER_CONFIGS = [
+    ('configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py', 'adapt'),
+    ('configs/mmcast/teachers/grounding_dino_sam2_cityscapes.py', 'test'),
+    ('configs/mmcast/teachers/teacher_ensemble_cityscapes.py', 'test'),
+    ('configs/mmcast/teachers/grounding_dino_sam2_ade20k.py', 'test'),
+]
+NUM_VAL = 2
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    """summary.json of one smoke run over every config (results by config)."""
+    work_dir = tmp_path_factory.mktemp('smoke_real_configs')
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'smoke_real_configs.py'),
+         '--work-dir', str(work_dir), '--device', 'cpu', '--keep-going',
+         '--num-images', '4', str(NUM_VAL)],
+        cwd=REPO_ROOT, capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS='2'))
+    summary = json.loads((work_dir / 'summary.json').read_text())
+    summary['by_config'] = {r['config']: r for r in summary['results']}
+    summary['work_dir'] = work_dir
+    summary['output'] = proc.stdout[-5000:] + proc.stderr[-5000:]
+    summary['returncode'] = proc.returncode
+    return summary
+
+
+def test_every_config_ran(smoke):
+    assert [r['config'] for r in smoke['results']] == [
+        c for c, _ in STAGE_CONFIGS[:5] + TEACHER_CONFIGS[:3] +
+        STAGE_CONFIGS[5:10] + TEACHER_CONFIGS[3:] + STAGE_CONFIGS[10:]
+    ], smoke['output']
+    assert smoke['returncode'] == 0, smoke['output']
+    # the random real-size weights (~3 GB) are gone
+    assert not osp.exists(smoke['work_dir'] / 'checkpoints')
+
+
+@pytest.mark.parametrize('config,label', STAGE_CONFIGS)
+def test_stage_trains_two_iterations_and_validates(smoke, config, label):
+    result = smoke['by_config'][config]
+    assert result['stage'] == label
+    assert result['status'] == 'ok', result
+    assert result['checkpoint'].endswith('iter_2.pth')
+    assert result['checkpoint_bytes'] > 0
+    assert not osp.exists(result['checkpoint'])  # deleted once read
+    assert 'coco/segm_mAP' in result['metrics']
+    if result['dataset'] == 'cityscapes':
+        assert 'cityscapes/mAP' in result['metrics']
+    stage = osp.basename(config)[:-len(f'_{result["dataset"]}.py')]
+    if stage in ('adapt_teacher_selftrain', 'distill'):
+        # the unlabeled branch trained on pseudo-labels of the teacher
+        pseudo = json.loads(
+            (smoke['work_dir'] / result['dataset'] / stage /
+             'pseudo_labels.json').read_text())
+        assert pseudo['images'] and pseudo['annotations']
+
+
+@pytest.mark.parametrize('config,how', TEACHER_CONFIGS)
+def test_teacher_config_runs(smoke, config, how):
+    result = smoke['by_config'][config]
+    assert result['stage'] == how
+    assert result['status'] == 'ok', result
+    if how == 'adapt':  # mim train: Grounding-DINO boxes only
+        assert result['checkpoint'].endswith('iter_2.pth')
+        assert 'coco/bbox_mAP' in result['metrics']
+        return
+    # mim test: masks for every validation image and the metrics
+    assert 'coco/segm_mAP' in result['metrics']
+    if result['dataset'] == 'cityscapes':
+        assert 'cityscapes/mAP' in result['metrics']
+    instances = result['instances_per_image']
+    assert len(instances) == NUM_VAL
+    assert all(n > 0 for n in instances), instances

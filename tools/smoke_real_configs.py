@@ -1,0 +1,531 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Smoke-run every real-size CAST config: 2 iterations + one validation.
+
+For each dataset (Cityscapes / ADE20K / COCO) a tiny synthetic dataset is
+written in the dataset's real on-disk layout
+(:mod:`mmcast.testing.real_layout_data`), then the real-size stage configs
+run through stock ``mim train mmdet`` in the order of
+``tools/cast_pipeline.py``, chained through the same keys: θ_T^0 → 1a
+(``load_from``) → 1b (``model.student.init_cfg`` θ_T^0,
+``model.teacher_checkpoint`` 1a, pseudo-labels by its hook) → 2
+(``model.teacher_checkpoint`` 1b) → 3 (``model.init_cfg`` 2), and the
+labels-only baseline. Then the configs of ``configs/mmcast/teachers`` that
+read the dataset: ``adapt_grounding_dino_cityscapes`` (``mim train``, 2
+iterations + validation), ``grounding_dino_sam2_{cityscapes,ade20k}``
+(``mim test --checkpoint`` the adapted Grounding-DINO on Cityscapes, the
+random one on ADE20K) and ``teacher_ensemble_cityscapes`` (``mim test``,
+members: the dumped Grounding-DINO + SAM 2 config and θ_T^0), each on the
+validation split with its metrics and a ``--out`` pickle of predictions.
+
+Models keep their architecture (Mask2Former Swin-L, DINOv2-S, MM-Grounding-
+DINO Swin-L with a bert-base-shaped BERT, SAM 2.1 Hiera-L) with random
+weights written by :mod:`mmcast.testing.real_size_assets`; nothing is
+downloaded. Each config is loaded with ``Config.fromfile``, given the smoke
+overrides and dumped into its work dir; that dump is what ``mim`` runs:
+
+* data: ``data/<dataset>/...`` paths point into ``<work-dir>/<dataset>/
+  data``; the ``CityScapesMetric`` output goes into the run's work dir;
+* weights: ``checkpoints/...`` (BERT folder, SAM 2, Grounding-DINO, θ_T^0)
+  point to the random files, ``model.teacher`` of 1b / 2 to the dumped 1a
+  config; ``Pretrained`` ``init_cfg`` entries with a URL are dropped;
+* length: 2 iterations (epoch-based recipes become iteration-based),
+  validation and a weights-only checkpoint at iteration 2, log every
+  iteration; dataloaders without workers;
+* pseudo-labels: the hook keeps every detection of the random teacher
+  (``score_thr=0``, at most 5 per image) so that the unlabeled branch trains
+  on pseudo-instances; Grounding-DINO + SAM 2 keeps the top 3 boxes
+  whatever their score, so SAM 2 always segments 3 boxes per image;
+* ``--device cpu`` (default): every resize / crop is set to
+  ``--image-size``; Mask2Former: ``num_queries`` 20 (200 / 100),
+  ``train_cfg.num_points`` 1024; Grounding-DINO: ``num_queries`` 100 (900,
+  more than the encoder tokens of a 64x128 image), 1 image per
+  adaptation step; SAM 2: ``model.image_size=256`` (1024); no activation
+  checkpointing (``with_cp``); ``OptimWrapper`` instead of AMP (MMEngine
+  refuses AMP on CPU). ``--device cuda`` keeps all of the configs' own
+  sizes, queries, points and AMP (512x1024 images).
+
+Example::
+
+    python tools/smoke_real_configs.py --work-dir work_dirs/smoke \\
+        --datasets cityscapes ade20k coco --device cpu
+
+Prints one line per run (status, seconds), then a table; writes
+``<work-dir>/summary.json``; deletes every checkpoint once read and the
+random weights at the end (``--keep-checkpoints`` keeps them); exits with 1
+if a run failed, naming its log and printing its last lines.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from mmengine.config import Config, ConfigDict
+
+from cast_pipeline import REPO_ROOT, config_path, last_checkpoint
+
+DATASETS = ('cityscapes', 'ade20k', 'coco')
+# (stage, label) in the order of tools/cast_pipeline.py
+STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
+          ('distill', '2'), ('finetune', '3'), ('supervised_student',
+                                                'baseline'))
+# the stages that read the previous stage's checkpoint
+CHAINED = ('adapt_teacher_selftrain', 'distill', 'finetune')
+# the stages whose model.teacher names the config of stage 1a
+TEACHER_READERS = ('adapt_teacher_selftrain', 'distill')
+# (config under configs/mmcast/teachers, dataset, how it runs)
+TEACHER_RUNS = (('adapt_grounding_dino_cityscapes', 'cityscapes', 'train'),
+                ('grounding_dino_sam2_cityscapes', 'cityscapes', 'test'),
+                ('teacher_ensemble_cityscapes', 'cityscapes', 'test'),
+                ('grounding_dino_sam2_ade20k', 'ade20k', 'test'))
+ITERS = 2
+# --device cpu: the architectures stay, the work per image shrinks
+CPU_NUM_POINTS = 1024  # Mask2Former's train_cfg.num_points (12544)
+CPU_NUM_QUERIES = 20  # Mask2Former's num_queries (200 / 100)
+# Grounding-DINO's num_queries (900): at most the encoder tokens of a
+# 64x128 image (682)
+CPU_GDINO_QUERIES = 100
+CPU_GDINO_BATCH = 1  # adapt_grounding_dino: train images per iteration (4)
+CPU_SAM2_IMAGE_SIZE = 256  # SAM 2's input (1024)
+PSEUDO_LABEL_FILTER = dict(score_thr=0.0, max_per_image=5, mask_thr=0.5)
+# Grounding-DINO + SAM 2: the random detector's top boxes whatever their
+# scores, so that SAM 2 always segments exactly this many per image
+TEACHER_BOXES = 3
+# transform type -> the argument holding its (w, h) size
+SIZE_KEYS = {
+    'Resize': 'scale',
+    'RandomResize': 'scale',
+    'FixScaleResize': 'scale',
+    'RandomCrop': 'crop_size',
+}
+LOG_TAIL = 30
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default='work_dirs/smoke_real_configs')
+    parser.add_argument('--datasets', nargs='+', choices=DATASETS,
+                        default=list(DATASETS))
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument(
+        '--image-size', type=int, nargs=2, metavar=('H', 'W'),
+        help='size of the synthetic images (default: 64 128 on cpu, '
+        '512 1024 on cuda); on cpu also every resize and crop')
+    parser.add_argument('--num-images', type=int, nargs=2, default=[4, 2],
+                        metavar=('TRAIN', 'VAL'),
+                        help='synthetic train / val images per dataset')
+    parser.add_argument('--no-stages', action='store_true',
+                        help='skip the stage configs (1a ... baseline)')
+    parser.add_argument('--no-teachers', action='store_true',
+                        help='skip the configs of configs/mmcast/teachers')
+    parser.add_argument('--keep-going', action='store_true',
+                        help='run the remaining stages after a failure')
+    parser.add_argument('--keep-checkpoints', action='store_true',
+                        help='keep every checkpoint and the random weights '
+                        '(default: delete a checkpoint once read, the '
+                        'random weights at the end)')
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------- config edits
+def walk(node: Any, visit: Callable[[dict], None]) -> None:
+    """Call ``visit`` on every dict inside ``node`` (lists and dicts)."""
+    if isinstance(node, dict):
+        visit(node)
+        for value in node.values():
+            walk(value, visit)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            walk(value, visit)
+
+
+def smoke_overrides(cfg: Config, work_dir: str, data_dir: str, device: str,
+                    image_size: List[int]) -> None:
+    """Apply the smoke settings (see the module docstring) in place."""
+    height, width = image_size
+    data_prefix = osp.join(data_dir, 'data') + '/'
+    cpu = device == 'cpu'
+
+    def visit(node: dict) -> None:
+        for key, value in node.items():
+            if isinstance(value, str) and value.startswith('data/'):
+                node[key] = data_prefix + value[len('data/'):]
+        if node.get('type') == 'CityScapesMetric':
+            node['outfile_prefix'] = osp.join(work_dir, 'cityscapes_metric')
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get(
+                'type') == 'Pretrained' and '://' in str(
+                    init_cfg.get('checkpoint')):
+            node['init_cfg'] = None
+        if node.get('type') == 'PseudoLabelHook':
+            node['filter_cfg'] = dict(PSEUDO_LABEL_FILTER)
+        if not cpu:
+            return
+        if node.get('type') in SIZE_KEYS:
+            node[SIZE_KEYS[node['type']]] = (width, height)
+        if node.get('crop_type') == 'absolute_range':  # (min, max) side
+            node['crop_size'] = (min(image_size), max(image_size))
+        if node.get('type') == 'RandomChoiceResize':
+            node['scales'] = [(width, height)]
+        if 'num_points' in node and 'importance_sample_ratio' in node:
+            node['num_points'] = CPU_NUM_POINTS  # Mask2Former train_cfg
+        if 'num_queries' in node and 'transformer_decoder' in node:
+            node['num_queries'] = CPU_NUM_QUERIES  # Mask2Former head
+        if 'max_per_image' in node and 'instance_on' in node:
+            node['max_per_image'] = min(node['max_per_image'],
+                                        CPU_NUM_QUERIES)
+        if node.get('with_cp'):  # activation checkpointing: memory only
+            node['with_cp'] = False
+
+    walk(cfg._cfg_dict, visit)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key) is not None:
+            cfg[key].num_workers = 0
+            cfg[key].persistent_workers = False
+    if cfg.get('train_cfg') is None:  # a test-only config
+        return
+    if cpu and cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        cfg.optim_wrapper.type = 'OptimWrapper'
+    if 'max_epochs' in cfg.train_cfg:  # an epoch-based recipe
+        cfg.train_cfg = ConfigDict(type='IterBasedTrainLoop')
+        cfg.param_scheduler = ConfigDict(
+            type='ConstantLR', factor=1.0, by_epoch=False, begin=0)
+        cfg.merge_from_dict({'log_processor.by_epoch': False,
+                             'default_hooks.checkpoint.by_epoch': False})
+    cfg.merge_from_dict({
+        'train_cfg.max_iters': ITERS,
+        'train_cfg.val_interval': ITERS,
+        'default_hooks.logger.interval': 1,
+        'default_hooks.checkpoint.interval': ITERS,
+        'default_hooks.checkpoint.max_keep_ckpts': 1,
+        'default_hooks.checkpoint.save_optimizer': False,
+        'default_hooks.checkpoint.save_param_scheduler': False,
+    })
+    if isinstance(cfg.get('param_scheduler'), dict):
+        cfg.merge_from_dict({'param_scheduler.end': ITERS})
+
+
+# ----------------------------------------------------------- running
+def val_record(work_dir: str) -> Dict[str, float]:
+    """The last metrics a run logged (``{}`` if none).
+
+    ``mim train``: the last validation record of
+    ``<timestamp>/vis_data/scalars.json``; ``mim test``: the record of
+    ``<timestamp>/<timestamp>.json``.
+    """
+    runs = sorted(d for d in os.listdir(work_dir)
+                  if osp.isdir(osp.join(work_dir, d)))
+    for run in reversed(runs):
+        for path in (osp.join(work_dir, run, 'vis_data', 'scalars.json'),
+                     osp.join(work_dir, run, f'{run}.json')):
+            if osp.isfile(path):
+                with open(path, encoding='utf-8') as f:
+                    records = [json.loads(line) for line in f if line.strip()]
+                val = [r for r in records if any('/' in k for k in r)]
+                return val[-1] if val else {}
+    return {}
+
+
+def count_predictions(pkl_file: str) -> List[int]:
+    """Instances with a mask per image of a ``--out`` pickle of mim test."""
+    if not osp.isfile(pkl_file):
+        return []
+    with open(pkl_file, 'rb') as f:
+        results = pickle.load(f)
+    return [len(r['pred_instances'].get('masks', ())) for r in results]
+
+
+def tail(path: str, num: int = LOG_TAIL) -> str:
+    """The last ``num`` lines of a text file."""
+    with open(path, encoding='utf-8', errors='replace') as f:
+        return ''.join(f.readlines()[-num:])
+
+
+class SmokeRun:
+    """The smoke runs of one invocation (see :func:`parse_args`)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cpu = args.device == 'cpu'
+        self.work_dir = osp.abspath(args.work_dir)
+        self.ckpt_dir = osp.join(self.work_dir, 'checkpoints')
+        self.image_size = args.image_size or (
+            [64, 128] if self.cpu else [512, 1024])
+        self.env = dict(os.environ)
+        if self.cpu:
+            self.env['CUDA_VISIBLE_DEVICES'] = ''
+        self.results: List[dict] = []
+        self.dumped: Dict[str, str] = {}  # config name -> its smoke dump
+        self.assets: Dict[str, str] = {}
+
+    @property
+    def failed(self) -> bool:
+        return any(r['status'] != 'ok' for r in self.results)
+
+    def dump_config(self, name: str, ds: str, work_dir: str,
+                    options: Dict[str, Any],
+                    edit: Optional[Callable[[Config], None]] = None) -> str:
+        """``configs/mmcast/<name>.py`` + smoke overrides → work dir."""
+        os.makedirs(work_dir, exist_ok=True)
+        cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
+        smoke_overrides(cfg, work_dir, osp.join(self.work_dir, ds),
+                        self.args.device, self.image_size)
+        cfg.merge_from_dict(options)
+        if edit is not None:
+            edit(cfg)
+        config = osp.join(work_dir, f'{osp.basename(name)}.py')
+        cfg.dump(config)
+        self.dumped[name] = config
+        return config
+
+    def mim(self, command: List[str], work_dir: str) -> tuple:
+        """Run ``mim <command>`` → (return code, seconds, log file)."""
+        log_file = osp.join(work_dir, 'smoke.log')
+        mim = osp.join(osp.dirname(sys.executable), 'mim')
+        start = time.time()
+        with open(log_file, 'w', encoding='utf-8') as log:
+            proc = subprocess.run(
+                [mim] + command + ['--work-dir', work_dir], cwd=REPO_ROOT,
+                stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        return proc.returncode, round(time.time() - start, 1), log_file
+
+    def record(self, ok: bool, **result) -> None:
+        result['status'] = 'ok' if ok else 'failed'
+        self.results.append(result)
+        print(f'[{result["dataset"]} {result["stage"]:>8}] '
+              f'{result["status"]:6} {result["seconds"]:7.1f} s  '
+              f'{result["config"]}', flush=True)
+        if not ok:
+            print(f'--- last lines of {result["log"]}:\n'
+                  f'{tail(result["log"])}---', flush=True)
+
+    def train(self, ds: str, name: str, label: str, options: Dict[str, Any],
+              metric: str = 'coco/segm_mAP',
+              edit: Optional[Callable[[Config], None]] = None
+              ) -> Optional[str]:
+        """Dump the smoke config of ``name``, ``mim train`` it → checkpoint.
+
+        Returns the checkpoint of iteration 2, or None when the run failed.
+        """
+        work_dir = osp.join(self.work_dir, ds, osp.basename(name))
+        config = self.dump_config(name, ds, work_dir, options, edit)
+        returncode, seconds, log_file = self.mim(
+            ['train', 'mmdet', config], work_dir)
+        checkpoint = last_checkpoint(work_dir)
+        metrics = val_record(work_dir)
+        ok = (returncode == 0 and checkpoint is not None
+              and checkpoint.endswith(f'iter_{ITERS}.pth')
+              and metric in metrics)
+        self.record(
+            ok, config=config_path(name), dataset=ds, stage=label,
+            seconds=seconds, returncode=returncode, checkpoint=checkpoint,
+            checkpoint_bytes=osp.getsize(checkpoint) if checkpoint else 0,
+            metrics=metrics, log=log_file)
+        return checkpoint if ok else None
+
+    def test(self, ds: str, name: str, checkpoint: str,
+             options: Dict[str, Any],
+             edit: Optional[Callable[[Config], None]] = None) -> None:
+        """Dump the smoke config of ``name``, ``mim test`` it on val."""
+        work_dir = osp.join(self.work_dir, ds, osp.basename(name))
+        config = self.dump_config(name, ds, work_dir, options, edit)
+        out = osp.join(work_dir, 'predictions.pkl')
+        returncode, seconds, log_file = self.mim(
+            ['test', 'mmdet', config, '--checkpoint', checkpoint, '--out',
+             out], work_dir)
+        metrics = val_record(work_dir)
+        instances = count_predictions(out)
+        ok = (returncode == 0 and 'coco/segm_mAP' in metrics
+              and len(instances) == self.args.num_images[1])
+        self.record(
+            ok, config=config_path(name), dataset=ds, stage='test',
+            seconds=seconds, returncode=returncode, metrics=metrics,
+            instances_per_image=instances, log=log_file)
+
+    def discard(self, path: Optional[str]) -> None:
+        """Delete a checkpoint nobody reads any more (disk)."""
+        if path is not None and osp.isfile(path) and \
+                not self.args.keep_checkpoints:
+            os.remove(path)
+
+    # ------------------------------------------------------------ stages
+    def write_data(self, ds: str) -> None:
+        from mmcast.testing.real_layout_data import write_real_layout_dataset
+        num_train, num_val = self.args.num_images
+        write_real_layout_dataset(ds, osp.join(self.work_dir, ds),
+                                  num_train=num_train, num_val=num_val,
+                                  height=self.image_size[0],
+                                  width=self.image_size[1])
+
+    def run_stages(self, ds: str) -> None:
+        """1a → 1b → 2 → 3 and the baseline of one dataset."""
+        teacher0 = self.asset('teacher0')
+
+        def pseudo(stage: str) -> Dict[str, str]:
+            out = osp.join(self.work_dir, ds, stage, 'pseudo_labels.json')
+            # model.teacher: the dumped 1a config (smoke sizes)
+            return {'train_dataloader.dataset.datasets.1.ann_file': out,
+                    'custom_hooks.0.out_file': out,
+                    'model.teacher': self.dumped[f'adapt_teacher_{ds}']}
+
+        chain = {
+            'adapt_teacher': lambda prev: {'load_from': teacher0},
+            'adapt_teacher_selftrain': lambda prev: dict(
+                pseudo('adapt_teacher_selftrain'), **{
+                    'model.student.init_cfg.checkpoint': teacher0,
+                    'model.teacher_checkpoint': prev}),
+            'distill': lambda prev: dict(
+                pseudo('distill'), **{'model.teacher_checkpoint': prev}),
+            'finetune': lambda prev: {'model.init_cfg.checkpoint': prev},
+            'supervised_student': lambda prev: {},
+        }
+        prev = None  # the checkpoint the next stage of the chain reads
+        for stage, label in STAGES:
+            name = f'{stage}_{ds}'
+            if stage in CHAINED and prev is None:
+                self.results.append(dict(
+                    config=config_path(name), dataset=ds, stage=label,
+                    status='skipped', seconds=0.0))
+                print(f'[{ds} {label:>8}] skipped (previous stage failed)',
+                      flush=True)
+                continue
+            ckpt = self.train(ds, name, label, chain[stage](prev))
+            if stage == 'supervised_student':
+                self.discard(ckpt)
+            else:
+                self.discard(prev)
+                prev = ckpt
+            if self.failed and not self.args.keep_going:
+                return
+        self.discard(prev)
+
+    # ---------------------------------------------------------- teachers
+    def asset(self, key: str) -> str:
+        """A random real-size checkpoint (written once per invocation)."""
+        if key in self.assets:
+            return self.assets[key]
+        from mmcast.testing import real_size_assets as assets
+        start = time.time()
+        if key == 'teacher0':
+            path = assets.write_teacher0(
+                osp.join(self.ckpt_dir, 'teacher0_mask2former_swin-l.pth'),
+                num_queries=CPU_NUM_QUERIES if self.cpu else None)
+        elif key == 'bert':
+            from mmdet.datasets import ADE20KInstanceDataset, CocoDataset
+            path = assets.write_bert_base(
+                osp.join(self.ckpt_dir, 'bert-base'),
+                CocoDataset.METAINFO['classes'] +
+                ADE20KInstanceDataset.METAINFO['classes'] + ('rider', ))
+        elif key == 'grounding_dino':
+            path = assets.write_grounding_dino_swin_l(
+                osp.join(self.ckpt_dir, 'grounding_dino_swin-l.pth'),
+                self.asset('bert'),
+                num_queries=CPU_GDINO_QUERIES if self.cpu else None)
+        else:
+            path = assets.write_sam2_hiera_l(
+                osp.join(self.ckpt_dir, 'sam2.1_hiera_l.pt'))
+        print(f'random {key}: {path} ({time.time() - start:.1f} s)',
+              flush=True)
+        self.assets[key] = path
+        return path
+
+    def grounding_options(self) -> Dict[str, Any]:
+        """Local BERT / SAM 2, smoke sizes, the top boxes of the detector."""
+        det = {'language_model.name': self.asset('bert')}
+        sam2 = dict(checkpoint=self.asset('sam2'))
+        if self.cpu:
+            det['num_queries'] = CPU_GDINO_QUERIES
+            sam2['hydra_overrides'] = [
+                f'model.image_size={CPU_SAM2_IMAGE_SIZE}']
+        return {'model.detector_cfg_options': det, 'model.sam2': sam2,
+                'model.score_thr': 0.0, 'model.max_per_img': TEACHER_BOXES}
+
+    def run_teachers(self, ds: str) -> None:
+        """The configs of configs/mmcast/teachers that read ``ds``."""
+        gdino = None  # the Grounding-DINO the test configs load
+        for name, dataset, how in TEACHER_RUNS:
+            if dataset != ds:
+                continue
+            name = f'teachers/{name}'
+            if how == 'train':  # adapt_grounding_dino_cityscapes
+                options = {'load_from': self.asset('grounding_dino'),
+                           'model.language_model.name': self.asset('bert')}
+                if self.cpu:
+                    options.update({
+                        'model.num_queries': CPU_GDINO_QUERIES,
+                        'train_dataloader.batch_size': CPU_GDINO_BATCH})
+                gdino = self.train(ds, name, 'adapt', options,
+                                   metric='coco/bbox_mAP')
+                if gdino is None:
+                    gdino = self.asset('grounding_dino')
+            elif 'ensemble' in name:
+                def members(cfg: Config) -> None:
+                    box, mask2former = cfg.model.teachers
+                    box.config = self.dumped[
+                        f'teachers/grounding_dino_sam2_{ds}']
+                    box.checkpoint = gdino
+                    mask2former.checkpoint = self.asset('teacher0')
+                    if self.cpu:
+                        mask2former.cfg_options.update({
+                            'panoptic_head.num_queries': CPU_NUM_QUERIES,
+                            'test_cfg.max_per_image': CPU_NUM_QUERIES})
+                # mim test needs a checkpoint; no key of the Grounding-DINO
+                # one matches the ensemble's (teachers.0.detector...): the
+                # members keep the weights of their own checkpoints
+                self.test(ds, name, gdino, {}, edit=members)
+            else:
+                self.test(ds, name, gdino or self.asset('grounding_dino'),
+                          self.grounding_options())
+            if self.failed and not self.args.keep_going:
+                return
+        if gdino is not None and gdino != self.assets.get('grounding_dino'):
+            self.discard(gdino)
+
+    # --------------------------------------------------------------- all
+    def run(self) -> int:
+        os.makedirs(self.work_dir, exist_ok=True)
+        start = time.time()
+        for ds in self.args.datasets:
+            self.write_data(ds)
+            if not self.args.no_stages:
+                self.run_stages(ds)
+            if not self.args.no_teachers and (
+                    not self.failed or self.args.keep_going):
+                self.run_teachers(ds)
+            if self.failed and not self.args.keep_going:
+                break
+        if not self.args.keep_checkpoints:
+            shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        total = round(time.time() - start, 1)
+        self.write_summary(total)
+        return 1 if self.failed else 0
+
+    def write_summary(self, total: float) -> None:
+        """Print the table, write ``summary.json``, name failed logs."""
+        lines = ['| config | status | seconds |', '|---|---|---|']
+        lines += [f'| {r["config"]} | {r["status"]} | {r["seconds"]} |'
+                  for r in self.results]
+        lines.append(f'| total | {"FAILED" if self.failed else "ok"} | '
+                     f'{total} |')
+        print('\n'.join(lines), flush=True)
+        for r in self.results:
+            if r['status'] == 'failed':
+                print(f'FAILED {r["config"]}: see {r["log"]}', flush=True)
+        with open(osp.join(self.work_dir, 'summary.json'), 'w',
+                  encoding='utf-8') as f:
+            json.dump(dict(device=self.args.device,
+                           image_size=self.image_size, total_seconds=total,
+                           results=self.results), f, indent=2)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return SmokeRun(parse_args(argv)).run()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
