@@ -1,14 +1,25 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Shared fixtures: small toy datasets generated once per test session."""
+import importlib.util
 import os
 import os.path as osp
 import sys
+from types import ModuleType
 
 import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 sys.path.insert(0, REPO_ROOT)
+
+
+def load_script(path: str) -> ModuleType:
+    """Import a script that is not in a package (``tools/...py``) by path."""
+    name = '_script_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='session')

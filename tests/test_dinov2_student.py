@@ -2,7 +2,6 @@
 """The CAST student: DINOv2MultiLevel backbone, DPT / FPN pixel decoders,
 the student model configs and the official-DINOv2 checkpoint converter."""
 import copy
-import importlib.util
 import math
 import os.path as osp
 from collections import OrderedDict
@@ -15,6 +14,8 @@ from mmengine.config import Config
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
+
+from conftest import load_script
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODEL_CFGS = osp.join(REPO_ROOT, 'configs', 'mmcast', '_base_', 'models')
@@ -48,12 +49,8 @@ def _num_params(module):
 
 
 def _load_converter():
-    path = osp.join(REPO_ROOT, 'tools', 'model_converters',
-                    'dinov2_to_mmcast.py')
-    spec = importlib.util.spec_from_file_location('dinov2_to_mmcast', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(REPO_ROOT, 'tools', 'model_converters',
+                                'dinov2_to_mmcast.py'))
 
 
 # --------------------------------------------------------------------------

@@ -6,25 +6,19 @@ every section on 64×128 images with 10 queries to show that the real-size
 models it builds are the ones the configs train (parameter counts) and that
 its report is consistent.
 """
-import importlib.util
 import json
 import math
 import os.path as osp
 
 import pytest
 
-
-def _load_benchmark(repo_root):
-    path = osp.join(repo_root, 'tools', 'benchmark', 'real_size_step.py')
-    spec = importlib.util.spec_from_file_location('real_size_step', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def test_real_size_step_report(repo_root, tmp_path, capsys):
     out = tmp_path / 'report.json'
-    benchmark = _load_benchmark(repo_root)
+    benchmark = load_script(
+        osp.join(repo_root, 'tools', 'benchmark', 'real_size_step.py'))
     assert benchmark.main([
         '--device', 'cpu', '--shape', '64', '128', '--infer-shape', '64',
         '128', '--num-queries', '10', '--num-points', '256', '--repeats',

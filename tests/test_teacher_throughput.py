@@ -7,7 +7,6 @@ checked for consistency. The teacher loader it shares with
 ``tools/pseudo_label.py`` reads a stage-1b (``CASTDistiller``) checkpoint as
 its student's weights.
 """
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -19,15 +18,9 @@ from mmcast.models.teachers import build_frozen_teacher
 from mmcast.testing import build_tiny_teacher_assets
 from mmengine.config import Config
 
+from conftest import load_script
+
 TOY_TEACHER = 'configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py'
-
-
-def _load_benchmark(repo_root):
-    path = osp.join(repo_root, 'tools', 'benchmark', 'teacher_throughput.py')
-    spec = importlib.util.spec_from_file_location('teacher_throughput', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -40,7 +33,8 @@ def test_report_has_both_rates_and_their_ratio(repo_root, toy_data_root,
                                                monkeypatch):
     monkeypatch.setenv('MMCAST_TINY_TEACHERS', assets['root'])
     out = tmp_path / 'report.json'
-    benchmark = _load_benchmark(repo_root)
+    benchmark = load_script(
+        osp.join(repo_root, 'tools', 'benchmark', 'teacher_throughput.py'))
     rc = benchmark.main([
         osp.join(repo_root, TOY_TEACHER), assets['teacher_checkpoint'],
         '--unlabeled-ann', osp.join(
@@ -63,7 +57,8 @@ def test_report_has_both_rates_and_their_ratio(repo_root, toy_data_root,
 
 def test_missing_checkpoint_is_named(repo_root, tmp_path, capsys):
     missing = str(tmp_path / 'nope.pth')
-    rc = _load_benchmark(repo_root).main([
+    rc = load_script(osp.join(
+        repo_root, 'tools', 'benchmark', 'teacher_throughput.py')).main([
         osp.join(repo_root, TOY_TEACHER), missing, '--unlabeled-ann', 'x.json'
     ])
     assert rc == 2

@@ -1,7 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The toy Cityscapes-layout generator (mmcast.datasets.toy_scenes)."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import load_script
 
 from mmcast.datasets.toy_scenes import (CATEGORIES, LABEL_COLORS, LABEL_IDS,
                                         META_FILE, THING_CLASSES,
@@ -205,9 +206,7 @@ def test_mmdet_converter_gives_the_same_json(tmp_path):
         'cityscapes.py')
     if not osp.isfile(converter):
         pytest.skip('mmdet was installed without its tools')
-    spec = importlib.util.spec_from_file_location('_cs_converter', converter)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(converter)
     # the converter CLI converts train, val *and* test: give a test split
     root = _gen(tmp_path / 'toy', num_test=2, **SMALL)
     out = str(tmp_path / 'converted')
@@ -427,12 +426,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
 
 
 def _tool(repo_root: str):
-    spec = importlib.util.spec_from_file_location(
-        '_make_toy_dataset', osp.join(repo_root, 'tools',
-                                      'make_toy_dataset.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(repo_root, 'tools', 'make_toy_dataset.py'))
 
 
 @pytest.mark.parametrize('argv, match', [
