@@ -273,3 +273,31 @@ def test_toy_data_root_follows_the_environment(monkeypatch):
     cfg = Config.fromfile(
         osp.join(REPO_ROOT, 'configs/mmcast/distill_toy.py'))
     assert cfg.val_dataloader.dataset.data_root == 'data/toy/'
+
+
+def test_guided_distillation_from_the_baseline_joins_the_table(tmp_path):
+    """``--methods gd``: the baseline (GD's teacher), then GD; no teacher
+    stages; GD's row and its paired difference in the results."""
+    import torch
+
+    import mmcast  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
+    work_dir = str(tmp_path / 'work')
+    _pipeline(['toy', '--methods', 'gd', '--work-dir', work_dir,
+               '--data-root', str(tmp_path / 'data'), '--toy-sizes', '8',
+               '2', '4', '--toy-image-size', '64', '128', '--iters'] +
+              [str(i) for i in ITERS])
+    assert not osp.exists(osp.join(work_dir, 'toy_foundation'))
+    gd_dir = osp.join(work_dir, 'seed0', 'guided_distillation')
+    # as long as the baseline (2 iterations), burn-in scaled to 1
+    with open(osp.join(gd_dir, 'pipeline.log')) as f:
+        assert 'iteration 1: teacher <- student' in f.read()
+    state = torch.load(osp.join(gd_dir, 'iter_2.pth'), map_location='cpu',
+                       weights_only=True)['state_dict']
+    assert any(k.startswith('teacher.') for k in state)
+    with open(osp.join(work_dir, 'results.json')) as f:
+        results = json.load(f)
+    assert set(results['rows']) == {'supervised_student', 'guided_distillation'}
+    gain = results['minus_baseline']['guided_distillation']
+    assert math.isfinite(gain['mean']) and set(gain['per_seed']) == {'0'}
+    with open(osp.join(work_dir, 'results.md')) as f:
+        assert '| Guided Distillation student |' in f.read()

@@ -4,7 +4,8 @@ teachers train (adaptation) or test on the validation split.
 
 One run of ``tools/smoke_real_configs.py`` on CPU at 64x128 (module-scoped
 fixture) over Cityscapes, ADE20K and COCO: per dataset 1a → 1b → 2 → 3
-chained as in ``tools/cast_pipeline.py`` plus the baseline, and the configs
+chained as in ``tools/cast_pipeline.py`` plus the baseline, Guided
+Distillation from that baseline (Cityscapes, COCO), and the configs
 of ``configs/mmcast/teachers`` (Grounding-DINO adaptation, Grounding-DINO +
 SAM 2 for Cityscapes and ADE20K, the ensemble), all with random weights at
 the configs' real architectures (Swin-L, DINOv2-S, BERT-base, Hiera-L) on
@@ -14,6 +15,7 @@ CPU cores.
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -27,6 +29,10 @@ STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
                                                 'baseline'))
 STAGE_CONFIGS = [(f'configs/mmcast/{stage}_{ds}.py', label)
                  for ds in DATASETS for stage, label in STAGES]
+GD_CONFIGS = [
+    f'configs/mmcast/guided_distillation/guided-distillation_dinov2-s_{ds}.py'
+    for ds in ('cityscapes', 'coco')
+]
 TEACHER_CONFIGS = [
     ('configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py', 'adapt'),
     ('configs/mmcast/teachers/grounding_dino_sam2_cityscapes.py', 'test'),
@@ -56,8 +62,9 @@ def smoke(tmp_path_factory):
 
 def test_every_config_ran(smoke):
     assert [r['config'] for r in smoke['results']] == [
-        c for c, _ in STAGE_CONFIGS[:5] + TEACHER_CONFIGS[:3] +
-        STAGE_CONFIGS[5:10] + TEACHER_CONFIGS[3:] + STAGE_CONFIGS[10:]
+        c for c, _ in STAGE_CONFIGS[:5] + [(GD_CONFIGS[0], 'GD')] +
+        TEACHER_CONFIGS[:3] + STAGE_CONFIGS[5:10] + TEACHER_CONFIGS[3:] +
+        STAGE_CONFIGS[10:] + [(GD_CONFIGS[1], 'GD')]
     ], smoke['output']
     assert smoke['returncode'] == 0, smoke['output']
     # the random real-size weights (~3 GB) are gone
@@ -82,6 +89,23 @@ def test_stage_trains_two_iterations_and_validates(smoke, config, label):
             (smoke['work_dir'] / result['dataset'] / stage /
              'pseudo_labels.json').read_text())
         assert pseudo['images'] and pseudo['annotations']
+
+
+@pytest.mark.parametrize('config', GD_CONFIGS)
+def test_guided_distillation_trains_from_the_baseline(smoke, config):
+    result = smoke['by_config'][config]
+    assert result['stage'] == 'GD'
+    assert result['status'] == 'ok', result
+    assert result['checkpoint'].endswith('iter_2.pth')
+    assert not osp.exists(result['checkpoint'])  # deleted once read
+    assert 'coco/segm_mAP' in result['metrics']
+    with open(result['log'], encoding='utf-8') as f:
+        log = f.read()
+    # burn-in with the baseline as teacher, then the switch to the student
+    assert 'teacher <- student' in log
+    # the unlabeled branch trained on the teacher's online pseudo-labels
+    counts = re.findall(r'pseudo_per_image: ([0-9.]+)', log)
+    assert len(counts) == 2 and float(counts[0]) > 0, counts
 
 
 @pytest.mark.parametrize('config,how', TEACHER_CONFIGS)

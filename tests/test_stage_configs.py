@@ -40,7 +40,8 @@ REAL_CONFIGS = [(ds, st) for ds in DATASETS for st in STAGES]
 ALL_CONFIGS = sorted(
     osp.relpath(p, REPO_ROOT)
     for p in glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/*.py')) +
-    glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/toy/*.py')))
+    glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/toy/*.py')) +
+    glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/guided_distillation/*.py')))
 
 
 def stage_path(stage: str, ds: str) -> str:

@@ -12,6 +12,14 @@ stage that was killed is resumed with ``--resume``. The results table
 (markdown + json) has the mask AP / AP50 of the teacher before and after
 adaptation, the student after stages 2 and 3 and the baseline.
 
+``--methods gd`` (or ``cast gd``) adds Guided Distillation with the same
+student, labeled split and seeds: its supervised teacher is the labels-only
+baseline of the seed, then ``configs/mmcast/guided_distillation/
+guided-distillation_<student>_<dataset>.py`` runs guided burn-in, the switch
+and the EMA teacher for as many iterations as the baseline; its student is
+a row of the same table. ``--methods gd`` alone runs the baseline and GD
+only (no teacher stages).
+
 ``--teacher`` swaps the teacher by config only: the default
 (``mask2former``) uses the config names above; ``gdino-sam2`` (the
 box-prompted teacher: Grounding-DINO boxes → SAM 2 masks) runs the teacher
@@ -108,7 +116,15 @@ ROWS = [
     ('adapt_teacher_selftrain', 'teacher after stage 1b (θ_T\'\')'),
     ('distill', 'CAST student after stage 2'),
     ('finetune', 'CAST student after stage 3'),
+    ('guided_distillation', 'Guided Distillation student'),
 ]
+METHODS = ('cast', 'gd')
+# Guided Distillation's burn-in + distillation config per dataset.
+GD_CONFIGS = {
+    'toy': 'guided_distillation/guided-distillation_r18_toy',
+    'cityscapes': 'guided_distillation/guided-distillation_dinov2-s_cityscapes',
+    'coco': 'guided_distillation/guided-distillation_dinov2-s_coco',
+}
 # Bytes per weight in a training checkpoint: the weights and AdamW's two
 # moments, float32.
 CHECKPOINT_BYTES_PER_WEIGHT = 12
@@ -163,6 +179,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'box-prompted teacher, whose stages 1a, 1b and 2 use '
         'configs/mmcast/<stage>_<dataset>_gdino-sam2.py')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument(
+        '--methods', nargs='+', choices=METHODS, default=['cast'],
+        help='cast (default) and/or gd (Guided Distillation); the '
+        'labels-only baseline always runs')
     parser.add_argument(
         '--pretrained-teacher',
         help='θ_T^0 checkpoint (toy: made here from the source corpus)')
@@ -490,26 +510,54 @@ class Pipeline:
                         [f'model.teacher_checkpoint={stage_1b.final}'])
         stage_3 = train('finetune', 'stage 3', it_3,
                         [f'model.init_cfg.checkpoint={stage_2.final}'])
-        return [
-            self.test_stage('teacher_pretrained', adapt_cfg, teacher0,
-                            osp.join(wd, 'teacher_pretrained'),
-                            opts('teacher_pretrained')),
-            stage_1a, stage_1b, stage_2, stage_3,
-            train('supervised_student', 'baseline', it_2 + it_3, [])
-        ]
+        baseline = train('supervised_student', 'baseline', it_2 + it_3, [])
+        stages = []
+        if 'cast' in self.args.methods:
+            stages = [
+                self.test_stage('teacher_pretrained', adapt_cfg, teacher0,
+                                osp.join(wd, 'teacher_pretrained'),
+                                opts('teacher_pretrained')),
+                stage_1a, stage_1b, stage_2, stage_3
+            ]
+        stages.append(baseline)
+        if 'gd' in self.args.methods:
+            stages.append(self.gd_stage(wd, baseline, opts))
+        return stages
+
+    def gd_stage(self, wd: str, baseline: Stage, opts) -> Stage:
+        """Guided Distillation from the seed's baseline (its supervised
+        teacher), as long as the baseline; burn-in scaled alike."""
+        if self.ds not in GD_CONFIGS:
+            raise SystemExit(f'no Guided Distillation config for {self.ds!r} '
+                             f'(have: {", ".join(sorted(GD_CONFIGS))})')
+        key = 'guided_distillation'
+        config = config_path(GD_CONFIGS[self.ds])
+        cfg = self.config_file(config)
+        hook = next(i for i, h in enumerate(cfg.custom_hooks)
+                    if h['type'] == 'GuidedTeacherHook')
+        burn_in = max(1, round(cfg.custom_hooks[hook]['burn_in_iters'] *
+                               baseline.max_iters / cfg.train_cfg.max_iters))
+        return self.train_stage(
+            key, 'Guided Distillation', config, osp.join(wd, key),
+            baseline.max_iters, opts(key) + [
+                f'model.teacher_checkpoint={baseline.final}',
+                f'custom_hooks.{hook}.burn_in_iters={burn_in}'
+            ])
 
     def plan(self) -> Tuple[List[Stage], Dict[int, List[Stage]]]:
         """The stages before the seeds (toy: θ_T^0) and those of each seed."""
         iters = self.args.iters
         first: List[Stage] = []
-        if self.ds == 'toy':
+        teacher0 = None  # θ_T^0: CAST only
+        cast = 'cast' in self.args.methods
+        if cast and self.ds == 'toy':
             pretrain_config = self.teacher_cfg['toy_pretrain_config']
             first.append(self.toy_pretrain_stage(
                 iters[0] if iters else self._config_iters(pretrain_config)))
             teacher0 = first[0].final
-        elif self.args.pretrained_teacher:
+        elif cast and self.args.pretrained_teacher:
             teacher0 = osp.abspath(self.args.pretrained_teacher)
-        else:
+        elif cast:
             raise SystemExit('--pretrained-teacher is required for '
                              f'{self.ds!r}: the θ_T^0 checkpoint')
         stage_iters = list(iters[1:]) if iters else [
@@ -688,21 +736,35 @@ class Pipeline:
         ]
         summary = {}
         for key, label in ROWS:
+            if any(key not in per_seed[s] for s in seeds):
+                continue
             cells = [per_seed[s][key] for s in seeds]
             mean = round(sum(c['segm_AP'] for c in cells) / len(cells), 2)
             summary[key] = dict(mean_segm_AP=mean, per_seed=dict(zip(seeds, cells)))
             lines.append(f'| {label} | ' + ' | '.join(
                 f'{c["segm_AP"]} / {c["segm_AP50"]}' for c in cells) + f' | {mean} |')
-        gain = round(summary['finetune']['mean_segm_AP'] -
-                     summary['supervised_student']['mean_segm_AP'], 2)
-        lines += ['', f'CAST student (stage 3) − labels-only student: {gain:+} mask AP']
+        gains = {}
+        for key, name in (('finetune', 'CAST student (stage 3)'),
+                          ('guided_distillation', 'Guided Distillation student')):
+            if key not in summary:
+                continue
+            diffs = [per_seed[s][key]['segm_AP'] -
+                     per_seed[s]['supervised_student']['segm_AP'] for s in seeds]
+            gains[key] = dict(mean=round(sum(diffs) / len(diffs), 2),
+                              per_seed=dict(zip(seeds, [round(d, 2) for d in diffs])))
+            lines.append('')
+            lines.append(f'{name} − labels-only student: '
+                         f'{gains[key]["mean"]:+} mask AP (per seed: ' +
+                         ', '.join(f'{d:+.1f}' for d in diffs) + ')')
         table = '\n'.join(lines) + '\n'
         with open(osp.join(self.work_dir, 'results.md'), 'w', encoding='utf-8') as f:
             f.write(table)
         result = dict(dataset=self.ds)
         if self.teacher != DEFAULT_TEACHER:
             result['teacher'] = self.teacher
-        result.update(seeds=seeds, rows=summary, stage3_minus_baseline=gain)
+        result.update(seeds=seeds, rows=summary, minus_baseline=gains)
+        if 'finetune' in gains:
+            result['stage3_minus_baseline'] = gains['finetune']['mean']
         with open(osp.join(self.work_dir, 'results.json'), 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=2)
         print(table, flush=True)

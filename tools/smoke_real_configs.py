@@ -9,7 +9,9 @@ run through stock ``mim train mmdet`` in the order of
 (``load_from``) → 1b (``model.student.init_cfg`` θ_T^0,
 ``model.teacher_checkpoint`` 1a, pseudo-labels by its hook) → 2
 (``model.teacher_checkpoint`` 1b) → 3 (``model.init_cfg`` 2), and the
-labels-only baseline. Then the configs of ``configs/mmcast/teachers`` that
+labels-only baseline, then Guided Distillation from that baseline
+(Cityscapes, COCO; burn-in 1 iteration, so the switch and an EMA update
+happen). Then the configs of ``configs/mmcast/teachers`` that
 read the dataset: ``adapt_grounding_dino_cityscapes`` (``mim train``, 2
 iterations + validation), ``grounding_dino_sam2_{cityscapes,ade20k}``
 (``mim test --checkpoint`` the adapted Grounding-DINO on Cityscapes, the
@@ -68,7 +70,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
-from cast_pipeline import REPO_ROOT, config_path, last_checkpoint
+from cast_pipeline import GD_CONFIGS, REPO_ROOT, config_path, last_checkpoint
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 # (stage, label) in the order of tools/cast_pipeline.py
@@ -394,6 +396,7 @@ class SmokeRun:
             'supervised_student': lambda prev: {},
         }
         prev = None  # the checkpoint the next stage of the chain reads
+        baseline = None  # Guided Distillation's supervised teacher
         for stage, label in STAGES:
             name = f'{stage}_{ds}'
             if stage in CHAINED and prev is None:
@@ -405,13 +408,27 @@ class SmokeRun:
                 continue
             ckpt = self.train(ds, name, label, chain[stage](prev))
             if stage == 'supervised_student':
-                self.discard(ckpt)
+                baseline = ckpt
             else:
                 self.discard(prev)
                 prev = ckpt
             if self.failed and not self.args.keep_going:
                 return
         self.discard(prev)
+        if ds in GD_CONFIGS and baseline is not None:
+            self.discard(self.train(ds, GD_CONFIGS[ds], 'GD', {
+                'model.teacher_checkpoint': baseline,
+                # the labeled split the data writer made (CAST's)
+                'train_dataloader.dataset.datasets.0.ann_file':
+                Config.fromfile(osp.join(REPO_ROOT, config_path(
+                    f'distill_{ds}'))).labeled_dataset.ann_file,
+                # iteration 1 of 2 in burn-in, then the switch; EMA from 3
+                'custom_hooks.0.burn_in_iters': 1,
+                # every query of the random teacher not classed "no object"
+                # becomes a pseudo-instance (as PSEUDO_LABEL_FILTER)
+                'model.semi_train_cfg.pseudo_label_rule.score_thr': 0.0,
+                'model.semi_train_cfg.pseudo_label_rule.min_mask_area': 0.0}))
+        self.discard(baseline)
 
     # ---------------------------------------------------------- teachers
     def asset(self, key: str) -> str:

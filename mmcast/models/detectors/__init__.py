@@ -1,5 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 from .cast_distiller import CASTDistiller, student_state_dict
 from .cast_mask2former import CASTMask2Former
+from .guided_distiller import GuidedDistiller
 
-__all__ = ['CASTMask2Former', 'CASTDistiller', 'student_state_dict']
+__all__ = [
+    'CASTMask2Former', 'CASTDistiller', 'GuidedDistiller', 'student_state_dict'
+]

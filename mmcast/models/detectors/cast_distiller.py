@@ -123,8 +123,8 @@ class CASTDistiller(BaseDetector):
     def _apply(self, fn, *args, **kwargs):
         """Move/cast the teacher along with the wrapper (``.to()``, ``.cuda()``)."""
         super()._apply(fn, *args, **kwargs)
-        if self.teacher is not None:
-            self.teacher._apply(fn, *args, **kwargs)
+        for teacher in self._teacher:
+            teacher._apply(fn, *args, **kwargs)
         return self
 
     def loss(self, multi_batch_inputs: Dict[str, Tensor],
@@ -154,6 +154,7 @@ class CASTDistiller(BaseDetector):
         if 'unsup' in inputs and cfg['pseudo_label_mode'] == 'online':
             samples['unsup'] = self.label_online(inputs['unsup'],
                                                  samples['unsup'])
+            inputs['unsup'] = self.unsup_student_view(inputs['unsup'])
         if hasattr(self.student, 'loss_branches'):
             branch_losses, losses = self.student.loss_branches(inputs, samples)
         else:
@@ -166,6 +167,11 @@ class CASTDistiller(BaseDetector):
                 rename_loss_dict(f'{name}_',
                                  reweight_loss_dict(branch, weights[name])))
         return losses
+
+    def unsup_student_view(self, batch_inputs: Tensor) -> Tensor:
+        """The view of the online-labeled (B, 3, H, W) batch that the
+        student trains on: CAST's student sees the teacher's view."""
+        return batch_inputs
 
     @torch.no_grad()
     def label_online(self, batch_inputs: Tensor,

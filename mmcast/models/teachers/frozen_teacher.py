@@ -67,5 +67,8 @@ def build_frozen_teacher(config: Union[ConfigType, str],
         check_weights_fit(checkpoint, model, ckpt, REVISE_KEYS)
         _load_checkpoint_to_model(model, ckpt, revise_keys=REVISE_KEYS)
         model.teacher_classes = checkpoint_classes(ckpt)
+        # loaded: the runner's init_weights() must not re-initialise it
+        # where it is part of the model tree (GuidedDistiller)
+        model.is_init = True
     model.requires_grad_(False)
     return model.eval()

@@ -89,6 +89,18 @@ unsup_pipeline = geometric_pipeline + [
         branch_field=branch_field,
         unsup=dict(type='PackDetInputs'))
 ]
+# Guided Distillation's unlabeled pool: ALL train images (D_l included),
+# without annotations, in the "unsup" branch; its teacher labels them inside
+# the step, on this same (geometric) view.
+unlabeled_pool_pipeline = [
+    t for t in geometric_pipeline
+    if t['type'] not in ('LoadAnnotations', 'FilterAnnotations')
+] + [
+    dict(
+        type='MultiBranch',
+        branch_field=branch_field,
+        unsup=dict(type='PackDetInputs'))
+]
 # What the teacher sees when it pseudo-labels D_u (no annotations to load).
 label_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
@@ -144,6 +156,16 @@ unlabeled_dataset = dict(
     data_prefix=dict(img=train_img_prefix),
     test_mode=True,
     pipeline=label_pipeline,
+    backend_args={{_base_.backend_args}})
+
+# All train images, unlabeled (Guided Distillation's "unsup" branch)
+unlabeled_pool_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    ann_file='annotations/instances_train2017.json',
+    data_prefix=dict(img=train_img_prefix),
+    filter_cfg=dict(filter_empty_gt=False, min_size=0),
+    pipeline=unlabeled_pool_pipeline,
     backend_args={{_base_.backend_args}})
 
 train_dataloader = dict(
