@@ -31,6 +31,9 @@ def test_real_size_step_report(repo_root, tmp_path, capsys):
     assert (train['labeled'], train['pseudo_labeled']) == (1, 1)
     assert train['ratio'] == pytest.approx(
         train['stage2']['seconds'] / train['supervised']['seconds'])
+    assert train['gd_ratio'] == pytest.approx(
+        train['guided_distillation']['seconds'] /
+        train['supervised']['seconds'])
     # the real-size architectures, at reduced input size and query count
     assert report['student_52m']['params_m'] == pytest.approx(51, abs=2.5)
     assert report['student_79m']['params_m'] == pytest.approx(79, abs=2.5)
@@ -42,4 +45,5 @@ def test_real_size_step_report(repo_root, tmp_path, capsys):
     assert 'sam2.1_hiera_large.pt' in report['teacher_gdino-sam2']['skipped']
     table = capsys.readouterr().out
     assert 'stage-2 / supervised' in table
+    assert 'Guided Distillation / supervised' in table
     assert 'student 52M / mask2former_swin-l speed' in table

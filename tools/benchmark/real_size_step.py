@@ -12,7 +12,10 @@ autocast for inference. Measured side by side in one process:
    ``CASTDistiller`` (``distill_<ds>.py``) on the same number of images split
    as its sampler splits them (1 labeled + 1 pseudo-labeled), with L_pxl and
    the strong view; median seconds, the ratio (target ≤ 1.15× with AMP) and
-   the peak GPU memory of each;
+   the peak GPU memory of each; and, where the dataset has one, the Guided
+   Distillation step (``guided_distillation/guided-distillation_dinov2-s_
+   <ds>.py``: the same split, the teacher's forward + GD's rule in the step,
+   the student on the strong view of the unlabeled images);
 2. **student inference** (``predict``, batch 1, at ``--infer-shape``,
    1024×2048 by default): images/s of the paper's 52M student (the stage
    configs' default) and of the 79M spec-width variant;
@@ -102,7 +105,9 @@ def load_config(name: str, args: argparse.Namespace) -> Config:
     """A real-size config with the reduced-size overrides of ``args``."""
     cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
     model = cfg.model
-    for det in (model.student, ) if model.type == 'CASTDistiller' else (model, ):
+    dets = {'CASTDistiller': ('student', ),
+            'GuidedDistiller': ('student', 'teacher')}.get(model.type)
+    for det in [model[k] for k in dets] if dets else [model]:
         head = det.get('panoptic_head')
         if head is not None and args.num_queries:
             head.num_queries = args.num_queries
@@ -114,6 +119,8 @@ def load_config(name: str, args: argparse.Namespace) -> Config:
     if model.type == 'CASTDistiller':
         # offline pseudo-labels: the frozen teacher costs nothing per step
         model.teacher = model.teacher_checkpoint = None
+    if model.type == 'GuidedDistiller':
+        model.teacher_checkpoint = None  # its architecture, random weights
     return cfg
 
 
@@ -250,6 +257,17 @@ def run(args: argparse.Namespace) -> Dict:
             shape=list(shape), labeled=n_sup,
             pseudo_labeled=args.batch_size - n_sup, supervised=sup,
             stage2=cast, ratio=cast['seconds'] / sup['seconds'])
+        gd_name = f'guided_distillation/guided-distillation_dinov2-s_{ds}.py'
+        if osp.exists(osp.join(CONFIG_DIR, gd_name)):
+            gd = train_step_time(
+                load_config(gd_name, args),
+                merge_branches(
+                    packed_batch(n_sup, shape, 'sup', seed=1),
+                    packed_batch(args.batch_size - n_sup, shape, 'unsup',
+                                 seed=2)), args, device)
+            report['train'].update(
+                guided_distillation=gd,
+                gd_ratio=gd['seconds'] / sup['seconds'])
 
     report['infer_shape'] = list(args.infer_shape)
     if 'student' not in args.skip:
@@ -287,6 +305,13 @@ def format_report(r: Dict) -> str:
             f"| stage-2 step, {t['labeled']} labeled + {t['pseudo_labeled']} "
             f"pseudo-labeled | {t['stage2']['seconds']:.3f} s{mem(t['stage2'])} |",
             f"| stage-2 / supervised | {t['ratio']:.2f}× |"]
+        if 'guided_distillation' in t:
+            gd = t['guided_distillation']
+            lines += [
+                f"| Guided Distillation step, {t['labeled']} labeled + "
+                f"{t['pseudo_labeled']} unlabeled (teacher forward in the step)"
+                f" | {gd['seconds']:.3f} s{mem(gd)} |",
+                f"| Guided Distillation / supervised | {t['gd_ratio']:.2f}× |"]
     h, w = r['infer_shape']
     rows = [('student_52m', 'student 52M'), ('student_79m', 'student 79M'),
             ('teacher_mask2former_swin-l', 'teacher Mask2Former Swin-L'),
