@@ -728,8 +728,11 @@ class Pipeline:
         seeds = sorted(per_seed)
         teacher = ('' if self.teacher == DEFAULT_TEACHER else
                    f' (teacher: {self.teacher})')
+        methods = ' and '.join(
+            {'cast': 'CAST', 'gd': 'Guided Distillation'}[m]
+            for m in METHODS if m in self.args.methods)
         lines = [
-            f'# CAST on {self.ds}{teacher}: mask AP / AP50 (COCO-style, ×100)',
+            f'# {methods} on {self.ds}{teacher}: mask AP / AP50 (COCO-style, ×100)',
             '',
             '| model | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | mean AP |',
             '|---|' + '---|' * (len(seeds) + 1)
