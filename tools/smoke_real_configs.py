@@ -96,8 +96,8 @@ CPU_GDINO_QUERIES = 100
 CPU_GDINO_BATCH = 1  # adapt_grounding_dino: train images per iteration (4)
 CPU_SAM2_IMAGE_SIZE = 256  # SAM 2's input (1024)
 # Pseudo-labels: every detection of the random teacher (one per query on
-# CPU), so that the unlabeled branch trains on pseudo-instances; a random
-# teacher's top few can all have empty masks.
+# CPU): its top few can all have empty masks. A teacher trained 2 iterations
+# may still find no instance at all (seeded, Cityscapes stage 2 finds none).
 PSEUDO_LABEL_FILTER = dict(score_thr=0.0, max_per_image=CPU_NUM_QUERIES,
                            mask_thr=0.5)
 # Seeded runs: the random weights, data order and augmentations (and so the
