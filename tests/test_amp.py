@@ -6,7 +6,8 @@
 which puts the same ops in fp16 / bf16 as CUDA autocast does. Checks:
 
 * one training step of every real-size Cityscapes stage model (1a, 1b, 2, 3
-  and the labels-only baseline) under fp16 and bf16: finite losses, the
+  and the labels-only baseline) and of Guided Distillation (the teacher's
+  online labelling in the step) under fp16 and bf16: finite losses, the
   parameters move;
 * ``FP32HungarianAssigner`` matches saturated logits under fp16 autocast
   where MMDetection's ``HungarianAssigner`` fails ("cost matrix is
@@ -54,6 +55,7 @@ STAGES = {
     '2': 'distill_cityscapes',
     '3': 'finetune_cityscapes',
     'baseline': 'supervised_student_cityscapes',
+    'gd': 'guided_distillation/guided-distillation_dinov2-s_cityscapes',
 }
 IMAGE_SHAPE = (3, 28, 56)
 SWIN_DIMS = 32  # embedding of the reduced Swin: 32/64/128/256 channels
@@ -105,6 +107,20 @@ def stage(request, repo_root):
         model_cfg.teacher_checkpoint = None
         _reduce(model_cfg.student)
         sup, unsup = _packed([2], seed=0), _packed([3], seed=1)
+        batch = dict(
+            inputs=dict(sup=sup['inputs'], unsup=unsup['inputs']),
+            data_samples=dict(
+                sup=sup['data_samples'], unsup=unsup['data_samples']))
+    elif model_cfg.type == 'GuidedDistiller':
+        # the teacher labels the unlabeled batch in the step (autocast too);
+        # the rule's thresholds opened so that the random teacher's queries
+        # not classed "no object" become pseudo-instances
+        model_cfg.teacher_checkpoint = None
+        model_cfg.semi_train_cfg.pseudo_label_rule.update(
+            score_thr=0.0, min_mask_area=0.0)
+        _reduce(model_cfg.student)
+        _reduce(model_cfg.teacher)
+        sup, unsup = _packed([2], seed=0), _packed([0], seed=1)
         batch = dict(
             inputs=dict(sup=sup['inputs'], unsup=unsup['inputs']),
             data_samples=dict(
