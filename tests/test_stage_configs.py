@@ -498,3 +498,94 @@ def test_teacher_optimizer_groups(distiller_with_swin_teacher):
     for name, (e_lr, e_wd) in expect.items():
         got = groups[name]
         assert got == pytest.approx((e_lr, e_wd)), (name, got)
+
+
+# ------------------------------------------------------- config inheritance
+SHARED_HEAD = 'configs/mmcast/_base_/models/mask2former_instance_head.py'
+# What only a written-out Mask2Former head/decoder definition contains.
+HEAD_MARKERS = ("type='Mask2FormerHead'", "type='MaskFormerFusionHead'",
+                "type='MSDeformAttnPixelDecoder'",
+                "type='FP32HungarianAssigner'", 'num_transformer_feat_level=',
+                'enforce_decoder_input_project=')
+
+
+def base_files(path: str) -> list:
+    """The config files ``path`` inherits from, transitively (repo-relative
+    paths; ``mmdet::`` bases by their scope-qualified name)."""
+    import ast
+    with open(osp.join(REPO_ROOT, path)) as f:
+        tree = ast.parse(f.read())
+    found = []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], 'id', None) == '_base_'):
+            bases = ast.literal_eval(node.value)
+            for base in [bases] if isinstance(bases, str) else bases:
+                if '::' in base:
+                    found.append(base)
+                    continue
+                rel = osp.relpath(
+                    osp.normpath(
+                        osp.join(osp.dirname(osp.join(REPO_ROOT, path)),
+                                 base)), REPO_ROOT)
+                found += [rel] + base_files(rel)
+    return found
+
+
+def mask2former_detectors(model) -> list:
+    """Mask2Former configs in a (wrapped) model config."""
+    return [
+        m for m in (model, model.get('student'), model.get('teacher'))
+        if isinstance(m, dict) and 'panoptic_head' in m
+    ]
+
+
+def test_mask2former_head_is_written_once():
+    """One Mask2Former head definition (issue 16): no config file other than
+    the shared base writes one out (they override it), and every model base
+    with a Mask2Former inherits it."""
+    config_files = sorted(
+        osp.relpath(p, REPO_ROOT) for p in glob.glob(
+            osp.join(REPO_ROOT, 'configs/mmcast/**/*.py'), recursive=True))
+    assert SHARED_HEAD in config_files
+    for path in config_files:
+        with open(osp.join(REPO_ROOT, path)) as f:
+            text = f.read()
+        written = [m for m in HEAD_MARKERS if m in text]
+        if path == SHARED_HEAD:
+            assert written == list(HEAD_MARKERS)
+        else:
+            assert written == [], (path, written)
+    # the model bases (whatever else has a Mask2Former inherits one of them)
+    for path in config_files:
+        if '_base_/models/' not in path or path == SHARED_HEAD:
+            continue
+        model = load(path).get('model')
+        if model is not None and mask2former_detectors(model):
+            assert SHARED_HEAD in base_files(path), path
+    # the toy R-18 head overrides every width it inherits
+    toy = load('configs/mmcast/_base_/models/mask2former_r18_toy.py').model
+    layer_cfgs = (toy.panoptic_head.pixel_decoder.encoder.layer_cfg,
+                  toy.panoptic_head.transformer_decoder.layer_cfg)
+    widths = {
+        cfg.embed_dims
+        for layer in layer_cfgs for cfg in layer.values()
+    }
+    assert widths == {toy.panoptic_head.feat_channels} == {64}
+
+
+@pytest.mark.parametrize('ds,stage', REAL_CONFIGS)
+def test_stage_settings_come_from_the_stage_base(ds, stage):
+    """What a stage changes lives in one stage base; the per-dataset stage
+    configs add only their dataset and its numbers."""
+    stage_base = f'configs/mmcast/_base_/cast_stages/{stage}.py'
+    path = stage_path(stage, ds)
+    assert stage_base in base_files(path)
+    assert f'configs/mmcast/_base_/datasets/semi_{ds}_instance.py' in \
+        base_files(path)
+    with open(osp.join(REPO_ROOT, path)) as f:
+        text = f.read()
+    for stage_setting in ('custom_imports', "type='PseudoLabelHook'",
+                          'ContrastTemperatureHook', 'optim_wrapper',
+                          'loss_pixel_contrast', 'semi_train_cfg'):
+        assert stage_setting not in text, (path, stage_setting)

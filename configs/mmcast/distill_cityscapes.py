@@ -1,8 +1,7 @@
-# CAST stage 2 on Cityscapes: the adapted teacher theta_T'' is frozen and
-# pseudo-labels D_u once (offline, before training); the DINOv2-S + DPT
-# student trains on J(theta_S; D_l, D_u; lambda_semi = 1, lambda_pxl = 0.1),
-# T annealed 0.3 -> 0.07;
-# AdamW 5e-5, wd 0.1, poly, batch 8, crop 512x1024,
+# CAST stage 2 on Cityscapes: the frozen adapted teacher theta_T''
+# pseudo-labels D_u offline and the DINOv2-S + DPT student trains on
+# D_l + pseudo(D_u) (_base_/cast_stages/distill.py), 90000 iterations (the
+# schedule's); AdamW 5e-5, wd 0.1, poly, batch 8, crop 512x1024,
 # backbone lr x0.1, clip 0.01, AMP (spec "Student schedule").
 #   mim train mmdet configs/mmcast/distill_cityscapes.py
 #   mim train mmdet configs/mmcast/distill_cityscapes.py --launcher pytorch --gpus 4
@@ -10,12 +9,10 @@
 # default work dir). Semi-supervised stages need >= 2 images per GPU (one per
 # branch); 4 GPUs x 2 give the total of 8 (_base_/schedules/cast_90k.py).
 _base_ = [
-    './_base_/models/cast_distiller_dinov2-s.py',
+    './_base_/cast_stages/distill.py',
     './_base_/datasets/semi_cityscapes_instance.py',
     './_base_/schedules/cast_90k.py',
-    './_base_/cast_runtime.py',
 ]
-custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 num_classes = 8  # Cityscapes thing classes
 
@@ -33,39 +30,24 @@ model = dict(
     # (a CASTDistiller checkpoint: its student.* weights are read;
     # tools/cast_pipeline.py overrides model.teacher_checkpoint)
     teacher='configs/mmcast/adapt_teacher_cityscapes.py',
-    teacher_checkpoint=adapted_teacher,
-    semi_train_cfg=dict(unsup_weight=1.0))
+    teacher_checkpoint=adapted_teacher)
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup"),
 # 1:1 per batch. The pseudo-labeled dataset must stay second: tools/
 # cast_pipeline.py overrides train_dataloader.dataset.datasets.1.ann_file.
-# data_root='' so that its ann_file is exactly PseudoLabelHook's out_file.
+# Its data_root is '', so that its ann_file is exactly PseudoLabelHook's
+# out_file.
 train_dataloader = dict(
     dataset=dict(datasets=[
-        {{_base_.labeled_dataset}},
-        dict(
-            type='PseudoLabeledDataset',
-            data_root='',
-            ann_file=pseudo_label_file,
-            unlabeled_ann_file={{_base_.pseudo_labeled_dataset.unlabeled_ann_file}},  # noqa
-            metainfo=dict(classes={{_base_.classes}}),
-            data_prefix={{_base_.pseudo_labeled_dataset.data_prefix}},
-            pipeline={{_base_.unsup_pipeline}}),
+        _base_.labeled_dataset,
+        dict(_base_.pseudo_labeled_dataset, ann_file=pseudo_label_file)
     ]))
 
-max_iters = 90000
-train_cfg = dict(max_iters=max_iters, val_interval=5000)
-param_scheduler = dict(end=max_iters)
-# PseudoLabelHook must stay first (tools/cast_pipeline.py overrides
-# custom_hooks.0.out_file). It labels D_u with the frozen teacher before
-# training if pseudo_label_file is missing or stale (score > 0.3,
-# <= 100 per image, masks at 0.5, painted without overlap).
+# PseudoLabelHook (first) labels this stage's D_u into pseudo_label_file
 custom_hooks = [
     dict(
-        type='PseudoLabelHook',
+        _base_.custom_hooks[0],
         out_file=pseudo_label_file,
-        unlabeled_dataset={{_base_.unlabeled_dataset}},
-        filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
-        batch_size=2),
-    dict(type='ContrastTemperatureHook', start=0.3, end=0.07),
+        unlabeled_dataset=_base_.unlabeled_dataset),
+    *_base_.custom_hooks[1:],
 ]

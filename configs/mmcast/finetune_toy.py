@@ -17,19 +17,7 @@ model = dict(
     init_cfg=dict(
         type='Pretrained', checkpoint=distilled_student, prefix='student.'))
 
-train_dataloader = dict(
-    _delete_=True,
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type='CityscapesDataset',
-        data_root={{_base_.data_root}},
-        ann_file={{_base_.labeled_ann_file}},
-        data_prefix=dict(img='leftImg8bit/train/'),
-        filter_cfg=dict(filter_empty_gt=True, min_size=0),
-        pipeline={{_base_.train_pipeline}}))
+train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)
 
 max_iters = 400
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -1,17 +1,14 @@
-# Labels-only baseline of CAST on Cityscapes: the same DINOv2-S + DPT +
-# Mask2Former student (no L_pxl, no teacher) trained on the labeled split D_l
-# alone, for as many iterations as stages 2 + 3
-# (90000 + 10000);
+# Labels-only baseline of CAST on Cityscapes: the student trained on the
+# labeled split D_l alone (_base_/cast_stages/supervised_student.py), for as
+# many iterations as stages 2 + 3 (90000 + 10000);
 # AdamW 5e-5, wd 0.1, poly, batch 8, crop 512x1024,
 # backbone lr x0.1, clip 0.01, AMP (spec "Student schedule").
 #   mim train mmdet configs/mmcast/supervised_student_cityscapes.py --launcher pytorch --gpus 4
 _base_ = [
-    './_base_/models/student_dinov2-s_dpt-52m.py',
+    './_base_/cast_stages/supervised_student.py',
     './_base_/datasets/semi_cityscapes_instance.py',
     './_base_/schedules/cast_90k.py',
-    './_base_/cast_runtime.py',
 ]
-custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 num_classes = 8  # Cityscapes thing classes
 
@@ -22,14 +19,8 @@ model = dict(
     panoptic_fusion_head=dict(num_things_classes=num_classes))
 
 # D_l only, with ground truth (no MultiBranch)
-train_dataloader = dict(
-    _delete_=True,
-    batch_size={{_base_.batch_size_per_gpu}},
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset={{_base_.supervised_dataset}})
+train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)
 
 max_iters = 100000
-train_cfg = dict(max_iters=max_iters, val_interval=5000)
+train_cfg = dict(max_iters=max_iters)
 param_scheduler = dict(end=max_iters)

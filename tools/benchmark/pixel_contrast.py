@@ -9,9 +9,10 @@
    them. Both draw their negatives with the same chunked sampler, inside
    the timed region, so the difference is the logit computation alone (a
    naive unchunked sampler would need (B*N, B*N) blocks).
-2. The share of L_pxl in one training iteration of a tiny Mask2Former
-   (ResNet-18, 64-channel MSDeformAttn pixel decoder with 1 encoder layer,
-   2 decoder layers, 20 queries, 8 classes, 1024 points) on a batch of two
+2. The share of L_pxl in one training iteration of the toy Mask2Former
+   (``configs/mmcast/_base_/models/mask2former_r18_toy.py``: ResNet-18,
+   64-channel MSDeformAttn pixel decoder with 2 encoder layers, 3 decoder
+   layers, 20 queries, 8 classes, 1024 points) on a batch of two
    64x128 images, with the embeddings taken from the stride-32 feature map
    (512 channels -> PixelProjectionHead -> loss, the feature a leaf: the
    backbone backward is shared with the detector's). The strong-view row
@@ -31,6 +32,7 @@ Usage::
 """
 import argparse
 import multiprocessing
+import os.path as osp
 import statistics
 import time
 from typing import Callable, Dict, Optional, Tuple
@@ -43,6 +45,9 @@ from mmcast.models.losses import InstanceAwarePixelContrastLoss
 
 NUM_QUERIES, NUM_CLASSES = 100, 8  # Mask2Former queries, Cityscapes things
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+TOY_MODEL_CONFIG = osp.join(
+    osp.dirname(osp.abspath(__file__)), '..', '..',
+    'configs/mmcast/_base_/models/mask2former_r18_toy.py')
 
 
 def parse_args() -> argparse.Namespace:
@@ -217,122 +222,12 @@ def benchmark_loss(args: argparse.Namespace, device: torch.device) -> None:
 
 
 def tiny_mask2former() -> torch.nn.Module:
-    """A small Mask2Former for instance segmentation (8 classes)."""
+    """The toy Mask2Former of :data:`TOY_MODEL_CONFIG` (8 classes)."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from mmengine.config import ConfigDict
+    from mmengine.config import Config
     register_all_modules()
-    channels = 64
-    layer = dict(
-        embed_dims=channels, num_heads=4, dropout=0.0, batch_first=True)
-    ffn = dict(
-        embed_dims=channels,
-        feedforward_channels=4 * channels,
-        num_fcs=2,
-        ffn_drop=0.0,
-        act_cfg=dict(type='ReLU', inplace=True))
-    model = dict(
-        type='Mask2Former',
-        data_preprocessor=dict(
-            type='DetDataPreprocessor',
-            mean=MEAN,
-            std=STD,
-            bgr_to_rgb=True,
-            pad_size_divisor=32,
-            pad_mask=True),
-        backbone=dict(
-            type='ResNet',
-            depth=18,
-            num_stages=4,
-            out_indices=(0, 1, 2, 3),
-            frozen_stages=-1,
-            norm_cfg=dict(type='BN', requires_grad=False),
-            norm_eval=True,
-            style='pytorch'),
-        panoptic_head=dict(
-            type='Mask2FormerHead',
-            in_channels=[64, 128, 256, 512],
-            strides=[4, 8, 16, 32],
-            feat_channels=channels,
-            out_channels=channels,
-            num_things_classes=NUM_CLASSES,
-            num_stuff_classes=0,
-            num_queries=20,
-            num_transformer_feat_level=3,
-            pixel_decoder=dict(
-                type='MSDeformAttnPixelDecoder',
-                num_outs=3,
-                norm_cfg=dict(type='GN', num_groups=32),
-                act_cfg=dict(type='ReLU'),
-                encoder=dict(
-                    num_layers=1,
-                    layer_cfg=dict(
-                        self_attn_cfg=dict(
-                            embed_dims=channels,
-                            num_heads=4,
-                            num_levels=3,
-                            num_points=4,
-                            dropout=0.0,
-                            batch_first=True),
-                        ffn_cfg=ffn)),
-                positional_encoding=dict(
-                    num_feats=channels // 2, normalize=True)),
-            enforce_decoder_input_project=False,
-            positional_encoding=dict(num_feats=channels // 2, normalize=True),
-            transformer_decoder=dict(
-                return_intermediate=True,
-                num_layers=2,
-                layer_cfg=dict(
-                    self_attn_cfg=layer, cross_attn_cfg=layer, ffn_cfg=ffn),
-                init_cfg=None),
-            loss_cls=dict(
-                type='CrossEntropyLoss',
-                use_sigmoid=False,
-                loss_weight=2.0,
-                reduction='mean',
-                class_weight=[1.0] * NUM_CLASSES + [0.1]),
-            loss_mask=dict(
-                type='CrossEntropyLoss',
-                use_sigmoid=True,
-                reduction='mean',
-                loss_weight=5.0),
-            loss_dice=dict(
-                type='DiceLoss',
-                use_sigmoid=True,
-                activate=True,
-                reduction='mean',
-                naive_dice=True,
-                eps=1.0,
-                loss_weight=5.0)),
-        panoptic_fusion_head=dict(
-            type='MaskFormerFusionHead',
-            num_things_classes=NUM_CLASSES,
-            num_stuff_classes=0,
-            loss_panoptic=None,
-            init_cfg=None),
-        train_cfg=dict(
-            num_points=1024,
-            oversample_ratio=3.0,
-            importance_sample_ratio=0.75,
-            assigner=dict(
-                type='FP32HungarianAssigner',
-                match_costs=[
-                    dict(type='ClassificationCost', weight=2.0),
-                    dict(
-                        type='CrossEntropyLossCost',
-                        weight=5.0,
-                        use_sigmoid=True),
-                    dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0)
-                ]),
-            sampler=dict(type='MaskPseudoSampler')),
-        test_cfg=dict(
-            panoptic_on=False,
-            semantic_on=False,
-            instance_on=True,
-            max_per_image=100,
-            iou_thr=0.8,
-            filter_low_score=True))
-    return MODELS.build(ConfigDict(model))
+    return MODELS.build(Config.fromfile(TOY_MODEL_CONFIG).model)
 
 
 def toy_batch(batch: int, size: Tuple[int, int], device: torch.device):
@@ -370,9 +265,10 @@ def benchmark_share(args: argparse.Namespace, device: torch.device) -> None:
     loss = InstanceAwarePixelContrastLoss(num_negatives=args.num_negatives)
     batch, size = 2, (64, 128)
     images, samples = toy_batch(batch, size, device)
+    queries = model.panoptic_head.num_queries
     mask_logits = torch.randn(
-        batch, 20, size[0] // 4, size[1] // 4, device=device)
-    cls_logits = torch.randn(batch, 20, NUM_CLASSES + 1, device=device)
+        batch, queries, size[0] // 4, size[1] // 4, device=device)
+    cls_logits = torch.randn(batch, queries, NUM_CLASSES + 1, device=device)
 
     def detector_step() -> None:
         model.zero_grad()

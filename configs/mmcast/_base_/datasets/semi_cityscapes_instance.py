@@ -166,6 +166,15 @@ train_dataloader = dict(
         type='ConcatDataset',
         ignore_keys=['palette'],
         datasets=[labeled_dataset, pseudo_labeled_dataset]))
+# The labeled-only stages (1a, 3, the supervised baseline) train on D_l
+# alone, with ground truth (no MultiBranch):
+#   train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)
+supervised_dataloader = dict(
+    batch_size=batch_size_per_gpu,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=supervised_dataset)
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,

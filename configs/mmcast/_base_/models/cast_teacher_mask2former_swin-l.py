@@ -29,26 +29,17 @@
 # projection head is missing from the checkpoint (also only a warning).
 # The backbone's own init_cfg is None: no ImageNet download, all weights come
 # from that checkpoint.
+# The head is mask2former_instance_head.py's (the mmdet config above has the
+# same 256-d pixel decoder and decoder) with 200 queries and the contrastive
+# branch.
+_base_ = './mask2former_instance_head.py'
+
 pretrained_teacher = 'checkpoints/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic_20220407_104949-82f8d28d.pth'  # noqa
 
-num_things_classes = 8
-num_stuff_classes = 0
-num_classes = num_things_classes + num_stuff_classes
 depths = [2, 2, 18, 2]
-
-data_preprocessor = dict(
-    type='DetDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_size_divisor=32,
-    pad_mask=True,
-    mask_pad_value=0,
-    pad_seg=False)
 
 model = dict(
     type='CASTMask2Former',
-    data_preprocessor=data_preprocessor,
     strong_view=dict(type='PhotometricStrongView'),
     backbone=dict(
         type='SwinTransformer',
@@ -72,73 +63,7 @@ model = dict(
     panoptic_head=dict(
         type='CASTMask2FormerHead',
         in_channels=[192, 384, 768, 1536],
-        strides=[4, 8, 16, 32],
-        feat_channels=256,
-        out_channels=256,
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes,
         num_queries=200,
-        num_transformer_feat_level=3,
-        pixel_decoder=dict(
-            type='MSDeformAttnPixelDecoder',
-            num_outs=3,
-            norm_cfg=dict(type='GN', num_groups=32),
-            act_cfg=dict(type='ReLU'),
-            encoder=dict(
-                num_layers=6,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(
-                        embed_dims=256,
-                        num_heads=8,
-                        num_levels=3,
-                        num_points=4,
-                        dropout=0.0,
-                        batch_first=True),
-                    ffn_cfg=dict(
-                        embed_dims=256,
-                        feedforward_channels=1024,
-                        num_fcs=2,
-                        ffn_drop=0.0,
-                        act_cfg=dict(type='ReLU', inplace=True)))),
-            positional_encoding=dict(num_feats=128, normalize=True)),
-        enforce_decoder_input_project=False,
-        positional_encoding=dict(num_feats=128, normalize=True),
-        transformer_decoder=dict(
-            return_intermediate=True,
-            num_layers=9,
-            layer_cfg=dict(
-                self_attn_cfg=dict(
-                    embed_dims=256, num_heads=8, dropout=0.0,
-                    batch_first=True),
-                cross_attn_cfg=dict(
-                    embed_dims=256, num_heads=8, dropout=0.0,
-                    batch_first=True),
-                ffn_cfg=dict(
-                    embed_dims=256,
-                    feedforward_channels=2048,
-                    num_fcs=2,
-                    ffn_drop=0.0,
-                    act_cfg=dict(type='ReLU', inplace=True))),
-            init_cfg=None),
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=2.0,
-            reduction='mean',
-            class_weight=[1.0] * num_classes + [0.1]),
-        loss_mask=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=True,
-            reduction='mean',
-            loss_weight=5.0),
-        loss_dice=dict(
-            type='DiceLoss',
-            use_sigmoid=True,
-            activate=True,
-            reduction='mean',
-            naive_dice=True,
-            eps=1.0,
-            loss_weight=5.0),
         contrast_level=-1,
         projection_head=dict(
             type='PixelProjectionHead',
@@ -154,30 +79,4 @@ model = dict(
             cross_image=True,
             temperature=0.3,
             neg_margin=0.5,
-            loss_weight=0.1)),
-    panoptic_fusion_head=dict(
-        type='MaskFormerFusionHead',
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes,
-        loss_panoptic=None,
-        init_cfg=None),
-    train_cfg=dict(
-        num_points=12544,
-        oversample_ratio=3.0,
-        importance_sample_ratio=0.75,
-        assigner=dict(
-            type='FP32HungarianAssigner',
-            match_costs=[
-                dict(type='ClassificationCost', weight=2.0),
-                dict(
-                    type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
-                dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0)
-            ]),
-        sampler=dict(type='MaskPseudoSampler')),
-    test_cfg=dict(
-        panoptic_on=False,
-        semantic_on=False,
-        instance_on=True,
-        max_per_image=100,
-        iou_thr=0.8,
-        filter_low_score=True))
+            loss_weight=0.1)))

@@ -18,29 +18,19 @@
 # blocks and a 384-d decoder (FFN 2048) the same architecture has 79M
 # parameters (student_dinov2-s_dpt-79m.py, the spec-width variant), so this
 # default reaches the published count with 256-d fusion blocks and decoder.
+# The head is mask2former_instance_head.py's (256-d, 8 heads, 100 queries,
+# 9 layers) with the DPT pixel decoder in place of MSDeformAttn and FFN 1024.
+_base_ = './mask2former_instance_head.py'
+
 dinov2_checkpoint = 'https://download.openmmlab.com/mmpretrain/v1.0/dinov2/vit-small-p14_dinov2-pre_3rdparty_20230426-5641ca5a.pth'  # noqa
 
-num_things_classes = 8
-num_stuff_classes = 0
-num_classes = num_things_classes + num_stuff_classes
-embed_dims = 256  # pixel decoder and transformer decoder width
-num_heads = 8  # of the decoder's attention layers
 ffn_channels = 1024  # of the decoder's FFN
 
 # Pad to a multiple of 28 = patch 14 / smallest resize 0.5, so that the
 # backbone never pads internally and every level is exactly H/stride.
-data_preprocessor = dict(
-    type='DetDataPreprocessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_size_divisor=28,
-    pad_mask=True,
-    mask_pad_value=0,
-    pad_seg=False)
+data_preprocessor = dict(pad_size_divisor=28)
 
 model = dict(
-    type='Mask2Former',
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='DINOv2MultiLevel',
@@ -58,18 +48,12 @@ model = dict(
             type='Pretrained', checkpoint=dinov2_checkpoint,
             prefix='backbone.')),
     panoptic_head=dict(
-        type='Mask2FormerHead',
         in_channels=[96, 192, 384, 768],  # passed to the pixel decoder
         # strides are bookkeeping only (Mask2FormerHead ignores them, the
         # DPT decoder resizes to the next map's actual size)
         strides=[3.5, 7, 14, 28],
-        feat_channels=embed_dims,
-        out_channels=embed_dims,
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes,
-        num_queries=100,
-        num_transformer_feat_level=3,
         pixel_decoder=dict(
+            _delete_=True,
             type='DPTPixelDecoder',
             strides=[3.5, 7, 14, 28],
             num_outs=3,
@@ -79,72 +63,6 @@ model = dict(
             act_cfg=dict(type='ReLU'),
             # stub for Mask2FormerHead's assertion (no encoder in DPT)
             encoder=dict(layer_cfg=dict(self_attn_cfg=dict(num_levels=3)))),
-        enforce_decoder_input_project=False,
-        positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
         transformer_decoder=dict(
-            return_intermediate=True,
-            num_layers=9,
-            layer_cfg=dict(
-                self_attn_cfg=dict(
-                    embed_dims=embed_dims,
-                    num_heads=num_heads,
-                    dropout=0.0,
-                    batch_first=True),
-                cross_attn_cfg=dict(
-                    embed_dims=embed_dims,
-                    num_heads=num_heads,
-                    dropout=0.0,
-                    batch_first=True),
-                ffn_cfg=dict(
-                    embed_dims=embed_dims,
-                    feedforward_channels=ffn_channels,
-                    num_fcs=2,
-                    ffn_drop=0.0,
-                    act_cfg=dict(type='ReLU', inplace=True))),
-            init_cfg=None),
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=2.0,
-            reduction='mean',
-            class_weight=[1.0] * num_classes + [0.1]),
-        loss_mask=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=True,
-            reduction='mean',
-            loss_weight=5.0),
-        loss_dice=dict(
-            type='DiceLoss',
-            use_sigmoid=True,
-            activate=True,
-            reduction='mean',
-            naive_dice=True,
-            eps=1.0,
-            loss_weight=5.0)),
-    panoptic_fusion_head=dict(
-        type='MaskFormerFusionHead',
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes,
-        loss_panoptic=None,
-        init_cfg=None),
-    train_cfg=dict(
-        num_points=12544,
-        oversample_ratio=3.0,
-        importance_sample_ratio=0.75,
-        assigner=dict(
-            type='FP32HungarianAssigner',
-            match_costs=[
-                dict(type='ClassificationCost', weight=2.0),
-                dict(
-                    type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
-                dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0)
-            ]),
-        sampler=dict(type='MaskPseudoSampler')),
-    test_cfg=dict(
-        panoptic_on=False,
-        semantic_on=False,
-        instance_on=True,
-        max_per_image=100,
-        iou_thr=0.8,
-        filter_low_score=True),
+            layer_cfg=dict(ffn_cfg=dict(feedforward_channels=ffn_channels)))),
     init_cfg=None)

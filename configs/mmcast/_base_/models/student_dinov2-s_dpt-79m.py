@@ -6,8 +6,8 @@
 #   fvcore FLOPs at 512x1024 (tools/analysis/model_cost.py, padded to
 #   532x1036): backbone 70 G, head 376 G, total 464 G.
 # To train it, name this file instead of student_dinov2-s_dpt-52m.py in the
-# _base_ of cast_student_dinov2-s_dpt.py (CAST stages 2, 3) or of a
-# supervised_student_<ds>.py config (baseline).
+# _base_ of cast_student_dinov2-s_dpt.py (CAST stages 2, 3) or of
+# ../cast_stages/supervised_student.py (baseline).
 _base_ = './student_dinov2-s_dpt-52m.py'
 
 embed_dims = 384
