@@ -2,9 +2,10 @@
 """Make the offline pseudo-labels at the start of training if needed."""
 import copy
 import gc
+import json
 import logging
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.dist import broadcast_object_list, get_dist_info, is_distributed
@@ -19,9 +20,12 @@ from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
 from mmcast.pseudo_labels import (DEFAULT_MAX_UNREADABLE,
                                   build_labeling_dataset, check_filter_cfg,
                                   check_images_exist, checkpoint_sha256,
-                                  label_unlabeled_set, make_header,
+                                  identity, label_unlabeled_set, make_header,
                                   read_header, stale_reason,
                                   state_dict_sha256)
+from mmcast.pseudo_labels.quality import (DEFAULT_SCORE_THRS,
+                                          pseudo_label_quality)
+from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.checkpoint_loading import load_checkpoint_file
 
 
@@ -131,6 +135,18 @@ class PseudoLabelHook(Hook):
             it training stops with an error naming the image folder and the
             first such file, and no pseudo-label file is written. ``None``
             allows any number. Defaults to 0.05.
+        quality_dataset (dict, optional): A dataset with ground truth
+            (typically the labeled split D_l, with a TEST pipeline like
+            ``unlabeled_dataset``'s). When given, the same teacher labels it
+            with the same filter, its score threshold lowered to the
+            smallest of ``quality_score_thrs``, and the precision, recall
+            and pseudo-instances per image at each threshold (see
+            :func:`~mmcast.pseudo_labels.quality.pseudo_label_quality`)
+            are logged and written to ``<out_file stem>.quality.json``
+            (with the labels, ``<out_file stem>.labeled_split.json``).
+            Measured again whenever the teacher or filter changes. Note
+            that a teacher trained on D_l labels it better than D_u.
+        quality_score_thrs (Sequence[float]): The thresholds swept.
     """
 
     priority = 'VERY_HIGH'
@@ -145,7 +161,9 @@ class PseudoLabelHook(Hook):
                  num_workers: int = 0,
                  mode: str = 'offline',
                  log_interval: int = 50,
-                 max_unreadable: Optional[float] = DEFAULT_MAX_UNREADABLE
+                 max_unreadable: Optional[float] = DEFAULT_MAX_UNREADABLE,
+                 quality_dataset: Optional[dict] = None,
+                 quality_score_thrs: Sequence[float] = DEFAULT_SCORE_THRS
                  ) -> None:
         if mode not in ('offline', 'online'):
             raise ValueError(
@@ -172,6 +190,17 @@ class PseudoLabelHook(Hook):
         self.mode = mode
         self.log_interval = log_interval
         self.max_unreadable = max_unreadable
+        if quality_dataset is not None and (
+                not isinstance(quality_dataset, dict)
+                or 'ann_file' not in quality_dataset):
+            raise ValueError('quality_dataset must be a dataset config dict '
+                             'with an ann_file (a json with ground truth)')
+        if not quality_score_thrs or not all(
+                0 <= t < 1 for t in quality_score_thrs):
+            raise ValueError('quality_score_thrs must be scores in [0, 1), '
+                             f'got {quality_score_thrs!r}')
+        self.quality_dataset = copy.deepcopy(quality_dataset)
+        self.quality_score_thrs = sorted(float(t) for t in quality_score_thrs)
         self.last_result = None  # label_unlabeled_set's summary, for tests
 
     # ------------------------------------------------------------------
@@ -282,25 +311,27 @@ class PseudoLabelHook(Hook):
         live = None
         if self.teacher_config is None:
             live = self._live_teacher(runner)
-        state = [None, None]
+        state = [None, None, False]
         if rank == 0:
             header = self.expected_header(dataset, live)
-            state = [header, stale_reason(out_file, header)]
+            state = [header, stale_reason(out_file, header),
+                     self._quality_stale(out_file, header)]
         if is_distributed() and world_size > 1:
             broadcast_object_list(state, src=0)
-        header, reason = state
+        header, reason, measure_quality = state
 
         if reason is None:
             print_log(f'PseudoLabelHook: {out_file} is current, not '
                       'relabeling', logger='current')
-        else:
+        if reason is not None or measure_quality:
+            teacher = live if live is not None else self._build_teacher(
+                runner, dataset.metainfo)
+        if reason is not None:
             print_log(
                 f'PseudoLabelHook: {reason}: pseudo-labeling '
                 f'{len(dataset)} images into {out_file} with '
                 f'{header["teacher"]}', logger='current')
             check_images_exist(dataset, self.max_unreadable)
-            teacher = live if live is not None else self._build_teacher(
-                runner, dataset.metainfo)
             self.last_result = label_unlabeled_set(
                 teacher, dataset, out_file,
                 filter_cfg=self.filter_cfg,
@@ -309,6 +340,9 @@ class PseudoLabelHook(Hook):
                 num_workers=self.num_workers,
                 log_interval=self.log_interval,
                 max_unreadable=self.max_unreadable)
+        if measure_quality:
+            self._measure_quality(teacher, out_file, header)
+        if reason is not None or measure_quality:
             if live is None:
                 del teacher
                 gc.collect()
@@ -318,6 +352,59 @@ class PseudoLabelHook(Hook):
         reloaded = self._reload(root, datasets)
         if reloaded:
             reset_train_dataloader_iterator(runner)
+
+    @staticmethod
+    def quality_files(out_file: str) -> tuple:
+        """``(<stem>.labeled_split.json, <stem>.quality.json)`` of
+        ``out_file``."""
+        stem = out_file[:-5] if out_file.endswith('.json') else out_file
+        return stem + '.labeled_split.json', stem + '.quality.json'
+
+    def _quality_stale(self, out_file: str, header: dict) -> bool:
+        """Whether the quality of this teacher and filter is unmeasured."""
+        if self.quality_dataset is None:
+            return False
+        try:
+            with open(self.quality_files(out_file)[1], encoding='utf-8') as f:
+                return json.load(f).get('identity') != identity(header)
+        except (OSError, ValueError):
+            return True
+
+    def _measure_quality(self, teacher, out_file: str, header: dict) -> None:
+        """Label ``quality_dataset`` and compare with its ground truth."""
+        labeled_file, quality_file = self.quality_files(out_file)
+        dataset = build_labeling_dataset(self.quality_dataset)
+        filter_cfg = dict(self.filter_cfg,
+                          score_thr=self.quality_score_thrs[0])
+        print_log(
+            f'PseudoLabelHook: measuring pseudo-label quality on the '
+            f'{len(dataset)} images of {dataset.ann_file}', logger='current')
+        label_unlabeled_set(
+            teacher, dataset, labeled_file, filter_cfg=filter_cfg,
+            header=make_header(
+                teacher=header['teacher'], checkpoint=header['checkpoint'],
+                unlabeled_ann_file=dataset.ann_file, filter_cfg=filter_cfg,
+                checkpoint_hash=header['checkpoint_sha256']),
+            batch_size=self.batch_size, num_workers=self.num_workers,
+            log_interval=self.log_interval,
+            max_unreadable=self.max_unreadable)
+        if get_dist_info()[0] != 0:
+            return
+        quality = pseudo_label_quality(labeled_file, dataset.ann_file,
+                                       self.quality_score_thrs)
+        quality.update(identity=identity(header), gt_file=dataset.ann_file,
+                       filter_score_thr=self.filter_cfg['score_thr'])
+        atomic_dump_json(quality, quality_file, indent=1)
+        lines = [f'{r["score_thr"]:.2f}: precision {r["precision"]:.3f} '
+                 f'recall {r["recall"]:.3f} F1 {r["f1"]:.3f} '
+                 f'{r["per_image"]:.2f}/image' for r in quality['sweep']]
+        print_log(
+            'PseudoLabelHook: pseudo-label quality against the ground truth '
+            f'of {dataset.ann_file} ({quality["gt_per_image"]:.2f} '
+            'instances/image; score_thr in use '
+            f'{self.filter_cfg["score_thr"]}, best F1 at '
+            f'{quality["best_f1_thr"]}):\n  ' + '\n  '.join(lines),
+            logger='current')
 
     def _reload(self, root, datasets: List) -> bool:
         reloaded = False

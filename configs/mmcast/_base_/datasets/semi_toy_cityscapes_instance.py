@@ -88,6 +88,9 @@ unlabeled_dataset = dict(
     data_prefix=dict(img='leftImg8bit/train/'),
     test_mode=True,
     pipeline=label_pipeline)
+# D_l as the teacher labels it, to measure the pseudo-labels' precision and
+# recall against D_l's ground truth (PseudoLabelHook's quality_dataset)
+labeled_quality_dataset = dict(unlabeled_dataset, ann_file=labeled_ann_file)
 
 # All train images, unlabeled (Guided Distillation's "unsup" branch)
 unlabeled_pool_dataset = dict(
@@ -110,3 +113,18 @@ train_dataloader = dict(
         type='ConcatDataset',
         ignore_keys=['palette'],
         datasets=[labeled_dataset, pseudo_labeled_dataset]))
+# The labeled-only toy stages (1a, 3) train on D_l alone, with ground truth
+# (no MultiBranch):
+#   train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)
+supervised_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type={{_base_.dataset_type}},
+        data_root=data_root,
+        ann_file=labeled_ann_file,
+        data_prefix=dict(img='leftImg8bit/train/'),
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline={{_base_.train_pipeline}}))
