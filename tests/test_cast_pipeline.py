@@ -127,6 +127,7 @@ def test_pseudo_labels_are_coco_json_with_header(run):
     unlabeled = osp.join(
         run['data_root'], 'toy', 'annotations', 'semi',
         'instancesonly_filtered_gtFine_train.1@10-unlabeled.json')
+    labeled = unlabeled.replace('-unlabeled', '')
     with open(unlabeled) as f:
         image_ids = {im['id'] for im in json.load(f)['images']}
     for name in ('stage1b', 'stage2'):
@@ -144,6 +145,19 @@ def test_pseudo_labels_are_coco_json_with_header(run):
         for ann in coco.dataset['annotations']:
             assert 0.3 <= ann['score'] <= 1
             assert coco.annToMask(ann).any()
+        if run['teacher'] == 'mask2former':
+            # the same teacher labelled D_l too: precision / recall per
+            # threshold against D_l's ground truth
+            with open(labeled) as f:
+                num_labeled = len(json.load(f)['images'])
+            with open(path[:-len('.json')] + '.quality.json') as f:
+                quality = json.load(f)
+            assert quality['num_images'] == num_labeled
+            assert quality['identity']['checkpoint_sha256'] == \
+                header['checkpoint_sha256']
+            assert [r['score_thr'] for r in quality['sweep']][0] == 0.1
+            assert all(0 <= r['precision'] <= 1 and 0 <= r['recall'] <= 1
+                       for r in quality['sweep'])
     if run['teacher'] == 'gdino-sam2':
         # with randomness.seed=0 the tiny θ_T' detects something, so the
         # SAM 2 masks went through the pseudo-labels into stage 1b

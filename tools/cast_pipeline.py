@@ -41,6 +41,20 @@ Grounding-DINO + tiny (random, frozen) SAM 2 of
 written first by :mod:`mmcast.testing.tiny_teachers` into
 ``<work-dir>/tiny_teachers``, passed on as ``MMCAST_TINY_TEACHERS``).
 
+Your own COCO-format dataset (``images/`` + ``annotations/instances_{train,
+val}.json``, any classes) runs as ``custom`` (the paper's sizes: Swin-L
+teacher, DINOv2-S student) or ``custom-cpu`` (the toy R-34 teacher / R-18
+student, a laptop-sized try), with the configs of ``configs/mmcast/custom/``
+(``<stage>_custom.py`` / ``<stage>_custom-cpu.py``): they read the data root,
+the class names and the split from ``configs/mmcast/custom/custom_dataset.py``,
+the file to edit; ``--data-root`` and ``--classes`` replace its two settings
+without editing it (environment variables ``MMCAST_CUSTOM_ROOT`` /
+``MMCAST_CUSTOM_CLASSES``). The labeled / unlabeled split that file names is
+written by :func:`mmcast.datasets.semi_split.write_split` (the command line
+``tools/split_semi.py``, printed) when it is missing; θ_T^0 is
+``--pretrained-teacher``. The class names must be categories of the
+annotation files (checked with the preflight).
+
 Before the first stage starts, a preflight loads every stage's config (with
 the options the pipeline gives it) and checks what it will read: data
 roots, annotation files (opened, a sample of their images looked up and
@@ -64,6 +78,10 @@ Examples::
     python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
         --work-dir /tmp/cast --data-root /tmp/cast_data \\
         --toy-sizes 8 4 8 --toy-image-size 64 128 --iters 2 1 1 1 1
+    # your own COCO-format data (images/ + annotations/), your classes
+    python tools/cast_pipeline.py custom --data-root data/fruit \\
+        --classes apple kite mug --work-dir work_dirs/cast_fruit \\
+        --pretrained-teacher checkpoints/mask2former_swin-l_coco.pth
     # Cityscapes, 10 % labels, from a pre-trained teacher checkpoint
     python tools/cast_pipeline.py cityscapes --work-dir work_dirs/cast_cs \\
         --pretrained-teacher checkpoints/mask2former_swin-l_coco.pth
@@ -119,11 +137,21 @@ ROWS = [
     ('guided_distillation', 'Guided Distillation student'),
 ]
 METHODS = ('cast', 'gd')
+# Your own COCO-format dataset: configs/mmcast/custom/<stage>_<dataset>.py,
+# reading configs/mmcast/custom/custom_dataset.py; the environment variables
+# that replace its data root and class names (Python literals).
+CUSTOM_DATASETS = ('custom', 'custom-cpu')
+CUSTOM_CONFIG_DIR = 'custom'
+CUSTOM_TEMPLATE = 'configs/mmcast/custom/custom_dataset.py'
+CUSTOM_ROOT_ENV = 'MMCAST_CUSTOM_ROOT'
+CUSTOM_CLASSES_ENV = 'MMCAST_CUSTOM_CLASSES'
 # Guided Distillation's burn-in + distillation config per dataset.
 GD_CONFIGS = {
     'toy': 'guided_distillation/guided-distillation_r18_toy',
     'cityscapes': 'guided_distillation/guided-distillation_dinov2-s_cityscapes',
     'coco': 'guided_distillation/guided-distillation_dinov2-s_coco',
+    'custom': 'custom/guided-distillation_dinov2-s_custom',
+    'custom-cpu': 'custom/guided-distillation_r18_custom-cpu',
 }
 # Bytes per weight in a training checkpoint: the weights and AdamW's two
 # moments, float32.
@@ -170,8 +198,12 @@ class Stage:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('dataset', help='toy, cityscapes, ade20k or coco: '
-                        'uses configs/mmcast/<stage>_<dataset>.py')
+    parser.add_argument(
+        'dataset', help='toy, cityscapes, ade20k or coco: uses '
+        'configs/mmcast/<stage>_<dataset>.py; custom or custom-cpu: your own '
+        'COCO-format dataset (configs/mmcast/custom/<stage>_<dataset>.py, '
+        'data and classes from configs/mmcast/custom/custom_dataset.py or '
+        '--data-root / --classes)')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument(
         '--teacher', choices=sorted(TEACHERS), default=DEFAULT_TEACHER,
@@ -185,7 +217,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'labels-only baseline always runs')
     parser.add_argument(
         '--pretrained-teacher',
-        help='θ_T^0 checkpoint (toy: made here from the source corpus)')
+        help='θ_T^0 checkpoint (toy: made here from the source corpus; '
+        'custom-cpu without one: see configs/mmcast/custom/'
+        'adapt_teacher_custom-cpu.py)')
     parser.add_argument(
         '--iters', type=int, nargs=5, metavar='N',
         help='override max_iters of: teacher pre-training (toy), 1a, 1b, '
@@ -205,7 +239,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='toy: the folder that gets toy/ and toy_source/ (default: '
         'data/ of the repository); the stages read it through the '
         'environment variable MMCAST_TOY_ROOT, which is set (or, without '
-        '--data-root, removed) for them')
+        '--data-root, removed) for them. custom / custom-cpu: the dataset '
+        'folder (images/, annotations/instances_{train,val}.json; default: '
+        'data_root of configs/mmcast/custom/custom_dataset.py), passed as '
+        'MMCAST_CUSTOM_ROOT')
+    parser.add_argument(
+        '--classes', nargs='+', metavar='NAME',
+        help='custom / custom-cpu: the class names, categories of the '
+        'annotation files (default: classes of configs/mmcast/custom/'
+        'custom_dataset.py), passed as MMCAST_CUSTOM_CLASSES; every model '
+        'gets as many classes')
     parser.add_argument(
         '--dry-run', action='store_true',
         help='print the stage plan (configs, checkpoints, annotation files, '
@@ -281,13 +324,29 @@ class Pipeline:
         # (and the tiny teacher files) from it; without --data-root they get
         # their default, data/toy/.
         self.env = dict(os.environ)
-        self.env.pop('MMCAST_TOY_ROOT', None)
-        if args.data_root:
+        for name in ('MMCAST_TOY_ROOT', CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV):
+            self.env.pop(name, None)
+        self.custom = self.ds in CUSTOM_DATASETS
+        if args.classes and not self.custom:
+            raise SystemExit('--classes is for your own dataset ('
+                             f'{" or ".join(CUSTOM_DATASETS)}), not {self.ds}')
+        if self.custom:
+            # Python literals: custom_dataset.py substitutes them as code
+            if args.data_root:
+                self.env[CUSTOM_ROOT_ENV] = repr(data_root + '/')
+            if args.classes:
+                if len(set(args.classes)) != len(args.classes):
+                    raise SystemExit(
+                        f'--classes names a class twice: {args.classes}')
+                self.env[CUSTOM_CLASSES_ENV] = repr(tuple(args.classes))
+        elif args.data_root:
             self.env['MMCAST_TOY_ROOT'] = self.toy_root + '/'
         if self.teacher_cfg['tiny_assets']:
             self.env['MMCAST_TINY_TEACHERS'] = osp.join(
                 self.work_dir, 'tiny_teachers')
         self._configs: Dict[str, object] = {}  # config files, as loaded
+        # files the pipeline writes before the stages (not yet on a dry run)
+        self.made_here: List[str] = []
 
     def _check_work_dir_teacher(self) -> None:
         """Refuse a work dir made with another teacher.
@@ -326,7 +385,8 @@ class Pipeline:
     def stage_config(self, stage: str) -> str:
         """The config of ``stage`` for this dataset and teacher."""
         suffix = self.teacher_cfg['suffix'] if stage in TEACHER_STAGES else ''
-        return config_path(f'{stage}_{self.ds}{suffix}')
+        folder = f'{CUSTOM_CONFIG_DIR}/' if self.custom else ''
+        return config_path(f'{folder}{stage}_{self.ds}{suffix}')
 
     # -- launching --------------------------------------------------------
     def _command(self, mode: str, config: str, work_dir: str,
@@ -441,6 +501,104 @@ class Pipeline:
         ann_dir = osp.join(self.toy_root, 'annotations')
         write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
                     osp.join(ann_dir, 'semi'), seed=1, percent=10)
+
+    # -- your own COCO-format dataset ------------------------------------
+    def custom_settings(self):
+        """``custom_dataset.py`` as the stages read it (through the
+        baseline's config, which every run has)."""
+        return self.config_file(self.stage_config('supervised_student'))
+
+    @staticmethod
+    def _in_repo(path: str) -> str:
+        """A config path as the stages (run in the repository) see it."""
+        return osp.normpath(osp.join(REPO_ROOT, path))
+
+    def prepare_custom_split(self, dry: bool) -> None:
+        """Write the labeled / unlabeled split the custom configs read if it
+        is missing (seed and percent of ``custom_dataset.py``); a dry run
+        prints the command only."""
+        from mmcast.datasets.semi_split import write_split
+
+        cfg = self.custom_settings()
+        root = cfg.data_root
+        wanted = [self._in_repo(root + cfg.labeled_ann_file),
+                  self._in_repo(root + cfg.unlabeled_ann_file)]
+        if all(osp.isfile(p) for p in wanted):
+            return
+        train_ann = self._in_repo(root + cfg.train_ann_file)
+        out_dir = osp.dirname(wanted[0])
+        command = (f'python tools/split_semi.py {train_ann} --percent '
+                   f'{cfg.percent:g} --seed {cfg.split_seed}')
+        if out_dir != osp.dirname(train_ann):
+            command += f' --out-dir {out_dir}'
+        if dry:
+            print(f'the labeled / unlabeled split is missing; a run writes '
+                  f'it like: {command}', flush=True)
+            # (the preflight takes folders; check_custom_dataset has checked
+            # the annotation files that are not made here)
+            self.made_here += sorted({osp.dirname(p) for p in wanted})
+            return
+        print(f'writing the labeled / unlabeled split: {command}', flush=True)
+        try:
+            paths = write_split(train_ann, out_dir, cfg.split_seed,
+                                cfg.percent)
+        except (FileNotFoundError, ValueError, KeyError) as e:
+            print(f'preflight: cannot write the split of {train_ann} ({e}; '
+                  f'data_root of {CUSTOM_TEMPLATE} or --data-root)',
+                  file=sys.stderr)
+            raise SystemExit(PREFLIGHT_FAILED)
+        for path in (paths['labeled'], paths['unlabeled']):
+            print(f'  {path}', flush=True)
+
+    def check_custom_dataset(self) -> List[str]:
+        """Problems with the custom dataset the configs read: data root and
+        classes not the ones asked for (``custom_dataset.py`` lost its
+        override lines), missing annotation files, classes that are no
+        category of an annotation file (``CocoDataset`` would drop them
+        without a word) or not in the order of its categories (its labels
+        would not match the names)."""
+        cfg = self.custom_settings()
+        problems = []
+        asked = (('data_root', CUSTOM_ROOT_ENV),
+                 ('classes', CUSTOM_CLASSES_ENV))
+        for key, env in asked:
+            value = tuple(cfg[key]) if key == 'classes' else cfg[key]
+            if env in self.env and repr(value) != self.env[env]:
+                problems.append(
+                    f'{CUSTOM_TEMPLATE}: {key} is {value!r}, not '
+                    f'{self.env[env]} of the command line: keep its line '
+                    f'that reads ${env}')
+        classes = tuple(cfg.classes)
+        for name in (cfg.train_ann_file, cfg.val_ann_file):
+            ann_file = self._in_repo(cfg.data_root + name)
+            if not osp.isfile(ann_file):
+                problems.append(
+                    f'missing annotation file {ann_file}: put the dataset '
+                    f'there or point data_root of {CUSTOM_TEMPLATE} (or '
+                    '--data-root) at it')
+                continue
+            try:
+                with open(ann_file, encoding='utf-8') as f:
+                    names = [c['name'] for c in json.load(f)['categories']]
+            except (ValueError, AttributeError, TypeError, KeyError) as e:
+                problems.append(f'{ann_file}: not a COCO instance annotation '
+                                f'file ({type(e).__name__}: {e})')
+                continue
+            missing = [c for c in classes if c not in names]
+            in_order = [n for n in names if n in classes]
+            if missing:
+                problems.append(
+                    f'{ann_file}: no category named {missing} (classes: '
+                    f'{list(classes)}; its categories: {names}): set classes '
+                    f'in {CUSTOM_TEMPLATE} or --classes to names of its '
+                    'categories')
+            elif in_order != list(classes):
+                problems.append(
+                    f'{ann_file}: classes {list(classes)} are not in the '
+                    f'order of its categories, {in_order} (CocoDataset '
+                    'numbers the labels in that order): reorder classes in '
+                    f'{CUSTOM_TEMPLATE} or --classes')
+        return problems
 
     def toy_pretrain_stage(self, pretrain_iters: int) -> Stage:
         """θ_T^0 of the toy data: pre-trained on the source corpus."""
@@ -616,7 +774,7 @@ class Pipeline:
 
         warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
         register_all_modules(init_default_scope=False)
-        made_here = [self.work_dir]
+        made_here = [self.work_dir] + self.made_here
         if self.ds == 'toy':
             made_here += [self.toy_root, self.toy_source_root]
         check = Preflight(made_here)
@@ -692,6 +850,11 @@ class Pipeline:
             self.prepare_toy_data()
             if self.teacher_cfg['tiny_assets']:
                 self.prepare_tiny_teacher_assets()
+        problems = []
+        if self.custom:
+            problems = self.check_custom_dataset()
+            # (with problems, as on a dry run: the command, no files)
+            self.prepare_custom_split(dry or bool(problems))
         first, per_seed = self.plan()
         stages = first + [st for seed in per_seed.values() for st in seed]
         if dry:
@@ -699,7 +862,7 @@ class Pipeline:
             for stage in stages:
                 print('  ' + stage.describe())
                 print('    --cfg-options ' + ' '.join(stage.options))
-        problems = self.preflight(stages)
+        problems += self.preflight(stages)
         if problems:
             print(f'preflight: {len(problems)} problem(s), no stage was '
                   'started:', file=sys.stderr)

@@ -1,0 +1,362 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Your own COCO-format dataset through CAST (configs/mmcast/custom/).
+
+A plain COCO dataset is generated (``images/{train,val}/*.jpg``,
+``annotations/instances_{train,val}.json``; 8 train / 4 val 64×128 images of
+three classes that are not Cityscapes', ``apple`` / ``kite`` / ``mug`` with
+the non-contiguous category ids 3 / 7 / 11, masks as RLE and as polygons),
+split by ``tools/split_semi.py``, given a θ_T^0 by the stand-in recipe of
+``adapt_teacher_custom-cpu.py`` (``mim train ... load_from=None``, 1
+iteration) and run by ``tools/cast_pipeline.py custom-cpu --data-root ...
+--classes apple kite mug`` through stages 1a, 1b, 2, 3 and the baseline for
+1 iteration each (~100 s on 2 CPU cores). Without training: every custom
+config follows the class names (count, class weights, dataset metainfo) and
+the data root; the pipeline writes a missing split as tools/split_semi.py
+does, and refuses class names that are no category of the annotations or
+not in their order.
+"""
+import glob
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, Sequence
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO_ROOT, load_script
+
+PIPELINE = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
+SPLIT = osp.join(REPO_ROOT, 'tools', 'split_semi.py')
+MIM = osp.join(osp.dirname(sys.executable), 'mim')
+CUSTOM_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast', 'custom')
+CLASSES = ('apple', 'kite', 'mug')
+CATEGORY_IDS = (3, 7, 11)
+STAGE_ITERS = dict(adapt_teacher=1, adapt_teacher_selftrain=1, distill=1,
+                   finetune=1, supervised_student=2)
+ROWS = ('supervised_student', 'teacher_pretrained', 'adapt_teacher',
+        'adapt_teacher_selftrain', 'distill', 'finetune')
+# the template's split: 10 %, seed 1
+SPLIT_FILES = ('instances_train.1@10.json',
+               'instances_train.1@10-unlabeled.json')
+
+
+# ------------------------------------------------------------------ the data
+def _shape_mask(cls: int, height: int, width: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """One object: an apple (disc), a kite (rhombus) or a mug (rectangle)."""
+    mask = np.zeros((height, width), np.uint8)
+    size = int(rng.integers(8, 16))
+    cx = int(rng.integers(size, width - size))
+    cy = int(rng.integers(size, height - size))
+    if cls == 0:
+        cv2.circle(mask, (cx, cy), size, 1, -1)
+    elif cls == 1:
+        pts = np.array([[cx, cy - size], [cx + size // 2, cy],
+                        [cx, cy + size], [cx - size // 2, cy]], np.int32)
+        cv2.fillPoly(mask, [pts], 1)
+    else:
+        cv2.rectangle(mask, (cx - size // 2, cy - size),
+                      (cx + size // 2, cy + size), 1, -1)
+    return mask
+
+
+def _segmentation(mask: np.ndarray, polygon: bool):
+    """A mask as COCO polygons or as compressed RLE."""
+    from pycocotools import mask as mask_utils
+
+    if polygon:
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        return [c.reshape(-1).astype(float).tolist() for c in contours
+                if len(c) >= 3]
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    rle['counts'] = rle['counts'].decode()
+    return rle
+
+
+def make_coco_dataset(root: str, num_train: int = 8, num_val: int = 4,
+                      height: int = 64, width: int = 128,
+                      seed: int = 0) -> Dict[str, str]:
+    """Plain COCO instance data: ``images/<split>/<n>.jpg`` and
+    ``annotations/instances_<split>.json``; 1-3 objects per image on a
+    noisy background, later objects occluding earlier ones."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    colors = np.array([[200, 40, 40], [40, 160, 220], [230, 200, 60]])
+    paths = {}
+    image_id, ann_id = 100, 1
+    for split, num in (('train', num_train), ('val', num_val)):
+        os.makedirs(osp.join(root, 'images', split), exist_ok=True)
+        images, annotations = [], []
+        for _ in range(num):
+            image = rng.integers(60, 120, (height, width, 3)).astype(np.uint8)
+            owner = np.full((height, width), -1)
+            objects = []
+            for k in range(int(rng.integers(1, 4))):
+                cls = int(rng.integers(0, 3))
+                mask = _shape_mask(cls, height, width, rng)
+                owner[mask > 0] = k
+                image[mask > 0] = colors[cls]
+                objects.append(cls)
+            name = f'{split}/{image_id:06d}.jpg'
+            cv2.imwrite(osp.join(root, 'images', name), image)
+            images.append(dict(id=image_id, file_name=name, height=height,
+                               width=width))
+            for k, cls in enumerate(objects):
+                visible = (owner == k).astype(np.uint8)
+                if visible.sum() < 20:
+                    continue
+                rle = mask_utils.encode(np.asfortranarray(visible))
+                annotations.append(dict(
+                    id=ann_id, image_id=image_id,
+                    category_id=CATEGORY_IDS[cls], iscrowd=0,
+                    area=float(mask_utils.area(rle)),
+                    bbox=mask_utils.toBbox(rle).tolist(),
+                    segmentation=_segmentation(visible, polygon=cls > 0)))
+                ann_id += 1
+            image_id += 1
+        # every image has an annotation: the labeled split is never empty
+        assert {a['image_id'] for a in annotations} == \
+            {im['id'] for im in images}
+        coco = dict(
+            images=images, annotations=annotations,
+            categories=[dict(id=i, name=n, supercategory='thing')
+                        for i, n in zip(CATEGORY_IDS, CLASSES)])
+        paths[split] = osp.join(root, 'annotations', f'instances_{split}.json')
+        os.makedirs(osp.dirname(paths[split]), exist_ok=True)
+        with open(paths[split], 'w', encoding='utf-8') as f:
+            json.dump(coco, f)
+    return paths
+
+
+def _env(**extra) -> dict:
+    """This environment without the custom dataset's variables, plus
+    ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('MMCAST_CUSTOM_ROOT', 'MMCAST_CUSTOM_CLASSES')}
+    env.update(PYTHONWARNINGS='ignore', **extra)
+    return env
+
+
+def _run(cmd: Sequence[str], env: dict) -> str:
+    proc = subprocess.run(list(cmd), cwd=REPO_ROOT, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------- the whole pipeline
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    """Data → tools/split_semi.py → θ_T^0 (1 iteration from scratch) →
+    tools/cast_pipeline.py custom-cpu (1 iteration per stage)."""
+    tmp = tmp_path_factory.mktemp('custom_dataset')
+    data_root, work_dir = str(tmp / 'fruit'), str(tmp / 'work')
+    anns = make_coco_dataset(data_root)
+    split_log = _run([sys.executable, SPLIT, anns['train'], '--percent', '10',
+                      '--seed', '1'], _env())
+    # θ_T^0, as adapt_teacher_custom-cpu.py's stand-in recipe makes it
+    teacher0_dir = str(tmp / 'teacher0')
+    _run([MIM, 'train', 'mmdet', 'configs/mmcast/custom/'
+          'adapt_teacher_custom-cpu.py', '--work-dir', teacher0_dir,
+          '--cfg-options', 'load_from=None', 'train_cfg.max_iters=1',
+          'train_cfg.val_interval=1', 'param_scheduler.end=1',
+          'default_hooks.checkpoint.interval=1', 'randomness.seed=0'],
+         _env(MMCAST_CUSTOM_ROOT=repr(data_root + '/'),
+              MMCAST_CUSTOM_CLASSES=repr(CLASSES)))
+    teacher0 = osp.join(teacher0_dir, 'iter_1.pth')
+    log = _run([sys.executable, PIPELINE, 'custom-cpu', '--data-root',
+                data_root, '--classes', *CLASSES, '--work-dir', work_dir,
+                '--pretrained-teacher', teacher0, '--iters', '0', '1', '1',
+                '1', '1', '--cfg-options', 'randomness.seed=0'], _env())
+    return dict(data_root=data_root, work_dir=work_dir, anns=anns,
+                split_log=split_log, teacher0=teacher0, log=log)
+
+
+def test_split_tool_splits_the_plain_coco_layout(run):
+    ann_dir = osp.join(run['data_root'], 'annotations')
+    with open(run['anns']['train']) as f:
+        train = json.load(f)
+    labeled, unlabeled = (json.load(open(osp.join(ann_dir, name)))
+                          for name in SPLIT_FILES)
+    lab = {im['id'] for im in labeled['images']}
+    unl = {im['id'] for im in unlabeled['images']}
+    assert len(lab) == 1 and len(unl) == 7  # 10 % of 8
+    assert lab | unl == {im['id'] for im in train['images']}
+    assert {a['image_id'] for a in labeled['annotations']} == lab
+    for part in (labeled, unlabeled):
+        assert part['categories'] == train['categories']
+    # the pipeline found the split and wrote none
+    assert 'writing the labeled / unlabeled split' not in run['log']
+
+
+def test_stages_use_the_custom_configs(run):
+    for stage in STAGE_ITERS:
+        assert f'configs/mmcast/custom/{stage}_custom-cpu.py' in run['log']
+    assert 'configs/mmcast/adapt_teacher_toy.py' not in run['log']
+
+
+def test_every_stage_leaves_a_checkpoint_of_the_custom_classes(run):
+    import torch
+
+    import mmcast  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
+    for stage, iters in STAGE_ITERS.items():
+        path = osp.join(run['work_dir'], 'seed0', stage, f'iter_{iters}.pth')
+        assert osp.isfile(path), stage
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        assert tuple(ckpt['meta']['dataset_meta']['classes']) == CLASSES, \
+            stage
+        # C + 1 rows in every classifier (CASTDistiller: student.*)
+        rows = {k: v.shape[0] for k, v in ckpt['state_dict'].items()
+                if k.endswith('panoptic_head.cls_embed.weight')}
+        assert rows and set(rows.values()) == {len(CLASSES) + 1}, stage
+
+
+def test_pseudo_labels_name_the_custom_categories(run):
+    from pycocotools.coco import COCO
+
+    unlabeled = osp.join(run['data_root'], 'annotations', SPLIT_FILES[1])
+    with open(unlabeled) as f:
+        image_ids = {im['id'] for im in json.load(f)['images']}
+    for name in ('stage1b', 'stage2'):
+        coco = COCO(osp.join(run['work_dir'], 'seed0', 'pseudo_labels',
+                             f'{name}.json'))
+        assert set(coco.getImgIds()) == image_ids
+        cats = coco.loadCats(coco.getCatIds())
+        assert [(c['id'], c['name']) for c in cats] == \
+            list(zip(CATEGORY_IDS, CLASSES))
+        for ann in coco.dataset['annotations']:
+            assert ann['category_id'] in CATEGORY_IDS
+
+
+def test_results_have_every_row_with_finite_numbers(run):
+    with open(osp.join(run['work_dir'], 'results.json')) as f:
+        results = json.load(f)
+    assert results['dataset'] == 'custom-cpu'
+    assert set(results['rows']) == set(ROWS)
+    for key in ROWS:
+        cell = results['rows'][key]['per_seed']['0']
+        for metric in ('segm_AP', 'segm_AP50'):
+            assert math.isfinite(cell[metric]) and 0 <= cell[metric] <= 100
+    assert math.isfinite(results['stage3_minus_baseline'])
+
+
+# ------------------------------------------------ configs, without training
+def _walk(node, path=''):
+    """``(path, dict)`` of every dict in a config."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _walk(value, f'{path}.{i}')
+
+
+def _check_follows(cfg, classes, data_root, name):
+    """Every head, class weight and dataset of ``cfg`` has ``classes``."""
+    heads = datasets = 0
+    for path, node in _walk(cfg.to_dict()):
+        if 'num_things_classes' in node and '.model' in f'.{path}':
+            assert node['num_things_classes'] == len(classes), (name, path)
+            heads += 1
+        if 'class_weight' in node:
+            assert node['class_weight'] == [1.0] * len(classes) + [0.1], \
+                (name, path)
+        if 'ann_file' in node and 'type' in node and \
+                not node['type'].endswith('Metric'):
+            assert tuple(node['metainfo']['classes']) == classes, (name, path)
+            root = node['data_root'] or node.get('unlabeled_ann_file', '')
+            assert root.startswith(data_root), (name, path)
+            datasets += 1
+        if 'Metric' in str(node.get('type')):
+            assert node['ann_file'].startswith(data_root), (name, path)
+    assert heads >= 2 and datasets >= 2, name  # (fusion) head; train, val
+
+
+@pytest.mark.parametrize('classes', [('balloon', ), CLASSES + ('pear', 'fig')])
+def test_every_custom_config_follows_the_class_names(classes, monkeypatch):
+    """The template's classes, or five through --classes's environment
+    variable: every model, loss weight and dataset of every stage config (and
+    of the frozen teachers' configs) has them; the data root likewise."""
+    if classes == ('balloon', ):  # the template's own settings
+        monkeypatch.delenv('MMCAST_CUSTOM_CLASSES', raising=False)
+        monkeypatch.delenv('MMCAST_CUSTOM_ROOT', raising=False)
+        data_root = 'data/custom/'
+    else:
+        data_root = '/elsewhere/fruit/'
+        monkeypatch.setenv('MMCAST_CUSTOM_CLASSES', repr(classes))
+        monkeypatch.setenv('MMCAST_CUSTOM_ROOT', repr(data_root))
+    configs = sorted(glob.glob(osp.join(CUSTOM_DIR, '*_custom*.py')))
+    assert len(configs) == 12  # 5 stages + GD, two sizes
+    for path in configs:
+        cfg = Config.fromfile(path)
+        name = osp.basename(path)
+        assert cfg.data_root == data_root and cfg.classes == classes
+        _check_follows(cfg, classes, data_root, name)
+        teacher = cfg.model.get('teacher')
+        if isinstance(teacher, str):  # a frozen teacher built from its config
+            assert teacher.startswith('configs/mmcast/custom/adapt_teacher_')
+            assert teacher.endswith(name[name.index('_custom'):])
+            _check_follows(Config.fromfile(osp.join(REPO_ROOT, teacher)),
+                           classes, data_root, teacher)
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    """``tools/cast_pipeline.py`` imported, and a fresh dataset (no split)."""
+    data_root = str(tmp_path / 'fruit')
+    make_coco_dataset(data_root, num_train=6, num_val=2)
+    teacher0 = str(tmp_path / 'teacher0.pth')
+    open(teacher0, 'wb').close()
+    return load_script(PIPELINE), data_root, teacher0, str(tmp_path / 'work')
+
+
+def test_pipeline_writes_a_missing_split_like_split_semi(pipeline, tmp_path,
+                                                         capsys):
+    from mmcast.datasets.semi_split import write_split
+
+    script, data_root, teacher0, work_dir = pipeline
+    args = ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
+            '--work-dir', work_dir, '--pretrained-teacher', teacher0]
+    ann_dir = osp.join(data_root, 'annotations')
+    runner = script.Pipeline(script.parse_args(args))
+    runner.prepare_custom_split(dry=True)
+    assert 'python tools/split_semi.py' in capsys.readouterr().out
+    assert not osp.exists(osp.join(ann_dir, SPLIT_FILES[0]))
+    runner.prepare_custom_split(dry=False)
+    by_tool = str(tmp_path / 'by_tool')  # what tools/split_semi.py calls
+    write_split(osp.join(ann_dir, 'instances_train.json'), by_tool, seed=1,
+                percent=10)
+    for name in SPLIT_FILES:
+        with open(osp.join(ann_dir, name), 'rb') as ours, \
+                open(osp.join(by_tool, name), 'rb') as tool:
+            assert ours.read() == tool.read(), name
+
+
+def test_pipeline_refuses_classes_it_would_mislabel(pipeline, capsys):
+    script, data_root, teacher0, work_dir = pipeline
+    with pytest.raises(SystemExit) as exc:
+        script.main(['custom-cpu', '--data-root', data_root, '--classes',
+                     'apple', 'pear', '--work-dir', work_dir,
+                     '--pretrained-teacher', teacher0, '--dry-run'])
+    assert exc.value.code == script.PREFLIGHT_FAILED
+    err = capsys.readouterr().err
+    assert "no category named ['pear']" in err
+    assert 'instances_train.json' in err and 'instances_val.json' in err
+    with pytest.raises(SystemExit):  # names that CocoDataset would mislabel
+        script.main(['custom-cpu', '--data-root', data_root, '--classes',
+                     'mug', 'apple', '--work-dir', work_dir,
+                     '--pretrained-teacher', teacher0, '--dry-run'])
+    assert "are not in the order of its categories, ['apple', 'mug']" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit, match='--classes is for your own dataset'):
+        script.Pipeline(script.parse_args(
+            ['toy', '--classes', 'apple', '--work-dir', work_dir]))
