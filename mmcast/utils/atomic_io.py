@@ -19,7 +19,9 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
 
     Yields:
         IO: The open temporary file. If the ``with`` body raises, the
-        temporary file is removed and ``path`` is left untouched.
+        temporary file is removed and ``path`` is left untouched. The file
+        gets the permissions :func:`open` would give it (0666 less the
+        umask), not :func:`tempfile.mkstemp`'s private 0600.
     """
     if mode not in ('w', 'wb'):
         raise ValueError(f'atomic_open supports modes "w" and "wb", got {mode!r}')
@@ -32,11 +34,19 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process' umask (reading it means setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_dump_json(obj: Any, path: str, **json_kwargs) -> None:
