@@ -1,10 +1,25 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Install mmcast, an MMDetection 3.x plugin for CAST semi-supervised distillation."""
+"""Install mmcast, an MMDetection 3.x plugin for CAST semi-supervised distillation.
+
+As MMDetection does, the install adds ``mmcast/.mim/`` with the files that
+``mim search / download / train / test mmcast`` read: ``model-index.yml``
+(which imports ``configs/mmcast/**/metafile.yml``), ``configs/`` and
+``tools/`` (``mim train mmcast`` runs ``.mim/tools/train.py``). A regular
+install (wheel, ``pip install .``) gets copies, put into the build folder
+only; an editable install (``pip install -e .``) gets symlinks into the
+checkout, so edited configs show up at once.
+"""
+import os
 import os.path as osp
+import platform
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
 
 HERE = osp.dirname(osp.abspath(__file__))
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def get_version() -> str:
@@ -21,22 +36,79 @@ def parse_requirements(name: str) -> list:
         return [ln.strip() for ln in f if ln.strip() and not ln.startswith('#')]
 
 
-setup(
-    name='mmcast',
-    version=get_version(),
-    description='CAST: contrastive adaptation and distillation of vision '
-    'foundation models into compact instance-segmentation students, '
-    'as an MMDetection 3.x plugin',
-    long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
-    long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('configs', 'tools', 'tests')),
-    include_package_data=True,
-    python_requires='>=3.8',
-    install_requires=parse_requirements('runtime'),
-    extras_require={
-        'tests': parse_requirements('tests'),
-        'sam2': parse_requirements('sam2'),
-    },
-    license='Apache License 2.0',
-    zip_safe=False,
-)
+def add_mim_extension(mim_dir: str, mode: str) -> None:
+    """Put ``MIM_FILES`` of the checkout into ``mim_dir`` (``<pkg>/.mim``).
+
+    Args:
+        mim_dir (str): The ``.mim`` folder to fill (made if missing); entries
+            already there are replaced.
+        mode (str): ``'symlink'`` (relative links into the checkout, for
+            editable installs) or ``'copy'``.
+    """
+    if mode not in ('symlink', 'copy'):
+        raise ValueError(f"mode must be 'symlink' or 'copy', got {mode!r}")
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        src = osp.join(HERE, name)
+        if not osp.exists(src):
+            raise FileNotFoundError(
+                f'{src} is missing: mim needs it in {mim_dir}')
+        dst = osp.join(mim_dir, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        elif osp.isdir(src):
+            shutil.copytree(
+                src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
+
+
+class BuildPyWithMim(build_py):
+    """``build_py`` that also copies the mim files into the built package."""
+
+    def run(self) -> None:
+        super().run()
+        if not self.editable_mode:
+            add_mim_extension(
+                osp.join(self.build_lib, 'mmcast', '.mim'), mode='copy')
+
+
+class EditableWheelWithMim(editable_wheel):
+    """``pip install -e .``: link the mim files into ``mmcast/.mim``."""
+
+    def run(self) -> None:
+        # Windows needs privileges for symlinks: copy there, as MMDetection.
+        mode = 'copy' if platform.system() == 'Windows' else 'symlink'
+        add_mim_extension(osp.join(HERE, 'mmcast', '.mim'), mode=mode)
+        super().run()
+
+
+if __name__ == '__main__':
+    setup(
+        name='mmcast',
+        version=get_version(),
+        description='CAST: contrastive adaptation and distillation of vision '
+        'foundation models into compact instance-segmentation students, '
+        'as an MMDetection 3.x plugin',
+        long_description=open(
+            osp.join(HERE, 'README.md'), encoding='utf-8').read(),
+        long_description_content_type='text/markdown',
+        packages=find_packages(exclude=('configs', 'tools', 'tests')),
+        include_package_data=True,
+        python_requires='>=3.8',
+        install_requires=parse_requirements('runtime'),
+        extras_require={
+            'tests': parse_requirements('tests'),
+            'sam2': parse_requirements('sam2'),
+        },
+        license='Apache License 2.0',
+        zip_safe=False,
+        cmdclass={
+            'build_py': BuildPyWithMim,
+            'editable_wheel': EditableWheelWithMim
+        },
+    )
