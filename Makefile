@@ -34,6 +34,9 @@ $(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/
 
 demo: install
 	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1
+	$(PY) tools/analysis/plot_pipeline.py work_dirs/cast_toy --out-dir work_dirs/cast_toy/figures
+	$(PY) tools/analysis/show_predictions.py work_dirs/cast_toy --seed 0 \
+		--out work_dirs/cast_toy/figures/predictions_seed0.png
 
 test: install
 	$(PY) -m pytest -q tests
