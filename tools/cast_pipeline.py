@@ -693,8 +693,10 @@ class Pipeline:
         cfg = self.config_file(config)
         hook = next(i for i, h in enumerate(cfg.custom_hooks)
                     if h['type'] == 'GuidedTeacherHook')
-        burn_in = max(1, round(cfg.custom_hooks[hook]['burn_in_iters'] *
-                               baseline.max_iters / cfg.train_cfg.max_iters))
+        # scaled alike, and the switch stays inside the run
+        burn_in = round(cfg.custom_hooks[hook]['burn_in_iters'] *
+                        baseline.max_iters / cfg.train_cfg.max_iters)
+        burn_in = max(1, min(burn_in, baseline.max_iters - 1))
         return self.train_stage(
             key, 'Guided Distillation', config, osp.join(wd, key),
             baseline.max_iters, opts(key) + [

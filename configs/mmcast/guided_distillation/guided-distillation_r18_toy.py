@@ -1,13 +1,23 @@
 # Guided Distillation on the toy data, beside CAST with the same R-18 student,
-# labeled split, batch mix (1 labeled : 3 unlabeled of 4) and schedule length
-# (2000 iterations = CAST's stages 2 + 3 = the labels-only baseline).
+# labeled split and schedule length (2000 iterations = CAST's stages 2 + 3 =
+# the labels-only baseline).
 # Phase 1, the supervised teacher, IS the labels-only baseline
 # (configs/mmcast/supervised_student_toy.py): GD's teacher and student share
-# an architecture. Phases 2-4 here: guided burn-in (1000 iterations, frozen
-# teacher labels every unlabeled batch), switch, EMA teacher (decay 0.9996).
+# an architecture. Phases 2-4 here: guided burn-in (1500 iterations, frozen
+# teacher labels every unlabeled batch), switch, EMA teacher.
 #   mim train mmdet configs/mmcast/supervised_student_toy.py
 #   mim train mmdet configs/mmcast/guided_distillation/guided-distillation_r18_toy.py
 # or both, per seed, beside CAST: python tools/cast_pipeline.py toy --methods gd
+# Toy schedule, measured (seeds 0 / 1, student mask AP / AP50; labels-only
+# 36.2 / 59.5, 35.0 / 60.1):
+#   1 labeled : 3 unlabeled, burn-in 1000, EMA 0.9996  34.2 / 60.5, 34.1 / 57.8
+#   1:1, burn-in 1000, EMA 0.999                        35.0 / 61.4 (seed 0)
+#   1:1, burn-in 1500, EMA 0.999 (this config)          35.5 / 61.5, 36.2 / 62.7
+# GD's own 1:1 mix; 0.999 (a 1000-iteration horizon) instead of the paper's
+# 0.9996, which is sized for a 368k-iteration schedule and barely moves the
+# teacher within 500 iterations; the switch late, when the student has caught
+# up with the supervised teacher. The real-size configs keep the paper's
+# values.
 _base_ = [
     '../_base_/models/guided_distiller_r18_toy.py',
     '../_base_/datasets/semi_toy_cityscapes_instance.py',
@@ -20,16 +30,16 @@ model = dict(
     teacher_checkpoint='work_dirs/supervised_student_toy/iter_2000.pth')
 
 train_dataloader = dict(
-    sampler=dict(source_ratio=[1, 3]),
+    sampler=dict(source_ratio=[1, 1]),
     dataset=dict(datasets=[
         {{_base_.labeled_dataset}},
         {{_base_.unlabeled_pool_dataset}},
     ]))
 
 max_iters = 2000
-burn_in_iters = 1000
+burn_in_iters = 1500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 custom_hooks = [
-    dict(type='GuidedTeacherHook', burn_in_iters=burn_in_iters, decay=0.9996)
+    dict(type='GuidedTeacherHook', burn_in_iters=burn_in_iters, decay=0.999)
 ]
