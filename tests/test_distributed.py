@@ -32,6 +32,9 @@ def test_distill_stage_runs_on_two_processes(repo_root, toy_data_root, tmp_path)
         f'custom_hooks.0.out_file={pseudo}',
         f'custom_hooks.0.unlabeled_dataset.data_root={root}',
         f'custom_hooks.0.unlabeled_dataset.ann_file={unlabeled}',
+        f'custom_hooks.0.quality_dataset.data_root={root}',
+        'custom_hooks.0.quality_dataset.ann_file='
+        'annotations/semi/instancesonly_filtered_gtFine_train.1@25.json',
         f'val_dataloader.dataset.data_root={root}',
         f'val_evaluator.0.ann_file={root}annotations/instancesonly_filtered_gtFine_val.json',
         f'val_evaluator.1.seg_prefix={root}gtFine/val',
