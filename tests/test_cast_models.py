@@ -79,6 +79,26 @@ def test_contrastive_branch_trains_weak_view_only(repo_root):
     assert model.backbone.conv1.weight.grad is not None
 
 
+def test_finer_contrast_level_and_channel_check(repo_root):
+    cfg = _model_cfg(CAST, repo_root)
+    cfg.panoptic_head.contrast_level = -2  # stride 16, 256 channels
+    with pytest.raises(ValueError, match='projection_head.in_channels is 512'):
+        model = MODELS.build(cfg)
+        data = _batch(model, (2, 3))
+        model.loss(data['inputs'], data['data_samples'])
+    cfg.panoptic_head.projection_head.in_channels = 256
+    cfg.panoptic_head.loss_pixel_contrast.update(
+        draw='rejection', num_negatives=8)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    data = _batch(model, (2, 3))
+    loss_fn = model.panoptic_head.loss_pixel_contrast
+    with mock.patch.object(loss_fn, 'forward', wraps=loss_fn.forward) as spy:
+        losses = model.loss(data['inputs'], data['data_samples'])
+    assert spy.call_args.args[0].shape == (2, 128, 4, 8)
+    assert torch.isfinite(losses['loss_pxl'])
+
+
 @pytest.fixture
 def distiller(repo_root, tmp_path):
     cfg = Config.fromfile(f'{repo_root}/configs/mmcast/distill_toy.py').model

@@ -35,6 +35,10 @@ def test_distill_stage_runs_on_two_processes(repo_root, toy_data_root, tmp_path)
         f'custom_hooks.0.quality_dataset.data_root={root}',
         'custom_hooks.0.quality_dataset.ann_file='
         'annotations/semi/instancesonly_filtered_gtFine_train.1@25.json',
+        # L_pxl draws its negatives from the global batch of 4 images
+        'model.student.panoptic_head.loss_pixel_contrast.negatives_from=global',
+        'model.student.panoptic_head.loss_pixel_contrast.draw=rejection',
+        'model.student.panoptic_head.loss_pixel_contrast.num_negatives=4',
         f'val_dataloader.dataset.data_root={root}',
         f'val_evaluator.0.ann_file={root}annotations/instancesonly_filtered_gtFine_val.json',
         f'val_evaluator.1.seg_prefix={root}gtFine/val',
@@ -58,3 +62,4 @@ def test_distill_stage_runs_on_two_processes(repo_root, toy_data_root, tmp_path)
     assert ckpt['meta']['iter'] == 2
     assert all(k.startswith('student.') for k in ckpt['state_dict'])
     assert 'coco/segm_mAP' in log
+    assert 'loss_pxl' in log

@@ -146,6 +146,12 @@ class CASTMask2FormerHead(Mask2FormerHead):
         Returns:
             dict[str, Tensor]: ``loss_pxl``, ``pxl_margin``, ``pxl_fnr``.
         """
+        in_channels = self.projection_head.mlp[0].in_channels
+        if feat_weak.size(1) != in_channels:
+            raise ValueError(
+                f'panoptic_head.contrast_level={self.contrast_level} selects '
+                f'a backbone feature with {feat_weak.size(1)} channels, but '
+                f'panoptic_head.projection_head.in_channels is {in_channels}')
         z_weak = self.projection_head(feat_weak)
         with torch.no_grad():
             z_strong = self.projection_head(feat_strong)

@@ -10,6 +10,11 @@
 # T = 0.3 (annealed to 0.07 by ContrastTemperatureHook in the stage configs),
 # hinge 0.5 on the negatives. Stage 3 switches L_pxl off with
 # panoptic_head.loss_pixel_contrast=None.
+# A finer embedding map: contrast_level=0/1/2 (strides 3.5/7/14) with
+# projection_head.in_channels=96/192/384; with many more candidates per
+# image there, draw='rejection' keeps the sampler's cost independent of
+# their number (tools/benchmark/pixel_contrast.py measures both), and
+# negatives_from='global' draws from every GPU's images.
 _base_ = './student_dinov2-s_dpt-52m.py'
 
 model = dict(
