@@ -1,0 +1,146 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""``tools/benchmark/pixel_contrast.py`` on tiny cases, and its parts.
+
+The script's ``main`` runs as the command line would (CPU, one thread,
+forked children for the memory peaks); its tables must hold a row per
+implementation and case, the agreement check must have passed for every
+case the authors' formulation ran on, and the authors' skip must show.
+"""
+import os.path as osp
+import re
+import sys
+
+import pytest
+import torch
+
+from conftest import load_script
+
+CASES = ('2x4x6', '3x5x7')
+
+
+@pytest.fixture(scope='module')
+def benchmark(repo_root):
+    module = load_script(
+        osp.join(repo_root, 'tools', 'benchmark', 'pixel_contrast.py'))
+    # the forked children pickle the script's result types by module name
+    sys.modules[module.__name__] = module
+    yield module
+    del sys.modules[module.__name__]
+
+
+def _rows(out: str, case: str):
+    batch, h, w = case.split('x')
+    prefix = re.compile(rf'^\| - \| {batch} \| {h}x{w} \| ')
+    return [line for line in out.splitlines() if prefix.match(line)]
+
+
+def test_script_on_tiny_cases(benchmark, capsys):
+    # --max-authors-gib between the estimates of the authors' formulation
+    # (2x4x6: 0.9 MiB, 3x5x7: 4.8 MiB) skips it on 3x5x7 only.
+    threads = torch.get_num_threads()
+    try:
+        assert benchmark.main([
+            '--device', 'cpu', '--cases', *CASES, '--skip-model', '--repeats',
+            '1', '--max-authors-gib',
+            str(2 / 1024)
+        ]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert 'torch threads: 1' in out and 'sampler=fused_class' in out
+    assert 'Share of a tiny Mask2Former' not in out  # --skip-model
+
+    checked = _rows(out, '2x4x6')
+    # 3 implementation rows + 1 ratio row per case
+    assert len(checked) == 4, out
+    names = ('authors (dense)', "mmcast draw='exact'",
+             "mmcast draw='rejection'")
+    for row, name in zip(checked, names):
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert cells[5] == name
+        assert cells[6] == '1'  # runs
+        assert cells[7].endswith(' ms') and float(cells[7][:-3]) > 0
+        assert cells[8].endswith(' MiB')
+        assert 0 <= float(cells[9]) <= 1  # mean s_deb of the negatives
+    assert 'reference' in checked[0]
+    for row in checked[1:3]:
+        rel = re.search(
+            r'agrees: loss rel\. diff (\S+), gradient \(no hinge\) (\S+) \|',
+            row)
+        assert rel and float(rel.group(1)) <= 1e-4, row
+        assert float(rel.group(2)) <= 1e-3, row
+    ratios = [c.strip() for c in checked[3].strip('|').split('|')]
+    assert all(float(r) > 0 for r in ratios[3:6])  # time ratios
+
+    skipped = _rows(out, '3x5x7')
+    assert len(skipped) == 4, out
+    assert 'skipped: needs 4.8 MiB' in skipped[0]
+    for row in skipped[1:3]:
+        assert 'not checked (authors skipped)' in row
+        assert float(row.split('|')[8].split()[0]) > 0  # mmcast time (ms)
+    ratios = [c.strip() for c in skipped[3].strip('|').split('|')]
+    assert ratios[3:5] == ['-', '-'] and float(ratios[5]) > 0
+
+
+def test_authors_draw_and_loss(benchmark):
+    """The authors' draw stays out of the anchor's image and follows ``w``;
+    its loss and gradient equal mmcast's with weak keys given the same
+    negatives."""
+    args = benchmark.parse_args(['--device', 'cpu', '--num-negatives', '5'])
+    device = torch.device('cpu')
+    agree = benchmark.check_agreement(args, (3, 4, 5), device)
+    assert max(agree.rel_diff.values()) <= 1e-4
+    assert set(agree.mean_deb) == set(benchmark.IMPLS)
+
+    # two images; image 1's pixels 0-1 are identical to image 0's (w = eps),
+    # pixels 2-3 orthogonal (w = 1): the draw of 2 takes pixels 2-3 only
+    y = torch.tensor([[[1., 0.]] * 4, [[1., 0.], [1., 0.], [0., 1.], [0.,
+                                                                      1.]]])
+    torch.manual_seed(0)
+    idx = benchmark.authors_negatives(y, 2)
+    assert idx.shape == (8, 2)
+    assert sorted(idx[:4].flatten().tolist()) == [6, 6, 6, 6, 7, 7, 7, 7]
+    assert (idx[4:] < 4).all()  # image 1's anchors: pixels of image 0
+
+    # the authors' negatives are weak-view keys with gradient: mmcast's
+    # gradient with weak keys matches (checked above), with strong keys not
+    z = torch.randn(2, 3, 2, 2, requires_grad=True)
+    z_strong = z.detach() + 0.1 * torch.randn(2, 3, 2, 2)
+    neg = torch.tensor([[4], [5], [6], [7], [0], [1], [2], [3]])
+    grads = {}
+    for keys in ('weak', 'strong'):
+        loss = benchmark.build_loss(args, 'exact')
+        loss.negative_keys = keys
+        loss(z, z_strong, neg_indices=neg)['loss_pxl'].backward()
+        grads[keys], z.grad = z.grad, None
+    benchmark.authors_loss(loss, z, z_strong, neg).backward()
+    torch.testing.assert_close(z.grad, grads['weak'])
+    assert not torch.allclose(z.grad, grads['strong'], atol=1e-4)
+
+
+def test_targets_and_estimate(benchmark, capsys):
+    timing = benchmark.Timing
+    benchmark.print_targets({
+        (8, 64, 128):
+        dict(
+            authors=timing(1.0, 10, 1),
+            exact=timing(0.1, 5, 3),
+            rejection=timing(0.4, 5, 3)),
+        (8, 128, 256):
+        dict(
+            authors=None,
+            exact=timing(0.09, 2**30, 3),
+            rejection=timing(0.09, 3 * 2**30, 3))
+    })
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4].endswith('| 10.00 | yes |')
+    assert lines[-3].endswith('| 2.50 | no |')
+    assert lines[-2].endswith('| 90.0 ms, 1.00 GiB | yes |')
+    assert lines[-1].endswith('| no |')
+    # 4 (N, (B-1)N) float32 matrices + (B + 1) (N, R, D) float32 keys
+    assert benchmark.authors_bytes((2, 3, 4), 200, 8) == \
+        4 * 12 * 12 * 4 + 3 * 12 * 12 * 8 * 4
+    assert [case for _, case in benchmark.student_levels()] == [(2, 19, 37),
+                                                                (2, 38, 74),
+                                                                (2, 76, 148),
+                                                                (2, 152, 296)]
