@@ -22,7 +22,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 # θ_T^0 pre-training, 1a, 1b, 2, 3 (the baseline gets 2 + 3)
@@ -177,10 +177,27 @@ def test_results_have_every_row_with_finite_numbers(run):
         for metric in ('segm_AP', 'segm_AP50'):
             assert math.isfinite(cell[metric]) and cell[metric] <= 100
     assert math.isfinite(results['stage3_minus_baseline'])
+    # every stage kept its predictions on the 2 val images: split-half
+    # standard errors of each row and of each claimed difference
+    assert results['eval_noise']['num_val_images'] == 2
+    for key in ROWS:
+        assert osp.isfile(osp.join(wd, 'seed0', 'predictions',
+                                   f'{key}.segm.json'))
+        assert results['rows'][key]['eval_se']['0'] >= 0
+    for name in ('finetune - supervised_student',
+                 'finetune - adapt_teacher_selftrain'):
+        diff = results['differences'][name]
+        assert diff['per_seed']['0'] == pytest.approx(
+            results['rows'][name.split(' - ')[0]]['per_seed']['0']['segm_AP'] -
+            results['rows'][name.split(' - ')[1]]['per_seed']['0']['segm_AP'],
+            abs=0.01)
+        assert diff['eval_se']['0'] >= 0
     title = {'gdino-sam2': '# CAST on toy (teacher: gdino-sam2): ',
              'mask2former': '# CAST on toy: '}[run['teacher']]
     with open(osp.join(wd, 'results.md')) as f:
-        assert f.readline().startswith(title)
+        table = f.read()
+    assert table.startswith(title)
+    assert '| eval SE |' in table and 'split-half standard error' in table
 
 
 def test_rerun_skips_every_stage(run):
@@ -315,3 +332,33 @@ def test_guided_distillation_from_the_baseline_joins_the_table(tmp_path):
     assert math.isfinite(gain['mean']) and set(gain['per_seed']) == {'0'}
     with open(osp.join(work_dir, 'results.md')) as f:
         assert '| Guided Distillation student |' in f.read()
+
+
+def test_results_table_spread_over_seeds(tmp_path):
+    """Mean ± sample sd per row and paired per-seed differences."""
+    pipeline = load_script(SCRIPT)
+    args = pipeline.parse_args(['toy', '--work-dir', str(tmp_path),
+                                '--seeds', '0', '1', '2'])
+    aps = dict(supervised_student=[30.0, 32.0, 31.0],
+               adapt_teacher_selftrain=[40.0, 39.0, 41.0],
+               finetune=[33.0, 36.0, 33.5])
+    per_seed = {s: {k: dict(segm_AP=v[s], segm_AP50=2 * v[s])
+                    for k, v in aps.items()} for s in range(3)}
+    pipeline.Pipeline(args).write_table(per_seed)
+    with open(tmp_path / 'results.json') as f:
+        results = json.load(f)
+    row = results['rows']['finetune']
+    assert row['mean_segm_AP'] == pytest.approx(34.17, abs=0.01)
+    assert row['std_segm_AP'] == pytest.approx(1.61, abs=0.01)
+    gain = results['differences']['finetune - supervised_student']
+    assert gain['per_seed'] == {'0': 3.0, '1': 4.0, '2': 2.5}
+    assert gain['mean'] == pytest.approx(3.17, abs=0.01)
+    assert gain['std'] == pytest.approx(0.76, abs=0.01)
+    assert results['minus_baseline']['finetune'] == gain
+    headline = results['differences']['finetune - adapt_teacher_selftrain']
+    assert headline['per_seed'] == {'0': -7.0, '1': -3.0, '2': -7.5}
+    assert 'eval_noise' not in results  # no predictions given
+    with open(tmp_path / 'results.md') as f:
+        table = f.read()
+    assert '| 34.17 ± 1.61 |' in table
+    assert 'CAST student (stage 3) − labels-only student: +3.17 ± 0.76' in table

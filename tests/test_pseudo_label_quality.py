@@ -154,12 +154,12 @@ class GTCopyTeacher(torch.nn.Module):
         return out
 
 
-def test_hook_measures_quality_once_per_teacher(tmp_path, monkeypatch):
+def _train_with_hook(root, **hook_args) -> torch.nn.Module:
+    """One iteration of a model whose ``.teacher`` is a
+    :class:`GTCopyTeacher`, with a PseudoLabelHook labeling ``u.json``
+    (and measuring on it) into ``pl/pseudo.json``; the model."""
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
-    monkeypatch.setenv('MMCAST_CACHE_DIR', str(tmp_path / 'cache'))
-    root = tmp_path
-    make_data(str(root), num=3, with_gt=True)
 
     class Student(BaseModel):
 
@@ -171,34 +171,41 @@ def test_hook_measures_quality_once_per_teacher(tmp_path, monkeypatch):
         def forward(self, inputs, data_samples=None, mode='tensor'):
             return dict(loss=(self.w * 0).sum())
 
+    student = Student()
+    Runner(
+        model=student,
+        work_dir=str(root / 'work'),
+        train_dataloader=dict(
+            batch_size=1, num_workers=0,
+            sampler=dict(type='InfiniteSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate'),
+            dataset=dict(
+                type='PseudoLabeledDataset', data_root=str(root),
+                ann_file='pl/pseudo.json', unlabeled_ann_file='u.json',
+                data_prefix=dict(img='img/'),
+                metainfo=dict(classes=CLASSES),
+                pipeline=[dict(type='LoadImageFromFile'),
+                          dict(type='PackDetInputs')])),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=1),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
+        default_hooks=dict(checkpoint=None, logger=None),
+        custom_hooks=[dict(
+            type='PseudoLabelHook',
+            unlabeled_dataset=labeling_cfg(root),
+            quality_dataset=labeling_cfg(root),
+            batch_size=3, **hook_args)],
+        default_scope='mmdet').train()
+    return student
+
+
+def test_hook_measures_quality_once_per_teacher(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMCAST_CACHE_DIR', str(tmp_path / 'cache'))
+    root = tmp_path
+    make_data(str(root), num=3, with_gt=True)
+
     def run():
-        student = Student()
-        Runner(
-            model=student,
-            work_dir=str(root / 'work'),
-            train_dataloader=dict(
-                batch_size=1, num_workers=0,
-                sampler=dict(type='InfiniteSampler', shuffle=False),
-                collate_fn=dict(type='pseudo_collate'),
-                dataset=dict(
-                    type='PseudoLabeledDataset', data_root=str(root),
-                    ann_file='pl/pseudo.json', unlabeled_ann_file='u.json',
-                    data_prefix=dict(img='img/'),
-                    metainfo=dict(classes=CLASSES),
-                    pipeline=[dict(type='LoadImageFromFile'),
-                              dict(type='PackDetInputs')])),
-            train_cfg=dict(type='IterBasedTrainLoop', max_iters=1),
-            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
-            default_hooks=dict(checkpoint=None, logger=None),
-            custom_hooks=[dict(
-                type='PseudoLabelHook',
-                unlabeled_dataset=labeling_cfg(root),
-                filter_cfg=dict(score_thr=0.7),
-                quality_dataset=labeling_cfg(root),
-                quality_score_thrs=(0.3, 0.7),
-                batch_size=3)],
-            default_scope='mmdet').train()
-        return student
+        return _train_with_hook(root, filter_cfg=dict(score_thr=0.7),
+                                quality_score_thrs=(0.3, 0.7))
 
     student = run()
     # 1 batch for the unlabeled set, 1 for the quality set
@@ -214,3 +221,42 @@ def test_hook_measures_quality_once_per_teacher(tmp_path, monkeypatch):
     assert len(labeled['annotations']) == 6
     # same teacher and filter: neither labeled nor measured again
     assert run().teacher.batches == 0
+
+
+def test_hook_chooses_the_score_threshold_on_the_quality_set(
+        tmp_path, monkeypatch):
+    """score_thr='auto': D_l first, then D_u at D_l's best-F1 threshold."""
+    monkeypatch.setenv('MMCAST_CACHE_DIR', str(tmp_path / 'cache'))
+    root = tmp_path
+    make_data(str(root), num=3, with_gt=True)
+    pseudo, quality_file = root / 'pl' / 'pseudo.json', \
+        root / 'pl' / 'pseudo.quality.json'
+
+    def run(thrs):
+        return _train_with_hook(root, filter_cfg=dict(score_thr='auto'),
+                                quality_score_thrs=thrs)
+
+    student = run((0.3, 0.7))
+    assert student.teacher.batches == 2  # the quality set, then D_u
+    data = json.loads(pseudo.read_text())
+    # the false positives (score 0.5) are below the chosen 0.7
+    assert len(data['annotations']) == 3
+    assert data['info']['mmcast_pseudo_labels']['filter']['score_thr'] == 0.7
+    quality = json.loads(quality_file.read_text())
+    assert quality['best_f1_thr'] == 0.7
+    assert quality['filter_score_thr'] == 'auto'
+    # the same teacher: the threshold is read back, nothing is relabeled
+    assert run((0.3, 0.7)).teacher.batches == 0
+    # another sweep, where 0.3 and 0.4 tie (the lowest wins): measured
+    # again, and D_u relabeled with the false positives
+    assert run((0.3, 0.4)).teacher.batches == 2
+    data = json.loads(pseudo.read_text())
+    assert data['info']['mmcast_pseudo_labels']['filter']['score_thr'] == 0.3
+    assert len(data['annotations']) == 6
+
+
+def test_hook_auto_threshold_needs_a_quality_dataset(tmp_path):
+    from mmcast.engine.hooks.pseudo_label_hook import PseudoLabelHook
+    with pytest.raises(ValueError, match='quality_dataset'):
+        PseudoLabelHook(unlabeled_dataset=labeling_cfg(tmp_path),
+                        filter_cfg=dict(score_thr='auto'))

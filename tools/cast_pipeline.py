@@ -136,6 +136,19 @@ ROWS = [
     ('finetune', 'CAST student after stage 3'),
     ('guided_distillation', 'Guided Distillation student'),
 ]
+ROW_NAMES = {
+    'supervised_student': 'labels-only student',
+    'adapt_teacher_selftrain': 'adapted teacher θ_T\'\'',
+    'finetune': 'CAST student (stage 3)',
+    'guided_distillation': 'Guided Distillation student',
+}
+# The differences the table claims, (row, reference row), paired per seed.
+CLAIMS = [
+    ('finetune', 'supervised_student'),
+    ('guided_distillation', 'supervised_student'),
+    ('finetune', 'adapt_teacher_selftrain'),  # the paper's headline
+]
+NOISE_SPLITS = 50  # random val halves of the split-half standard errors
 METHODS = ('cast', 'gd')
 # Your own COCO-format dataset: configs/mmcast/custom/<stage>_<dataset>.py,
 # reading configs/mmcast/custom/custom_dataset.py; the environment variables
@@ -455,19 +468,31 @@ class Pipeline:
                            ] + stage.options),
             osp.join(stage.work_dir, 'pipeline.log'))
 
-    def eval_options(self, out: str) -> List[str]:
-        """Evaluator overrides that write a stage's metric files to ``out``.
+    def eval_options(self, seed_dir: str, key: str) -> List[str]:
+        """Evaluator overrides that write a stage's files under ``seed_dir``.
 
-        The toy and Cityscapes configs' ``CityScapesMetric`` (their second
-        evaluator) writes (and first deletes) one fixed folder under
+        ``CocoMetric`` writes the predictions on val to
+        :meth:`predictions_file` (for the split-half noise of the results
+        table). The toy and Cityscapes configs' ``CityScapesMetric`` (their
+        second evaluator) writes (and first deletes) one fixed folder under
         ``./work_dirs/cityscapes_metric/``; each stage gets its own folder so
-        that concurrent runs do not clear each other's files. (Not inside
+        that concurrent runs do not clear each other's files. (Neither inside
         the stage's work dir, where :func:`read_metrics` looks for logs.)
         """
+        coco = self.predictions_file(seed_dir, key)[:-len('.segm.json')]
         if self.ds not in ('toy', 'cityscapes'):
-            return []
-        return [f'val_evaluator.1.outfile_prefix={out}',
+            return [f'val_evaluator.outfile_prefix={coco}',
+                    f'test_evaluator.outfile_prefix={coco}']
+        out = osp.join(seed_dir, 'cityscapes_metric', key)
+        return [f'val_evaluator.0.outfile_prefix={coco}',
+                f'test_evaluator.0.outfile_prefix={coco}',
+                f'val_evaluator.1.outfile_prefix={out}',
                 f'test_evaluator.1.outfile_prefix={out}']
+
+    @staticmethod
+    def predictions_file(seed_dir: str, key: str) -> str:
+        """The COCO results json of stage ``key`` on val."""
+        return osp.join(seed_dir, 'predictions', f'{key}.segm.json')
 
     # -- data and the toy foundation model --------------------------------
     @staticmethod
@@ -646,8 +671,7 @@ class Pipeline:
                     f'custom_hooks.0.out_file={out}']
 
         def opts(name: str) -> List[str]:
-            return [f'randomness.seed={seed}'] + self.eval_options(
-                osp.join(wd, 'cityscapes_metric', name))
+            return [f'randomness.seed={seed}'] + self.eval_options(wd, name)
 
         def train(key: str, name: str, max_iters: int,
                   options: List[str]) -> Stage:
@@ -878,17 +902,47 @@ class Pipeline:
             self.train(stage)
         results = {s: self.run_seed(s, stages)
                    for s, stages in per_seed.items()}
-        self.write_table(results)
+        baseline = next(st for st in next(iter(per_seed.values()))
+                        if st.key == 'supervised_student')
+        self.write_table(results, self.val_ann_file(baseline))
         return results
 
     def _config_iters(self, path: str) -> int:
         return self.config_file(path).train_cfg.max_iters
 
-    def write_table(self, per_seed: Dict[int, Dict]) -> None:
+    def val_ann_file(self, stage: Stage) -> str:
+        """The val ground truth ``stage``'s ``CocoMetric`` reads."""
+        evaluator = self.load_config(stage).val_evaluator
+        if isinstance(evaluator, (list, tuple)):
+            evaluator = evaluator[0]
+        return osp.join(REPO_ROOT, evaluator['ann_file'])
+
+    def eval_noise(self, seed: int, keys: List[str], gt_file: str) -> Dict:
+        """Split-half standard errors of the rows of one seed, and of the
+        differences the table claims (see
+        :func:`mmcast.evaluation.split_half_noise`); rows evaluated before
+        the predictions were kept are left out."""
+        from mmcast.evaluation import split_half_noise
+
+        wd = osp.join(self.work_dir, f'seed{seed}')
+        files = {k: self.predictions_file(wd, k) for k in keys}
+        files = {k: f for k, f in files.items() if osp.isfile(f)}
+        pairs = [p for p in CLAIMS if p[0] in files and p[1] in files]
+        if not files or not osp.isfile(gt_file):
+            return {}
+        return split_half_noise(gt_file, files, pairs, NOISE_SPLITS, seed)
+
+    def write_table(self, per_seed: Dict[int, Dict],
+                    gt_file: Optional[str] = None) -> None:
         """Write ``results.md`` / ``results.json`` and print the table.
 
-        With a teacher other than the default, the title names it and the
-        json has a ``teacher`` key.
+        Each row: mask AP / AP50 per seed, mean ± standard deviation over
+        the seeds, and the evaluation noise: the split-half standard error
+        of a seed's AP on the val images (mean over the seeds). The claimed
+        differences (:data:`CLAIMS`) are paired per seed, with their mean ±
+        standard deviation over the seeds and their split-half standard
+        error. With a teacher other than the default, the title names it
+        and the json has a ``teacher`` key.
         """
         seeds = sorted(per_seed)
         teacher = ('' if self.teacher == DEFAULT_TEACHER else
@@ -896,46 +950,98 @@ class Pipeline:
         methods = ' and '.join(
             {'cast': 'CAST', 'gd': 'Guided Distillation'}[m]
             for m in METHODS if m in self.args.methods)
+        keys = [k for k, _ in ROWS if all(k in per_seed[s] for s in seeds)]
+        noise = {s: self.eval_noise(s, keys, gt_file) for s in seeds
+                 } if gt_file else {}
+        n_val = next((n['num_images'] for n in noise.values() if n), None)
         lines = [
             f'# {methods} on {self.ds}{teacher}: mask AP / AP50 (COCO-style, ×100)',
             '',
-            '| model | ' + ' | '.join(f'seed {s}' for s in seeds) + ' | mean AP |',
-            '|---|' + '---|' * (len(seeds) + 1)
+            '| model | ' + ' | '.join(f'seed {s}' for s in seeds) +
+            ' | mean ± sd AP | eval SE |',
+            '|---|' + '---|' * (len(seeds) + 2)
         ]
         summary = {}
         for key, label in ROWS:
-            if any(key not in per_seed[s] for s in seeds):
+            if key not in keys:
                 continue
             cells = [per_seed[s][key] for s in seeds]
-            mean = round(sum(c['segm_AP'] for c in cells) / len(cells), 2)
-            summary[key] = dict(mean_segm_AP=mean, per_seed=dict(zip(seeds, cells)))
+            stats = _spread([c['segm_AP'] for c in cells])
+            ses = [noise[s]['models'][key]['se'] for s in seeds
+                   if key in noise.get(s, {}).get('models', {})]
+            summary[key] = dict(
+                mean_segm_AP=stats['mean'], std_segm_AP=stats['std'],
+                per_seed=dict(zip(seeds, cells)))
+            if ses:
+                summary[key]['eval_se'] = dict(zip(seeds, _rounded(ses)))
             lines.append(f'| {label} | ' + ' | '.join(
-                f'{c["segm_AP"]} / {c["segm_AP50"]}' for c in cells) + f' | {mean} |')
+                f'{c["segm_AP"]} / {c["segm_AP50"]}' for c in cells) +
+                f' | {_pm(stats)} | ' +
+                (f'{sum(ses) / len(ses):.1f}' if len(ses) == len(seeds)
+                 else '') + ' |')
         gains = {}
-        for key, name in (('finetune', 'CAST student (stage 3)'),
-                          ('guided_distillation', 'Guided Distillation student')):
-            if key not in summary:
+        for key, ref in CLAIMS:
+            if key not in summary or ref not in summary:
                 continue
-            diffs = [per_seed[s][key]['segm_AP'] -
-                     per_seed[s]['supervised_student']['segm_AP'] for s in seeds]
-            gains[key] = dict(mean=round(sum(diffs) / len(diffs), 2),
-                              per_seed=dict(zip(seeds, [round(d, 2) for d in diffs])))
-            lines.append('')
-            lines.append(f'{name} − labels-only student: '
-                         f'{gains[key]["mean"]:+} mask AP (per seed: ' +
-                         ', '.join(f'{d:+.1f}' for d in diffs) + ')')
+            diffs = [per_seed[s][key]['segm_AP'] - per_seed[s][ref]['segm_AP']
+                     for s in seeds]
+            stats = _spread(diffs)
+            name = f'{key} - {ref}'
+            ses = [noise[s]['pairs'][name]['se'] for s in seeds
+                   if name in noise.get(s, {}).get('pairs', {})]
+            gains[name] = dict(mean=stats['mean'], std=stats['std'],
+                               per_seed=dict(zip(seeds, _rounded(diffs))))
+            if len(ses) == len(seeds):
+                gains[name]['eval_se'] = dict(zip(seeds, _rounded(ses)))
+            per = ', '.join(
+                f'{d:+.1f}' + (f' ± {se:.1f}' if len(ses) == len(seeds)
+                               else '') for d, se in
+                zip(diffs, ses if len(ses) == len(seeds) else diffs))
+            lines += ['', f'{ROW_NAMES[key]} − {ROW_NAMES[ref]}: '
+                      f'{_pm(stats, sign=True)} mask AP (per seed' +
+                      (' ± split-half SE' if len(ses) == len(seeds) else '') +
+                      f': {per})']
+        if n_val:
+            lines += ['', f'eval SE: split-half standard error of one seed\'s '
+                      f'AP on the {n_val} val images ({NOISE_SPLITS} random '
+                      'halves); mean ± sd: over the seeds.']
         table = '\n'.join(lines) + '\n'
         with open(osp.join(self.work_dir, 'results.md'), 'w', encoding='utf-8') as f:
             f.write(table)
         result = dict(dataset=self.ds)
         if self.teacher != DEFAULT_TEACHER:
             result['teacher'] = self.teacher
-        result.update(seeds=seeds, rows=summary, minus_baseline=gains)
-        if 'finetune' in gains:
-            result['stage3_minus_baseline'] = gains['finetune']['mean']
+        result.update(seeds=seeds, rows=summary, differences=gains,
+                      minus_baseline={
+                          key: gains[f'{key} - supervised_student']
+                          for key in ('finetune', 'guided_distillation')
+                          if f'{key} - supervised_student' in gains})
+        if n_val:
+            result['eval_noise'] = dict(num_val_images=n_val,
+                                        num_splits=NOISE_SPLITS)
+        if 'finetune' in result['minus_baseline']:
+            result['stage3_minus_baseline'] = \
+                result['minus_baseline']['finetune']['mean']
         with open(osp.join(self.work_dir, 'results.json'), 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=2)
         print(table, flush=True)
+
+
+def _rounded(values: List[float]) -> List[float]:
+    return [round(v, 2) for v in values]
+
+
+def _spread(values: List[float]) -> Dict[str, Optional[float]]:
+    """Mean and sample standard deviation (``None`` for one value)."""
+    mean = sum(values) / len(values)
+    std = (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5 \
+        if len(values) > 1 else None
+    return dict(mean=round(mean, 2), std=None if std is None else round(std, 2))
+
+
+def _pm(stats: Dict[str, Optional[float]], sign: bool = False) -> str:
+    mean = f'{stats["mean"]:+.2f}' if sign else f'{stats["mean"]:.2f}'
+    return mean if stats['std'] is None else f'{mean} ± {stats["std"]:.2f}'
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -29,6 +29,10 @@ from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.checkpoint_loading import load_checkpoint_file
 
 
+# filter_cfg.score_thr that is chosen from the quality dataset
+AUTO = 'auto'
+
+
 def find_pseudo_labeled_datasets(dataset) -> list:
     """Every ``PseudoLabeledDataset`` inside ``dataset``.
 
@@ -124,6 +128,11 @@ class PseudoLabelHook(Hook):
             (the teacher–student wrapper's frozen teacher) labels.
         filter_cfg (dict, optional): :class:`PseudoLabelFilter` arguments
             (score_thr, max_per_image, mask_thr, non_overlapping, min_area).
+            ``score_thr='auto'`` (needs ``quality_dataset``) takes the
+            threshold of the best F1 on ``quality_dataset``'s ground truth
+            (of ``quality_score_thrs``; the lowest on ties): the teacher
+            labels D_l first, then D_u with that threshold, which the log,
+            the pseudo-label header and ``score_thr`` (attribute) give.
         batch_size (int): Teacher batch size per rank. Defaults to 2.
         num_workers (int): Labeling DataLoader workers. Defaults to 0.
         mode (str): ``'offline'`` labels here; in ``'online'`` mode the
@@ -184,7 +193,20 @@ class PseudoLabelHook(Hook):
         self.out_file = out_file
         self.teacher_config = teacher_config
         self.teacher_checkpoint = teacher_checkpoint
+        filter_cfg = dict(filter_cfg or {})
+        self.auto_score_thr = filter_cfg.get('score_thr') == AUTO
+        if self.auto_score_thr:
+            if quality_dataset is None:
+                raise ValueError(
+                    "filter_cfg.score_thr='auto' chooses the threshold on "
+                    'the ground truth of quality_dataset: give one (e.g. the '
+                    'labeled split D_l)')
+            # a placeholder until the threshold is chosen in before_train
+            filter_cfg['score_thr'] = min(quality_score_thrs or (0, ))
         self.filter_cfg = check_filter_cfg(filter_cfg)
+        # the threshold in use (chosen in before_train when 'auto')
+        self.score_thr = None if self.auto_score_thr else \
+            self.filter_cfg['score_thr']
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.mode = mode
@@ -264,28 +286,67 @@ class PseudoLabelHook(Hook):
             teacher.dataset_meta = dataset_meta
         return teacher
 
-    def expected_header(self, dataset, live_teacher=None) -> dict:
+    def expected_header(self,
+                        dataset,
+                        live_teacher=None,
+                        filter_cfg: Optional[dict] = None) -> dict:
         """The identity the pseudo-label file must have to be current.
 
         With ``teacher_config``/``teacher_checkpoint`` it equals what
         ``tools/pseudo_label.py`` writes for the same config path,
-        checkpoint and filter, so a file made by the CLI is reused.
+        checkpoint and filter (default: ``self.filter_cfg``), so a file made
+        by the CLI is reused.
         """
+        filter_cfg = self.filter_cfg if filter_cfg is None else filter_cfg
         if live_teacher is not None:
             return make_header(
                 teacher='runner.model.teacher '
                 f'({type(live_teacher).__name__})',
                 checkpoint=None,
                 unlabeled_ann_file=dataset.ann_file,
-                filter_cfg=self.filter_cfg,
+                filter_cfg=filter_cfg,
                 checkpoint_hash='state_dict:' +
                 state_dict_sha256(live_teacher))
         return make_header(
             teacher=self.teacher_config,
             checkpoint=self.teacher_checkpoint,
             unlabeled_ann_file=dataset.ann_file,
-            filter_cfg=self.filter_cfg,
+            filter_cfg=filter_cfg,
             checkpoint_hash=checkpoint_sha256(self.teacher_checkpoint))
+
+    def _choose_score_thr(self, teacher_of, dataset, live,
+                          out_file: str) -> float:
+        """``score_thr='auto'``: the best-F1 threshold on
+        ``quality_dataset``, measured first if this teacher's is not.
+
+        ``teacher_of()`` builds (or returns) the teacher when needed. The
+        measurement's identity is the teacher with the filter at the lowest
+        threshold swept, the one the quality set is labeled with.
+        """
+        rank, world_size = get_dist_info()
+        header = self.expected_header(
+            dataset, live,
+            dict(self.filter_cfg, score_thr=self.quality_score_thrs[0]))
+        stale = [self._quality_stale(out_file, header) if rank == 0 else None]
+        if is_distributed() and world_size > 1:
+            broadcast_object_list(stale, src=0)
+        if stale[0]:
+            self._measure_quality(teacher_of(), out_file, header)
+        chosen = [None]
+        if rank == 0:
+            with open(self.quality_files(out_file)[1], encoding='utf-8') as f:
+                quality = json.load(f)
+            chosen = [float(quality['best_f1_thr'])]
+            best = next(r for r in quality['sweep']
+                        if r['score_thr'] == chosen[0])
+            print_log(
+                f"PseudoLabelHook: score_thr 'auto' -> {chosen[0]} (best F1 "
+                f'{best["f1"]:.3f}: precision {best["precision"]:.3f}, '
+                f'recall {best["recall"]:.3f} on {quality["gt_file"]})',
+                logger='current')
+        if is_distributed() and world_size > 1:
+            broadcast_object_list(chosen, src=0)
+        return chosen[0]
 
     def before_train(self, runner) -> None:
         """Label the unlabeled set if needed; reload the datasets."""
@@ -311,11 +372,30 @@ class PseudoLabelHook(Hook):
         live = None
         if self.teacher_config is None:
             live = self._live_teacher(runner)
+        built = []
+
+        def teacher_of() -> torch.nn.Module:
+            if live is not None:
+                return live
+            if not built:
+                built.append(self._build_teacher(runner, dataset.metainfo))
+            return built[0]
+
+        filter_cfg = self.filter_cfg
+        if self.auto_score_thr:
+            self.score_thr = self._choose_score_thr(teacher_of, dataset, live,
+                                                    out_file)
+            filter_cfg = dict(filter_cfg, score_thr=self.score_thr)
         state = [None, None, False]
         if rank == 0:
-            header = self.expected_header(dataset, live)
-            state = [header, stale_reason(out_file, header),
-                     self._quality_stale(out_file, header)]
+            header = self.expected_header(dataset, live, filter_cfg)
+            state = [
+                header,
+                stale_reason(out_file, header),
+                # 'auto' has measured it for the threshold already
+                not self.auto_score_thr and self._quality_stale(
+                    out_file, header)
+            ]
         if is_distributed() and world_size > 1:
             broadcast_object_list(state, src=0)
         header, reason, measure_quality = state
@@ -324,8 +404,7 @@ class PseudoLabelHook(Hook):
             print_log(f'PseudoLabelHook: {out_file} is current, not '
                       'relabeling', logger='current')
         if reason is not None or measure_quality:
-            teacher = live if live is not None else self._build_teacher(
-                runner, dataset.metainfo)
+            teacher = teacher_of()
         if reason is not None:
             print_log(
                 f'PseudoLabelHook: {reason}: pseudo-labeling '
@@ -334,7 +413,7 @@ class PseudoLabelHook(Hook):
             check_images_exist(dataset, self.max_unreadable)
             self.last_result = label_unlabeled_set(
                 teacher, dataset, out_file,
-                filter_cfg=self.filter_cfg,
+                filter_cfg=filter_cfg,
                 header=header,
                 batch_size=self.batch_size,
                 num_workers=self.num_workers,
@@ -342,12 +421,12 @@ class PseudoLabelHook(Hook):
                 max_unreadable=self.max_unreadable)
         if measure_quality:
             self._measure_quality(teacher, out_file, header)
-        if reason is not None or measure_quality:
-            if live is None:
-                del teacher
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+        if built:
+            teacher = None
+            built.clear()
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
         reloaded = self._reload(root, datasets)
         if reloaded:
@@ -361,13 +440,17 @@ class PseudoLabelHook(Hook):
         return stem + '.labeled_split.json', stem + '.quality.json'
 
     def _quality_stale(self, out_file: str, header: dict) -> bool:
-        """Whether the quality of this teacher and filter is unmeasured."""
+        """Whether the quality of this teacher and filter is unmeasured at
+        ``quality_score_thrs``."""
         if self.quality_dataset is None:
             return False
         try:
             with open(self.quality_files(out_file)[1], encoding='utf-8') as f:
-                return json.load(f).get('identity') != identity(header)
-        except (OSError, ValueError):
+                quality = json.load(f)
+            return quality.get('identity') != identity(header) or [
+                r['score_thr'] for r in quality['sweep']
+            ] != self.quality_score_thrs
+        except (OSError, ValueError, KeyError, TypeError):
             return True
 
     def _measure_quality(self, teacher, out_file: str, header: dict) -> None:
@@ -392,8 +475,10 @@ class PseudoLabelHook(Hook):
             return
         quality = pseudo_label_quality(labeled_file, dataset.ann_file,
                                        self.quality_score_thrs)
-        quality.update(identity=identity(header), gt_file=dataset.ann_file,
-                       filter_score_thr=self.filter_cfg['score_thr'])
+        quality.update(
+            identity=identity(header), gt_file=dataset.ann_file,
+            filter_score_thr=AUTO if self.auto_score_thr else
+            self.filter_cfg['score_thr'])
         atomic_dump_json(quality, quality_file, indent=1)
         lines = [f'{r["score_thr"]:.2f}: precision {r["precision"]:.3f} '
                  f'recall {r["recall"]:.3f} F1 {r["f1"]:.3f} '
@@ -402,7 +487,7 @@ class PseudoLabelHook(Hook):
             'PseudoLabelHook: pseudo-label quality against the ground truth '
             f'of {dataset.ann_file} ({quality["gt_per_image"]:.2f} '
             'instances/image; score_thr in use '
-            f'{self.filter_cfg["score_thr"]}, best F1 at '
+            f'{quality["filter_score_thr"]}, best F1 at '
             f'{quality["best_f1_thr"]}):\n  ' + '\n  '.join(lines),
             logger='current')
 

@@ -1,0 +1,120 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Split-half standard errors of mask AP (``mmcast.evaluation``)."""
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from mmcast.evaluation import evaluate_segm, split_half_noise, subset_ap
+
+H = W = 32
+
+
+def _rle(x0, y0, size):
+    m = np.zeros((H, W), dtype=np.uint8, order='F')
+    m[y0:y0 + size, x0:x0 + size] = 1
+    rle = mask_utils.encode(m)
+    rle['counts'] = rle['counts'].decode()
+    return rle
+
+
+def _dataset(tmp_path, num_images=24, seed=0):
+    """GT squares (2 classes) and three prediction files: perfect, one that
+    shifts half of the masks and drops some, and one worse."""
+    rng = np.random.default_rng(seed)
+    images, anns, perfect, shifted, worse = [], [], [], [], []
+    for img_id in range(1, num_images + 1):
+        images.append(dict(id=img_id, file_name=f'{img_id}.png', height=H,
+                           width=W))
+        for _ in range(rng.integers(1, 4)):
+            x0, y0 = (int(v) for v in rng.integers(0, 16, 2))
+            size = 8
+            cat = int(rng.integers(1, 3))
+            rle = _rle(x0, y0, size)
+            anns.append(dict(id=len(anns) + 1, image_id=img_id,
+                             category_id=cat, segmentation=rle, area=size**2,
+                             bbox=[x0, y0, size, size], iscrowd=0))
+            perfect.append(dict(image_id=img_id, category_id=cat,
+                                segmentation=rle, score=1.0))
+            shift = int(rng.integers(0, 5))
+            score = float(rng.uniform(0.3, 1.0))
+            if rng.random() > 0.15:
+                shifted.append(dict(image_id=img_id, category_id=cat,
+                                    segmentation=_rle(x0 + shift, y0, size),
+                                    score=score))
+            if rng.random() > 0.4:
+                worse.append(dict(image_id=img_id, category_id=cat,
+                                  segmentation=_rle(x0 + 2 * shift, y0, size),
+                                  score=score))
+    gt = dict(images=images, annotations=anns,
+              categories=[dict(id=1, name='a'), dict(id=2, name='b')])
+    files = {}
+    for name, data in (('gt', gt), ('perfect', perfect), ('shifted', shifted),
+                       ('worse', worse)):
+        files[name] = str(tmp_path / f'{name}.json')
+        with open(files[name], 'w') as f:
+            json.dump(data, f)
+    return files
+
+
+def _fresh_ap(gt_file, pred_file, img_ids):
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(gt_file)
+        ev = COCOeval(gt, gt.loadRes(pred_file), 'segm')
+        ev.params.imgIds = sorted(img_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return 100 * ev.stats[0]
+
+
+def test_subset_ap_equals_a_fresh_evaluation(tmp_path):
+    files = _dataset(tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(files['gt'])
+    ev = evaluate_segm(gt, files['shifted'])
+    ids = sorted(gt.getImgIds())
+    assert subset_ap(ev) == pytest.approx(
+        _fresh_ap(files['gt'], files['shifted'], ids), abs=1e-9)
+    half = ids[1::2]
+    assert subset_ap(ev, half) == pytest.approx(
+        _fresh_ap(files['gt'], files['shifted'], half), abs=1e-9)
+    assert subset_ap(ev, half) != pytest.approx(subset_ap(ev), abs=1e-3)
+
+
+def test_split_half_standard_errors(tmp_path):
+    files = _dataset(tmp_path)
+    out = split_half_noise(
+        files['gt'], {k: files[k] for k in ('perfect', 'shifted', 'worse')},
+        pairs=[('shifted', 'worse')], num_splits=30, seed=1)
+    assert out['num_images'] == 24 and out['num_splits'] == 30
+    perfect, shifted, worse = (out['models'][k]
+                               for k in ('perfect', 'shifted', 'worse'))
+    # a perfect model scores 100 on every half: no evaluation noise
+    assert perfect['ap'] == pytest.approx(100.0)
+    assert perfect['se'] == pytest.approx(0.0, abs=1e-9)
+    assert 0 < worse['ap'] < shifted['ap'] < 100
+    assert shifted['se'] > 0 and worse['se'] > 0
+    pair = out['pairs']['shifted - worse']
+    assert pair['diff'] == pytest.approx(shifted['ap'] - worse['ap'])
+    assert pair['se'] > 0
+    # same splits, same numbers
+    again = split_half_noise(
+        files['gt'], {k: files[k] for k in ('shifted', 'worse')},
+        pairs=[('shifted', 'worse')], num_splits=30, seed=1)
+    assert again['pairs'] == out['pairs']
+
+
+def test_split_half_bad_input(tmp_path):
+    files = _dataset(tmp_path, num_images=4)
+    with pytest.raises(ValueError, match="no results file for 'nope'"):
+        split_half_noise(files['gt'], {'shifted': files['shifted']},
+                         pairs=[('shifted', 'nope')])
+    with pytest.raises(ValueError, match='num_splits'):
+        split_half_noise(files['gt'], {'shifted': files['shifted']},
+                         num_splits=1)
