@@ -15,15 +15,15 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
 from mmcast.swinmtl.datasets import (TOY_DEPTH_CLASSES,
-                                     CityscapesDepthSegDataset, CutMixPatches,
+                                     CityscapesDepthSegDataset,
                                      LoadCityscapesDepth,
-                                     MultiTaskSegDataPreProcessor,
                                      NYUDepthSegDataset, RandomGamma,
                                      ToyCamera, ToyDepthSegDataset,
                                      make_toy_depth_dataset,
                                      render_toy_depth_scene)
 from mmcast.swinmtl.datasets.toy_depth_scenes import (DEPTH_SCALE,
                                                       toy_depth_rng)
+from mmcast.swinmtl.models import CutMixPatches, MultiTaskSegDataPreProcessor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 

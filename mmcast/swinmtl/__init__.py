@@ -5,4 +5,4 @@ Registers into MMSegmentation's registries; configs import it with
 ``custom_imports = dict(imports=['mmcast.swinmtl'])`` and run under
 ``mim train mmseg``.
 """
-from . import datasets, models  # noqa: F401
+from . import datasets, engine, models  # noqa: F401

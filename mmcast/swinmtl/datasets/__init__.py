@@ -1,9 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""SwinMTL data: depth + segmentation datasets, transforms and batch
-augmentations, registered in MMSegmentation's registries."""
+"""SwinMTL data: depth + segmentation datasets and transforms, registered in
+MMSegmentation's registries."""
 from .cityscapes_depth import CityscapesDepthSegDataset
-from .cutmix_patches import CutMixPatches
-from .data_preprocessor import MultiTaskSegDataPreProcessor
 from .load_cityscapes_depth import LoadCityscapesDepth
 from .nyu_depth_seg import NYU40_CLASSES, NYUDepthSegDataset
 from .random_gamma import RandomGamma
@@ -13,8 +11,7 @@ from .toy_depth_scenes import (TOY_DEPTH_CLASSES, ToyCamera, ToyDepthObject,
                                render_toy_depth_scene)
 
 __all__ = [
-    'CityscapesDepthSegDataset', 'CutMixPatches',
-    'MultiTaskSegDataPreProcessor', 'LoadCityscapesDepth', 'NYU40_CLASSES',
+    'CityscapesDepthSegDataset', 'LoadCityscapesDepth', 'NYU40_CLASSES',
     'NYUDepthSegDataset', 'RandomGamma', 'ToyDepthSegDataset',
     'TOY_DEPTH_CLASSES', 'ToyCamera', 'ToyDepthObject', 'ToyDepthScene',
     'make_toy_depth_dataset', 'render_toy_depth_scene'
