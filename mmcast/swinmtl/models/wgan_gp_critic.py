@@ -18,7 +18,11 @@ class PatchGANCritic(BaseModule):
     Convolutions 4×4 to ``channels`` (64/128/256/512) with ``strides``
     (2/2/2/1), LeakyReLU 0.2, then a 4×4 convolution to one channel: one
     unbounded score per overlapping patch (70×70 pixels with the defaults,
-    pix2pix's PatchGAN). No normalisation by default: the gradient penalty
+    pix2pix's PatchGAN). That last convolution has no bias: the Wasserstein
+    loss ``E[C(fake)] − E[C(real)]`` and the gradient penalty are blind to
+    a constant offset of the scores, so a bias would get no gradient (only
+    rounding noise, which Adam would turn into full-size steps).
+    No normalisation by default: the gradient penalty
     is defined per sample, which batch statistics would couple (Gulrajani
     et al. 2017 recommend no BatchNorm in the critic).
 
@@ -57,7 +61,8 @@ class PatchGANCritic(BaseModule):
                     act_cfg=dict(type='LeakyReLU', negative_slope=0.2),
                     inplace=False))
             in_channels = out_channels
-        layers.append(nn.Conv2d(in_channels, 1, 4, stride=1, padding=1))
+        layers.append(
+            nn.Conv2d(in_channels, 1, 4, stride=1, padding=1, bias=False))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
