@@ -16,7 +16,8 @@ from mmengine.structures import PixelData
 from torch.utils.data import Dataset
 
 import mmcast.swinmtl  # noqa: F401  (registers the SwinMTL modules)
-from mmcast.swinmtl.models import (SiLogDepthLoss, SwinMTLDepthHead,
+from mmcast.swinmtl.models import (PatchGANCritic, SiLogDepthLoss,
+                                   SwinMTLDepthHead, critic_input_gradient,
                                    gradient_penalty,
                                    swinv2_microsoft_to_mmpretrain)
 from mmseg.registry import MODELS
@@ -159,6 +160,39 @@ def test_gradient_penalty_of_linear_critics():
 
     assert gradient_penalty(steep_critic, real,
                             fake).item() == pytest.approx(4.0, rel=1e-4)
+
+
+def test_critic_input_gradient_loss_scale_under_fp16():
+    """A critic with small output weights has input gradients (~1e-7 each)
+    in fp16's subnormal range: under fp16 autocast they lose most of their
+    precision; scaled as the AMP loss scaler scales (2^16) they keep it. In
+    fp32 the scale changes nothing, and neither does it the penalty."""
+    torch.manual_seed(0)
+    critic = PatchGANCritic(4, channels=(8, 16, 16, 16))
+    with torch.no_grad():
+        critic.layers[-1].weight.mul_(1e-3)
+    x = torch.rand(2, 4, 128, 128, requires_grad=True)
+    exact = critic_input_gradient(critic, x)
+    assert exact.abs().max() < 1e-6
+    assert torch.allclose(
+        critic_input_gradient(critic, x, 2.0**16), exact, rtol=1e-4,
+        atol=0)
+
+    def error(grad):
+        return ((grad - exact).norm() / exact.norm()).item()
+
+    with torch.autocast('cpu', dtype=torch.float16):
+        unscaled = critic_input_gradient(critic, x)
+        scaled = critic_input_gradient(critic, x, 2.0**16)
+    assert unscaled.dtype == scaled.dtype == torch.float32
+    assert error(unscaled) > 0.3
+    assert error(scaled) < 0.05
+    real, fake = torch.rand(2, 4, 32, 32), torch.rand(2, 4, 32, 32)
+    penalties = []
+    for scale in (1.0, 2.0**16):
+        torch.manual_seed(1)
+        penalties.append(gradient_penalty(critic, real, fake, scale).item())
+    assert penalties[0] == pytest.approx(penalties[1], rel=1e-6)
 
 
 def test_gradient_penalty_trains_the_critic():
@@ -553,3 +587,25 @@ def test_microsoft_swinv2_checkpoint_loads_through_init_cfg(tmp_path):
 
     with pytest.raises(ValueError, match='not a Microsoft-format'):
         swinv2_microsoft_to_mmpretrain({'backbone.stages.0.x': torch.zeros(1)})
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_train_step_under_autocast(dtype):
+    """A critic + generator step under CPU autocast (the ops CUDA AMP puts
+    in half precision): finite losses, every parameter of both updated,
+    predictions in float32 metres."""
+    model = build_model()
+    optim_wrapper = build_optim_wrapper(model, OPTIM_WRAPPER)
+    generator, critic = _snapshot(model.generator), _snapshot(model.critic)
+    with torch.autocast('cpu', dtype=dtype):
+        log_vars = model.train_step(make_batch(), optim_wrapper)
+        assert all(torch.isfinite(v) for v in log_vars.values()), log_vars
+        assert log_vars['loss_gp'] > 0
+        model.eval()
+        with torch.no_grad():
+            out = model.val_step(make_batch((2, )))[0]
+    assert _changed(generator, model.generator) == set(generator)
+    assert _changed(critic, model.critic) == set(critic)
+    depth = out.pred_depth_map.data
+    assert depth.dtype == torch.float32 and torch.isfinite(depth).all()
+    assert depth.min() >= 1e-3 and depth.max() <= 80

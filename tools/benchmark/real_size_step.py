@@ -332,16 +332,21 @@ def format_report(r: Dict) -> str:
     return '\n'.join(lines)
 
 
+def write_json(report: Dict, path: Optional[str]) -> None:
+    """Write the report to ``path`` (folders made), if given."""
+    if path:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(report, f, indent=2)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     # the optimiser builder logs every parameter group at INFO
     MMLogger.get_instance('real_size_step', log_level='WARNING')
     report = run(args)
     print(format_report(report))
-    if args.json_out:
-        os.makedirs(osp.dirname(osp.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, 'w') as f:
-            json.dump(report, f, indent=2)
+    write_json(report, args.json_out)
     return 0
 
 

@@ -11,11 +11,12 @@ from .swinv2_converter import (MICROSOFT_SWINV2_SCHEME,
                                load_from_microsoft_swinv2,
                                swinv2_microsoft_to_mmpretrain,
                                unfold_reduction_order)
-from .wgan_gp_critic import PatchGANCritic, gradient_penalty
+from .wgan_gp_critic import (PatchGANCritic, critic_input_gradient,
+                             gradient_penalty)
 
 __all__ = [
     'SwinMTL', 'SwinMTLGenerator', 'SwinMTLDecoder', 'SwinMTLDepthHead',
-    'SwinMTLSegHead', 'SiLogDepthLoss', 'PatchGANCritic', 'gradient_penalty',
+    'SwinMTLSegHead', 'SiLogDepthLoss', 'PatchGANCritic', 'critic_input_gradient', 'gradient_penalty',
     'CutMixPatches', 'MultiTaskSegDataPreProcessor', 'MICROSOFT_SWINV2_SCHEME',
     'load_from_microsoft_swinv2', 'swinv2_microsoft_to_mmpretrain',
     'unfold_reduction_order'

@@ -3,6 +3,7 @@
 import math
 from typing import Optional
 
+import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -66,9 +67,14 @@ class SwinMTLDepthHead(BaseModule):
             x (Tensor): Decoder map ``(B, in_channels, H, W)``.
 
         Returns:
-            Tensor: σ ``(B, 1, H, W)`` in (0, 1).
+            Tensor: σ ``(B, 1, H, W)`` in (0, 1), float32 also under
+            autocast: the output convolution and the sigmoid run in float32,
+            since a half-precision σ would quantise the decoded depth (a
+            bfloat16 step of σ near 0.3 is a ~1 % step of log-scaled depth).
         """
-        return self.layers(x)
+        hidden = self.layers[:2](x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.layers[2:](hidden.float())
 
     def decode(self, sigma: Tensor) -> Tensor:
         """Normalised depth σ → metres.

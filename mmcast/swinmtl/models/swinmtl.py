@@ -32,6 +32,13 @@ def _frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def _loss_scale(optim_wrapper: OptimWrapper) -> float:
+    """The current scale of an ``AmpOptimWrapper``'s loss scaler; 1 for an
+    optim wrapper without one."""
+    scaler = getattr(optim_wrapper, 'loss_scaler', None)
+    return float(scaler.get_scale()) if scaler is not None else 1.0
+
+
 @MODELS.register_module()
 class SwinMTL(BaseSegmentor):
     """Multi-task depth estimation and semantic segmentation (SwinMTL).
@@ -368,8 +375,8 @@ class SwinMTL(BaseSegmentor):
             fake_scores, real_scores = scores.chunk(2)
             losses = dict(
                 loss_critic=fake_scores.mean() - real_scores.mean(),
-                loss_gp=self.gp_weight *
-                gradient_penalty(self.critic, real, fake))
+                loss_gp=self.gp_weight * gradient_penalty(
+                    self.critic, real, fake, _loss_scale(optim_wrapper)))
         loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
         log_vars.pop('loss')

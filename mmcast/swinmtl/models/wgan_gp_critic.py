@@ -77,21 +77,52 @@ class PatchGANCritic(BaseModule):
         return self.layers(x)
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor,
-                     fake: Tensor) -> Tensor:
+def critic_input_gradient(critic: Callable[[Tensor], Tensor],
+                          x: Tensor,
+                          loss_scale: float = 1.0) -> Tensor:
+    """``∇ₓ C(x)`` of the per-sample scores, kept in the graph.
+
+    ``C(x)`` is the critic's score of a sample: the mean of its patch scores
+    (what the Wasserstein loss averages), taken in float32. Under fp16
+    mixed precision the critic's backward runs in half precision, where the
+    gradients of a sample of many patches (each ~1/N of the score's) fall
+    into fp16's subnormal range and lose their precision, or underflow to
+    0. ``loss_scale`` (the AMP loss scaler's current scale) multiplies the
+    scores before differentiating and is divided out of the gradient
+    afterwards, as in PyTorch's AMP recipe for gradient penalties; in full
+    precision it changes nothing.
+
+    Args:
+        critic (Callable): Maps ``(B, ...)`` to scores ``(B, ...)``.
+        x (Tensor): Samples ``(B, ...)`` that require grad.
+        loss_scale (float): Scale of the backward pass. Defaults to 1.
+
+    Returns:
+        Tensor: float32 gradient, the shape of ``x``.
+    """
+    scores = critic(x).float().reshape(x.size(0), -1).mean(dim=1)
+    scaled_grad, = torch.autograd.grad(
+        scores.sum() * loss_scale, x, create_graph=True)
+    return scaled_grad.float() / loss_scale
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor],
+                     real: Tensor,
+                     fake: Tensor,
+                     loss_scale: float = 1.0) -> Tensor:
     """WGAN-GP gradient penalty ``E[(‖∇ₓ C(x)‖₂ − 1)²]``.
 
-    ``x = α·real + (1 − α)·fake`` with one ``α ~ U(0, 1)`` per sample.
-    ``C(x)`` is the critic's score of a sample, the mean of its patch
-    scores (what the Wasserstein loss averages), and ``‖∇ₓ C(x)‖₂`` is the
-    norm of its gradient over the whole sample, as in Gulrajani et al.
-    (2017). The graph is kept (``create_graph=True``) so that the penalty
-    trains the critic.
+    ``x = α·real + (1 − α)·fake`` with one ``α ~ U(0, 1)`` per sample, and
+    ``‖∇ₓ C(x)‖₂`` the norm of :func:`critic_input_gradient` over the whole
+    sample, as in Gulrajani et al. (2017). The graph is kept so that the
+    penalty trains the critic.
 
     Args:
         critic (Callable): Maps ``(B, ...)`` to scores ``(B, ...)``.
         real (Tensor): Real samples ``(B, ...)``.
         fake (Tensor): Generated samples, same shape, detached.
+        loss_scale (float): The AMP loss scaler's scale (see
+            :func:`critic_input_gradient`). Defaults to 1.
 
     Returns:
         Tensor: Scalar penalty.
@@ -103,6 +134,5 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor,
                        device=real.device,
                        dtype=real.dtype)
     x = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
-    scores = critic(x).reshape(x.size(0), -1).mean(dim=1)
-    grad, = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    grad = critic_input_gradient(critic, x, loss_scale)
     return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

@@ -12,7 +12,10 @@
 #       optim_wrapper.generator.loss_scale=dynamic \
 #       optim_wrapper.critic.type=AmpOptimWrapper \
 #       optim_wrapper.critic.loss_scale=dynamic
-# (checked with CPU bfloat16 autocast only; not run on a GPU)
+# The depth head's output layer stays in float32 and the gradient penalty's
+# inner gradient is scaled by the critic's loss scale (fp16 would otherwise
+# flush it). Tested under CPU fp16 / bf16 autocast
+# (tests/test_swinmtl_model.py); not run on a GPU.
 optim_wrapper = dict(
     constructor='MultiOptimWrapperConstructor',
     generator=dict(
