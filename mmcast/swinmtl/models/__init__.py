@@ -16,8 +16,9 @@ from .wgan_gp_critic import (PatchGANCritic, critic_input_gradient,
 
 __all__ = [
     'SwinMTL', 'SwinMTLGenerator', 'SwinMTLDecoder', 'SwinMTLDepthHead',
-    'SwinMTLSegHead', 'SiLogDepthLoss', 'PatchGANCritic', 'critic_input_gradient', 'gradient_penalty',
-    'CutMixPatches', 'MultiTaskSegDataPreProcessor', 'MICROSOFT_SWINV2_SCHEME',
+    'SwinMTLSegHead', 'SiLogDepthLoss', 'PatchGANCritic',
+    'critic_input_gradient', 'gradient_penalty', 'CutMixPatches',
+    'MultiTaskSegDataPreProcessor', 'MICROSOFT_SWINV2_SCHEME',
     'load_from_microsoft_swinv2', 'swinv2_microsoft_to_mmpretrain',
     'unfold_reduction_order'
 ]
