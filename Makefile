@@ -1,6 +1,6 @@
 # mmcast — install, demo and test targets.
 #   make install   create .venv (if missing) and install the OpenMMLab stack + mmcast
-#   make demo      the three CAST stages end to end on the bundled toy data
+#   make demo      the three CAST stages, the labels-only baseline and Guided Distillation on the bundled toy data
 #   make test      the test suite
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -33,7 +33,7 @@ $(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/
 	touch $(STAMP)
 
 demo: install
-	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1
+	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1 --methods cast gd
 	$(PY) tools/analysis/plot_pipeline.py work_dirs/cast_toy --out-dir work_dirs/cast_toy/figures
 	$(PY) tools/analysis/show_predictions.py work_dirs/cast_toy --seed 0 \
 		--out work_dirs/cast_toy/figures/predictions_seed0.png
