@@ -219,6 +219,49 @@ def test_work_dir_of_another_teacher_is_refused(run):
     assert f'holds the stages of --teacher {run["teacher"]}' in proc.stderr
 
 
+def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
+    """``--reuse-from`` + ``--stage-cfg-options distill:...``: stages 2 and
+    3 train in the ablation's work dir with the option, everything else is
+    linked from the fixture's run; a rerun that changes stage 1b too is
+    refused while stage 1b is a link."""
+    work_dir = str(tmp_path / 'ablation')
+    args = list(run['args'])
+    args[args.index('--work-dir') + 1] = work_dir
+    option = 'distill:model.semi_train_cfg.unsup_weight=0.5'
+    base_runs = os.listdir(osp.join(run['work_dir'], 'seed0', 'distill'))
+    log = _pipeline(args + ['--reuse-from', run['work_dir'],
+                            '--stage-cfg-options', option]).stdout
+    seed = osp.join(work_dir, 'seed0')
+    for key in ('teacher_pretrained', 'adapt_teacher',
+                'adapt_teacher_selftrain', 'supervised_student'):
+        assert osp.realpath(osp.join(seed, key)) == \
+            osp.join(run['work_dir'], 'seed0', key), key
+        assert osp.islink(osp.join(seed, 'predictions', f'{key}.segm.json'))
+    for key in ('distill', 'finetune'):
+        assert not osp.islink(osp.join(seed, key))
+        assert osp.isfile(osp.join(seed, key, f'iter_{STAGE_ITERS[key]}.pth'))
+    assert '[stage 2] training' in log and '[stage 3] training' in log
+    assert '[stage 1b] training' not in log and '[baseline] training' not in log
+    suffix = '' if run['teacher'] == 'mask2former' else '_gdino-sam2'
+    dumped = Config.fromfile(osp.join(seed, 'distill',
+                                      f'distill_toy{suffix}.py'))
+    assert dumped.model.semi_train_cfg.unsup_weight == 0.5
+    with open(osp.join(work_dir, 'results.json')) as f:
+        assert set(json.load(f)['rows']) == set(ROWS)
+    # nothing of the ablation was written into the fixture's run
+    assert os.listdir(osp.join(run['work_dir'], 'seed0', 'distill')) == \
+        base_runs
+    proc = _pipeline(args + [
+        '--reuse-from', run['work_dir'], '--stage-cfg-options', option,
+        'adapt_teacher_selftrain:model.semi_train_cfg.unsup_weight=0.5'],
+        check=False)
+    assert proc.returncode != 0
+    assert 'but this run trains stage 1b differently' in proc.stderr
+    proc = _pipeline(args + ['--stage-cfg-options', 'stage2:a=1'],
+                     check=False)
+    assert proc.returncode != 0 and "'stage2:a=1'" in proc.stderr
+
+
 # ------------------------------------------------ configs, without training
 def _norm(x):
     if isinstance(x, dict):

@@ -8,7 +8,9 @@ labels-only student baseline with as many iterations as stages 2 + 3. Each
 stage is ``mim train mmdet configs/mmcast/<stage>_<dataset>.py`` (or
 ``torchrun ... --launcher pytorch`` with ``--nproc``); the pseudo-labels are
 made by each stage's ``PseudoLabelHook``. Finished stages are skipped, a
-stage that was killed is resumed with ``--resume``. The results table
+stage that was killed is resumed with ``--resume``. ``--stage-cfg-options``
+changes one stage; with ``--reuse-from`` an ablation trains only the stages
+that change and links the rest from an earlier work dir. The results table
 (markdown + json) has the mask AP / AP50 of the teacher before and after
 adaptation, the student after stages 2 and 3 and the baseline.
 
@@ -78,6 +80,11 @@ Examples::
     python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
         --work-dir /tmp/cast --data-root /tmp/cast_data \\
         --toy-sizes 8 4 8 --toy-image-size 64 128 --iters 2 1 1 1 1
+    # an ablation: stages 2 and 3 with weak-view negative keys, every
+    # other stage linked from the run above
+    python tools/cast_pipeline.py toy --work-dir work_dirs/ablation_weak \\
+        --seeds 0 1 --reuse-from work_dirs/cast_toy --stage-cfg-options \\
+        distill:model.student.panoptic_head.loss_pixel_contrast.negative_keys=weak
     # your own COCO-format data (images/ + annotations/), your classes
     python tools/cast_pipeline.py custom --data-root data/fruit \\
         --classes apple kite mug --work-dir work_dirs/cast_fruit \\
@@ -121,6 +128,20 @@ TEACHERS = {
         toy_foundation='toy_foundation_gdino-sam2',
         tiny_assets=True),
 }
+# What each stage is trained (or tested) from: ``--reuse-from`` links a
+# stage only when it runs unchanged and so did everything upstream of it.
+UPSTREAM = {
+    'toy_foundation': (),
+    'teacher_pretrained': ('toy_foundation', ),
+    'adapt_teacher': ('toy_foundation', ),
+    'adapt_teacher_selftrain': ('adapt_teacher', ),
+    'distill': ('adapt_teacher_selftrain', ),
+    'finetune': ('distill', ),
+    'supervised_student': (),
+    'guided_distillation': ('supervised_student', ),
+}
+# Config keys MMDetection's train / test scripts set from their command line.
+SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
 # The stages whose configs name the teacher (architecture or weights).
 TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 TEACHER_MARKER = 'pipeline_teacher.json'
@@ -241,6 +262,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='processes per stage (torchrun, launcher pytorch)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides for every stage')
+    parser.add_argument(
+        '--stage-cfg-options', nargs='+', default=[],
+        metavar='STAGE:KEY=VALUE',
+        help='an override for one stage, e.g. distill:model.student.'
+        'panoptic_head.loss_pixel_contrast.negative_keys=weak (stages: ' +
+        ', '.join(UPSTREAM) + ')')
+    parser.add_argument(
+        '--reuse-from', metavar='WORK_DIR',
+        help='an ablation\'s shortcut: link the finished stages of '
+        'WORK_DIR that this run would train alike (the config MMEngine '
+        'dumped there is the one this run would use, and the stages they '
+        'are trained from are linked too); the rest is trained here')
     parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 1500],
                         metavar=('TRAIN', 'VAL', 'SOURCE'),
                         help='toy target train/val and source-corpus images')
@@ -286,6 +319,13 @@ def last_checkpoint(work_dir: str) -> Optional[str]:
     with open(marker, encoding='utf-8') as f:
         path = f.read().strip()
     return path if osp.isfile(path) else None
+
+
+def is_finished(work_dir: str, final: str) -> bool:
+    """Whether MMEngine's ``last_checkpoint`` of ``work_dir`` is ``final``
+    (also through a work dir linked by ``--reuse-from``)."""
+    last = last_checkpoint(work_dir)
+    return last is not None and osp.realpath(last) == osp.realpath(final)
 
 
 def read_metrics(work_dir: str) -> Dict[str, float]:
@@ -357,9 +397,24 @@ class Pipeline:
         if self.teacher_cfg['tiny_assets']:
             self.env['MMCAST_TINY_TEACHERS'] = osp.join(
                 self.work_dir, 'tiny_teachers')
+        self.stage_options = self._parse_stage_options(
+            args.stage_cfg_options)
         self._configs: Dict[str, object] = {}  # config files, as loaded
         # files the pipeline writes before the stages (not yet on a dry run)
         self.made_here: List[str] = []
+
+    @staticmethod
+    def _parse_stage_options(items: List[str]) -> Dict[str, List[str]]:
+        """``STAGE:KEY=VALUE`` items → the ``KEY=VALUE`` list of each stage."""
+        options: Dict[str, List[str]] = {}
+        for item in items:
+            stage, sep, option = item.partition(':')
+            if not sep or '=' not in option or stage not in UPSTREAM:
+                raise SystemExit(
+                    f'--stage-cfg-options {item!r}: expected STAGE:KEY=VALUE '
+                    f'with STAGE one of {", ".join(UPSTREAM)}')
+            options.setdefault(stage, []).append(option)
+        return options
 
     def _check_work_dir_teacher(self) -> None:
         """Refuse a work dir made with another teacher.
@@ -431,21 +486,22 @@ class Pipeline:
             f'train_cfg.val_interval={max_iters}',
             f'param_scheduler.end={max_iters}',
             f'default_hooks.checkpoint.interval={max(max_iters // 4, 1)}',
-        ] + options + self.args.cfg_options
+        ] + options + self.args.cfg_options + self.stage_options.get(key, [])
         return Stage(key, name, config, work_dir, opts, max_iters=max_iters)
 
     def test_stage(self, key: str, config: str, checkpoint: str,
                    work_dir: str, options: List[str]) -> Stage:
         """A stage that evaluates ``checkpoint`` with ``config``."""
         return Stage(key, key, config, work_dir,
-                     options + self.args.cfg_options, checkpoint=checkpoint)
+                     options + self.args.cfg_options +
+                     self.stage_options.get(key, []), checkpoint=checkpoint)
 
     def train(self, stage: Stage) -> str:
         """Train one stage (skip if done, resume if killed) → checkpoint."""
         final = stage.final
         # MMEngine writes last_checkpoint only after a checkpoint is saved
         # whole, so a run killed while saving its last one is not "done".
-        if last_checkpoint(stage.work_dir) == final:
+        if is_finished(stage.work_dir, final):
             print(f'[{stage.name}] done: {final}', flush=True)
             return final
         os.makedirs(stage.work_dir, exist_ok=True)
@@ -820,7 +876,7 @@ class Pipeline:
                     check.check_stage(cfg, f'{stage.name} ({stage.config})',
                                       stage.checkpoint)
                 if stage.max_iters is not None and \
-                        last_checkpoint(stage.work_dir) != stage.final:
+                        not is_finished(stage.work_dir, stage.final):
                     to_train.append(cfg)
             # the estimate builds every model: only worth it when the rest
             # is in order
@@ -846,6 +902,107 @@ class Pipeline:
             return 0
         return kept * weights * CHECKPOINT_BYTES_PER_WEIGHT
 
+    # -- reusing the stages of another work dir ---------------------------
+    def link_reused(self, stages: List[Stage], dry: bool) -> None:
+        """``--reuse-from``: link every finished stage of that work dir that
+        this run would train (or test) alike: the same merged config (see
+        :meth:`_same_config`; ``--nproc`` is not compared) and every stage
+        it is trained from (:data:`UPSTREAM`) linked too. A stage
+        trained here stays; a link left by an earlier run to a stage this
+        run changes is refused. A dry run only prints the links."""
+        base = self.args.reuse_from and osp.abspath(self.args.reuse_from)
+        if base:
+            self._check_reuse_base(base)
+        planned = {osp.relpath(st.work_dir, self.work_dir) for st in stages}
+        linked = set()
+        for stage in stages:
+            rel = osp.relpath(stage.work_dir, self.work_dir)
+            source = osp.join(base, rel) if base else ''
+            alike = bool(base) and all(
+                u in linked or u not in planned
+                for u in self._upstream(rel, stage.key)) and \
+                self._finished_in(stage, source) and \
+                self._same_config(stage, base)
+            if osp.islink(stage.work_dir) and (
+                    not alike or osp.realpath(stage.work_dir) !=
+                    osp.realpath(source)):
+                raise SystemExit(
+                    f'{stage.work_dir} links to '
+                    f'{os.readlink(stage.work_dir)}, but this run trains '
+                    f'{stage.name} differently: remove the link (or use '
+                    'another --work-dir)')
+            if not alike or (osp.lexists(stage.work_dir) and
+                             not osp.islink(stage.work_dir)):
+                continue  # trained here
+            linked.add(rel)
+            print(f'[{stage.name}] reused from {source}', flush=True)
+            if dry:
+                continue
+            links = [(source, stage.work_dir)]
+            if osp.dirname(rel):  # a seed's stage: its val predictions too
+                links.append((self.predictions_file(osp.dirname(source),
+                                                    stage.key),
+                              self.predictions_file(
+                                  osp.dirname(stage.work_dir), stage.key)))
+            for target, link in links:
+                if osp.exists(target) and not osp.lexists(link):
+                    os.makedirs(osp.dirname(link), exist_ok=True)
+                    os.symlink(target, link)
+
+    def _check_reuse_base(self, base: str) -> None:
+        """The ``--reuse-from`` work dir: another one, of this teacher."""
+        if osp.realpath(base) == osp.realpath(self.work_dir):
+            raise SystemExit('--reuse-from names the --work-dir itself')
+        marker = osp.join(base, TEACHER_MARKER)
+        if not osp.isfile(marker):
+            raise SystemExit(f'--reuse-from {base}: no pipeline work dir '
+                             f'(no {TEACHER_MARKER})')
+        with open(marker, encoding='utf-8') as f:
+            teacher = json.load(f).get('teacher')
+        if teacher != self.teacher:
+            raise SystemExit(f'--reuse-from {base} holds the stages of '
+                             f'--teacher {teacher}, not {self.teacher}')
+
+    def _upstream(self, rel: str, key: str) -> List[str]:
+        """The work dirs (relative) of the stages ``key`` is made from."""
+        return [self.teacher_cfg['toy_foundation'] if u == 'toy_foundation'
+                else osp.join(osp.dirname(rel), u) for u in UPSTREAM[key]]
+
+    def _same_config(self, stage: Stage, base: str) -> bool:
+        """Whether the config ``stage`` would run with, its work dir's paths
+        moved to ``base``, is the one MMEngine dumped into the stage's work
+        dir under ``base`` (all but the keys the train / test scripts set
+        from their command line)."""
+        from mmengine.config import Config
+
+        dumped = osp.join(base, osp.relpath(stage.work_dir, self.work_dir),
+                          osp.basename(stage.config))
+        if not osp.isfile(dumped):
+            return False
+        moved = copy.copy(stage)
+        moved.options = [o.replace(self.work_dir, base) for o in stage.options]
+        ours = self.load_config(moved).to_dict()
+        if stage.checkpoint:  # what test.py sets from --checkpoint
+            ours['load_from'] = stage.checkpoint.replace(self.work_dir, base)
+        theirs = Config.fromfile(dumped).to_dict()
+        for key in SCRIPT_SET_KEYS:
+            ours.pop(key, None)
+            theirs.pop(key, None)
+        return _plain(ours) == _plain(theirs)
+
+    @staticmethod
+    def _finished_in(stage: Stage, work_dir: str) -> bool:
+        """Whether ``work_dir`` holds ``stage`` finished: its final
+        checkpoint, or (a test stage) its row in the seed's results."""
+        if stage.max_iters is not None:
+            return is_finished(
+                work_dir, osp.join(work_dir, f'iter_{stage.max_iters}.pth'))
+        results = osp.join(osp.dirname(work_dir), 'results.json')
+        if not osp.isfile(results):
+            return False
+        with open(results, encoding='utf-8') as f:
+            return stage.key in json.load(f)
+
     # -- running ----------------------------------------------------------------
     def run_seed(self, seed: int, stages: List[Stage]) -> Dict:
         """Run (or skip) the stages of one seed; their metrics."""
@@ -855,8 +1012,8 @@ class Pipeline:
         for stage in stages:
             if stage.max_iters is not None:
                 self.train(stage)
-            elif stage.key not in results:
-                self.test(stage)
+            elif stage.key not in results and not osp.islink(stage.work_dir):
+                self.test(stage)  # (a linked one was tested where it lives)
             if stage.key not in results:
                 results[stage.key] = read_metrics(stage.work_dir)
                 with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
@@ -883,6 +1040,7 @@ class Pipeline:
             self.prepare_custom_split(dry or bool(problems))
         first, per_seed = self.plan()
         stages = first + [st for seed in per_seed.values() for st in seed]
+        self.link_reused(stages, dry)
         if dry:
             print('stage plan:')
             for stage in stages:
@@ -1025,6 +1183,15 @@ class Pipeline:
         with open(osp.join(self.work_dir, 'results.json'), 'w', encoding='utf-8') as f:
             json.dump(result, f, indent=2)
         print(table, flush=True)
+
+
+def _plain(value):
+    """A config value with tuples as lists (as a dumped config reads)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _rounded(values: List[float]) -> List[float]:
