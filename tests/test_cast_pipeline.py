@@ -222,8 +222,9 @@ def test_work_dir_of_another_teacher_is_refused(run):
 def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     """``--reuse-from`` + ``--stage-cfg-options distill:...``: stages 2 and
     3 train in the ablation's work dir with the option, everything else is
-    linked from the fixture's run; a rerun that changes stage 1b too is
-    refused while stage 1b is a link."""
+    linked from the fixture's run (also through an ablation that linked
+    it); a rerun that changes stage 1b too is refused while stage 1b is a
+    link."""
     work_dir = str(tmp_path / 'ablation')
     args = list(run['args'])
     args[args.index('--work-dir') + 1] = work_dir
@@ -251,6 +252,20 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     # nothing of the ablation was written into the fixture's run
     assert os.listdir(osp.join(run['work_dir'], 'seed0', 'distill')) == \
         base_runs
+    # an ablation of the ablation: its stage 2 and, through its links, the
+    # fixture's stage 1b are reused; stage 3 alone trains
+    second_dir = str(tmp_path / 'second')
+    second = list(args)
+    second[second.index('--work-dir') + 1] = second_dir
+    log = _pipeline(second + [
+        '--reuse-from', work_dir, '--stage-cfg-options', option,
+        'finetune:optim_wrapper.optimizer.lr=5e-05']).stdout
+    assert '[stage 3] training' in log and '[stage 2] training' not in log
+    assert osp.realpath(osp.join(second_dir, 'seed0', 'distill')) == \
+        osp.join(seed, 'distill')
+    assert osp.realpath(osp.join(
+        second_dir, 'seed0', 'adapt_teacher_selftrain')) == \
+        osp.join(run['work_dir'], 'seed0', 'adapt_teacher_selftrain')
     proc = _pipeline(args + [
         '--reuse-from', run['work_dir'], '--stage-cfg-options', option,
         'adapt_teacher_selftrain:model.semi_train_cfg.unsup_weight=0.5'],

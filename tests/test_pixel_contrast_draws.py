@@ -152,7 +152,8 @@ def test_weak_keys_get_gradient_and_match_reference():
     torch.testing.assert_close(grad, ref_grad, atol=1e-6, rtol=1e-5)
     # strong keys: the keys' share of the gradient is missing
     strong = InstanceAwarePixelContrastLoss(
-        num_negatives=6, temperature=0.2)(z_weak, z_strong, neg_indices=idx)
+        num_negatives=6, negative_keys='strong', temperature=0.2)(
+            z_weak, z_strong, neg_indices=idx)
     strong_grad, = torch.autograd.grad(strong['loss_pxl'], z_weak)
     assert (strong_grad - grad).abs().max() > 1e-4
 

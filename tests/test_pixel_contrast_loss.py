@@ -28,11 +28,14 @@ def _flat(z):
 
 
 def _naive_gather(z_weak, z_strong, neg_indices, temperature, neg_margin,
-                  loss_weight):
-    """Reference: materialises the (B*N, R, D) negative keys."""
+                  loss_weight, negative_keys='weak'):
+    """Reference: materialises the (B*N, R, D) negative keys (weak view
+    with gradient, or strong view without)."""
     anchors, keys = _flat(z_weak), _flat(z_strong.detach())
+    neg_keys = anchors if negative_keys == 'weak' else keys
     pos = (anchors * keys).sum(-1) / temperature
-    neg = torch.einsum('nd,nrd->nr', anchors, keys[neg_indices]) / temperature
+    neg = torch.einsum('nd,nrd->nr', anchors,
+                       neg_keys[neg_indices]) / temperature
     if neg_margin is not None:
         neg = (neg - neg_margin).clamp(min=0)
     logits = torch.cat([pos[:, None], neg], dim=1)
@@ -40,16 +43,17 @@ def _naive_gather(z_weak, z_strong, neg_indices, temperature, neg_margin,
 
 
 def _naive_loops(z_weak, z_strong, neg_indices, temperature, neg_margin,
-                 loss_weight):
+                 loss_weight, negative_keys='weak'):
     """Reference: one anchor and one negative at a time, in float64."""
     anchors = _flat(z_weak).detach().double()
     keys = _flat(z_strong).double()
+    neg_keys = anchors if negative_keys == 'weak' else keys
     total = 0.0
     for a in range(anchors.size(0)):
         pos = float(anchors[a] @ keys[a]) / temperature
         denom = math.exp(pos)
         for q in neg_indices[a].tolist():
-            neg = float(anchors[a] @ keys[q]) / temperature
+            neg = float(anchors[a] @ neg_keys[q]) / temperature
             if neg_margin is not None:
                 neg = max(0.0, neg - neg_margin)
             denom += math.exp(neg)
@@ -74,10 +78,12 @@ def test_build_and_invalid_sampler():
 @pytest.mark.parametrize('sampler', SAMPLERS)
 @pytest.mark.parametrize('cross_image', [True, False])
 @pytest.mark.parametrize('neg_margin', [None, 0.5])
-def test_loss_matches_naive(sampler, cross_image, neg_margin):
+@pytest.mark.parametrize('negative_keys', ['weak', 'strong'])
+def test_loss_matches_naive(sampler, cross_image, neg_margin, negative_keys):
     z_weak, z_strong, mask_logits, cls_logits = _inputs()
     loss = InstanceAwarePixelContrastLoss(
         sampler=sampler,
+        negative_keys=negative_keys,
         num_negatives=7,
         cross_image=cross_image,
         temperature=0.2,
@@ -91,9 +97,11 @@ def test_loss_matches_naive(sampler, cross_image, neg_margin):
     # The same random state gives the same draws inside forward.
     out_idx = loss(z_weak, z_strong, mask_logits, cls_logits, neg_indices=idx)
     torch.testing.assert_close(out['loss_pxl'], out_idx['loss_pxl'])
-    ref = _naive_gather(z_weak, z_strong, idx, 0.2, neg_margin, 0.7)
+    ref = _naive_gather(z_weak, z_strong, idx, 0.2, neg_margin, 0.7,
+                        negative_keys)
     assert abs(out['loss_pxl'].item() - ref.item()) < 1e-5
-    ref_loops = _naive_loops(z_weak, z_strong, idx, 0.2, neg_margin, 0.7)
+    ref_loops = _naive_loops(z_weak, z_strong, idx, 0.2, neg_margin, 0.7,
+                             negative_keys)
     assert abs(out['loss_pxl'].item() - ref_loops) < 1e-5
 
     # Gradients agree too.

@@ -80,11 +80,11 @@ Examples::
     python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
         --work-dir /tmp/cast --data-root /tmp/cast_data \\
         --toy-sizes 8 4 8 --toy-image-size 64 128 --iters 2 1 1 1 1
-    # an ablation: stages 2 and 3 with weak-view negative keys, every
+    # an ablation: stages 2 and 3 with strong-view negative keys, every
     # other stage linked from the run above
-    python tools/cast_pipeline.py toy --work-dir work_dirs/ablation_weak \\
+    python tools/cast_pipeline.py toy --work-dir work_dirs/ablation_strong \\
         --seeds 0 1 --reuse-from work_dirs/cast_toy --stage-cfg-options \\
-        distill:model.student.panoptic_head.loss_pixel_contrast.negative_keys=weak
+        distill:model.student.panoptic_head.loss_pixel_contrast.negative_keys=strong
     # your own COCO-format data (images/ + annotations/), your classes
     python tools/cast_pipeline.py custom --data-root data/fruit \\
         --classes apple kite mug --work-dir work_dirs/cast_fruit \\
@@ -975,10 +975,15 @@ class Pipeline:
         from their command line)."""
         from mmengine.config import Config
 
-        dumped = osp.join(base, osp.relpath(stage.work_dir, self.work_dir),
-                          osp.basename(stage.config))
+        rel = osp.relpath(stage.work_dir, self.work_dir)
+        dumped = osp.join(base, rel, osp.basename(stage.config))
         if not osp.isfile(dumped):
             return False
+        # the work dir the stage was trained in (base links it from there
+        # when base itself reused it)
+        trained_in = osp.realpath(osp.join(base, rel))
+        if trained_in.endswith(os.sep + rel):
+            base = trained_in[:-len(os.sep + rel)]
         moved = copy.copy(stage)
         moved.options = [o.replace(self.work_dir, base) for o in stage.options]
         ours = self.load_config(moved).to_dict()

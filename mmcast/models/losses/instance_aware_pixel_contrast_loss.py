@@ -138,7 +138,9 @@ class InstanceAwarePixelContrastLoss(nn.Module):
         negatives_from (str): ``'local'`` (this process's images) or
             ``'global'`` (every process's images). Defaults to ``'local'``.
         negative_keys (str): ``'weak'`` or ``'strong'``. Defaults to
-            ``'strong'``.
+            ``'weak'`` (on the toy data, seeds 0 / 1, stage 3 mask AP 38.0
+            / 38.4 against 37.1 / 38.6 with ``'strong'``: level within the
+            noise, and the authors' choice).
         draw (str): ``'exact'`` or ``'rejection'``. Defaults to ``'exact'``.
         rejection_rounds (int): Proposal rounds of the rejection draw.
             Defaults to 8.
@@ -159,7 +161,7 @@ class InstanceAwarePixelContrastLoss(nn.Module):
                  num_negatives: int = 200,
                  cross_image: bool = True,
                  negatives_from: str = 'local',
-                 negative_keys: str = 'strong',
+                 negative_keys: str = 'weak',
                  draw: str = 'exact',
                  rejection_rounds: int = 8,
                  min_proposals: int = 32,
