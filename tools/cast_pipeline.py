@@ -984,16 +984,15 @@ class Pipeline:
         trained_in = osp.realpath(osp.join(base, rel))
         if trained_in.endswith(os.sep + rel):
             base = trained_in[:-len(os.sep + rel)]
-        moved = copy.copy(stage)
-        moved.options = [o.replace(self.work_dir, base) for o in stage.options]
-        ours = self.load_config(moved).to_dict()
+        ours = self.load_config(stage).to_dict()
         if stage.checkpoint:  # what test.py sets from --checkpoint
-            ours['load_from'] = stage.checkpoint.replace(self.work_dir, base)
+            ours['load_from'] = stage.checkpoint
         theirs = Config.fromfile(dumped).to_dict()
         for key in SCRIPT_SET_KEYS:
             ours.pop(key, None)
             theirs.pop(key, None)
-        return _plain(ours) == _plain(theirs)
+        # paths into this work dir (options, MMCAST_TINY_TEACHERS) moved
+        return _plain(ours, (self.work_dir, base)) == _plain(theirs)
 
     @staticmethod
     def _finished_in(stage: Stage, work_dir: str) -> bool:
@@ -1190,12 +1189,15 @@ class Pipeline:
         print(table, flush=True)
 
 
-def _plain(value):
-    """A config value with tuples as lists (as a dumped config reads)."""
+def _plain(value, move: Tuple[str, str] = ('', '')):
+    """A config value with tuples as lists (as a dumped config reads) and,
+    in its strings, the path ``move[0]`` replaced by ``move[1]``."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, move) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [_plain(v, move) for v in value]
+    if isinstance(value, str) and move[0]:
+        return value.replace(*move)
     return value
 
 
