@@ -266,7 +266,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--stage-cfg-options', nargs='+', default=[],
         metavar='STAGE:KEY=VALUE',
         help='an override for one stage, e.g. distill:model.student.'
-        'panoptic_head.loss_pixel_contrast.negative_keys=weak (stages: ' +
+        'panoptic_head.loss_pixel_contrast.negative_keys=strong (stages: ' +
         ', '.join(UPSTREAM) + ')')
     parser.add_argument(
         '--reuse-from', metavar='WORK_DIR',
