@@ -275,6 +275,14 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     proc = _pipeline(args + ['--stage-cfg-options', 'stage2:a=1'],
                      check=False)
     assert proc.returncode != 0 and "'stage2:a=1'" in proc.stderr
+    # a --reuse-from that is no pipeline work dir: one line, nothing written
+    missing = str(tmp_path / 'no_such_run')
+    third = list(args)
+    third[third.index('--work-dir') + 1] = str(tmp_path / 'third')
+    proc = _pipeline(third + ['--reuse-from', missing], check=False)
+    assert proc.returncode != 0
+    assert f'--reuse-from {missing}: no pipeline work dir' in proc.stderr
+    assert not osp.exists(tmp_path / 'third')
 
 
 # ------------------------------------------------ configs, without training

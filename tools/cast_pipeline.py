@@ -911,8 +911,6 @@ class Pipeline:
         trained here stays; a link left by an earlier run to a stage this
         run changes is refused. A dry run only prints the links."""
         base = self.args.reuse_from and osp.abspath(self.args.reuse_from)
-        if base:
-            self._check_reuse_base(base)
         planned = {osp.relpath(st.work_dir, self.work_dir) for st in stages}
         linked = set()
         for stage in stages:
@@ -1031,6 +1029,8 @@ class Pipeline:
         """Plan, preflight, then run every stage (``--dry-run``: no run)."""
         dry = self.args.dry_run
         self._check_work_dir_teacher()
+        if self.args.reuse_from:  # before anything is written
+            self._check_reuse_base(osp.abspath(self.args.reuse_from))
         if not dry:
             self._claim_work_dir()
         if self.ds == 'toy' and not dry:
