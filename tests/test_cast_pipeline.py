@@ -223,8 +223,8 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     """``--reuse-from`` + ``--stage-cfg-options distill:...``: stages 2 and
     3 train in the ablation's work dir with the option, everything else is
     linked from the fixture's run (also through an ablation that linked
-    it); a rerun that changes stage 1b too is refused while stage 1b is a
-    link."""
+    it); a rerun without ``--reuse-from`` keeps the links; a rerun that
+    changes stage 1b too is refused while stage 1b is a link."""
     work_dir = str(tmp_path / 'ablation')
     args = list(run['args'])
     args[args.index('--work-dir') + 1] = work_dir
@@ -266,6 +266,10 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     assert osp.realpath(osp.join(
         second_dir, 'seed0', 'adapt_teacher_selftrain')) == \
         osp.join(run['work_dir'], 'seed0', 'adapt_teacher_selftrain')
+    # rerun without --reuse-from (e.g. to add a seed): its links stay
+    log = _pipeline(args + ['--stage-cfg-options', option]).stdout
+    assert '] training' not in log
+    assert osp.islink(osp.join(seed, 'adapt_teacher_selftrain'))
     proc = _pipeline(args + [
         '--reuse-from', run['work_dir'], '--stage-cfg-options', option,
         'adapt_teacher_selftrain:model.semi_train_cfg.unsup_weight=0.5'],

@@ -905,32 +905,28 @@ class Pipeline:
     # -- reusing the stages of another work dir ---------------------------
     def link_reused(self, stages: List[Stage], dry: bool) -> None:
         """``--reuse-from``: link every finished stage of that work dir that
-        this run would train (or test) alike: the same merged config (see
-        :meth:`_same_config`; ``--nproc`` is not compared) and every stage
-        it is trained from (:data:`UPSTREAM`) linked too. A stage
-        trained here stays; a link left by an earlier run to a stage this
-        run changes is refused. A dry run only prints the links."""
+        this run would train (or test) alike (see :meth:`_reusable`;
+        ``--nproc`` is not compared). A stage trained here stays; a link
+        left by an earlier run (with or without ``--reuse-from`` now) stays
+        when it is still alike, and is refused when this run changes its
+        stage. A dry run only prints the links."""
         base = self.args.reuse_from and osp.abspath(self.args.reuse_from)
         planned = {osp.relpath(st.work_dir, self.work_dir) for st in stages}
         linked = set()
         for stage in stages:
             rel = osp.relpath(stage.work_dir, self.work_dir)
+            if osp.islink(stage.work_dir):
+                if not self._reusable(stage, stage.work_dir, linked, planned):
+                    raise SystemExit(
+                        f'{stage.work_dir} links to '
+                        f'{os.readlink(stage.work_dir)}, but this run trains '
+                        f'{stage.name} differently: remove the link (or use '
+                        'another --work-dir)')
+                linked.add(rel)
+                continue
             source = osp.join(base, rel) if base else ''
-            alike = bool(base) and all(
-                u in linked or u not in planned
-                for u in self._upstream(rel, stage.key)) and \
-                self._finished_in(stage, source) and \
-                self._same_config(stage, base)
-            if osp.islink(stage.work_dir) and (
-                    not alike or osp.realpath(stage.work_dir) !=
-                    osp.realpath(source)):
-                raise SystemExit(
-                    f'{stage.work_dir} links to '
-                    f'{os.readlink(stage.work_dir)}, but this run trains '
-                    f'{stage.name} differently: remove the link (or use '
-                    'another --work-dir)')
-            if not alike or (osp.lexists(stage.work_dir) and
-                             not osp.islink(stage.work_dir)):
+            if not base or osp.lexists(stage.work_dir) or \
+                    not self._reusable(stage, source, linked, planned):
                 continue  # trained here
             linked.add(rel)
             print(f'[{stage.name}] reused from {source}', flush=True)
@@ -946,6 +942,17 @@ class Pipeline:
                 if osp.exists(target) and not osp.lexists(link):
                     os.makedirs(osp.dirname(link), exist_ok=True)
                     os.symlink(target, link)
+
+    def _reusable(self, stage: Stage, source: str, linked: set,
+                  planned: set) -> bool:
+        """Whether ``source`` holds ``stage`` finished and trained alike
+        (:meth:`_same_config`), and every stage it is trained from
+        (:data:`UPSTREAM`) is linked too."""
+        rel = osp.relpath(stage.work_dir, self.work_dir)
+        return all(u in linked or u not in planned
+                   for u in self._upstream(rel, stage.key)) and \
+            self._finished_in(stage, osp.realpath(source)) and \
+            self._same_config(stage, source)
 
     def _check_reuse_base(self, base: str) -> None:
         """The ``--reuse-from`` work dir: another one, of this teacher."""
@@ -966,22 +973,22 @@ class Pipeline:
         return [self.teacher_cfg['toy_foundation'] if u == 'toy_foundation'
                 else osp.join(osp.dirname(rel), u) for u in UPSTREAM[key]]
 
-    def _same_config(self, stage: Stage, base: str) -> bool:
+    def _same_config(self, stage: Stage, source: str) -> bool:
         """Whether the config ``stage`` would run with, its work dir's paths
-        moved to ``base``, is the one MMEngine dumped into the stage's work
-        dir under ``base`` (all but the keys the train / test scripts set
-        from their command line)."""
+        moved to where ``source`` was trained, is the one MMEngine dumped
+        into ``source`` (all but the keys the train / test scripts set from
+        their command line)."""
         from mmengine.config import Config
 
-        rel = osp.relpath(stage.work_dir, self.work_dir)
-        dumped = osp.join(base, rel, osp.basename(stage.config))
+        dumped = osp.join(source, osp.basename(stage.config))
         if not osp.isfile(dumped):
             return False
-        # the work dir the stage was trained in (base links it from there
-        # when base itself reused it)
-        trained_in = osp.realpath(osp.join(base, rel))
-        if trained_in.endswith(os.sep + rel):
-            base = trained_in[:-len(os.sep + rel)]
+        # the work dir the stage was trained in (source may link it from
+        # there, through the links of earlier ablations)
+        rel = os.sep + osp.relpath(stage.work_dir, self.work_dir)
+        trained_in = osp.realpath(source)
+        base = trained_in[:-len(rel)] if trained_in.endswith(rel) else \
+            source[:-len(rel)]
         ours = self.load_config(stage).to_dict()
         if stage.checkpoint:  # what test.py sets from --checkpoint
             ours['load_from'] = stage.checkpoint
