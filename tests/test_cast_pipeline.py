@@ -69,7 +69,7 @@ def run(request, tmp_path_factory):
     work_dir, data_root = str(tmp / 'work'), str(tmp / 'data')
     args = ['toy', '--teacher', teacher, '--work-dir', work_dir,
             '--data-root', data_root, '--toy-sizes', '8', '2', '4',
-            '--toy-image-size', '64', '128',
+            '--toy-image-size', '64', '128', '--jobs', '2',
             '--iters'] + [str(i) for i in ITERS] + [
             # θ_T^0 pre-training too (the stages get their seed anyway)
             '--cfg-options', 'randomness.seed=0']
@@ -198,6 +198,20 @@ def test_results_have_every_row_with_finite_numbers(run):
         table = f.read()
     assert table.startswith(title)
     assert '| eval SE |' in table and 'split-half standard error' in table
+
+
+def test_jobs_run_stages_side_by_side_after_their_inputs(run):
+    """``--jobs 2``: the baseline, made from nothing, starts beside θ_T^0's
+    pre-training; every other stage starts after the one it is made from
+    has its row."""
+    log = run['first']
+    starts = {name: log.index(f'[{name}] training') for name in
+              ('baseline', 'stage 1a', 'stage 1b', 'stage 2', 'stage 3')}
+    assert starts['baseline'] < starts['stage 1a']
+    for name, upstream in (('stage 1b', 'adapt_teacher'),
+                           ('stage 2', 'adapt_teacher_selftrain'),
+                           ('stage 3', 'distill')):
+        assert log.index(f'[seed 0] [{upstream}] mask AP') < starts[name]
 
 
 def test_rerun_skips_every_stage(run):

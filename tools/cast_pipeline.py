@@ -71,8 +71,10 @@ generates nothing; files the pipeline makes are not required to exist).
 Examples::
 
     # the toy data (generated here; the "foundation model" stand-in is
-    # pre-trained on a domain-shifted toy corpus and cached)
-    python tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1
+    # pre-trained on a domain-shifted toy corpus and cached); two stages at
+    # once on a 2-core CPU (e.g. one seed's baseline beside another stage)
+    python tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy \
+        --seeds 0 1 2 --jobs 2
     # the same with the box-prompted teacher (tiny Grounding-DINO + SAM 2)
     python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
         --work-dir work_dirs/cast_toy_gdino-sam2
@@ -94,6 +96,7 @@ Examples::
         --pretrained-teacher checkpoints/mask2former_swin-l_coco.pth
 """
 import argparse
+import concurrent.futures
 import contextlib
 import copy
 import glob
@@ -260,6 +263,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '2, 3 (the baseline gets 2 + 3)')
     parser.add_argument('--nproc', type=int, default=1,
                         help='processes per stage (torchrun, launcher pytorch)')
+    parser.add_argument(
+        '--jobs', type=int, default=1,
+        help='stages run at once (default 1), each after the stages it is '
+        'made from: e.g. 2 on a 2-core CPU runs one seed\'s labels-only '
+        'baseline while another stage trains; each stage then gets '
+        'OMP_NUM_THREADS = CPUs / jobs unless it is set')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='extra key=value overrides for every stage')
     parser.add_argument(
@@ -379,6 +388,11 @@ class Pipeline:
         self.env = dict(os.environ)
         for name in ('MMCAST_TOY_ROOT', CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV):
             self.env.pop(name, None)
+        if args.jobs < 1:
+            raise SystemExit(f'--jobs {args.jobs}: at least 1')
+        if args.jobs > 1:  # the CPUs shared among the stages running
+            self.env.setdefault('OMP_NUM_THREADS',
+                                str(max(1, (os.cpu_count() or 1) // args.jobs)))
         self.custom = self.ds in CUSTOM_DATASETS
         if args.classes and not self.custom:
             raise SystemExit('--classes is for your own dataset ('
@@ -1013,24 +1027,72 @@ class Pipeline:
             return stage.key in json.load(f)
 
     # -- running ----------------------------------------------------------------
-    def run_seed(self, seed: int, stages: List[Stage]) -> Dict:
-        """Run (or skip) the stages of one seed; their metrics."""
-        results_file = osp.join(self.work_dir, f'seed{seed}', 'results.json')
-        results = json.load(open(results_file)) if osp.isfile(results_file) else {}
-
-        for stage in stages:
-            if stage.max_iters is not None:
-                self.train(stage)
-            elif stage.key not in results and not osp.islink(stage.work_dir):
-                self.test(stage)  # (a linked one was tested where it lives)
-            if stage.key not in results:
-                results[stage.key] = read_metrics(stage.work_dir)
-                with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
-                    json.dump(results, f, indent=2, sort_keys=True)
-                os.replace(results_file + '.tmp', results_file)
-            print(f'[{stage.key}] mask AP {results[stage.key]["segm_AP"]}',
-                  flush=True)
+    def run_stages(self, first: List[Stage],
+                   per_seed: Dict[int, List[Stage]]) -> Dict[int, Dict]:
+        """Run (or skip) every stage, up to ``--jobs`` at once, each after
+        the stages it is made from (:data:`UPSTREAM`); among the stages
+        that may start, the first in the plan starts first. Returns each
+        seed's metrics (also kept in ``seed<N>/results.json``). After a
+        failed stage no other starts; those running finish, then it raises.
+        """
+        jobs = [(None, st) for st in first] + [
+            (seed, st) for seed, stages in per_seed.items() for st in stages]
+        index = {(seed, st.key): i for i, (seed, st) in enumerate(jobs)}
+        needs = [{index[k] for u in UPSTREAM.get(st.key, ())
+                  for k in ((seed, u), (None, u)) if k in index}
+                 for seed, st in jobs]
+        results = {}
+        for seed in per_seed:
+            path = osp.join(self.work_dir, f'seed{seed}', 'results.json')
+            results[seed] = json.load(open(path)) if osp.isfile(path) else {}
+        waiting, done, failed = list(range(len(jobs))), set(), []
+        with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
+            running = {}
+            while waiting or running:
+                ready = [i for i in waiting if needs[i] <= done]
+                while ready and not failed and len(running) < self.args.jobs:
+                    i = ready.pop(0)
+                    waiting.remove(i)
+                    running[pool.submit(self._run_job, jobs[i],
+                                        results.get(jobs[i][0], {}))] = i
+                if not running:
+                    break
+                finished, _ = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    i = running.pop(future)
+                    if future.exception() is not None:
+                        failed.append(future.exception())
+                        continue
+                    done.add(i)
+                    seed, stage = jobs[i]
+                    if seed is not None:
+                        self._record(seed, stage, results[seed])
+        if failed:
+            raise failed[0]
         return results
+
+    def _run_job(self, job: Tuple[Optional[int], Stage],
+                 results: Dict) -> None:
+        """Train a stage (skipped when finished), or test it when its
+        seed has no row for it yet (a linked one was tested where it
+        lives)."""
+        stage = job[1]
+        if stage.max_iters is not None:
+            self.train(stage)
+        elif stage.key not in results and not osp.islink(stage.work_dir):
+            self.test(stage)
+
+    def _record(self, seed: int, stage: Stage, results: Dict) -> None:
+        """Add a finished stage's metrics to its seed's results.json."""
+        results_file = osp.join(self.work_dir, f'seed{seed}', 'results.json')
+        if stage.key not in results:
+            results[stage.key] = read_metrics(stage.work_dir)
+            with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
+                json.dump(results, f, indent=2, sort_keys=True)
+            os.replace(results_file + '.tmp', results_file)
+        print(f'[seed {seed}] [{stage.key}] mask AP '
+              f'{results[stage.key]["segm_AP"]}', flush=True)
 
     def run(self) -> Dict:
         """Plan, preflight, then run every stage (``--dry-run``: no run)."""
@@ -1067,10 +1129,7 @@ class Pipeline:
         print('preflight: ok', flush=True)
         if dry:
             return {}
-        for stage in first:
-            self.train(stage)
-        results = {s: self.run_seed(s, stages)
-                   for s, stages in per_seed.items()}
+        results = self.run_stages(first, per_seed)
         baseline = next(st for st in next(iter(per_seed.values()))
                         if st.key == 'supervised_student')
         self.write_table(results, self.val_ann_file(baseline))
