@@ -392,17 +392,25 @@ def test_toy_data_root_follows_the_environment(monkeypatch):
 
 def test_guided_distillation_from_the_baseline_joins_the_table(tmp_path):
     """``--methods gd``: the baseline (GD's teacher), then GD; no teacher
-    stages; GD's row and its paired difference in the results."""
+    stages; GD's row and its paired difference in the results. With
+    ``--student-init source-pretrained`` both students start from the
+    backbone pre-trained on the source corpus."""
     import torch
 
     import mmcast  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
     work_dir = str(tmp_path / 'work')
     _pipeline(['toy', '--methods', 'gd', '--work-dir', work_dir,
                '--data-root', str(tmp_path / 'data'), '--toy-sizes', '8',
-               '2', '4', '--toy-image-size', '64', '128', '--iters'] +
+               '2', '4', '--toy-image-size', '64', '128',
+               '--student-init', 'source-pretrained', '--iters'] +
               [str(i) for i in ITERS])
     assert not osp.exists(osp.join(work_dir, 'toy_foundation'))
+    backbone = osp.join(work_dir, 'student_foundation', f'iter_{ITERS[0]}.pth')
+    assert osp.isfile(backbone)
     gd_dir = osp.join(work_dir, 'seed0', 'guided_distillation')
+    for stage in ('supervised_student', 'guided_distillation'):
+        with open(osp.join(work_dir, 'seed0', stage, 'pipeline.log')) as f:
+            assert f'backend from path: {backbone}' in f.read(), stage
     # as long as the baseline (2 iterations), burn-in scaled to 1
     with open(osp.join(gd_dir, 'pipeline.log')) as f:
         assert 'iteration 1: teacher <- student' in f.read()

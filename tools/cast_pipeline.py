@@ -111,6 +111,11 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
+# --student-init source-pretrained (toy): the students load the backbone of
+# this R-18, pre-trained on the source corpus like θ_T^0, cached in the folder.
+STUDENT_PRETRAIN_CONFIG = \
+    'configs/mmcast/toy/mask2former_r18_source-pretrain_toy.py'
+STUDENT_FOUNDATION = 'student_foundation'
 DEFAULT_TEACHER = 'mask2former'
 # suffix: appended to the config names of TEACHER_STAGES;
 # toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
@@ -135,13 +140,14 @@ TEACHERS = {
 # stage only when it runs unchanged and so did everything upstream of it.
 UPSTREAM = {
     'toy_foundation': (),
+    STUDENT_FOUNDATION: (),
     'teacher_pretrained': ('toy_foundation', ),
     'adapt_teacher': ('toy_foundation', ),
     'adapt_teacher_selftrain': ('adapt_teacher', ),
-    'distill': ('adapt_teacher_selftrain', ),
+    'distill': ('adapt_teacher_selftrain', STUDENT_FOUNDATION),
     'finetune': ('distill', ),
-    'supervised_student': (),
-    'guided_distillation': ('supervised_student', ),
+    'supervised_student': (STUDENT_FOUNDATION, ),
+    'guided_distillation': ('supervised_student', STUDENT_FOUNDATION),
 }
 # Config keys MMDetection's train / test scripts set from their command line.
 SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
@@ -259,8 +265,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'adapt_teacher_custom-cpu.py)')
     parser.add_argument(
         '--iters', type=int, nargs=5, metavar='N',
-        help='override max_iters of: teacher pre-training (toy), 1a, 1b, '
-        '2, 3 (the baseline gets 2 + 3)')
+        help='override max_iters of: teacher (and student) pre-training '
+        '(toy), 1a, 1b, 2, 3 (the baseline gets 2 + 3)')
+    parser.add_argument(
+        '--student-init', choices=('random', 'source-pretrained'),
+        default='random',
+        help='toy: the students\' backbone starts from random weights '
+        '(default) or from an R-18 pre-trained on the source corpus like '
+        f'θ_T^0 ({STUDENT_PRETRAIN_CONFIG}, trained once and cached)')
     parser.add_argument('--nproc', type=int, default=1,
                         help='processes per stage (torchrun, launcher pytorch)')
     parser.add_argument(
@@ -388,6 +400,12 @@ class Pipeline:
         self.env = dict(os.environ)
         for name in ('MMCAST_TOY_ROOT', CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV):
             self.env.pop(name, None)
+        if args.student_init != 'random' and self.ds != 'toy':
+            raise SystemExit(f'--student-init {args.student_init} is for the '
+                             'toy data; the other datasets\' students have '
+                             'their own pre-trained backbones (configs)')
+        # --student-init source-pretrained: that model's final checkpoint
+        self.student_backbone: Optional[str] = None
         if args.jobs < 1:
             raise SystemExit(f'--jobs {args.jobs}: at least 1')
         if args.jobs > 1:  # the CPUs shared among the stages running
@@ -695,8 +713,10 @@ class Pipeline:
                     f'{CUSTOM_TEMPLATE} or --classes')
         return problems
 
-    def toy_pretrain_stage(self, pretrain_iters: int) -> Stage:
-        """θ_T^0 of the toy data: pre-trained on the source corpus."""
+    def toy_pretrain_stage(self, key: str, name: str, config: str,
+                           folder: str, pretrain_iters: int) -> Stage:
+        """A model pre-trained on the toy source corpus (θ_T^0, or the
+        students' backbone), cached in ``<work-dir>/<folder>``."""
         options = []
         if self.args.data_root:
             source = self.toy_source_root + '/'
@@ -709,11 +729,20 @@ class Pipeline:
                 f'val_evaluator.ann_file={val_ann}',
                 f'test_evaluator.ann_file={val_ann}',
             ]
-        return self.train_stage(
-            'toy_foundation', 'teacher pre-training (source corpus)',
-            self.teacher_cfg['toy_pretrain_config'],
-            osp.join(self.work_dir, self.teacher_cfg['toy_foundation']),
-            pretrain_iters, options)
+        return self.train_stage(key, name, config,
+                                osp.join(self.work_dir, folder),
+                                pretrain_iters, options)
+
+    def student_init_options(self, model: str) -> List[str]:
+        """``--student-init source-pretrained``: the options that load the
+        pre-trained backbone into the student at ``model`` (e.g.
+        ``'model.student'``); none by default."""
+        if self.student_backbone is None:
+            return []
+        key = f'{model}.backbone.init_cfg'
+        return [f'{key}._delete_=True', f'{key}.type=Pretrained',
+                f'{key}.checkpoint={self.student_backbone}',
+                f'{key}.prefix=backbone.']
 
     def prepare_tiny_teacher_assets(self) -> str:
         """The tiny BERT folder and SAM 2 checkpoint (idempotent).
@@ -759,10 +788,12 @@ class Pipeline:
                 f'model.teacher_checkpoint={stage_1a.final}'
             ])
         stage_2 = train('distill', 'stage 2', it_2, pseudo_opts('stage2') +
-                        [f'model.teacher_checkpoint={stage_1b.final}'])
+                        [f'model.teacher_checkpoint={stage_1b.final}'] +
+                        self.student_init_options('model.student'))
         stage_3 = train('finetune', 'stage 3', it_3,
                         [f'model.init_cfg.checkpoint={stage_2.final}'])
-        baseline = train('supervised_student', 'baseline', it_2 + it_3, [])
+        baseline = train('supervised_student', 'baseline', it_2 + it_3,
+                         self.student_init_options('model'))
         stages = []
         if 'cast' in self.args.methods:
             stages = [
@@ -796,7 +827,7 @@ class Pipeline:
             baseline.max_iters, opts(key) + [
                 f'model.teacher_checkpoint={baseline.final}',
                 f'custom_hooks.{hook}.burn_in_iters={burn_in}'
-            ])
+            ] + self.student_init_options('model.student'))
 
     def plan(self) -> Tuple[List[Stage], Dict[int, List[Stage]]]:
         """The stages before the seeds (toy: θ_T^0) and those of each seed."""
@@ -807,6 +838,8 @@ class Pipeline:
         if cast and self.ds == 'toy':
             pretrain_config = self.teacher_cfg['toy_pretrain_config']
             first.append(self.toy_pretrain_stage(
+                'toy_foundation', 'teacher pre-training (source corpus)',
+                pretrain_config, self.teacher_cfg['toy_foundation'],
                 iters[0] if iters else self._config_iters(pretrain_config)))
             teacher0 = first[0].final
         elif cast and self.args.pretrained_teacher:
@@ -814,6 +847,13 @@ class Pipeline:
         elif cast:
             raise SystemExit('--pretrained-teacher is required for '
                              f'{self.ds!r}: the θ_T^0 checkpoint')
+        if self.args.student_init == 'source-pretrained':
+            first.append(self.toy_pretrain_stage(
+                STUDENT_FOUNDATION, 'student backbone pre-training '
+                '(source corpus)', STUDENT_PRETRAIN_CONFIG, STUDENT_FOUNDATION,
+                iters[0] if iters else
+                self._config_iters(STUDENT_PRETRAIN_CONFIG)))
+            self.student_backbone = first[-1].final
         stage_iters = list(iters[1:]) if iters else [
             self._config_iters(self.stage_config(name)) for name in
             ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune')
