@@ -33,7 +33,7 @@ $(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/
 	touch $(STAMP)
 
 demo: install
-	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1 2 --methods cast gd --jobs 2
+	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy --seeds 0 1 2 --methods cast gd --student-init source-pretrained --jobs 2
 	$(PY) tools/analysis/plot_pipeline.py work_dirs/cast_toy --out-dir work_dirs/cast_toy/figures
 	$(PY) tools/analysis/show_predictions.py work_dirs/cast_toy --seed 0 \
 		--out work_dirs/cast_toy/figures/predictions_seed0.png

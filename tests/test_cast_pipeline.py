@@ -284,6 +284,11 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     log = _pipeline(args + ['--stage-cfg-options', option]).stdout
     assert '] training' not in log
     assert osp.islink(osp.join(seed, 'adapt_teacher_selftrain'))
+    # without the option, its stage 2 is not skipped as done: refused
+    proc = _pipeline(args, check=False)
+    assert proc.returncode != 0
+    assert (f'{osp.join(seed, "distill")} holds stage 2 trained with another '
+            'config') in proc.stderr
     proc = _pipeline(args + [
         '--reuse-from', run['work_dir'], '--stage-cfg-options', option,
         'adapt_teacher_selftrain:model.semi_train_cfg.unsup_weight=0.5'],

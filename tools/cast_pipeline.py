@@ -963,7 +963,9 @@ class Pipeline:
         ``--nproc`` is not compared). A stage trained here stays; a link
         left by an earlier run (with or without ``--reuse-from`` now) stays
         when it is still alike, and is refused when this run changes its
-        stage. A dry run only prints the links."""
+        stage. A stage finished here with another config than this run's
+        (e.g. after a default changed) is refused too, not skipped. A dry
+        run only prints the links."""
         base = self.args.reuse_from and osp.abspath(self.args.reuse_from)
         planned = {osp.relpath(st.work_dir, self.work_dir) for st in stages}
         linked = set()
@@ -978,6 +980,13 @@ class Pipeline:
                         'another --work-dir)')
                 linked.add(rel)
                 continue
+            if stage.max_iters is not None and \
+                    self._finished_in(stage, stage.work_dir) and \
+                    not self._same_config(stage, stage.work_dir):
+                raise SystemExit(
+                    f'{stage.work_dir} holds {stage.name} trained with '
+                    'another config than this run\'s: remove it (or use '
+                    'another --work-dir)')
             source = osp.join(base, rel) if base else ''
             if not base or osp.lexists(stage.work_dir) or \
                     not self._reusable(stage, source, linked, planned):
