@@ -71,10 +71,11 @@ generates nothing; files the pipeline makes are not required to exist).
 Examples::
 
     # the toy data (generated here; the "foundation model" stand-in is
-    # pre-trained on a domain-shifted toy corpus and cached); two stages at
-    # once on a 2-core CPU (e.g. one seed's baseline beside another stage)
+    # pre-trained on a domain-shifted toy corpus and cached; so is the
+    # students' backbone); two stages at once on a 2-core CPU: make demo
     python tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy \
-        --seeds 0 1 2 --jobs 2
+        --seeds 0 1 2 --methods cast gd --student-init source-pretrained \
+        --jobs 2
     # the same with the box-prompted teacher (tiny Grounding-DINO + SAM 2)
     python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
         --work-dir work_dirs/cast_toy_gdino-sam2
