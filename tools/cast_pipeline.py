@@ -1103,8 +1103,9 @@ class Pipeline:
                 while ready and not failed and len(running) < self.args.jobs:
                     i = ready.pop(0)
                     waiting.remove(i)
-                    running[pool.submit(self._run_job, jobs[i],
-                                        results.get(jobs[i][0], {}))] = i
+                    seed, stage = jobs[i]
+                    running[pool.submit(self._run_job, stage,
+                                        results.get(seed, {}))] = i
                 if not running:
                     break
                 finished, _ = concurrent.futures.wait(
@@ -1122,12 +1123,10 @@ class Pipeline:
             raise failed[0]
         return results
 
-    def _run_job(self, job: Tuple[Optional[int], Stage],
-                 results: Dict) -> None:
+    def _run_job(self, stage: Stage, results: Dict) -> None:
         """Train a stage (skipped when finished), or test it when its
-        seed has no row for it yet (a linked one was tested where it
-        lives)."""
-        stage = job[1]
+        seed's ``results`` have no row for it yet (a linked one was tested
+        where it lives)."""
         if stage.max_iters is not None:
             self.train(stage)
         elif stage.key not in results and not osp.islink(stage.work_dir):
