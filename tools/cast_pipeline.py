@@ -1088,7 +1088,7 @@ class Pipeline:
         jobs = [(None, st) for st in first] + [
             (seed, st) for seed, stages in per_seed.items() for st in stages]
         index = {(seed, st.key): i for i, (seed, st) in enumerate(jobs)}
-        needs = [{index[k] for u in UPSTREAM.get(st.key, ())
+        needs = [{index[k] for u in UPSTREAM[st.key]
                   for k in ((seed, u), (None, u)) if k in index}
                  for seed, st in jobs]
         results = {}
