@@ -172,6 +172,9 @@ def stock_mask2former_cfg(detector: dict) -> dict:
     ``CASTMask2Former`` → ``Mask2Former`` without ``strong_view``;
     ``CASTMask2FormerHead`` → ``Mask2FormerHead`` without
     ``contrast_level``, ``projection_head`` and ``loss_pixel_contrast``;
+    ``ClampedMaskFormerFusionHead`` → ``MaskFormerFusionHead`` with
+    ``test_cfg.max_per_image`` clamped to ``num_queries × num_classes``
+    (what the clamped head keeps), so any class count predicts the same;
     ``train_cfg`` (the Hungarian assigner) and the detector's ``init_cfg``
     are dropped, as are ``Pretrained`` initialisations inside.
     """
@@ -187,6 +190,18 @@ def stock_mask2former_cfg(detector: dict) -> dict:
                     'loss_pixel_contrast'):
             head.pop(key, None)
     model['panoptic_head'] = head
+    fusion = dict(model.get('panoptic_fusion_head') or {})
+    if _type_name(fusion) == 'ClampedMaskFormerFusionHead':
+        fusion['type'] = 'MaskFormerFusionHead'
+        model['panoptic_fusion_head'] = fusion
+        # stock defaults: 100 queries, 80 thing + 53 stuff classes, 100 kept
+        num_pairs = head.get('num_queries', 100) * (
+            fusion.get('num_things_classes', 80) +
+            fusion.get('num_stuff_classes', 53))
+        test_cfg = dict(model.get('test_cfg') or {})
+        test_cfg['max_per_image'] = min(
+            test_cfg.get('max_per_image', 100), num_pairs)
+        model['test_cfg'] = test_cfg
     return _drop_pretrained(model)
 
 

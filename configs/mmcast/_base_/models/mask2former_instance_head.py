@@ -8,7 +8,9 @@
 # with 8 thing classes (Cityscapes; stage configs of other datasets set
 # num_things_classes, loss_cls's class_weight and the fusion head's
 # num_things_classes) and the Hungarian matching computed in float32 under
-# AMP (FP32HungarianAssigner).
+# AMP (FP32HungarianAssigner). The fusion head keeps at most
+# num_queries x num_classes instances per image (ClampedMaskFormerFusionHead),
+# so that max_per_image works with any class count (1 class, 20 queries).
 #
 # No backbone: an inheriting base adds one and sets the head's in_channels
 # (and strides where they are not 4/8/16/32); it overrides only what its
@@ -106,7 +108,7 @@ model = dict(
             eps=1.0,
             loss_weight=5.0)),
     panoptic_fusion_head=dict(
-        type='MaskFormerFusionHead',
+        type='ClampedMaskFormerFusionHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         loss_panoptic=None,
