@@ -4,17 +4,26 @@
 The box-prompted teacher (tiny Grounding-DINO + tiny SAM 2) replaces the
 Mask2Former teacher by ``--teacher gdino-sam2`` alone: θ_T^0 pre-training
 on the source corpus, stages 1a, 1b, 2, 3 and the baseline run through
-``mim train`` for 1–2 iterations on 64×128 images generated into a
+``mim train`` for 1–3 iterations on 64×128 images generated into a
 temporary ``--data-root``; every stage leaves its final checkpoint, the
 pseudo-labels are COCO json with the mmcast header, the results table has
 every row, and a second run skips everything. The same run with the
 default Mask2Former teacher checks the main job the same way (~100 s per
 teacher on 2 CPU cores).
+
+Before that, stage 2 crashes (an exception injected into its second
+iteration through a ``sitecustomize`` module on the stages' path) twice:
+once with another stage-2 config, then with the run's own. The console
+shows the stage's exception and progress lines of every stage; the second
+run sets the first crash aside and trains stage 2 from the start, the third
+(the fixture's command) resumes it from its first checkpoint and finishes.
 """
+import glob
 import json
 import math
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -26,9 +35,32 @@ from conftest import REPO_ROOT, load_script
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 # θ_T^0 pre-training, 1a, 1b, 2, 3 (the baseline gets 2 + 3)
-ITERS = (2, 1, 1, 1, 1)
-STAGE_ITERS = dict(adapt_teacher=1, adapt_teacher_selftrain=1, distill=1,
-                   finetune=1, supervised_student=2)
+ITERS = dict(pretrain=2, adapt_teacher=1, adapt_teacher_selftrain=1,
+             distill=2, finetune=1)
+ITERS_ARGS = ['--iters'] + [f'{k}={v}' for k, v in ITERS.items()]
+STAGE_ITERS = dict(adapt_teacher=1, adapt_teacher_selftrain=1, distill=2,
+                   finetune=1, supervised_student=3)
+# Imported by every Python process of a stage whose path has its folder:
+# raises in iteration MMCAST_TEST_CRASH_ITER of a stage whose work dir ends
+# with MMCAST_TEST_CRASH_STAGE.
+CRASH_INJECTION = '''
+import os
+
+if os.environ.get('MMCAST_TEST_CRASH_STAGE'):
+    from mmengine.runner import loops
+
+    _run_iter = loops.IterBasedTrainLoop.run_iter
+
+    def run_iter(self, data_batch):
+        if self.runner.work_dir.endswith(
+                os.environ['MMCAST_TEST_CRASH_STAGE']) and \\
+                self._iter + 1 == int(os.environ['MMCAST_TEST_CRASH_ITER']):
+            raise RuntimeError('injected crash in iteration '
+                               f'{self._iter + 1}')
+        return _run_iter(self, data_batch)
+
+    loops.IterBasedTrainLoop.run_iter = run_iter
+'''
 ROWS = ('supervised_student', 'teacher_pretrained', 'adapt_teacher',
         'adapt_teacher_selftrain', 'distill', 'finetune')
 GDINO_CONFIGS = ('adapt_teacher_toy_gdino-sam2',
@@ -50,8 +82,9 @@ TEACHERS = {
 }
 
 
-def _pipeline(args: list, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
+def _pipeline(args: list, check: bool = True,
+              **env: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS='ignore', **env)
     proc = subprocess.run([sys.executable, SCRIPT] + args, cwd=REPO_ROOT,
                           capture_output=True, text=True, env=env)
     if check:
@@ -63,26 +96,88 @@ def _pipeline(args: list, check: bool = True) -> subprocess.CompletedProcess:
     scope='module',
     params=['gdino-sam2', 'mask2former'])
 def run(request, tmp_path_factory):
-    """The whole pipeline of one teacher once, then a second time."""
+    """Stage 2 crashed twice (another config, then this one), then the
+    whole pipeline of one teacher, then a second time."""
     teacher = request.param
     tmp = tmp_path_factory.mktemp(f'cast_pipeline_{teacher}')
     work_dir, data_root = str(tmp / 'work'), str(tmp / 'data')
     args = ['toy', '--teacher', teacher, '--work-dir', work_dir,
             '--data-root', data_root, '--toy-sizes', '8', '2', '4',
             '--toy-image-size', '64', '128', '--jobs', '2',
-            '--iters'] + [str(i) for i in ITERS] + [
+            '--progress-interval', '1'] + ITERS_ARGS + [
             # θ_T^0 pre-training too (the stages get their seed anyway)
             '--cfg-options', 'randomness.seed=0']
+    injection = tmp / 'crash_injection'
+    injection.mkdir()
+    (injection / 'sitecustomize.py').write_text(CRASH_INJECTION)
+    crash = dict(PYTHONPATH=str(injection), MMCAST_TEST_CRASH_STAGE='distill',
+                 MMCAST_TEST_CRASH_ITER='2')
+    other_config = ['--stage-cfg-options',
+                    'distill:model.semi_train_cfg.unsup_weight=0.5']
+    crashes = [_pipeline(args + other_config, check=False, **crash),
+               _pipeline(args, check=False, **crash)]
     first = _pipeline(args).stdout
     start = time.time()
     second = _pipeline(args).stdout
     return dict(teacher=teacher, work_dir=work_dir, data_root=data_root,
-                args=args, first=first, second=second,
+                args=args, crashes=crashes, first=first, second=second,
                 rerun_s=time.time() - start)
 
 
+def test_a_crashed_stage_restarts_with_another_config_else_resumes(run):
+    """The crash's own exception on the console, exit 1 and no traceback of
+    the pipeline; after a config change the crashed run is set aside whole;
+    with the same config it resumes from its last checkpoint."""
+    distill = osp.join(run['work_dir'], 'seed0', 'distill')
+    for proc in run['crashes']:
+        assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+        err = proc.stderr
+        assert '[seed 0] [stage 2] failed (exit 1):' in err
+        assert 'RuntimeError: injected crash in iteration 2' in err
+        assert f'full log: {osp.join(distill, "pipeline.log")}' in err
+        assert 'cast_pipeline.py' not in err  # the pipeline's own frames
+        assert 'run the same command again' in err
+    moved = glob.glob(distill + '.crashed-*')
+    assert len(moved) == 1
+    assert osp.isfile(osp.join(moved[0], 'iter_1.pth'))
+    assert Config.fromfile(osp.join(moved[0], 'distill_toy' + (
+        '_gdino-sam2' if run['teacher'] == 'gdino-sam2' else '') +
+        '.py')).model.semi_train_cfg.unsup_weight == 0.5
+    second = run['crashes'][1].stdout
+    assert f'[stage 2] the unfinished run in {distill} had another config: ' \
+        f'moved to {moved[0]}; training from the start' in second
+    assert '[stage 2] training' in second and '(resumed' not in second
+    # the fixture's run: stage 2 resumed, the stages before it done
+    first = run['first']
+    assert '[stage 2] training' in first and \
+        '(resumed from iter_1.pth)' in first
+    for name in ('stage 1a', 'stage 1b', 'baseline'):
+        assert f'[{name}] done' in first, name
+    with open(osp.join(distill, 'stage_complete.json')) as f:
+        assert json.load(f)['checkpoint'] == 'iter_2.pth'
+
+
+def test_the_console_shows_progress_and_stays_quiet(run):
+    """A progress line for each stage that trained, with its iterations
+    (plain lines: the output is no terminal); none of the config loader's
+    messages, which go to the pipeline's log file."""
+    console = ''.join(p.stdout for p in run['crashes']) + run['first']
+    for label, iters in (('[teacher pre-training (source corpus)]', 2),
+                         ('[seed 0] [stage 1a]', 1),
+                         ('[seed 0] [stage 1b]', 1),
+                         ('[seed 0] [stage 2]', 2),
+                         ('[seed 0] [stage 3]', 1),
+                         ('[seed 0] [baseline]', 3)):
+        lines = re.findall(re.escape(label) + rf' iter (\d+)/{iters} ETA ',
+                           console)
+        assert lines and int(lines[-1]) == iters, label
+    assert 'Using env variable' not in console
+    with open(osp.join(run['work_dir'], 'cast_pipeline.log')) as f:
+        assert 'Using env variable `MMCAST_TOY_ROOT`' in f.read()
+
+
 def test_teacher_stages_use_the_teachers_configs(run):
-    log = run['first']
+    log = ''.join(p.stdout for p in run['crashes']) + run['first']
     for teacher, spec in TEACHERS.items():
         for name in spec['configs']:
             used = f'configs/mmcast/{name}.py' in log
@@ -97,7 +192,7 @@ def test_every_stage_leaves_its_final_checkpoint(run):
     import mmcast  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
     wd = run['work_dir']
     spec = TEACHERS[run['teacher']]
-    final = osp.join(wd, spec['foundation'], f'iter_{ITERS[0]}.pth')
+    final = osp.join(wd, spec['foundation'], f'iter_{ITERS["pretrain"]}.pth')
     assert osp.isfile(final)
     for stage, iters in STAGE_ITERS.items():
         path = osp.join(wd, 'seed0', stage, f'iter_{iters}.pth')
@@ -204,14 +299,17 @@ def test_jobs_run_stages_side_by_side_after_their_inputs(run):
     """``--jobs 2``: the baseline, made from nothing, starts beside θ_T^0's
     pre-training; every other stage starts after the one it is made from
     has its row."""
-    log = run['first']
-    starts = {name: log.index(f'[{name}] training') for name in
-              ('baseline', 'stage 1a', 'stage 1b', 'stage 2', 'stage 3')}
-    assert starts['baseline'] < starts['stage 1a']
-    for name, upstream in (('stage 1b', 'adapt_teacher'),
-                           ('stage 2', 'adapt_teacher_selftrain'),
-                           ('stage 3', 'distill')):
-        assert log.index(f'[seed 0] [{upstream}] mask AP') < starts[name]
+    for log, names in ((run['crashes'][0].stdout,
+                        ('baseline', 'stage 1a', 'stage 1b', 'stage 2')),
+                       (run['first'], ('stage 3', ))):
+        starts = {name: log.index(f'[{name}] training') for name in names}
+        assert starts.get('baseline', 0) < starts.get('stage 1a', 1)
+        for name, upstream in (('stage 1b', 'adapt_teacher'),
+                               ('stage 2', 'adapt_teacher_selftrain'),
+                               ('stage 3', 'distill')):
+            if name in starts:
+                assert log.index(f'[seed 0] [{upstream}] mask AP') < \
+                    starts[name]
 
 
 def test_rerun_skips_every_stage(run):
@@ -407,10 +505,11 @@ def test_guided_distillation_from_the_baseline_joins_the_table(tmp_path):
     _pipeline(['toy', '--methods', 'gd', '--work-dir', work_dir,
                '--data-root', str(tmp_path / 'data'), '--toy-sizes', '8',
                '2', '4', '--toy-image-size', '64', '128',
-               '--student-init', 'source-pretrained', '--iters'] +
-              [str(i) for i in ITERS])
+               '--student-init', 'source-pretrained', '--iters',
+               f'pretrain={ITERS["pretrain"]}', 'distill=1', 'finetune=1'])
     assert not osp.exists(osp.join(work_dir, 'toy_foundation'))
-    backbone = osp.join(work_dir, 'student_foundation', f'iter_{ITERS[0]}.pth')
+    backbone = osp.join(work_dir, 'student_foundation',
+                        f'iter_{ITERS["pretrain"]}.pth')
     assert osp.isfile(backbone)
     gd_dir = osp.join(work_dir, 'seed0', 'guided_distillation')
     for stage in ('supervised_student', 'guided_distillation'):

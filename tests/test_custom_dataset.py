@@ -3,23 +3,25 @@
 
 A plain COCO dataset is generated (``images/{train,val}/*.jpg``,
 ``annotations/instances_{train,val}.json``; 8 train / 4 val 64×128 images of
-three classes that are not Cityscapes', ``apple`` / ``kite`` / ``mug`` with
-the non-contiguous category ids 3 / 7 / 11, masks as RLE and as polygons),
-split by ``tools/split_semi.py``, given a θ_T^0 by the stand-in recipe of
-``adapt_teacher_custom-cpu.py`` (``mim train ... load_from=None``, 1
-iteration) and run by ``tools/cast_pipeline.py custom-cpu --data-root ...
---classes apple kite mug`` through stages 1a, 1b, 2, 3 and the baseline for
-1 iteration each (~100 s on 2 CPU cores). Without training: every custom
-config follows the class names (count, class weights, dataset metainfo) and
-the data root; the pipeline writes a missing split as tools/split_semi.py
-does, and refuses class names that are no category of the annotations or
-not in their order.
+classes that are not Cityscapes', ``apple`` / ``kite`` / ``mug`` with the
+non-contiguous category ids 3 / 7 / 11, masks as RLE and as polygons).
+With one class and with two, ``tools/cast_pipeline.py custom-cpu --data-root
+... --classes ... --percent 25 --split-seed 3`` runs it as a new user
+would, with no environment variable and no θ_T^0: it writes the split,
+trains the stand-in θ_T^0 on D_l, then stages 1a, 1b, 2, 3 and the baseline
+for 1 iteration each (~100 s per class count on 2 CPU cores), to a results
+table. Without training: every custom config follows the class names
+(count, class weights, dataset metainfo) and the data root; the pipeline
+writes a missing split as tools/split_semi.py does, refuses class names
+that are no category of the annotations or not in their order, and takes
+``--iters`` by stage name, refusing a stage the run does not have.
 """
 import glob
 import json
 import math
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 from typing import Dict, Sequence
@@ -33,7 +35,6 @@ from conftest import REPO_ROOT, load_script
 
 PIPELINE = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 SPLIT = osp.join(REPO_ROOT, 'tools', 'split_semi.py')
-MIM = osp.join(osp.dirname(sys.executable), 'mim')
 CUSTOM_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast', 'custom')
 CLASSES = ('apple', 'kite', 'mug')
 CATEGORY_IDS = (3, 7, 11)
@@ -44,6 +45,11 @@ ROWS = ('supervised_student', 'teacher_pretrained', 'adapt_teacher',
 # the template's split: 10 %, seed 1
 SPLIT_FILES = ('instances_train.1@10.json',
                'instances_train.1@10-unlabeled.json')
+# the whole pipeline's runs: one class, two classes (names, category ids)
+RUN_CLASSES = {1: (('apple', ), (3, )), 2: (('apple', 'mug'), (3, 11))}
+# their split: --percent 25 --split-seed 3
+RUN_SPLIT_FILES = ('instances_train.3@25.json',
+                   'instances_train.3@25-unlabeled.json')
 
 
 # ------------------------------------------------------------------ the data
@@ -81,11 +87,15 @@ def _segmentation(mask: np.ndarray, polygon: bool):
 
 
 def make_coco_dataset(root: str, num_train: int = 8, num_val: int = 4,
-                      height: int = 64, width: int = 128,
-                      seed: int = 0) -> Dict[str, str]:
+                      height: int = 64, width: int = 128, seed: int = 0,
+                      classes: Sequence[str] = CLASSES,
+                      category_ids: Sequence[int] = CATEGORY_IDS
+                      ) -> Dict[str, str]:
     """Plain COCO instance data: ``images/<split>/<n>.jpg`` and
     ``annotations/instances_<split>.json``; 1-3 objects per image on a
-    noisy background, later objects occluding earlier ones."""
+    noisy background, later objects occluding earlier ones; ``classes``
+    are some of apple / kite / mug (their shapes), ``category_ids`` their
+    ids."""
     from pycocotools import mask as mask_utils
 
     rng = np.random.default_rng(seed)
@@ -100,7 +110,8 @@ def make_coco_dataset(root: str, num_train: int = 8, num_val: int = 4,
             owner = np.full((height, width), -1)
             objects = []
             for k in range(int(rng.integers(1, 4))):
-                cls = int(rng.integers(0, 3))
+                cls = CLASSES.index(classes[int(rng.integers(
+                    0, len(classes)))])
                 mask = _shape_mask(cls, height, width, rng)
                 owner[mask > 0] = k
                 image[mask > 0] = colors[cls]
@@ -116,7 +127,8 @@ def make_coco_dataset(root: str, num_train: int = 8, num_val: int = 4,
                 rle = mask_utils.encode(np.asfortranarray(visible))
                 annotations.append(dict(
                     id=ann_id, image_id=image_id,
-                    category_id=CATEGORY_IDS[cls], iscrowd=0,
+                    category_id=category_ids[classes.index(CLASSES[cls])],
+                    iscrowd=0,
                     area=float(mask_utils.area(rle)),
                     bbox=mask_utils.toBbox(rle).tolist(),
                     segmentation=_segmentation(visible, polygon=cls > 0)))
@@ -128,7 +140,7 @@ def make_coco_dataset(root: str, num_train: int = 8, num_val: int = 4,
         coco = dict(
             images=images, annotations=annotations,
             categories=[dict(id=i, name=n, supercategory='thing')
-                        for i, n in zip(CATEGORY_IDS, CLASSES)])
+                        for i, n in zip(category_ids, classes)])
         paths[split] = osp.join(root, 'annotations', f'instances_{split}.json')
         os.makedirs(osp.dirname(paths[split]), exist_ok=True)
         with open(paths[split], 'w', encoding='utf-8') as f:
@@ -153,48 +165,68 @@ def _run(cmd: Sequence[str], env: dict) -> str:
 
 
 # --------------------------------------------------------- the whole pipeline
-@pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    """Data → tools/split_semi.py → θ_T^0 (1 iteration from scratch) →
-    tools/cast_pipeline.py custom-cpu (1 iteration per stage)."""
-    tmp = tmp_path_factory.mktemp('custom_dataset')
+@pytest.fixture(scope='module', params=sorted(RUN_CLASSES),
+                ids=lambda n: f'{n}-class')
+def run(request, tmp_path_factory):
+    """Data → tools/cast_pipeline.py custom-cpu, as the README's two lines:
+    no split, no θ_T^0, no environment variable (1 iteration per stage)."""
+    classes, category_ids = RUN_CLASSES[request.param]
+    tmp = tmp_path_factory.mktemp(f'custom_dataset_{request.param}')
     data_root, work_dir = str(tmp / 'fruit'), str(tmp / 'work')
-    anns = make_coco_dataset(data_root)
-    split_log = _run([sys.executable, SPLIT, anns['train'], '--percent', '10',
-                      '--seed', '1'], _env())
-    # θ_T^0, as adapt_teacher_custom-cpu.py's stand-in recipe makes it
-    teacher0_dir = str(tmp / 'teacher0')
-    _run([MIM, 'train', 'mmdet', 'configs/mmcast/custom/'
-          'adapt_teacher_custom-cpu.py', '--work-dir', teacher0_dir,
-          '--cfg-options', 'load_from=None', 'train_cfg.max_iters=1',
-          'train_cfg.val_interval=1', 'param_scheduler.end=1',
-          'default_hooks.checkpoint.interval=1', 'randomness.seed=0'],
-         _env(MMCAST_CUSTOM_ROOT=repr(data_root + '/'),
-              MMCAST_CUSTOM_CLASSES=repr(CLASSES)))
-    teacher0 = osp.join(teacher0_dir, 'iter_1.pth')
+    anns = make_coco_dataset(data_root, classes=classes,
+                             category_ids=category_ids)
     log = _run([sys.executable, PIPELINE, 'custom-cpu', '--data-root',
-                data_root, '--classes', *CLASSES, '--work-dir', work_dir,
-                '--pretrained-teacher', teacher0, '--iters', '0', '1', '1',
-                '1', '1', '--cfg-options', 'randomness.seed=0'], _env())
-    return dict(data_root=data_root, work_dir=work_dir, anns=anns,
-                split_log=split_log, teacher0=teacher0, log=log)
+                data_root, '--classes', *classes, '--work-dir', work_dir,
+                '--percent', '25', '--split-seed', '3', '--iters',
+                'pretrain=1', '1a=1', '1b=1', '2=1', '3=1', '--cfg-options',
+                'randomness.seed=0'], _env())
+    return dict(data_root=data_root, work_dir=work_dir, anns=anns, log=log,
+                classes=classes, category_ids=category_ids, tmp=str(tmp))
 
 
-def test_split_tool_splits_the_plain_coco_layout(run):
+def test_the_pipeline_splits_the_plain_coco_layout(run):
+    """The split --percent / --split-seed ask for, written by the pipeline
+    exactly as tools/split_semi.py writes it."""
     ann_dir = osp.join(run['data_root'], 'annotations')
+    assert 'writing the labeled / unlabeled split: python tools/' \
+        'split_semi.py' in run['log']
+    by_tool = osp.join(run['tmp'], 'by_tool')
+    _run([sys.executable, SPLIT, run['anns']['train'], '--percent', '25',
+          '--seed', '3', '--out-dir', by_tool], _env())
+    for name in RUN_SPLIT_FILES:
+        with open(osp.join(ann_dir, name), 'rb') as ours, \
+                open(osp.join(by_tool, name), 'rb') as tool:
+            assert ours.read() == tool.read(), name
     with open(run['anns']['train']) as f:
         train = json.load(f)
     labeled, unlabeled = (json.load(open(osp.join(ann_dir, name)))
-                          for name in SPLIT_FILES)
+                          for name in RUN_SPLIT_FILES)
     lab = {im['id'] for im in labeled['images']}
     unl = {im['id'] for im in unlabeled['images']}
-    assert len(lab) == 1 and len(unl) == 7  # 10 % of 8
+    assert len(lab) == 2 and len(unl) == 6  # 25 % of 8
     assert lab | unl == {im['id'] for im in train['images']}
     assert {a['image_id'] for a in labeled['annotations']} == lab
     for part in (labeled, unlabeled):
         assert part['categories'] == train['categories']
-    # the pipeline found the split and wrote none
-    assert 'writing the labeled / unlabeled split' not in run['log']
+
+
+def test_the_pipeline_trains_a_standin_teacher_without_one(run):
+    """No --pretrained-teacher: θ_T^0 is the stage-1a config trained from
+    scratch on D_l, said on the console, and stage 1a starts from it."""
+    standin = osp.join(run['work_dir'], 'teacher_standin', 'iter_1.pth')
+    assert 'θ_T^0: no --pretrained-teacher, so a stand-in is trained from ' \
+        'scratch on the labeled split D_l' in run['log']
+    assert f'-> {standin}' in run['log']
+    assert osp.isfile(standin)
+    adapt = Config.fromfile(osp.join(run['work_dir'], 'seed0',
+                                     'adapt_teacher',
+                                     'adapt_teacher_custom-cpu.py'))
+    assert adapt.load_from == standin
+    standin_cfg = Config.fromfile(osp.join(
+        run['work_dir'], 'teacher_standin', 'adapt_teacher_custom-cpu.py'))
+    assert standin_cfg.load_from is None
+    assert standin_cfg.train_dataloader.dataset.ann_file.endswith(
+        RUN_SPLIT_FILES[0])
 
 
 def test_stages_use_the_custom_configs(run):
@@ -211,18 +243,20 @@ def test_every_stage_leaves_a_checkpoint_of_the_custom_classes(run):
         path = osp.join(run['work_dir'], 'seed0', stage, f'iter_{iters}.pth')
         assert osp.isfile(path), stage
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        assert tuple(ckpt['meta']['dataset_meta']['classes']) == CLASSES, \
-            stage
+        assert tuple(ckpt['meta']['dataset_meta']['classes']) == \
+            run['classes'], stage
         # C + 1 rows in every classifier (CASTDistiller: student.*)
         rows = {k: v.shape[0] for k, v in ckpt['state_dict'].items()
                 if k.endswith('panoptic_head.cls_embed.weight')}
-        assert rows and set(rows.values()) == {len(CLASSES) + 1}, stage
+        assert rows and set(rows.values()) == {len(run['classes']) + 1}, \
+            stage
 
 
 def test_pseudo_labels_name_the_custom_categories(run):
     from pycocotools.coco import COCO
 
-    unlabeled = osp.join(run['data_root'], 'annotations', SPLIT_FILES[1])
+    unlabeled = osp.join(run['data_root'], 'annotations',
+                         RUN_SPLIT_FILES[1])
     with open(unlabeled) as f:
         image_ids = {im['id'] for im in json.load(f)['images']}
     for name in ('stage1b', 'stage2'):
@@ -231,9 +265,9 @@ def test_pseudo_labels_name_the_custom_categories(run):
         assert set(coco.getImgIds()) == image_ids
         cats = coco.loadCats(coco.getCatIds())
         assert [(c['id'], c['name']) for c in cats] == \
-            list(zip(CATEGORY_IDS, CLASSES))
+            list(zip(run['category_ids'], run['classes']))
         for ann in coco.dataset['annotations']:
-            assert ann['category_id'] in CATEGORY_IDS
+            assert ann['category_id'] in run['category_ids']
 
 
 def test_results_have_every_row_with_finite_numbers(run):
@@ -360,3 +394,64 @@ def test_pipeline_refuses_classes_it_would_mislabel(pipeline, capsys):
     with pytest.raises(SystemExit, match='--classes is for your own dataset'):
         script.Pipeline(script.parse_args(
             ['toy', '--classes', 'apple', '--work-dir', work_dir]))
+
+
+def test_iters_by_stage_name_and_refused_where_they_do_not_apply(pipeline):
+    """``--iters STAGE=N`` sets those stages (aliases too), the others keep
+    their config's; the former five values still work with 0 for a stage
+    the run does not have; a value for such a stage is an error."""
+    script, data_root, teacher0, work_dir = pipeline
+    base = ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
+            '--work-dir', work_dir]
+
+    def plan(*args):
+        first, per_seed = script.Pipeline(script.parse_args(
+            base + list(args))).plan()
+        return {st.key: st.max_iters for st in first + per_seed[0]}
+
+    iters = plan('--pretrained-teacher', teacher0, '--iters', 'distill=7',
+                 '3=5')
+    assert (iters['distill'], iters['finetune']) == (7, 5)
+    assert iters['supervised_student'] == 12  # 2 + 3
+    assert iters['adapt_teacher'] == 300  # its config's
+    assert plan('--pretrained-teacher', teacher0, '--iters', '0', '4', '3',
+                '2', '1')['adapt_teacher_selftrain'] == 3
+    # without a θ_T^0 the stand-in is pre-trained: pretrain applies
+    iters = plan('--iters', 'pretrain=9', '1a=2')
+    assert (iters['teacher_standin'], iters['adapt_teacher']) == (9, 2)
+    for args, message in (
+            (['--pretrained-teacher', teacher0, '--iters', 'pretrain=9'],
+             'this run has no pretrain stage'),
+            (['--pretrained-teacher', teacher0, '--iters', '9', '1', '1',
+              '1', '1'], 'this run has no pretrain stage'),
+            (['--methods', 'gd', '--iters', '1a=2'],
+             'this run has no adapt_teacher stage'),
+            (['--iters', 'stage2=2'], "--iters 'stage2=2': expected STAGE=N"),
+            (['--iters', '1', '2'], 'give STAGE=N items'),
+            (['--iters', 'distill=0'], '--iters distill=0: at least 1'),
+            (['--percent', '100'], '--percent 100: the labeled share'),
+    ):
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            plan(*args)
+    with pytest.raises(SystemExit, match='--percent is for your own data'):
+        script.Pipeline(script.parse_args(
+            ['toy', '--percent', '5', '--work-dir', work_dir]))
+
+
+def test_percent_and_split_seed_reach_every_stage(pipeline):
+    """--percent / --split-seed choose the split files every stage reads."""
+    script, data_root, teacher0, work_dir = pipeline
+    runner = script.Pipeline(script.parse_args(
+        ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
+         '--work-dir', work_dir, '--pretrained-teacher', teacher0,
+         '--percent', '50', '--split-seed', '0']))
+    assert runner.check_custom_dataset() == []
+    cfg = runner.custom_settings()
+    assert (cfg.percent, cfg.split_seed) == (50.0, 0)
+    first, per_seed = runner.plan()
+    stage_1b = next(st for st in per_seed[0]
+                    if st.key == 'adapt_teacher_selftrain')
+    unlabeled = runner.load_config(stage_1b).train_dataloader.dataset \
+        .datasets[1].unlabeled_ann_file
+    assert unlabeled == osp.join(data_root, 'annotations',
+                                 'instances_train.0@50-unlabeled.json')

@@ -7,8 +7,12 @@ the teacher, self-train on D_l ∪ pseudo(D_u)) → pseudo-labels → stage 2
 labels-only student baseline with as many iterations as stages 2 + 3. Each
 stage is ``mim train mmdet configs/mmcast/<stage>_<dataset>.py`` (or
 ``torchrun ... --launcher pytorch`` with ``--nproc``); the pseudo-labels are
-made by each stage's ``PseudoLabelHook``. Finished stages are skipped, a
-stage that was killed is resumed with ``--resume``. ``--stage-cfg-options``
+made by each stage's ``PseudoLabelHook``. Finished stages (completion
+record, :mod:`mmcast.apis.stage_state`) are skipped, a stage that crashed
+or was killed is resumed with ``--resume`` (or, when its config changed
+since, set aside and trained from the start). While stages run, a progress
+line per stage (or a bar, on a terminal) shows iteration, ETA, loss and val
+AP; a failed stage is told by its own exception. ``--stage-cfg-options``
 changes one stage; with ``--reuse-from`` an ablation trains only the stages
 that change and links the rest from an earlier work dir. The results table
 (markdown + json) has the mask AP / AP50 of the teacher before and after
@@ -49,13 +53,16 @@ teacher, DINOv2-S student) or ``custom-cpu`` (the toy R-34 teacher / R-18
 student, a laptop-sized try), with the configs of ``configs/mmcast/custom/``
 (``<stage>_custom.py`` / ``<stage>_custom-cpu.py``): they read the data root,
 the class names and the split from ``configs/mmcast/custom/custom_dataset.py``,
-the file to edit; ``--data-root`` and ``--classes`` replace its two settings
-without editing it (environment variables ``MMCAST_CUSTOM_ROOT`` /
-``MMCAST_CUSTOM_CLASSES``). The labeled / unlabeled split that file names is
-written by :func:`mmcast.datasets.semi_split.write_split` (the command line
+the file to edit; ``--data-root``, ``--classes``, ``--percent`` and
+``--split-seed`` replace its settings without editing it (the pipeline
+passes them to the stages as environment variables). The labeled /
+unlabeled split that file names is written by
+:func:`mmcast.datasets.semi_split.write_split` (the command line
 ``tools/split_semi.py``, printed) when it is missing; θ_T^0 is
-``--pretrained-teacher``. The class names must be categories of the
-annotation files (checked with the preflight).
+``--pretrained-teacher`` or, on ``custom-cpu`` without one, a stand-in that
+the pipeline trains from scratch on D_l (``<work-dir>/teacher_standin``).
+The class names must be categories of the annotation files (checked with
+the preflight).
 
 Before the first stage starts, a preflight loads every stage's config (with
 the options the pipeline gives it) and checks what it will read: data
@@ -82,15 +89,21 @@ Examples::
     # a quick smoke run on a few tiny images outside the repository
     python tools/cast_pipeline.py toy --teacher gdino-sam2 \\
         --work-dir /tmp/cast --data-root /tmp/cast_data \\
-        --toy-sizes 8 4 8 --toy-image-size 64 128 --iters 2 1 1 1 1
+        --toy-sizes 8 4 8 --toy-image-size 64 128 \\
+        --iters pretrain=2 1a=1 1b=1 2=1 3=1
     # an ablation: stages 2 and 3 with strong-view negative keys, every
     # other stage linked from the run above
     python tools/cast_pipeline.py toy --work-dir work_dirs/ablation_strong \\
         --seeds 0 1 --reuse-from work_dirs/cast_toy --stage-cfg-options \\
         distill:model.student.panoptic_head.loss_pixel_contrast.negative_keys=strong
-    # your own COCO-format data (images/ + annotations/), your classes
+    # your own COCO-format data (images/ + annotations/), your classes,
+    # on a laptop (θ_T^0: a stand-in trained on D_l)
+    python tools/cast_pipeline.py custom-cpu --data-root data/fruit \\
+        --classes apple mug --work-dir work_dirs/cast_fruit
+    # paper-sized, 25 % labels, shorter stages 2 and 3
     python tools/cast_pipeline.py custom --data-root data/fruit \\
-        --classes apple kite mug --work-dir work_dirs/cast_fruit \\
+        --classes apple kite mug --work-dir work_dirs/cast_fruit_l \\
+        --percent 25 --iters distill=20000 finetune=5000 \\
         --pretrained-teacher checkpoints/mask2former_swin-l_coco.pth
     # Cityscapes, 10 % labels, from a pre-trained teacher checkpoint
     python tools/cast_pipeline.py cityscapes --work-dir work_dirs/cast_cs \\
@@ -102,6 +115,7 @@ import contextlib
 import copy
 import glob
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -110,6 +124,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from mmcast.apis import (CRASHED, FINAL_EVAL, FINISHED, NEW, ProgressMonitor,
+                         StageFailed, last_checkpoint, logged_metrics,
+                         set_aside, stage_status, write_completion)
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
 # --student-init source-pretrained (toy): the students load the backbone of
@@ -117,6 +135,9 @@ TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py
 STUDENT_PRETRAIN_CONFIG = \
     'configs/mmcast/toy/mask2former_r18_source-pretrain_toy.py'
 STUDENT_FOUNDATION = 'student_foundation'
+# custom-cpu without --pretrained-teacher: θ_T^0 is a stand-in, the stage-1a
+# config trained from scratch on D_l, in this folder of the work dir.
+STANDIN_TEACHER = 'teacher_standin'
 DEFAULT_TEACHER = 'mask2former'
 # suffix: appended to the config names of TEACHER_STAGES;
 # toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
@@ -141,9 +162,10 @@ TEACHERS = {
 # stage only when it runs unchanged and so did everything upstream of it.
 UPSTREAM = {
     'toy_foundation': (),
+    STANDIN_TEACHER: (),
     STUDENT_FOUNDATION: (),
-    'teacher_pretrained': ('toy_foundation', ),
-    'adapt_teacher': ('toy_foundation', ),
+    'teacher_pretrained': ('toy_foundation', STANDIN_TEACHER),
+    'adapt_teacher': ('toy_foundation', STANDIN_TEACHER),
     'adapt_teacher_selftrain': ('adapt_teacher', ),
     'distill': ('adapt_teacher_selftrain', STUDENT_FOUNDATION),
     'finetune': ('distill', ),
@@ -156,8 +178,6 @@ SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
 TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 TEACHER_MARKER = 'pipeline_teacher.json'
 METRICS = {'segm_AP': 'coco/segm_mAP', 'segm_AP50': 'coco/segm_mAP_50'}
-# What mmdet's CocoMetric logs (and no metric) when nothing was predicted.
-EMPTY_RESULTS = 'The testing results of the whole dataset is empty'
 ROWS = [
     ('supervised_student', 'student, labels only (baseline)'),
     ('teacher_pretrained', 'teacher before adaptation (θ_T^0)'),
@@ -189,6 +209,22 @@ CUSTOM_CONFIG_DIR = 'custom'
 CUSTOM_TEMPLATE = 'configs/mmcast/custom/custom_dataset.py'
 CUSTOM_ROOT_ENV = 'MMCAST_CUSTOM_ROOT'
 CUSTOM_CLASSES_ENV = 'MMCAST_CUSTOM_CLASSES'
+CUSTOM_PERCENT_ENV = 'MMCAST_CUSTOM_PERCENT'
+CUSTOM_SPLIT_SEED_ENV = 'MMCAST_CUSTOM_SPLIT_SEED'
+CUSTOM_ENVS = (CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV, CUSTOM_PERCENT_ENV,
+               CUSTOM_SPLIT_SEED_ENV)
+# --iters: the stages whose iterations it sets (pretrain: θ_T^0 or its
+# stand-in, and the students' backbone), their aliases and, for the former
+# positional form, their order.
+ITERS_STAGES = ('pretrain', 'adapt_teacher', 'adapt_teacher_selftrain',
+                'distill', 'finetune')
+ITERS_ALIASES = {'1a': 'adapt_teacher', '1b': 'adapt_teacher_selftrain',
+                 '2': 'distill', '3': 'finetune'}
+# Config keys compared when deciding whether a stage runs alike, but that
+# change only what is logged.
+LOGGING_ONLY_KEYS = (('default_hooks', 'logger', 'interval'), )
+# A stage's json log gets at least this many records (progress lines).
+PROGRESS_RECORDS = 20
 # Guided Distillation's burn-in + distillation config per dataset.
 GD_CONFIGS = {
     'toy': 'guided_distillation/guided-distillation_r18_toy',
@@ -215,6 +251,7 @@ class Stage:
         options (list[str]): Its complete ``--cfg-options``.
         max_iters (int, optional): Iterations of a training stage.
         checkpoint (str, optional): The checkpoint a test stage evaluates.
+        seed (int, optional): The seed of a seed's stage.
     """
     key: str
     name: str
@@ -223,6 +260,13 @@ class Stage:
     options: List[str] = field(default_factory=list)
     max_iters: Optional[int] = None
     checkpoint: Optional[str] = None
+    seed: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        """Its name on the console, e.g. ``[seed 0] [stage 2]``."""
+        seed = '' if self.seed is None else f'[seed {self.seed}] '
+        return f'{seed}[{self.name}]'
 
     @property
     def final(self) -> Optional[str]:
@@ -265,9 +309,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'custom-cpu without one: see configs/mmcast/custom/'
         'adapt_teacher_custom-cpu.py)')
     parser.add_argument(
-        '--iters', type=int, nargs=5, metavar='N',
-        help='override max_iters of: teacher (and student) pre-training '
-        '(toy), 1a, 1b, 2, 3 (the baseline gets 2 + 3)')
+        '--iters', nargs='+', metavar='STAGE=N',
+        help='iterations by stage, e.g. --iters distill=1600 finetune=400 '
+        '(stages: ' + ', '.join(ITERS_STAGES) + '; aliases 1a, 1b, 2, 3; '
+        'pretrain: θ_T^0 or its stand-in and the students\' backbone); the '
+        'others keep their config\'s. The former five positional values '
+        '(pretrain, 1a, 1b, 2, 3) still work, with 0 for a stage the run '
+        'does not have. The baseline and Guided Distillation get 2 + 3')
     parser.add_argument(
         '--student-init', choices=('random', 'source-pretrained'),
         default='random',
@@ -309,14 +357,31 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'environment variable MMCAST_TOY_ROOT, which is set (or, without '
         '--data-root, removed) for them. custom / custom-cpu: the dataset '
         'folder (images/, annotations/instances_{train,val}.json; default: '
-        'data_root of configs/mmcast/custom/custom_dataset.py), passed as '
-        'MMCAST_CUSTOM_ROOT')
+        'data_root of configs/mmcast/custom/custom_dataset.py), passed to '
+        'the stages')
     parser.add_argument(
         '--classes', nargs='+', metavar='NAME',
         help='custom / custom-cpu: the class names, categories of the '
         'annotation files (default: classes of configs/mmcast/custom/'
-        'custom_dataset.py), passed as MMCAST_CUSTOM_CLASSES; every model '
-        'gets as many classes')
+        'custom_dataset.py), passed to the stages; every model gets as many '
+        'classes')
+    parser.add_argument(
+        '--percent', type=float,
+        help='custom / custom-cpu: the labeled share of the train images '
+        '(default: percent of configs/mmcast/custom/custom_dataset.py)')
+    parser.add_argument(
+        '--split-seed', type=int,
+        help='custom / custom-cpu: the seed of the labeled / unlabeled draw '
+        '(default: split_seed of configs/mmcast/custom/custom_dataset.py)')
+    parser.add_argument(
+        '--progress-interval', type=float, default=30.0, metavar='SECONDS',
+        help='seconds between the progress lines of the running stages '
+        '(default 30; on a terminal a bar per stage instead)')
+    parser.add_argument(
+        '--verbose', action='store_true',
+        help='show everything on the console: the config loader\'s '
+        'messages and the stack\'s warnings (by default they go to '
+        '<work-dir>/cast_pipeline.log only)')
     parser.add_argument(
         '--dry-run', action='store_true',
         help='print the stage plan (configs, checkpoints, annotation files, '
@@ -333,47 +398,20 @@ def config_path(name: str) -> str:
     return path
 
 
-def last_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint MMEngine's ``last_checkpoint`` file points to."""
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(marker):
-        return None
-    with open(marker, encoding='utf-8') as f:
-        path = f.read().strip()
-    return path if osp.isfile(path) else None
-
-
-def is_finished(work_dir: str, final: str) -> bool:
-    """Whether MMEngine's ``last_checkpoint`` of ``work_dir`` is ``final``
-    (also through a work dir linked by ``--reuse-from``)."""
-    last = last_checkpoint(work_dir)
-    return last is not None and osp.realpath(last) == osp.realpath(final)
-
-
 def read_metrics(work_dir: str) -> Dict[str, float]:
     """The last COCO mask metrics logged in ``work_dir`` (×100).
 
     A run whose model predicted nothing at all (a box-prompted teacher with
     no detection above its score threshold) gets no COCO metric from mmdet's
-    ``CocoMetric``, which logs :data:`EMPTY_RESULTS` instead: its AP is 0.
+    ``CocoMetric``, which logs that instead: its AP is 0.
     """
-    for path in sorted(glob.glob(osp.join(work_dir, '*', '**', '*.json'),
-                                 recursive=True), key=osp.getmtime, reverse=True):
-        with open(path, encoding='utf-8') as f:
-            records = [json.loads(ln) for ln in f if ln.strip().startswith('{')]
-        for rec in reversed(records):
-            if METRICS['segm_AP'] in rec:
-                return {k: round(100 * rec[v], 1) for k, v in METRICS.items()}
-        # the run's text log: <work_dir>/<timestamp>/<timestamp>.log
-        run = osp.relpath(path, work_dir).split(os.sep)[0]
-        log = osp.join(work_dir, run, f'{run}.log')
-        if osp.isfile(log):
-            with open(log, encoding='utf-8', errors='replace') as f:
-                if EMPTY_RESULTS in f.read():
-                    print(f'no predictions at all in {work_dir}: mask AP 0',
-                          flush=True)
-                    return {k: 0.0 for k in METRICS}
-    raise RuntimeError(f'no {METRICS["segm_AP"]} logged under {work_dir}')
+    record = logged_metrics(work_dir)
+    if record is None:
+        raise RuntimeError(f'no {METRICS["segm_AP"]} logged under {work_dir}')
+    if not record:
+        print(f'no predictions at all in {work_dir}: mask AP 0', flush=True)
+        return {k: 0.0 for k in METRICS}
+    return {k: round(100 * record[v], 1) for k, v in METRICS.items()}
 
 
 class Pipeline:
@@ -399,7 +437,7 @@ class Pipeline:
         # (and the tiny teacher files) from it; without --data-root they get
         # their default, data/toy/.
         self.env = dict(os.environ)
-        for name in ('MMCAST_TOY_ROOT', CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV):
+        for name in ('MMCAST_TOY_ROOT', ) + CUSTOM_ENVS:
             self.env.pop(name, None)
         if args.student_init != 'random' and self.ds != 'toy':
             raise SystemExit(f'--student-init {args.student_init} is for the '
@@ -413,10 +451,19 @@ class Pipeline:
             self.env.setdefault('OMP_NUM_THREADS',
                                 str(max(1, (os.cpu_count() or 1) // args.jobs)))
         self.custom = self.ds in CUSTOM_DATASETS
-        if args.classes and not self.custom:
-            raise SystemExit('--classes is for your own dataset ('
-                             f'{" or ".join(CUSTOM_DATASETS)}), not {self.ds}')
+        for option in ('classes', 'percent', 'split_seed'):
+            if getattr(args, option) is not None and not self.custom:
+                raise SystemExit(
+                    f'--{option.replace("_", "-")} is for your own dataset '
+                    f'({" or ".join(CUSTOM_DATASETS)}), not {self.ds}')
+        if args.percent is not None and not 0 < args.percent < 100:
+            raise SystemExit(f'--percent {args.percent:g}: the labeled share '
+                             'must be above 0 and below 100')
         if self.custom:
+            if args.percent is not None:
+                self.env[CUSTOM_PERCENT_ENV] = repr(args.percent)
+            if args.split_seed is not None:
+                self.env[CUSTOM_SPLIT_SEED_ENV] = repr(args.split_seed)
             # Python literals: custom_dataset.py substitutes them as code
             if args.data_root:
                 self.env[CUSTOM_ROOT_ENV] = repr(data_root + '/')
@@ -432,9 +479,26 @@ class Pipeline:
                 self.work_dir, 'tiny_teachers')
         self.stage_options = self._parse_stage_options(
             args.stage_cfg_options)
+        self.iters = self.parse_iters()
+        # while the stages run: their progress, their processes
+        self.monitor: Optional[ProgressMonitor] = None
+        self._processes: set = set()
         self._configs: Dict[str, object] = {}  # config files, as loaded
         # files the pipeline writes before the stages (not yet on a dry run)
         self.made_here: List[str] = []
+
+    @staticmethod
+    def log_to(path: str) -> None:
+        """Append the config loader's messages and Python's warnings (all
+        that :func:`quiet_console` keeps off the console) to ``path``."""
+        from mmengine.logging import MMLogger
+
+        handler = logging.FileHandler(path, encoding='utf-8')
+        handler.setFormatter(logging.Formatter(
+            '%(asctime)s %(name)s %(levelname)s: %(message)s'))
+        for logger in (MMLogger.get_instance('mmengine'),
+                       logging.getLogger('py.warnings')):
+            logger.addHandler(handler)
 
     @staticmethod
     def _parse_stage_options(items: List[str]) -> Dict[str, List[str]]:
@@ -471,13 +535,14 @@ class Pipeline:
                 f'use another --work-dir for --teacher {self.teacher}')
 
     def _claim_work_dir(self) -> None:
-        """Create the work dir and record its teacher."""
+        """Create the work dir, record its teacher and log there."""
         marker = osp.join(self.work_dir, TEACHER_MARKER)
         try:
             os.makedirs(self.work_dir, exist_ok=True)
             if not osp.isfile(marker):
                 with open(marker, 'w', encoding='utf-8') as f:
                     json.dump(dict(teacher=self.teacher), f)
+            self.log_to(osp.join(self.work_dir, 'cast_pipeline.log'))
         except OSError as e:
             print(f'work dir {self.work_dir} cannot be written ({e}): '
                   'choose another --work-dir', file=sys.stderr)
@@ -502,23 +567,60 @@ class Pipeline:
         mim = osp.join(osp.dirname(sys.executable), 'mim')
         return [mim, mode, 'mmdet', config, '--work-dir', work_dir] + extra
 
-    def _run(self, cmd: List[str], log_file: str) -> None:
-        print('$ ' + ' '.join(cmd), flush=True)
-        with open(log_file, 'a', encoding='utf-8') as log:
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=log,
-                                  stderr=subprocess.STDOUT, env=self.env)
-        if proc.returncode != 0:
-            raise RuntimeError(f'stage failed (exit {proc.returncode}); '
-                               f'see {log_file}')
+    def _run(self, stage: Stage, cmd: List[str]) -> None:
+        """Run ``cmd`` for ``stage``, its output into the stage's log; a
+        training run's progress is shown meanwhile."""
+        log_file = osp.join(stage.work_dir, 'pipeline.log')
+        self.say('$ ' + ' '.join(cmd))
+        followed = stage.max_iters is not None and self.monitor is not None
+        if followed:
+            self.monitor.start(stage.label, stage.work_dir, stage.max_iters)
+        try:
+            with open(log_file, 'a', encoding='utf-8') as log:
+                proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log,
+                                        stderr=subprocess.STDOUT,
+                                        env=self.env)
+                self._processes.add(proc)
+                try:
+                    returncode = proc.wait()
+                finally:
+                    self._processes.discard(proc)
+        finally:
+            if followed:
+                self.monitor.finish(stage.label)
+        if returncode != 0:
+            raise StageFailed(stage.label, returncode, log_file)
+
+    def stop_processes(self) -> None:
+        """Stop the stages' processes still running (e.g. on Ctrl-C)."""
+        for proc in list(self._processes):
+            proc.terminate()
+        for proc in list(self._processes):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def say(self, line: str) -> None:
+        """Print a line of the pipeline's own (between progress bars)."""
+        if self.monitor is not None:
+            self.monitor.write(line)
+        else:
+            print(line, flush=True)
 
     def train_stage(self, key: str, name: str, config: str, work_dir: str,
                     max_iters: int, options: List[str]) -> Stage:
-        """A training stage of ``max_iters`` with its complete options."""
+        """A training stage of ``max_iters`` with its complete options; its
+        json log gets a record at least every ``max_iters /``
+        :data:`PROGRESS_RECORDS` iterations (the progress lines)."""
+        interval = self.config_file(config).default_hooks.logger.interval
         opts = [
             f'train_cfg.max_iters={max_iters}',
             f'train_cfg.val_interval={max_iters}',
             f'param_scheduler.end={max_iters}',
             f'default_hooks.checkpoint.interval={max(max_iters // 4, 1)}',
+            'default_hooks.logger.interval='
+            f'{max(1, min(interval, max_iters // PROGRESS_RECORDS))}',
         ] + options + self.args.cfg_options + self.stage_options.get(key, [])
         return Stage(key, name, config, work_dir, opts, max_iters=max_iters)
 
@@ -530,32 +632,54 @@ class Pipeline:
                      self.stage_options.get(key, []), checkpoint=checkpoint)
 
     def train(self, stage: Stage) -> str:
-        """Train one stage (skip if done, resume if killed) → checkpoint."""
+        """Train one stage → its final checkpoint.
+
+        Finished (:func:`~mmcast.apis.stage_status`): skipped. Crashed with
+        the config of this run: resumed (``--resume``); when it crashed
+        after its last checkpoint (in the final evaluation, say), that
+        checkpoint is evaluated. Crashed with another config: its work dir
+        is set aside and the stage trains from the start. The completion
+        record is written last.
+        """
         final = stage.final
-        # MMEngine writes last_checkpoint only after a checkpoint is saved
-        # whole, so a run killed while saving its last one is not "done".
-        if is_finished(stage.work_dir, final):
-            print(f'[{stage.name}] done: {final}', flush=True)
+        status = stage_status(stage.work_dir, stage.max_iters)
+        if status == FINISHED:
+            self.say(f'[{stage.name}] done: {final}')
             return final
+        if status == CRASHED and not self._same_config(stage, stage.work_dir):
+            moved = set_aside(stage.work_dir)
+            self.say(f'[{stage.name}] the unfinished run in {stage.work_dir} '
+                     f'had another config: moved to {moved}; training from '
+                     'the start')
+            status = NEW
         os.makedirs(stage.work_dir, exist_ok=True)
-        extra = ['--resume'] if last_checkpoint(stage.work_dir) else []
-        print(f'[{stage.name}] training {stage.config} for '
-              f'{stage.max_iters} iterations' +
-              (' (resumed)' if extra else ''), flush=True)
-        self._run(
-            self._command('train', stage.config, stage.work_dir,
-                          extra + ['--cfg-options'] + stage.options),
-            osp.join(stage.work_dir, 'pipeline.log'))
+        last = last_checkpoint(stage.work_dir) if status == CRASHED else None
+        if last is None or osp.realpath(last) != osp.realpath(final):
+            self.say(f'[{stage.name}] training {stage.config} for '
+                     f'{stage.max_iters} iterations' +
+                     (f' (resumed from {osp.basename(last)})' if last
+                      else ''))
+            self._run(stage, self._command(
+                'train', stage.config, stage.work_dir,
+                (['--resume'] if last else []) + ['--cfg-options'] +
+                stage.options))
+        if logged_metrics(stage.work_dir) is None:
+            # trained, but not evaluated: e.g. it crashed in its final
+            # evaluation, after its last checkpoint
+            self.say(f'[{stage.name}] evaluating {final}')
+            self._run(stage, self._command(
+                'test', stage.config, osp.join(stage.work_dir, FINAL_EVAL),
+                ['--checkpoint', final, '--cfg-options'] + stage.options))
+        write_completion(stage.work_dir, final, stage.max_iters)
         return final
 
     def test(self, stage: Stage) -> None:
         """Evaluate the stage's checkpoint with ``mim test``."""
         os.makedirs(stage.work_dir, exist_ok=True)
-        self._run(
-            self._command('test', stage.config, stage.work_dir,
-                          ['--checkpoint', stage.checkpoint, '--cfg-options'
-                           ] + stage.options),
-            osp.join(stage.work_dir, 'pipeline.log'))
+        self._run(stage, self._command(
+            'test', stage.config, stage.work_dir,
+            ['--checkpoint', stage.checkpoint, '--cfg-options'] +
+            stage.options))
 
     def eval_options(self, seed_dir: str, key: str) -> List[str]:
         """Evaluator overrides that write a stage's files under ``seed_dir``.
@@ -674,7 +798,9 @@ class Pipeline:
         cfg = self.custom_settings()
         problems = []
         asked = (('data_root', CUSTOM_ROOT_ENV),
-                 ('classes', CUSTOM_CLASSES_ENV))
+                 ('classes', CUSTOM_CLASSES_ENV),
+                 ('percent', CUSTOM_PERCENT_ENV),
+                 ('split_seed', CUSTOM_SPLIT_SEED_ENV))
         for key, env in asked:
             value = tuple(cfg[key]) if key == 'classes' else cfg[key]
             if env in self.env and repr(value) != self.env[env]:
@@ -806,6 +932,8 @@ class Pipeline:
         stages.append(baseline)
         if 'gd' in self.args.methods:
             stages.append(self.gd_stage(wd, baseline, opts))
+        for stage in stages:
+            stage.seed = seed
         return stages
 
     def gd_stage(self, wd: str, baseline: Stage, opts) -> Stage:
@@ -831,8 +959,8 @@ class Pipeline:
             ] + self.student_init_options('model.student'))
 
     def plan(self) -> Tuple[List[Stage], Dict[int, List[Stage]]]:
-        """The stages before the seeds (toy: θ_T^0) and those of each seed."""
-        iters = self.args.iters
+        """The stages before the seeds (θ_T^0 or its stand-in, the students'
+        backbone) and those of each seed."""
         first: List[Stage] = []
         teacher0 = None  # θ_T^0: CAST only
         cast = 'cast' in self.args.methods
@@ -841,10 +969,13 @@ class Pipeline:
             first.append(self.toy_pretrain_stage(
                 'toy_foundation', 'teacher pre-training (source corpus)',
                 pretrain_config, self.teacher_cfg['toy_foundation'],
-                iters[0] if iters else self._config_iters(pretrain_config)))
+                self._iters('pretrain', pretrain_config)))
             teacher0 = first[0].final
         elif cast and self.args.pretrained_teacher:
             teacher0 = osp.abspath(self.args.pretrained_teacher)
+        elif cast and self.ds == 'custom-cpu':
+            first.append(self.standin_teacher_stage())
+            teacher0 = first[0].final
         elif cast:
             raise SystemExit('--pretrained-teacher is required for '
                              f'{self.ds!r}: the θ_T^0 checkpoint')
@@ -852,15 +983,83 @@ class Pipeline:
             first.append(self.toy_pretrain_stage(
                 STUDENT_FOUNDATION, 'student backbone pre-training '
                 '(source corpus)', STUDENT_PRETRAIN_CONFIG, STUDENT_FOUNDATION,
-                iters[0] if iters else
-                self._config_iters(STUDENT_PRETRAIN_CONFIG)))
+                self._iters('pretrain', STUDENT_PRETRAIN_CONFIG)))
             self.student_backbone = first[-1].final
-        stage_iters = list(iters[1:]) if iters else [
-            self._config_iters(self.stage_config(name)) for name in
-            ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune')
-        ]
+        stage_iters = [self._iters(name, self.stage_config(name)) for name in
+                       ITERS_STAGES[1:]]
         return first, {s: self.seed_stages(s, teacher0, stage_iters)
                        for s in self.args.seeds}
+
+    def standin_teacher_stage(self) -> Stage:
+        """custom-cpu without ``--pretrained-teacher``: θ_T^0 is the stage-1a
+        config trained from scratch on D_l (no foundation model: the
+        teacher stages then start from weights that saw only D_l)."""
+        config = self.stage_config('adapt_teacher')
+        stage = self.train_stage(
+            STANDIN_TEACHER, 'stand-in θ_T^0 (trained on D_l)', config,
+            osp.join(self.work_dir, STANDIN_TEACHER),
+            self._iters('pretrain', config), ['load_from=None'])
+        print(f'θ_T^0: no --pretrained-teacher, so a stand-in is trained from '
+              f'scratch on the labeled split D_l ({config}, '
+              f'{stage.max_iters} iterations) -> {stage.final}; with no '
+              'foundation model behind it, expect little from the teacher '
+              'stages', flush=True)
+        return stage
+
+    def parse_iters(self) -> Dict[str, int]:
+        """``--iters`` as ``{stage: iterations}`` (:data:`ITERS_STAGES`).
+
+        ``STAGE=N`` items name their stage (or an alias of
+        :data:`ITERS_ALIASES`); five plain numbers are the former positional
+        form, where 0 stands for a stage the run does not have. A stage the
+        run does not have is an error, not ignored.
+        """
+        items = self.args.iters or []
+        if items and all(i.lstrip('-').isdigit() for i in items):
+            if len(items) != len(ITERS_STAGES):
+                raise SystemExit(
+                    f'--iters {" ".join(items)}: give STAGE=N items (e.g. '
+                    '--iters distill=1600 finetune=400) or the five values '
+                    'of ' + ', '.join(ITERS_STAGES))
+            named = {k: int(v) for k, v in zip(ITERS_STAGES, items)
+                     if int(v) != 0 or k in self.planned_iters()}
+        else:
+            named = {}
+            for item in items:
+                name, sep, value = item.partition('=')
+                name = ITERS_ALIASES.get(name, name)
+                if not sep or name not in ITERS_STAGES or \
+                        not value.isdigit():
+                    raise SystemExit(
+                        f'--iters {item!r}: expected STAGE=N with STAGE one '
+                        f'of {", ".join(ITERS_STAGES)} (or '
+                        f'{", ".join(ITERS_ALIASES)}) and N a whole number')
+                named[name] = int(value)
+        for name, value in named.items():
+            if name not in self.planned_iters():
+                raise SystemExit(
+                    f'--iters: this run has no {name} stage ({self.ds}, '
+                    f'--methods {" ".join(self.args.methods)}' +
+                    (', --pretrained-teacher' if self.args.pretrained_teacher
+                     else '') + '): leave it out' +
+                    (' (or give 0 in the positional form)'
+                     if name == 'pretrain' else ''))
+            if value < 1:
+                raise SystemExit(f'--iters {name}={value}: at least 1')
+        return named
+
+    def planned_iters(self) -> Tuple[str, ...]:
+        """The :data:`ITERS_STAGES` this run trains."""
+        cast = 'cast' in self.args.methods
+        pretrain = self.args.student_init != 'random' or cast and (
+            self.ds == 'toy' or self.ds == 'custom-cpu' and
+            not self.args.pretrained_teacher)
+        return (('pretrain', ) if pretrain else ()) + (
+            ITERS_STAGES[1:] if cast else ('distill', 'finetune'))
+
+    def _iters(self, name: str, config: str) -> int:
+        """Iterations of stage ``name``: ``--iters`` or its config's."""
+        return self.iters.get(name) or self._config_iters(config)
 
     @contextlib.contextmanager
     def stage_environment(self) -> Iterator[None]:
@@ -930,8 +1129,8 @@ class Pipeline:
                 with self.stage_environment():
                     check.check_stage(cfg, f'{stage.name} ({stage.config})',
                                       stage.checkpoint)
-                if stage.max_iters is not None and \
-                        not is_finished(stage.work_dir, stage.final):
+                if stage.max_iters is not None and stage_status(
+                        stage.work_dir, stage.max_iters) != FINISHED:
                     to_train.append(cfg)
             # the estimate builds every model: only worth it when the rest
             # is in order
@@ -1034,8 +1233,11 @@ class Pipeline:
 
     def _upstream(self, rel: str, key: str) -> List[str]:
         """The work dirs (relative) of the stages ``key`` is made from."""
-        return [self.teacher_cfg['toy_foundation'] if u == 'toy_foundation'
-                else osp.join(osp.dirname(rel), u) for u in UPSTREAM[key]]
+        top = {'toy_foundation': self.teacher_cfg['toy_foundation'],
+               STUDENT_FOUNDATION: STUDENT_FOUNDATION,
+               STANDIN_TEACHER: STANDIN_TEACHER}
+        return [top.get(u, osp.join(osp.dirname(rel), u))
+                for u in UPSTREAM[key]]
 
     def _same_config(self, stage: Stage, source: str) -> bool:
         """Whether the config ``stage`` would run with, its work dir's paths
@@ -1060,16 +1262,22 @@ class Pipeline:
         for key in SCRIPT_SET_KEYS:
             ours.pop(key, None)
             theirs.pop(key, None)
+        for *parents, key in LOGGING_ONLY_KEYS:
+            for cfg in (ours, theirs):
+                for parent in parents:
+                    cfg = cfg.get(parent) if isinstance(cfg, dict) else None
+                if isinstance(cfg, dict):
+                    cfg.pop(key, None)
         # paths into this work dir (options, MMCAST_TINY_TEACHERS) moved
         return _plain(ours, (self.work_dir, base)) == _plain(theirs)
 
     @staticmethod
     def _finished_in(stage: Stage, work_dir: str) -> bool:
-        """Whether ``work_dir`` holds ``stage`` finished: its final
-        checkpoint, or (a test stage) its row in the seed's results."""
+        """Whether ``work_dir`` holds ``stage`` finished
+        (:func:`~mmcast.apis.stage_status`), or (a test stage) its row in
+        the seed's results."""
         if stage.max_iters is not None:
-            return is_finished(
-                work_dir, osp.join(work_dir, f'iter_{stage.max_iters}.pth'))
+            return stage_status(work_dir, stage.max_iters) == FINISHED
         results = osp.join(osp.dirname(work_dir), 'results.json')
         if not osp.isfile(results):
             return False
@@ -1096,6 +1304,26 @@ class Pipeline:
             path = osp.join(self.work_dir, f'seed{seed}', 'results.json')
             results[seed] = json.load(open(path)) if osp.isfile(path) else {}
         waiting, done, failed = list(range(len(jobs))), set(), []
+        self.monitor = ProgressMonitor(self.args.progress_interval)
+        try:
+            self._schedule(jobs, needs, results, waiting, done, failed)
+        except KeyboardInterrupt:
+            self.stop_processes()
+            raise
+        finally:
+            self.monitor.close()
+            self.monitor = None
+        for other in failed[1:]:
+            print(other.report() if isinstance(other, StageFailed) else
+                  repr(other), file=sys.stderr, flush=True)
+        if failed:
+            raise failed[0]
+        return results
+
+    def _schedule(self, jobs: list, needs: list, results: Dict,
+                  waiting: list, done: set, failed: list) -> None:
+        """:meth:`run_stages`' loop: start what may start, collect what
+        ended."""
         with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
             running = {}
             while waiting or running:
@@ -1119,9 +1347,6 @@ class Pipeline:
                     seed, stage = jobs[i]
                     if seed is not None:
                         self._record(seed, stage, results[seed])
-        if failed:
-            raise failed[0]
-        return results
 
     def _run_job(self, stage: Stage, results: Dict) -> None:
         """Train a stage (skipped when finished), or test it when its
@@ -1140,8 +1365,8 @@ class Pipeline:
             with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
                 json.dump(results, f, indent=2, sort_keys=True)
             os.replace(results_file + '.tmp', results_file)
-        print(f'[seed {seed}] [{stage.key}] mask AP '
-              f'{results[stage.key]["segm_AP"]}', flush=True)
+        self.say(f'[seed {seed}] [{stage.key}] mask AP '
+                 f'{results[stage.key]["segm_AP"]}')
 
     def run(self) -> Dict:
         """Plan, preflight, then run every stage (``--dry-run``: no run)."""
@@ -1333,8 +1558,39 @@ def _pm(stats: Dict[str, Optional[float]], sign: bool = False) -> str:
     return mean if stats['std'] is None else f'{mean} ± {stats["std"]:.2f}'
 
 
+def quiet_console() -> None:
+    """Keep the config loader's messages (``Using env variable ...``) and
+    Python's warnings off the console; :meth:`Pipeline.log_to` writes them
+    to a file."""
+    from mmengine.logging import MMLogger
+
+    # the logger MMEngine's print_log(logger='current') writes to
+    for handler in MMLogger.get_instance('mmengine').handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger('py.warnings')
+    warnings_logger.addHandler(logging.NullHandler())
+    warnings_logger.propagate = False
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    Pipeline(parse_args(argv)).run()
+    """Run the pipeline; a failed stage is told by its own exception
+    (exit 1), Ctrl-C stops the stages running (exit 130)."""
+    args = parse_args(argv)
+    if not args.verbose:
+        quiet_console()
+    try:
+        Pipeline(args).run()
+    except StageFailed as failure:
+        print(failure.report(), file=sys.stderr, flush=True)
+        print('the finished stages are kept: fix the cause and run the '
+              'same command again to go on from there', file=sys.stderr)
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        print('interrupted: the finished stages are kept; run the same '
+              'command again to resume', file=sys.stderr)
+        raise SystemExit(130)
 
 
 if __name__ == '__main__':

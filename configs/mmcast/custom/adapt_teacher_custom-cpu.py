@@ -7,7 +7,8 @@
 #       --cfg-options load_from=<theta_T^0>
 # theta_T^0 is your R-34 checkpoint of this architecture. Without one, a
 # stand-in trained from scratch on D_l (no foundation model: CAST's teacher
-# adaptation then starts from weights that saw only D_l):
+# adaptation then starts from weights that saw only D_l); tools/cast_pipeline.py
+# custom-cpu without --pretrained-teacher trains it itself, by hand:
 #   mim train mmdet configs/mmcast/custom/adapt_teacher_custom-cpu.py \
 #       --work-dir work_dirs/custom-cpu_teacher0 --cfg-options load_from=None
 _base_ = [

@@ -45,11 +45,16 @@ train_ann_file = 'annotations/instances_train.json'
 val_ann_file = 'annotations/instances_val.json'
 # ============================================================================
 
-# tools/cast_pipeline.py --data-root / --classes replace the two above through
-# the environment variables MMCAST_CUSTOM_ROOT / MMCAST_CUSTOM_CLASSES (Python
-# literals, e.g. "'/data/fruit/'" and "('apple', 'kite')"); leave as is.
+# tools/cast_pipeline.py --data-root / --classes / --percent / --split-seed
+# replace the four above (it passes them to every stage as the environment
+# variables MMCAST_CUSTOM_ROOT / _CLASSES / _PERCENT / _SPLIT_SEED, Python
+# literals); leave these lines as they are.
 data_root = {{'$MMCAST_CUSTOM_ROOT:None'}} or data_root
 classes = tuple({{'$MMCAST_CUSTOM_CLASSES:None'}} or classes)
+percent = {{'$MMCAST_CUSTOM_PERCENT:None'}} or percent
+command_line_split_seed = {{'$MMCAST_CUSTOM_SPLIT_SEED:None'}}
+if command_line_split_seed is not None:
+    split_seed = command_line_split_seed
 
 # ---------------------- derived from the block: leave as is ----------------
 metainfo = dict(classes=classes)
