@@ -11,7 +11,7 @@ recall and instances per image each threshold would give the student, and
 the threshold to pick (the best F1) without looking at val.
 """
 import json
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -32,18 +32,26 @@ def _load_coco(path: str, what: str) -> dict:
     return data
 
 
-def _rle(segmentation, height: int, width: int) -> dict:
-    """One COCO segmentation (polygons, RLE or uncompressed RLE) as RLE."""
+def _rle(segmentation, height: int, width: int) -> Optional[dict]:
+    """One COCO segmentation (polygons, RLE or uncompressed RLE) as RLE.
+
+    Polygon parts with fewer than 3 points (or an odd number of
+    coordinates) are dropped as mmdet's ``LoadAnnotations`` drops them;
+    ``None`` when no part is left (training ignores such an instance).
+    """
     if isinstance(segmentation, list):
-        return mask_utils.merge(
-            mask_utils.frPyObjects(segmentation, height, width))
+        parts = [p for p in segmentation if len(p) >= 6 and not len(p) % 2]
+        if not parts:
+            return None
+        return mask_utils.merge(mask_utils.frPyObjects(parts, height, width))
     if isinstance(segmentation.get('counts'), list):
         return mask_utils.frPyObjects(segmentation, height, width)
     return segmentation
 
 
 def _instances(data: dict, path: str) -> Dict[str, List[dict]]:
-    """``file_name`` → its annotations, with an RLE ``_rle`` each."""
+    """``file_name`` → its annotations, with an RLE ``_rle`` each (those
+    without a usable mask left out)."""
     images = {}
     for img in data['images']:
         images[img['id']] = img
@@ -55,8 +63,10 @@ def _instances(data: dict, path: str) -> Dict[str, List[dict]]:
             raise ValueError(f'{path}: annotation {ann.get("id")} names '
                              f'image_id {ann["image_id"]}, which is not in '
                              '"images"')
-        rle = _rle(ann['segmentation'], img['height'], img['width'])
-        by_name[img['file_name']].append(dict(ann, _rle=rle))
+        rle = _rle(ann.get('segmentation') or [], img['height'],
+                   img['width'])
+        if rle is not None:
+            by_name[img['file_name']].append(dict(ann, _rle=rle))
     return by_name
 
 
@@ -86,7 +96,8 @@ def pseudo_label_quality(pseudo_label_file: str,
     """Precision, recall and instances per image of pseudo-labels.
 
     Images are matched by ``file_name``; only pseudo-labeled images that
-    the ground-truth file has count. Crowd ground truth is left out. At a
+    the ground-truth file has count. Crowd ground truth is left out, and
+    so are polygons with no part of 3 or more points (as in training). At a
     threshold ``t`` the pseudo-instances with ``score >= t`` are kept and
     matched anew (a lower-scored instance can take a ground truth that a
     dropped one held), as the student would see them with ``score_thr=t``.

@@ -8,7 +8,8 @@ datasets (``train_dataloader``, ``val_dataloader`` or ``test_dataloader``,
 and ground-truth folders, its checkpoints (``load_from``,
 ``model.teacher_checkpoint``, ``init_cfg`` checkpoints, the hook's
 ``teacher_checkpoint``) and teacher configs. Each annotation file is opened
-and a sample of its images is looked up and decoded; each checkpoint is
+and its content checked (:mod:`~mmcast.utils.coco_file_checks`), its images
+are looked up and a sample is decoded; each checkpoint is
 loaded (memory-mapped), matched against the model it is loaded into and,
 for a frozen teacher, against the dataset's classes. Files that an earlier
 stage (or the pipeline itself) makes are skipped while they do not exist.
@@ -24,6 +25,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from . import coco_file_checks as coco_checks
 from .checkpoint_loading import (CheckpointError, check_weights_fit,
                                  checkpoint_classes, load_checkpoint_file)
 
@@ -159,6 +161,8 @@ class Preflight:
         self.num_images = num_images
         self.problems: List[str] = []
         self.notes: List[str] = []
+        # ground-truth files of evaluators (pycocotools reads them)
+        self.evaluated: set = set()
         self._seen: set = set()
         self._shape_models: Dict[str, nn.Module] = {}
 
@@ -181,9 +185,19 @@ class Preflight:
     # -- data ----------------------------------------------------------------
     def check_annotation(self, ann_file: str, img_dir: Optional[str],
                          who: str) -> None:
-        """An annotation file: exists, is COCO json, sampled images decode."""
-        if not self._first_time('ann', ann_file, img_dir) or \
-                self.made_later(ann_file):
+        """An annotation file: exists, is COCO json, its content is sound
+        (:mod:`~mmcast.utils.coco_file_checks`), every listed image exists
+        and sampled images decode as the json says.
+
+        A labeled / unlabeled split that a stage makes later is checked
+        through the file it is split from.
+        """
+        if not self._first_time('ann', ann_file, img_dir):
+            return
+        source = coco_checks.split_source(ann_file)
+        if self.made_later(ann_file):
+            if source is not None:
+                self.check_annotation(source, img_dir, f'{who}, split')
             return
         if not osp.isfile(ann_file):
             if not self._first_time('missing', ann_file):
@@ -206,6 +220,14 @@ class Preflight:
             self._problem(f'{ann_file}: not a COCO annotation file (no '
                           f'"images"; read by {who})')
             return
+        # a split's problems come from the file it was split from
+        name, fix = ann_file, ''
+        if source is not None:
+            name = f'{ann_file} (split of {source})'
+            fix = coco_checks.split_fix(ann_file, source)
+        if self._first_time('content', ann_file):
+            self._add(coco_checks.check_content(
+                coco, name, osp.abspath(ann_file) in self.evaluated), fix)
         if img_dir is None or not images:
             return
         if not osp.isdir(img_dir):
@@ -214,31 +236,15 @@ class Preflight:
                               f'of {ann_file}, read by {who}): put the images '
                               'there or fix data_root / data_prefix')
             return
-        self._check_images(ann_file, img_dir, images, who)
+        self._add(coco_checks.check_image_files(
+            coco, name, img_dir, self.num_images, who), fix)
 
-    def _check_images(self, ann_file: str, img_dir: str, images: list,
-                      who: str) -> None:
-        import mmcv
-
-        n = min(self.num_images, len(images))
-        picks = sorted({round(i * (len(images) - 1) / max(n - 1, 1))
-                        for i in range(n)})
-        missing, broken = [], []
-        for i in picks:
-            path = osp.join(img_dir, images[i].get('file_name', ''))
-            if not osp.isfile(path):
-                missing.append(path)
-            elif mmcv.imread(path) is None:
-                broken.append(path)
-        if missing:
-            self._problem(
-                f'{len(missing)} of {len(picks)} sampled images of {ann_file} '
-                f'are not in {img_dir}, e.g. {missing[0]} (read by {who}): '
-                'wrong image folder for this annotation file, or images '
-                'missing')
-        for path in broken:
-            self._problem(f'{path}: cannot be decoded as an image (listed in '
-                          f'{ann_file}): replace the file')
+    def _add(self, findings: coco_checks.Findings, fix: str = '') -> None:
+        for line in findings.problems:
+            self._problem(line + fix)
+        for line in findings.notes:
+            if line not in self.notes:
+                self.notes.append(line)
 
     def check_folder(self, path: str, what: str, who: str) -> None:
         """A folder a stage reads."""
@@ -347,6 +353,9 @@ class Preflight:
             'train_dataloader', 'val_dataloader'
         ]
         evaluator = 'test_evaluator' if testing else 'val_evaluator'
+        self.evaluated.update(
+            osp.abspath(path) for kind, path in evaluator_inputs(
+                cfg.get(evaluator)) if kind == 'annotation file')
         for key in loaders:
             for ann_file, img_dir in dataset_inputs(cfg.get(key)):
                 self.check_annotation(ann_file, img_dir, f'{who}, {key}')
