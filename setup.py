@@ -7,7 +7,9 @@ As MMDetection does, the install adds ``mmcast/.mim/`` with the files that
 ``tools/`` (``mim train mmcast`` runs ``.mim/tools/train.py``). A regular
 install (wheel, ``pip install .``) gets copies, put into the build folder
 only; an editable install (``pip install -e .``) gets symlinks into the
-checkout, so edited configs show up at once.
+checkout, so edited configs show up at once, and names the checkout's
+``mmcast`` folder in its metadata so that mim finds them (see
+``EditableWheelWithMim``).
 """
 import os
 import os.path as osp
@@ -77,13 +79,44 @@ class BuildPyWithMim(build_py):
                 osp.join(self.build_lib, 'mmcast', '.mim'), mode='copy')
 
 
+def point_top_level_at_checkout(dist_info_dir: str) -> None:
+    """Make the checkout's ``mmcast`` folder the first ``top_level.txt`` line.
+
+    mim (``get_installed_path``, ``mim list``) and MMEngine (``mmcast::``
+    config paths) look for a package's files in
+    ``os.path.join(<distribution location>, <package name>)`` and, where that
+    folder does not exist, in ``os.path.join(<distribution location>, <first
+    line of top_level.txt>)``. A PEP 660 editable install's location is
+    site-packages, which holds only an import hook and no ``mmcast`` folder;
+    an absolute first line makes ``os.path.join`` return that line, i.e. the
+    checkout. The import names follow on the next lines, so that
+    ``importlib.metadata.packages_distributions()`` still maps ``mmcast``.
+
+    Args:
+        dist_info_dir (str): The ``.dist-info`` folder of the editable wheel,
+            holding the ``top_level.txt`` that setuptools wrote.
+    """
+    path = osp.join(dist_info_dir, 'top_level.txt')
+    with open(path, encoding='utf-8') as f:
+        names = [n for n in f.read().splitlines() if n and not osp.isabs(n)]
+    if 'mmcast' not in names:
+        raise ValueError(f'{path} lists {names}, expected the package mmcast')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join([osp.join(HERE, 'mmcast')] + names) + '\n')
+
+
 class EditableWheelWithMim(editable_wheel):
-    """``pip install -e .``: link the mim files into ``mmcast/.mim``."""
+    """``pip install -e .``: link the mim files into ``mmcast/.mim`` and let
+    mim find that folder in the checkout (``point_top_level_at_checkout``)."""
 
     def run(self) -> None:
         # Windows needs privileges for symlinks: copy there, as MMDetection.
         mode = 'copy' if platform.system() == 'Windows' else 'symlink'
         add_mim_extension(osp.join(HERE, 'mmcast', '.mim'), mode=mode)
+        # The dist-info that goes into the wheel: pip's prepared one, or one
+        # built now (``run`` below then reuses it).
+        self._ensure_dist_info()
+        point_top_level_at_checkout(str(self.dist_info_dir))
         super().run()
 
 

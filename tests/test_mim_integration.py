@@ -1,11 +1,12 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""``mim search / download / train mmcast`` against an installed mmcast.
+"""``mim search / download / train mmcast`` against a regular install.
 
 The module fixture installs the working tree as a user gets it (a wheel built
 by ``setup.py``, ``pip install --target``) and puts it first on
-``PYTHONPATH``: mim 0.3.9 looks for ``<site-packages>/mmcast/.mim``, which a
-setuptools (PEP 660) editable install does not have, so the dev ``.venv``'s
-``pip install -e .`` cannot serve these commands.
+``PYTHONPATH``, so these tests check the copies in
+``<site-packages>/mmcast/.mim`` whichever way the suite's own environment
+installed mmcast; ``test_mim_editable.py`` checks the editable install that
+``make install`` makes.
 """
 import glob
 import os
@@ -164,4 +165,3 @@ def test_mim_train_and_test_mmcast_run_mmseg_for_swinmtl(site, tmp_path):
         '--cfg-options'
     ] + opts, site, str(tmp_path))
     assert 'Iter(test)' in log and 'mIoU' in log
-
