@@ -80,33 +80,45 @@ def masks_to_bboxes(masks: torch.Tensor) -> torch.Tensor:
 
     ``x2``/``y2`` are exclusive (``x2 = last column + 1``), the convention of
     MMDetection's ``BitmapMasks.get_bboxes`` and pycocotools' ``toBbox``.
-    Empty masks get an all-zero box.
+    Empty masks get an all-zero box. The boxes (float32 ``(n, 4)``) are
+    computed on the masks' device.
     """
-    n = masks.shape[0]
-    boxes = torch.zeros((n, 4), dtype=torch.float32)
-    if n == 0:
-        return boxes
+    n, h, w = masks.shape
     rows = masks.any(dim=2)  # (n, H)
     cols = masks.any(dim=1)  # (n, W)
-    h, w = masks.shape[1:]
-    nonempty = rows.any(dim=1)
-    ar_h = torch.arange(h).expand(n, h)
-    ar_w = torch.arange(w).expand(n, w)
-    y1 = torch.where(rows, ar_h, h).min(dim=1).values
-    y2 = torch.where(rows, ar_h, -1).max(dim=1).values + 1
-    x1 = torch.where(cols, ar_w, w).min(dim=1).values
-    x2 = torch.where(cols, ar_w, -1).max(dim=1).values + 1
-    boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3] = x1, y1, x2, y2
-    boxes[~nonempty] = 0
-    return boxes
+    ar_h = torch.arange(h, device=masks.device).expand(n, h)
+    ar_w = torch.arange(w, device=masks.device).expand(n, w)
+    boxes = torch.stack([
+        torch.where(cols, ar_w, w).min(dim=1).values,
+        torch.where(rows, ar_h, h).min(dim=1).values,
+        torch.where(cols, ar_w, -1).max(dim=1).values + 1,
+        torch.where(rows, ar_h, -1).max(dim=1).values + 1,
+    ], dim=1).float()
+    return torch.where(rows.any(dim=1, keepdim=True), boxes, 0.0)
 
 
 def _as_tensor(x) -> torch.Tensor:
+    """A tensor as it is (same device, detached); arrays and MMDet masks
+    become CPU tensors."""
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
+        return x.detach()
     if hasattr(x, 'to_ndarray'):  # BitmapMasks / PolygonMasks
         x = x.to_ndarray()
     return torch.as_tensor(np.asarray(x))
+
+
+def paint_in_order(masks: torch.Tensor) -> torch.Tensor:
+    """Make bool masks ``(n, H, W)`` disjoint: each pixel stays only in the
+    first mask (lowest index) that has it.
+
+    Vectorised on the masks' device: the owner of a pixel is the first index
+    of the largest value along dim 0 (``argmax`` returns the first maximum).
+    """
+    if len(masks) < 2:
+        return masks
+    owner = masks.to(torch.uint8).argmax(dim=0)  # (H, W)
+    index = torch.arange(len(masks), device=masks.device).view(-1, 1, 1)
+    return (owner == index) & masks.any(dim=0)
 
 
 class PseudoLabelFilter:
@@ -125,10 +137,11 @@ class PseudoLabelFilter:
             Defaults to 1 (drop empty masks).
 
     Also accepts a single dict: ``PseudoLabelFilter(dict(score_thr=0.5))``.
-    ``__call__`` returns an :class:`InstanceData` on the CPU with ``masks``
-    (bool ``(n, H, W)``), ``labels`` (int64), ``scores`` (float32) and
-    ``bboxes`` (float32 ``(n, 4)`` xyxy recomputed from the masks), sorted
-    by descending score.
+    ``__call__`` returns an :class:`InstanceData` with ``masks`` (bool
+    ``(n, H, W)``), ``labels`` (int64), ``scores`` (float32) and ``bboxes``
+    (float32 ``(n, 4)`` xyxy recomputed from the masks), sorted by
+    descending score, on the device of the predictions (tensors are never
+    copied to the host; numpy arrays and MMDet masks give CPU tensors).
     """
 
     def __init__(self, cfg: Optional[dict] = None, **kwargs) -> None:
@@ -160,22 +173,12 @@ class PseudoLabelFilter:
         # descending score, ties broken by the teacher's order (stable)
         order = torch.argsort(scores[keep], descending=True, stable=True)
         keep = keep[order][:self.max_per_image]
-        scores, labels = scores[keep], labels[keep]
-        masks = masks[keep]
+        scores, labels, masks = scores[keep], labels[keep], masks[keep]
         if masks.dtype != torch.bool:
             masks = masks.float() > self.mask_thr
-
-        if self.non_overlapping and len(masks) > 1:
-            taken = torch.zeros(masks.shape[1:], dtype=torch.bool)
-            painted = torch.empty_like(masks)
-            for i in range(len(masks)):
-                painted[i] = masks[i] & ~taken
-                taken |= painted[i]
-            masks = painted
-
-        areas = masks.flatten(1).sum(1) if len(masks) else \
-            torch.zeros(0, dtype=torch.long)
-        ok = areas >= self.min_area
+        if self.non_overlapping:
+            masks = paint_in_order(masks)
+        ok = masks.flatten(1).sum(dim=1) >= self.min_area
         masks, labels, scores = masks[ok], labels[ok], scores[ok]
 
         results = InstanceData()

@@ -421,12 +421,18 @@ class PseudoLabelHook(Hook):
                 max_unreadable=self.max_unreadable)
         if measure_quality:
             self._measure_quality(teacher, out_file, header)
-        if built:
-            teacher = None
-            built.clear()
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        # the labels are on disk: free the teacher (built here, or the
+        # wrapper's) for the rest of the stage
+        teacher = live = None
+        built.clear()
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if hasattr(model, 'release_teacher') and model.release_teacher():
+            print_log('PseudoLabelHook: the wrapper\'s teacher is freed for '
+                      'the rest of the stage', logger='current')
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
         reloaded = self._reload(root, datasets)
         if reloaded:

@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The teacher–student wrapper of CAST stages 1b and 2."""
 import copy
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 
 from mmcast.pseudo_labels import PseudoLabelFilter
 from mmcast.structures import TensorMasks
+from ..layers import PhotometricStrongView
 from ..teachers.frozen_teacher import build_frozen_teacher
 
 
@@ -32,11 +34,16 @@ class CASTDistiller(BaseDetector):
 
     ``L_pxl`` is computed by the student's own head once over both
     branches (its weight λ_pxl is the loss's ``loss_weight``); the unsup
-    branch's set-prediction losses are scaled by ``λ_semi``. The teacher is held outside the module tree: no
-    gradients, always ``eval()``, not in the optimizer, not in
-    ``state_dict`` (checkpoints hold only ``student.*``), not wrapped by
-    DDP; it follows the wrapper's device. ``predict`` uses the student, so
-    ``mim test`` of a stage-2 checkpoint evaluates the student.
+    branch's set-prediction losses are scaled by ``λ_semi``. The teacher
+    is held outside the module tree: no gradients, always ``eval()``, not
+    in the optimizer, not in ``state_dict`` (checkpoints hold the
+    ``student.*`` weights, and as ``_extra_state`` where the photometric
+    strong views' draws stand, so that ``--resume`` continues them
+    exactly), not wrapped by DDP; it follows the wrapper's device. An
+    offline stage needs the teacher only to label: :meth:`release_teacher`
+    (called by ``PseudoLabelHook``) frees it for the rest of the stage.
+    ``predict`` uses the student, so ``mim test`` of a stage-2 checkpoint
+    evaluates the student.
 
     Args:
         student (dict): Config of the student detector (any MMDet
@@ -120,6 +127,65 @@ class CASTDistiller(BaseDetector):
             self.teacher.eval()
         return self
 
+    def release_teacher(self) -> int:
+        """Drop the teacher of an offline stage once its labels are made.
+
+        Offline pseudo-labels are read from a file, so the teacher would
+        only idle (on every GPU) for the rest of the stage. An online
+        wrapper labels in every step and keeps it. ``teacher_classes`` stays
+        (class checks); checkpoints are unchanged (the teacher is not in
+        ``state_dict``), and a resumed run builds it again for the hook.
+
+        Returns:
+            int: The number of teacher parameters released (0 when online
+            or already released).
+        """
+        if self.semi_train_cfg['pseudo_label_mode'] != 'offline':
+            return 0
+        released = sum(p.numel() for teacher in self._teacher
+                       for p in teacher.parameters())
+        self._teacher.clear()
+        return released
+
+    def _strong_views(self) -> List[PhotometricStrongView]:
+        """The wrapper's strong views, in ``named_modules`` order."""
+        return [
+            m for m in self.modules() if isinstance(m, PhotometricStrongView)
+        ]
+
+    def get_extra_state(self) -> Tensor:
+        """Where the draws of the wrapper's strong views stand, saved in
+        ``state_dict`` so that ``--resume`` draws the same views as an
+        uninterrupted run.
+
+        Returns:
+            Tensor: int64 ``[N, seed_1, calls_1, ..., seed_N, calls_N]`` for
+            the N :class:`PhotometricStrongView` modules in
+            ``named_modules`` order (one tensor: MMEngine broadcasts every
+            ``state_dict`` entry as a tensor when a distributed run starts).
+        """
+        views = self._strong_views()
+        return torch.cat([torch.tensor([len(views)])] +
+                         [view.rng_state() for view in views])
+
+    def set_extra_state(self, state) -> None:
+        """Continue the strong views' draws of :meth:`get_extra_state`.
+
+        A state of another version or model (another number of strong
+        views) is left out with a warning: the draws start again.
+        """
+        views = self._strong_views()
+        if not isinstance(state, Tensor) or state.dim() != 1 or \
+                state.numel() != 1 + 2 * len(views) or \
+                int(state[0]) != len(views):
+            warnings.warn(
+                f'{type(self).__name__}: the checkpoint holds no draws of '
+                f'its {len(views)} strong view(s) (another version or '
+                'model): they start their draws again')
+            return
+        for view, rng in zip(views, state[1:].view(-1, 2)):
+            view.load_rng_state(rng)
+
     def _apply(self, fn, *args, **kwargs):
         """Move/cast the teacher along with the wrapper (``.to()``, ``.cuda()``)."""
         super()._apply(fn, *args, **kwargs)
@@ -181,7 +247,8 @@ class CASTDistiller(BaseDetector):
         The teacher sees the same (weak-view) padded batch (B, 3, H, W) as
         the student, so its masks need no geometric projection; they are
         filtered like offline labels, padded to the batch shape and stored
-        as :class:`TensorMasks` (no host round trip).
+        as :class:`TensorMasks`, all on the inputs' device (no host round
+        trip).
         """
         label_filter = PseudoLabelFilter(**self.semi_train_cfg['pseudo_label_filter'])
         results = self.teacher.predict(

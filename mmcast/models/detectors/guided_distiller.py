@@ -104,18 +104,9 @@ class GuidedDistiller(CASTDistiller):
         losses = super().loss(multi_batch_inputs, multi_batch_data_samples)
         if 'unsup' in multi_batch_inputs:
             samples = multi_batch_data_samples['unsup']
-            losses['pseudo_per_image'] = multi_batch_inputs['unsup'].new_tensor(
-                sum(len(s.gt_instances) for s in samples) / len(samples))
+            losses['pseudo_per_image'] = multi_batch_inputs['unsup'].new_full(
+                (), sum(len(s.gt_instances) for s in samples) / len(samples))
         return losses
-
-    def get_extra_state(self) -> dict:
-        """The strong view's random generator, saved in ``state_dict`` so
-        that ``--resume`` draws the same views as an uninterrupted run."""
-        return dict(strong_view_rng=self.strong_view.generator.get_state())
-
-    def set_extra_state(self, state: dict) -> None:
-        """Restore the strong view's generator from a ``state_dict``."""
-        self.strong_view.generator.set_state(state['strong_view_rng'])
 
     @property
     def teacher(self) -> nn.Module:

@@ -1,11 +1,14 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Pixel-aligned photometric strong view of CAST's pixel-wise contrast."""
+import numbers
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS
+from mmengine.dist import get_dist_info
 from torch import Tensor
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
@@ -59,7 +62,8 @@ def _adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     hue = torch.remainder(hue + shift.view(-1, 1, 1), 1.0)
     # HSV -> RGB: c_n = v - v * s * clip(min(k, 4 - k), 0, 1),
     # k = (n + 6 * hue) mod 6 with n = 5, 3, 1 for R, G, B.
-    n = x.new_tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)
+    # (made on the device: a host list would be copied every call)
+    n = torch.arange(5.0, 0.0, -2.0, device=x.device).view(1, 3, 1, 1)
     k = torch.remainder(n + 6.0 * hue.unsqueeze(1), 6.0)
     ramp = torch.minimum(k, 4.0 - k).clamp_(0, 1)
     return max_c.unsqueeze(1) * (1 - sat.unsqueeze(1) * ramp)
@@ -103,11 +107,20 @@ class PhotometricStrongView(nn.Module):
     3. with probability ``blur_prob``: Gaussian blur, ``kernel_size``,
        sigma uniform in ``sigma_range``, reflect padding.
 
-    The random numbers come from a private CPU ``torch.Generator`` seeded
-    with ``seed`` (default ``torch.initial_seed()`` at construction, i.e.
-    the seed MMEngine's runner set before building the model). Each call
-    draws one (B, 12) table of uniforms, so image i of a call gets the same
-    parameters whatever B is. The forward pass runs without gradient.
+    Random numbers: each call draws a (B, 12) table of uniforms on the
+    inputs' device. Row b comes from its own generator seeded from
+    ``(seed, call, g)``, where ``call`` counts this module's calls and
+    ``g = rank * B + b`` is the image's place in the global batch: the
+    processes of a distributed run draw different views even when they
+    share ``seed`` (MMEngine's default ``diff_rank_seed=False``), image g
+    gets the same parameters however the global batch is split, and
+    ``(seed, call)`` (:meth:`rng_state`) is all a checkpoint needs to
+    continue the draws exactly. ``seed`` defaults to ``torch.initial_seed()``
+    at construction, i.e. the seed MMEngine's runner set before building
+    the model. The augmentation applies every adjustment to the whole
+    batch and selects per image with ``torch.where``: a call makes no
+    host-device copy and no data-dependent synchronisation. The forward
+    pass runs without gradient.
 
     Args:
         mean (Sequence[float]): Per-channel mean (0-255 scale, RGB) used by
@@ -127,7 +140,7 @@ class PhotometricStrongView(nn.Module):
         kernel_size (int): Odd blur kernel size. Defaults to 5.
         sigma_range (Sequence[float]): Blur sigma range. Defaults to
             (0.1, 2.0).
-        seed (int, optional): Seed of the generator.
+        seed (int, optional): Base seed of the draws, in [0, 2**64).
     """
 
     def __init__(self,
@@ -151,6 +164,11 @@ class PhotometricStrongView(nn.Module):
                 f'kernel_size must be odd and positive, got {kernel_size}')
         if not 0 <= hue <= 0.5:
             raise ValueError(f'hue must be in [0, 0.5], got {hue}')
+        if seed is not None and (not isinstance(seed, numbers.Integral)
+                                 or isinstance(seed, bool)
+                                 or not 0 <= seed < 2**64):
+            raise ValueError(
+                f'seed must be an integer in [0, 2**64), got {seed!r}')
         self.register_buffer(
             'mean',
             torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1),
@@ -167,14 +185,27 @@ class PhotometricStrongView(nn.Module):
         self.blur_prob = blur_prob
         self.kernel_size = kernel_size
         self.sigma_range = tuple(sigma_range)
-        self.seed = torch.initial_seed() if seed is None else seed
-        self.generator = torch.Generator().manual_seed(self.seed)
+        self.seed = torch.initial_seed() if seed is None else int(seed)
+        self.num_calls = 0
 
     def extra_repr(self) -> str:
         return (f'factor_ranges={self.factor_ranges}, '
                 f'jitter_prob={self.jitter_prob}, gray_prob={self.gray_prob}, '
                 f'blur_prob={self.blur_prob}, kernel_size={self.kernel_size}, '
                 f'sigma_range={self.sigma_range}, seed={self.seed}')
+
+    def rng_state(self) -> Tensor:
+        """Where the draws stand: (2, ) int64 ``[seed, num_calls]`` (the
+        seed's 64 bits read as a signed integer), a tensor so that it can
+        sit in a ``state_dict`` (MMEngine broadcasts those as tensors)."""
+        seed = self.seed - 2**64 if self.seed >= 2**63 else self.seed
+        return torch.tensor([seed, self.num_calls], dtype=torch.int64)
+
+    def load_rng_state(self, state: Tensor) -> None:
+        """Continue the draws of a :meth:`rng_state`."""
+        seed, num_calls = (int(v) for v in state.reshape(-1).tolist())
+        self.seed = seed % 2**64
+        self.num_calls = num_calls
 
     @torch.no_grad()
     def forward(self, inputs: Tensor) -> Tensor:
@@ -190,15 +221,31 @@ class PhotometricStrongView(nn.Module):
         Returns:
             Tensor: (B, 3, H, W) normalised strong view, same dtype.
         """
+        rand = self.draw(inputs.size(0), inputs.device)
         with torch.autocast(inputs.device.type, enabled=False):
-            return self._augment(inputs.float()).to(inputs.dtype)
+            return self.augment(inputs.float(), rand).to(inputs.dtype)
 
-    def _augment(self, inputs: Tensor) -> Tensor:
-        """The strong view of float32 (B, 3, H, W) normalised images."""
-        rand = torch.rand(
-            inputs.size(0), _NUM_RANDOM,
-            generator=self.generator).to(inputs.device)
+    def draw(self, batch_size: int, device: torch.device) -> Tensor:
+        """The next call's (B, 12) table of uniforms, on ``device``."""
+        rank, _ = get_dist_info()
+        rows = []
+        for b in range(batch_size):
+            entropy = (self.seed, self.num_calls, rank * batch_size + b)
+            seed = int(np.random.SeedSequence(entropy).generate_state(
+                1, np.uint64)[0])
+            gen = torch.Generator(device=device).manual_seed(seed)
+            rows.append(
+                torch.rand(_NUM_RANDOM, generator=gen, device=device))
+        self.num_calls += 1
+        return torch.stack(rows)
+
+    def augment(self, inputs: Tensor, rand: Tensor) -> Tensor:
+        """The strong view of float32 (B, 3, H, W) normalised images with
+        the parameters of the (B, 12) table ``rand``."""
         x = (inputs * self.std + self.mean).div_(255).clamp_(0, 1)
+
+        def where(chosen: Tensor, new: Tensor, old: Tensor) -> Tensor:
+            return torch.where(chosen.view(-1, 1, 1, 1), new, old)
 
         jitter = rand[:, _JITTER] < self.jitter_prob
         factors = torch.stack([
@@ -209,18 +256,15 @@ class PhotometricStrongView(nn.Module):
         order = rand[:, _ORDER:_ORDER + 4].argsort(dim=1)  # (B, 4)
         for step in range(4):
             for op_id, op in enumerate(_JITTER_OPS):
-                idx = (jitter & (order[:, step] == op_id)).nonzero()[:, 0]
-                if idx.numel():
-                    x[idx] = op(x[idx], factors[idx, op_id])
+                x = where(jitter & (order[:, step] == op_id),
+                          op(x, factors[:, op_id]), x)
 
-        idx = (rand[:, _GRAY] < self.gray_prob).nonzero()[:, 0]
-        if idx.numel():
-            x[idx] = _grayscale(x[idx]).expand(-1, 3, -1, -1)
+        x = where(rand[:, _GRAY] < self.gray_prob,
+                  _grayscale(x).expand(-1, 3, -1, -1), x)
 
-        idx = (rand[:, _BLUR] < self.blur_prob).nonzero()[:, 0]
-        if idx.numel():
-            low, high = self.sigma_range
-            sigma = low + (high - low) * rand[idx, _SIGMA]
-            x[idx] = _gaussian_blur(x[idx], sigma, self.kernel_size)
+        low, high = self.sigma_range
+        sigma = low + (high - low) * rand[:, _SIGMA]
+        x = where(rand[:, _BLUR] < self.blur_prob,
+                  _gaussian_blur(x, sigma, self.kernel_size), x)
 
         return (x * 255 - self.mean) / self.std

@@ -431,7 +431,7 @@ class InstanceAwarePixelContrastLoss(nn.Module):
         largest = y is None
         if not largest:
             scores.log_()
-            one = scores.new_tensor(1 + self.eps)
+            one = scores.new_full((), 1 + self.eps)  # no host copy
             col = 0
             for s, e in blocks:
                 block = scores[:, col:col + e - s]

@@ -64,6 +64,10 @@ def build_frozen_teacher(config: Union[ConfigType, str],
     model.teacher_classes = None
     if checkpoint is not None:
         ckpt = load_checkpoint_file(checkpoint)
+        # a CASTDistiller checkpoint also holds the wrapper's own state (its
+        # strong views' draws), which is no part of the teacher
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+        state.pop('_extra_state', None)
         check_weights_fit(checkpoint, model, ckpt, REVISE_KEYS)
         _load_checkpoint_to_model(model, ckpt, revise_keys=REVISE_KEYS)
         model.teacher_classes = checkpoint_classes(ckpt)
