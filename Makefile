@@ -2,6 +2,7 @@
 #   make install   create .venv (if missing) and install the OpenMMLab stack + mmcast
 #   make demo      the three CAST stages, the labels-only baseline and Guided Distillation on the bundled toy data
 #   make test      the test suite
+#   make test-gpu  the GPU suite (tests/gpu): fails, with one line, without a CUDA device
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -15,7 +16,7 @@ FIND_LINKS := $(if $(WHEELS),--find-links $(abspath $(WHEELS)),)
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.mmcast-installed
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test test-gpu clean-venv
 
 install: $(STAMP)
 
@@ -40,6 +41,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# extra pytest arguments via ARGS, e.g. make test-gpu ARGS='-k stage_steps'
+test-gpu: install
+	$(PY) tests/gpu/run.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

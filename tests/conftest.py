@@ -9,6 +9,8 @@ from types import ModuleType
 import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the GPU suite runs on its own: make test-gpu (tests/gpu/run.py)
+collect_ignore = ['gpu']
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 sys.path.insert(0, REPO_ROOT)
 

@@ -17,6 +17,12 @@ unlabeled COCO json with a test pipeline, filters each image's predictions
   identity (any rank, so a changed world size is fine), ignores a truncated
   last line, skips the finished images and continues. Shards of another
   identity are discarded. The merged file replaces the shards.
+- **Overlapped**: the filter runs where the teacher's predictions are
+  (its thresholds, painting and ``min_area`` on the device), so that only
+  the kept masks reach the host, as bool; RLE encoding and the shard
+  writes run on one background thread (:class:`ShardWriter`) while the
+  teacher labels the next batch, a bounded number of batches behind, in
+  order, one write per batch.
 - **Robust**: an image that cannot be read or decoded is skipped with a
   warning naming the file; it is counted in the header (``num_skipped``,
   ``skipped``) and kept in ``images`` with ``mmcast_skipped: true`` (so the
@@ -45,6 +51,7 @@ from mmengine.dist import (barrier, broadcast_object_list, get_dist_info,
                            is_distributed)
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Dataset
 
@@ -52,6 +59,7 @@ from .coco_pseudo_labels import (SKIPPED_IMAGE_KEY, identity,
                                  instances_to_coco_annotations,
                                  write_pseudo_label_json)
 from .filtering import PseudoLabelFilter, build_filter
+from .shard_writer import ShardWriter
 
 SHARD_KEY = 'mmcast_pseudo_label_shard'
 DEFAULT_MAX_UNREADABLE = 0.05
@@ -388,6 +396,30 @@ def _check_shape(pred, data_sample, path) -> None:
             'at the original resolution (predict(..., rescale=True))')
 
 
+def _to_host(kept: InstanceData) -> InstanceData:
+    """The filter's kept instances on the host: ``masks`` bool (n, H, W),
+    ``labels`` (n, ), ``scores`` (n, ). The labeler's only copy of
+    predictions to the host."""
+    return InstanceData(
+        masks=kept.masks.to('cpu', torch.bool),
+        labels=kept.labels.cpu(),
+        scores=kept.scores.cpu())
+
+
+def _encode_lines(records: List[Union[dict, Tuple[object, InstanceData]]],
+                  cat_ids: Sequence[int]) -> str:
+    """The shard text of one batch. ``records``: per image, its finished
+    line (a skipped image) or its id and kept instances on the host."""
+    lines = [
+        rec if isinstance(rec, dict) else dict(
+            image_id=rec[0],
+            annotations=instances_to_coco_annotations(rec[1], rec[0],
+                                                      cat_ids))
+        for rec in records
+    ]
+    return ''.join(json.dumps(x) + '\n' for x in lines)
+
+
 @torch.no_grad()
 def label_unlabeled_set(model: torch.nn.Module,
                         dataset: Union[dict, Dataset],
@@ -499,8 +531,22 @@ def label_unlabeled_set(model: torch.nn.Module,
         persistent_workers=False)
     bar = ProgressBar(len(todo)) if progress and rank == 0 and todo \
         else None
-    num_processed, num_skipped = 0, 0
+    num_skipped = 0
+    written = dict(images=0, batches=0)
     start = time.perf_counter()
+
+    def on_written(num_lines: int) -> None:
+        written['images'] += num_lines
+        written['batches'] += 1
+        if bar is not None:
+            for _ in range(num_lines):
+                bar.update()
+        if log_interval and written['batches'] % log_interval == 0:
+            rate = written['images'] / max(time.perf_counter() - start, 1e-9)
+            print_log(
+                f'pseudo-labeling rank {rank}: {written["images"]}/'
+                f'{len(todo)} images, {rate:.2f} img/s', logger='current')
+
     try:
         new_file = not osp.exists(my_shard) or osp.getsize(my_shard) == 0
         with open(my_shard, 'a', encoding='utf-8') as shard:
@@ -508,50 +554,41 @@ def label_unlabeled_set(model: torch.nn.Module,
                 shard.write(json.dumps({SHARD_KEY: ident}) + '\n')
                 shard.flush()
                 os.fsync(shard.fileno())
-            for batch_idx, batch in enumerate(loader):
-                lines = []
-                for idx, error in batch['failed']:
-                    print_log(
-                        f'pseudo-labeling: skipping unreadable image '
-                        f'{paths[idx]} (id {img_ids[idx]}): {error}',
-                        logger='current', level=logging.WARNING)
-                    lines.append(
-                        dict(image_id=img_ids[idx], skipped=True,
-                             file=paths[idx], error=error))
-                    num_skipped += 1
-                if batch['data'] is not None:
-                    outputs = model.test_step(batch['data'])
-                    if len(outputs) != len(batch['indices']):
-                        raise RuntimeError(
-                            f'the teacher returned {len(outputs)} results '
-                            f'for {len(batch["indices"])} images')
-                    for idx, sample in zip(batch['indices'], outputs):
-                        pred = sample.pred_instances
-                        _check_shape(pred, sample, paths[idx])
-                        kept = filt(pred)
-                        anns = instances_to_coco_annotations(
-                            kept, img_ids[idx], cat_ids)
-                        lines.append(
-                            dict(image_id=img_ids[idx], annotations=anns))
-                shard.write(''.join(json.dumps(x) + '\n' for x in lines))
-                shard.flush()
-                os.fsync(shard.fileno())
-                num_processed += len(lines)
-                if bar is not None:
-                    for _ in lines:
-                        bar.update()
-                if log_interval and (batch_idx + 1) % log_interval == 0:
-                    rate = num_processed / max(time.perf_counter() - start,
-                                               1e-9)
-                    print_log(
-                        f'pseudo-labeling rank {rank}: {num_processed}/'
-                        f'{len(todo)} images, {rate:.2f} img/s',
-                        logger='current')
+            writer = ShardWriter(shard, on_written)
+            try:
+                for batch in loader:
+                    records = []
+                    for idx, error in batch['failed']:
+                        print_log(
+                            f'pseudo-labeling: skipping unreadable image '
+                            f'{paths[idx]} (id {img_ids[idx]}): {error}',
+                            logger='current', level=logging.WARNING)
+                        records.append(dict(
+                            image_id=img_ids[idx], skipped=True,
+                            file=paths[idx], error=error))
+                        num_skipped += 1
+                    if batch['data'] is not None:
+                        outputs = model.test_step(batch['data'])
+                        if len(outputs) != len(batch['indices']):
+                            raise RuntimeError(
+                                f'the teacher returned {len(outputs)} '
+                                f'results for {len(batch["indices"])} images')
+                        for idx, sample in zip(batch['indices'], outputs):
+                            pred = sample.pred_instances
+                            _check_shape(pred, sample, paths[idx])
+                            kept = filt(pred)
+                            records.append((img_ids[idx], _to_host(kept)))
+                    writer.submit(_encode_lines, len(records), records,
+                                  cat_ids)
+                writer.drain()
+            finally:
+                writer.close()
     finally:
         model.train(was_training)
         if bar is not None:
             bar.file.write('\n')
             bar.file.flush()
+    num_processed = written['images']
     elapsed = time.perf_counter() - start
     rate = num_processed / elapsed if elapsed > 0 else 0.0
     print_log(

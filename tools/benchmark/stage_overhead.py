@@ -42,6 +42,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--shape', type=int, nargs=2, default=[96, 192])
     parser.add_argument('--repeats', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--device', default='cpu',
+                        help='cpu or cuda (each step is timed to its end)')
     return parser.parse_args()
 
 
@@ -62,14 +64,19 @@ def merge_branches(a: dict, b: dict) -> dict:
     return {k: {**a[k], **b[k]} for k in ('inputs', 'data_samples')}
 
 
-def time_steps(model, data: dict, optim_cfg, repeats: int, warmup: int) -> float:
-    """Median seconds of ``model.train_step`` (forward, backward, update)."""
+def time_steps(model, data: dict, optim_cfg, repeats: int, warmup: int,
+               device: torch.device) -> float:
+    """Median seconds of ``model.train_step`` (forward, backward, update)
+    on ``device`` (the data preprocessor moves the batch there)."""
+    model.to(device)
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
     model.train()
     times = []
     for i in range(warmup + repeats):
         start = time.perf_counter()
         model.train_step(copy.deepcopy(data), optim_wrapper)
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -77,6 +84,7 @@ def time_steps(model, data: dict, optim_cfg, repeats: int, warmup: int) -> float
 
 def main() -> None:
     args = parse_args()
+    device = torch.device(args.device)
     register_all_modules()
     cfg = Config.fromfile(args.config)
     distiller_cfg = copy.deepcopy(cfg.model)
@@ -103,9 +111,9 @@ def main() -> None:
         packed_batch(n_unsup, args.shape, 'unsup', seed=2))
 
     t_sup = time_steps(supervised, sup_data, cfg.optim_wrapper, args.repeats,
-                       args.warmup)
+                       args.warmup, device)
     t_cast = time_steps(distiller, semi_data, cfg.optim_wrapper, args.repeats,
-                        args.warmup)
+                        args.warmup, device)
     gd_cfg = Config.fromfile(args.gd_config)
     gd_model_cfg = copy.deepcopy(gd_cfg.model)
     gd_model_cfg.teacher_checkpoint = None
@@ -114,8 +122,8 @@ def main() -> None:
     torch.manual_seed(0)
     guided = MODELS.build(gd_model_cfg)
     t_gd = time_steps(guided, semi_data, gd_cfg.optim_wrapper, args.repeats,
-                      args.warmup)
-    print(f'threads: {torch.get_num_threads()}, batch {args.batch_size} '
+                      args.warmup, device)
+    print(f'device: {device}, threads: {torch.get_num_threads()}, batch {args.batch_size} '
           f'images {args.shape[0]}x{args.shape[1]}, median of {args.repeats}')
     print('| iteration | s/iter |\n|---|---|')
     print(f'| supervised (stock Mask2Former, {args.batch_size} labeled) | {t_sup:.3f} |')
