@@ -13,8 +13,15 @@ measured on one synthetic ``H x W`` image (batch 1):
 
 * ``params``: all parameters (and the trainable ones);
 * ``flops``: ``mmengine.analysis`` FlopAnalyzer on the ``mode='tensor'``
-  forward (backbone + heads, no post-processing), fvcore convention
-  (one multiply-add = one FLOP, as Mask2Former / Detectron2 papers report);
+  forward (backbone + heads, no post-processing), fvcore convention: one
+  multiply-add = one FLOP, i.e. the count is in **MACs** (as the Mask2Former /
+  Detectron2 papers report "FLOPs"; FLOPs in the strict sense are twice it).
+  ``mmcast.utils.flop_handlers`` adds the handlers MMEngine lacks (fused
+  attention ``aten::scaled_dot_product_attention`` and its kernels,
+  ``aten::baddbmm``); ``flops_by_operator`` splits the count by op and
+  ``uncounted_ops`` lists every traced op that still counts 0 (elementwise
+  ops such as ``aten::add``/``aten::mul``/``aten::gelu``/``aten::softmax``,
+  and any op without a handler), printed after the total;
 * ``latency``: median wall time of ``--repeats`` inference passes
   (data preprocessor + ``mode='predict'`` incl. post-processing) in eval mode
   under ``torch.no_grad`` after one warm-up pass, on CPU with
@@ -61,6 +68,7 @@ except ModuleNotFoundError as e:  # not installed: use the repo checkout
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
+from mmcast.utils.flop_handlers import count_flops, format_uncounted
 
 
 def parse_args():
@@ -168,27 +176,32 @@ def count_params(model) -> dict:
 
 
 def measure_flops(model, shape, text=None) -> dict:
-    from mmengine.analysis import FlopAnalyzer
+    """MACs of the ``mode='tensor'`` forward and the ops left uncounted."""
     data = model.data_preprocessor(make_batch(shape, text), False)
     forward = model.forward
     model.forward = partial(
         forward, data_samples=data['data_samples'], mode='tensor')
     try:
         with torch.no_grad():
-            analyzer = FlopAnalyzer(model, inputs=(data['inputs'], ))
-            analyzer.unsupported_ops_warnings(False)
-            analyzer.uncalled_modules_warnings(False)
+            analyzer = count_flops(model, (data['inputs'], ))
             flops = analyzer.total()
+            by_module = analyzer.by_module()
             by_module = {
-                name: analyzer.by_module()[name]
-                for name, _ in model.named_children()
-                if name in analyzer.by_module()
+                name: by_module[name]
+                for name, _ in model.named_children() if name in by_module
             }
+            by_operator = analyzer.by_operator()
+            uncounted = analyzer.unsupported_ops()
     finally:
         model.forward = forward
     return dict(
         flops=int(flops),
         flops_by_module={k: int(v) for k, v in by_module.items()},
+        flops_by_operator={
+            k: int(v)
+            for k, v in sorted(by_operator.items(), key=lambda kv: -kv[1])
+        },
+        uncounted_ops=dict(uncounted),
         input_shape=list(data['inputs'].shape[-2:]))
 
 
@@ -286,12 +299,17 @@ def print_result(r: dict) -> None:
     print(f"params          {_fmt(r['params'], ' M', 1e6)} "
           f"(trainable {_fmt(r['trainable_params'], ' M', 1e6)})")
     if 'flops' in r:
-        print(f"FLOPs           {_fmt(r['flops'], ' G', 1e9)}"
+        print(f"FLOPs (MACs)    {_fmt(r['flops'], ' G', 1e9)}"
               + (f" at padded input {r['input_shape']}"
                  if r.get('input_shape') else ''))
         for name, v in r.get('flops_by_module', {}).items():
             if v:
                 print(f'  {name:<22}{_fmt(v, " G", 1e9)}')
+        for name, v in r.get('flops_by_operator', {}).items():
+            print(f'  op {name:<30} {_fmt(v, " G", 1e9, 3)}')
+        if 'uncounted_ops' in r:
+            print('  not counted (0 FLOPs): '
+                  f"{format_uncounted(r['uncounted_ops'])}")
         if r.get('flops_error'):
             print(f"  FLOPs failed: {r['flops_error']}")
     if 'latency_s' in r:
