@@ -419,7 +419,7 @@ class SmokeRun:
             self.discard(self.train(ds, GD_CONFIGS[ds], 'GD', {
                 'model.teacher_checkpoint': baseline,
                 # the labeled split the data writer made (CAST's)
-                'train_dataloader.dataset.datasets.0.ann_file':
+                'train_dataloader.dataset.datasets.0.dataset.ann_file':
                 Config.fromfile(osp.join(REPO_ROOT, config_path(
                     f'distill_{ds}'))).labeled_dataset.ann_file,
                 # iteration 1 of 2 in burn-in, then the switch; EMA from 3

@@ -4,8 +4,11 @@
 # labeled split (teacher and student share the architecture). Phases 2-4
 # here: guided burn-in, switch, EMA teacher (decay 0.9996), burn-in at the
 # share of GD's Cityscapes recipe (50k of 90k). Unlabeled pool: all train
-# images. 1:1 per batch (2 per GPU, 4xb2). Schedule (GD): AdamW 1e-4,
-# wd 0.05, backbone x0.1, clip 0.01, poly, AMP.
+# images. 1:1 per batch (2 per GPU, 4xb2). Labeled side: GD's
+# class-balanced repeat sampling, threshold 10. Schedule (GD): AdamW,
+# wd 0.05, backbone x0.1, clip 0.01, poly, AMP; GD's lr 1e-4 at 16 + 16
+# images square-root scaled to this 4 + 4: 5e-5. Both as
+# ../guided_distillation/guided-distillation_dinov2-s_cityscapes.py explains.
 #   mim train mmdet configs/mmcast/custom/guided-distillation_dinov2-s_custom.py \
 #       --launcher pytorch --gpus 4
 # or beside CAST, per seed: python tools/cast_pipeline.py custom --methods cast gd
@@ -26,13 +29,19 @@ model = dict(
     teacher=_base_.head_classes,
     teacher_checkpoint=supervised_teacher)
 
+# GD's labeled side: repeat factor sampling with threshold t = 10
+labeled_repeat_thr = 10.0
 train_dataloader = dict(
     dataset=dict(datasets=[
-        _base_.labeled_dataset,
+        dict(
+            type='ClassBalancedDataset',
+            oversample_thr=labeled_repeat_thr,
+            dataset=_base_.labeled_dataset),
         _base_.unlabeled_pool_dataset,
     ]))
 
-optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=0.05))
+# GD's lr 1e-4 at 16 + 16 images, square-root scaled to 4 + 4
+optim_wrapper = dict(optimizer=dict(lr=5e-5, weight_decay=0.05))
 burn_in_iters = 50000
 custom_hooks = [
     dict(type='GuidedTeacherHook', burn_in_iters=burn_in_iters, decay=0.9996)

@@ -4,7 +4,9 @@
 # 2 + 3 = the labels-only baseline). Phase 1, the supervised teacher, IS the
 # labels-only baseline (supervised_student_custom-cpu.py). Phases 2-4 here:
 # guided burn-in (1000 iterations), switch, EMA teacher (decay 0.9996).
-# Unlabeled pool: all train images.
+# Unlabeled pool: all train images. CPU-sized like the toy config: the
+# labeled side is drawn uniformly, without GD's class-balanced repeat
+# sampling (guided-distillation_dinov2-s_custom.py has it).
 #   mim train mmdet configs/mmcast/custom/supervised_student_custom-cpu.py
 #   mim train mmdet configs/mmcast/custom/guided-distillation_r18_custom-cpu.py
 # or beside CAST, per seed: python tools/cast_pipeline.py custom-cpu --methods cast gd

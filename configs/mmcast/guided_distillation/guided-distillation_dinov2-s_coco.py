@@ -1,6 +1,6 @@
 # Guided Distillation on COCO with CAST's compact student (DINOv2-S + DPT +
 # Mask2Former, 52M), 10 % labels (1/2/5 %: set percent below, or
-# --cfg-options train_dataloader.dataset.datasets.0.ann_file=
+# --cfg-options train_dataloader.dataset.datasets.0.dataset.ann_file=
 # semi_anns/instances_train2017.1@1.json; splits from tools/split_semi.py as
 # in _base_/datasets/semi_coco_instance.py).
 # Phase 1, the supervised teacher: configs/mmcast/supervised_student_coco.py
@@ -10,7 +10,10 @@
 # the project's 90k-iteration student schedule with burn-in at the same
 # share as GD's Cityscapes recipe (50k of 90k).
 # Unlabeled pool: all train2017 images. 1:1 per batch (2 per GPU, 4xb2).
-# Schedule (GD): AdamW 1e-4, wd 0.05, backbone x0.1, clip 0.01, poly, AMP.
+# Labeled side: GD's class-balanced repeat sampling, threshold 10.
+# Schedule (GD): AdamW, wd 0.05, backbone x0.1, clip 0.01, poly, AMP; GD's
+# lr 1e-4 at 16 + 16 images square-root scaled to this 4 + 4: 5e-5.
+# Both as guided-distillation_dinov2-s_cityscapes.py explains.
 #   mim train mmdet configs/mmcast/guided_distillation/guided-distillation_dinov2-s_coco.py \
 #       --launcher pytorch --gpus 4
 _base_ = [
@@ -33,20 +36,26 @@ head = dict(
     panoptic_fusion_head=dict(num_things_classes=num_classes))
 model = dict(student=head, teacher=head, teacher_checkpoint=supervised_teacher)
 
+# GD's labeled side: repeat factor sampling with threshold t = 10
+labeled_repeat_thr = 10.0
 train_dataloader = dict(
     dataset=dict(datasets=[
         dict(
-            type={{_base_.dataset_type}},
-            data_root={{_base_.data_root}},
-            ann_file=f'semi_anns/instances_train2017.1@{percent}.json',
-            data_prefix=dict(img={{_base_.train_img_prefix}}),
-            filter_cfg=dict(filter_empty_gt=True, min_size=0),
-            pipeline={{_base_.sup_pipeline}},
-            backend_args={{_base_.backend_args}}),
+            type='ClassBalancedDataset',
+            oversample_thr=labeled_repeat_thr,
+            dataset=dict(
+                type={{_base_.dataset_type}},
+                data_root={{_base_.data_root}},
+                ann_file=f'semi_anns/instances_train2017.1@{percent}.json',
+                data_prefix=dict(img={{_base_.train_img_prefix}}),
+                filter_cfg=dict(filter_empty_gt=True, min_size=0),
+                pipeline={{_base_.sup_pipeline}},
+                backend_args={{_base_.backend_args}})),
         {{_base_.unlabeled_pool_dataset}},
     ]))
 
-optim_wrapper = dict(optimizer=dict(lr=1e-4, weight_decay=0.05))
+# GD's lr 1e-4 at 16 + 16 images, square-root scaled to 4 + 4
+optim_wrapper = dict(optimizer=dict(lr=5e-5, weight_decay=0.05))
 burn_in_iters = 50000
 custom_hooks = [
     dict(type='GuidedTeacherHook', burn_in_iters=burn_in_iters, decay=0.9996)

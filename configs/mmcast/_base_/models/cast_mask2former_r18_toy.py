@@ -5,7 +5,15 @@ _base_ = './mask2former_r18_toy.py'
 
 model = dict(
     type='CASTMask2Former',
-    strong_view=dict(type='PhotometricStrongView'),
+    # Photometric strong view, pixel-aligned (spec: ColorJitter 0.4/0.4/0.4/
+    # 0.1, RandomGrayscale p = 0.2, GaussianBlur kernel 5, sigma 0.1-2). The
+    # CAST spec gives no probability for the jitter and the blur: p = 0.8 and
+    # p = 0.5 are Guided Distillation's recipe (its views), not CAST's.
+    strong_view=dict(
+        type='PhotometricStrongView',
+        jitter_prob=0.8,
+        gray_prob=0.2,
+        blur_prob=0.5),
     panoptic_head=dict(
         type='CASTMask2FormerHead',
         contrast_level=-1,

@@ -13,7 +13,9 @@
 #
 # Contrastive branch: projection head on the deepest Swin level (stride 32,
 # 1536 channels), MLP 1536 -> 128 -> 128 -> 128 without bias; loss settings
-# as the student's (lambda_pxl = 0.1, R = 200, fused sampler, T 0.3, hinge 0.5).
+# as the student's (lambda_pxl = 0.1, R = 200, fused sampler, T 0.3, hinge 0.5,
+# negatives from the global batch of every GPU: see
+# cast_student_dinov2-s_dpt.py for the measured reason).
 #
 # Pre-trained weights theta_T^0: the MMDetection zoo checkpoint of that config
 #   checkpoints/mask2former_swin-l-p4-w12-384-in21k_16xb1-lsj-100e_coco-panoptic_20220407_104949-82f8d28d.pth
@@ -40,7 +42,15 @@ depths = [2, 2, 18, 2]
 
 model = dict(
     type='CASTMask2Former',
-    strong_view=dict(type='PhotometricStrongView'),
+    # Photometric strong view, pixel-aligned (spec: ColorJitter 0.4/0.4/0.4/
+    # 0.1, RandomGrayscale p = 0.2, GaussianBlur kernel 5, sigma 0.1-2). The
+    # CAST spec gives no probability for the jitter and the blur: p = 0.8 and
+    # p = 0.5 are Guided Distillation's recipe (its views), not CAST's.
+    strong_view=dict(
+        type='PhotometricStrongView',
+        jitter_prob=0.8,
+        gray_prob=0.2,
+        blur_prob=0.5),
     backbone=dict(
         type='SwinTransformer',
         pretrain_img_size=384,
@@ -77,6 +87,7 @@ model = dict(
             sampler='fused',
             num_negatives=200,
             cross_image=True,
+            negatives_from='global',
             temperature=0.3,
             neg_margin=0.5,
             loss_weight=0.1)))

@@ -18,6 +18,14 @@ model = dict(
                                mask_thr=0.5)),
     # mim test evaluates the student; predict_on='teacher' the EMA teacher
     semi_test_cfg=dict(predict_on='student'),
+    # the student's strong view of unlabeled images: Guided Distillation's
+    # (ColorJitter 0.4/0.4/0.4/0.1 p = 0.8, grayscale p = 0.2, blur sigma
+    # 0.1-2 p = 0.5)
+    strong_view=dict(
+        type='PhotometricStrongView',
+        jitter_prob=0.8,
+        gray_prob=0.2,
+        blur_prob=0.5),
     data_preprocessor=dict(
         type='MultiBranchDataPreprocessor',
         data_preprocessor={{_base_.data_preprocessor}}))
