@@ -6,14 +6,16 @@
 # FFN 1024, 100 queries, 9 layers + the initial prediction = 10 supervised
 # outputs). Instance segmentation only.
 #
-# Parameters (tests/test_dinov2_student.py) and fvcore FLOPs at 512x1024
-# (tools/analysis/model_cost.py, padded to 532x1036):
+# Parameters (tests/test_dinov2_student.py) and MACs, attention included
+# (tools/analysis/model_cost.py), at Cityscapes' 1024x2048 test input
+# (padded to 1036x2072: 10,953 tokens) and at 512x1024:
 #   ViT-S/14 (incl. 37x37 pos_embed)        22.06 M
 #   DPT readout projection (4 x Linear)      1.18 M
-#   reassemble (1x1 convs + resize convs)    6.16 M   backbone  70 GFLOPs
+#   reassemble (1x1 convs + resize convs)    6.16 M   backbone 1378 G / 143 G
+#                                                     (ViT attention 1106 G)
 #   DPT pixel decoder (256 ch)              11.91 M
-#   Mask2Former decoder (FFN 1024) + heads   9.73 M   head     174 GFLOPs
-#   total                                   51.04 M   total    255 GFLOPs
+#   Mask2Former decoder (FFN 1024) + heads   9.73 M   head      723 G / 186 G
+#   total                                   51.04 M   total    2101 G / 329 G
 # The paper's text gives both "384 channels" and "52M": with 384-d fusion
 # blocks and a 384-d decoder (FFN 2048) the same architecture has 79M
 # parameters (student_dinov2-s_dpt-79m.py, the spec-width variant), so this

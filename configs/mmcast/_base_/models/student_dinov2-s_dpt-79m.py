@@ -3,8 +3,8 @@
 # channels" taken literally, i.e. 384-d DPT fusion blocks and a 384-d decoder
 # (12 heads, FFN 2048). 79M parameters (the default has 51M):
 #   backbone 29.40 M, DPT pixel decoder 24.30 M, decoder + heads 25.37 M;
-#   fvcore FLOPs at 512x1024 (tools/analysis/model_cost.py, padded to
-#   532x1036): backbone 70 G, head 376 G, total 464 G.
+#   MACs, attention included (tools/analysis/model_cost.py): at 1024x2048
+#   backbone 1378 G, head 1532 G, total 2910 G; at 512x1024 143 / 395 / 538 G.
 # To train it, name this file instead of student_dinov2-s_dpt-52m.py in the
 # _base_ of cast_student_dinov2-s_dpt.py (CAST stages 2, 3) or of
 # ../cast_stages/supervised_student.py (baseline).
