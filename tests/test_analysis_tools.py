@@ -4,9 +4,11 @@ small work dir laid out like ``tools/cast_pipeline.py``'s: one stage
 trained for 2 iterations by ``mim train`` (the contrastive toy config, so
 ``loss_pxl`` / ``pxl_*`` are logged), the distill stage's config, pseudo-
 labels made from the ground truth of D_u and a two-row ``results.json``."""
+import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 
@@ -14,6 +16,8 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.container import BarContainer
 
 from conftest import REPO_ROOT, load_script, toy_cfg_options
 
@@ -103,8 +107,33 @@ def _read_png(path: str) -> np.ndarray:
     return img[..., ::-1]
 
 
-def test_plot_pipeline_draws_results_and_every_logged_curve(work_dir, plot,
-                                                             tmp_path):
+def _logged(stage_dir: str) -> dict:
+    """name -> (iterations, values) as the stage's json log holds them; a
+    validation record counts at the iteration of the record before it."""
+    (path, ) = glob.glob(osp.join(stage_dir, '*', 'vis_data',
+                                  'scalars.json'))
+    series, it = {}, 0
+    with open(path) as f:
+        for rec in map(json.loads, f):
+            it = rec.get('iter', it)
+            for name, value in rec.items():
+                if name not in ('iter', 'step', 'epoch'):
+                    its, values = series.setdefault(name, ([], []))
+                    its.append(it)
+                    values.append(value)
+    return series
+
+
+def test_plot_pipeline_draws_results_and_every_logged_curve(
+        work_dir, plot, tmp_path, monkeypatch):
+    figures = []
+    save = plot._save
+
+    def keep(fig, path):
+        figures.append(fig)
+        save(fig, path)
+
+    monkeypatch.setattr(plot, '_save', keep)
     out_dir = str(tmp_path)
     written = plot.main([work_dir['root'], '--out-dir', out_dir])
     assert written == [osp.join(out_dir, 'results.png'),
@@ -113,6 +142,36 @@ def test_plot_pipeline_draws_results_and_every_logged_curve(work_dir, plot,
         img = _read_png(path)
         assert img.shape[0] > 200 and img.shape[1] > 400
         assert img.std() > 10  # not a blank sheet
+    results, curves = figures
+    # the bars: per row (in the pipeline's order) the mean over the seeds of
+    # results.json, the error bar the std, a point per seed
+    with open(osp.join(work_dir['root'], 'results.json')) as f:
+        rows = json.load(f)['rows']
+    keys = ['supervised_student', 'finetune']
+    for ax, metric in zip(results.axes, ('segm_AP', 'segm_AP50')):
+        per_seed = [[rows[k]['per_seed'][s][metric] for s in ('0', '1')]
+                    for k in keys]
+        bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+        assert [bar.get_height() for c in bars for bar in c] == \
+            pytest.approx([statistics.fmean(v) for v in per_seed])
+        error_bars = [segment for c in bars
+                      for segment in c.errorbar.lines[2][0].get_segments()]
+        assert [top - bottom for (_, bottom), (_, top) in error_bars
+                ] == pytest.approx([2 * statistics.stdev(v) for v in per_seed])
+        points = sorted(y for c in ax.collections
+                        if isinstance(c, PathCollection)
+                        for _, y in c.get_offsets())
+        assert points == pytest.approx(sorted(sum(per_seed, [])))
+    # the curves: every panel's line is the stage's logged series
+    logged = _logged(osp.join(work_dir['root'], 'seed0', 'finetune'))
+    panels = [ax for ax in curves.axes if ax.get_visible()]
+    assert len(panels) == 6
+    for ax, (_, name, factor) in zip(panels, plot.CURVES):
+        (line, ) = ax.get_lines()
+        its, values = logged[name]
+        assert list(line.get_xdata()) == its, name
+        assert list(line.get_ydata()) == pytest.approx(
+            [factor * v for v in values]), name
     # the stage's log has every curve: 2 iterations and one validation
     scalars = plot.read_scalars(osp.join(work_dir['root'], 'seed0', 'finetune'))
     for name in ('loss', 'loss_pxl', 'pxl_margin', 'pxl_fnr', 'pxl_temperature'):
@@ -124,22 +183,32 @@ def test_plot_pipeline_draws_results_and_every_logged_curve(work_dir, plot,
         'coco/segm_mAP']
 
 
-def test_read_scalars_places_validation_and_prefers_resumed_runs(plot,
-                                                                 tmp_path):
+def test_read_scalars_places_validation_and_prefers_resumed_runs(
+        plot, tmp_path, monkeypatch):
     """Validation records (logged with step 0) go to the iteration before
-    them; a resumed run's records replace the killed run's."""
+    them; a resumed run's records replace the killed run's; the curves
+    drawn are those (the AP x100)."""
+    stage_dir = tmp_path / 'seed0' / 'finetune'
     for stamp, recs in (('20260101_000000', [
             dict(loss=5.0, iter=1, step=1), dict(loss=4.0, iter=2, step=2),
             {'coco/segm_mAP': 0.1, 'step': 0}]),
                         ('20260102_000000', [
             dict(loss=3.0, iter=2, step=2), dict(loss=2.0, iter=3, step=3),
             {'coco/segm_mAP': 0.3, 'step': 0}])):
-        os.makedirs(tmp_path / stamp / 'vis_data')
-        with open(tmp_path / stamp / 'vis_data' / 'scalars.json', 'w') as f:
+        os.makedirs(stage_dir / stamp / 'vis_data')
+        with open(stage_dir / stamp / 'vis_data' / 'scalars.json', 'w') as f:
             f.write(''.join(json.dumps(r) + '\n' for r in recs))
-    scalars = plot.read_scalars(str(tmp_path))
+    scalars = plot.read_scalars(str(stage_dir))
     assert scalars['loss'] == ([1, 2, 3], [5.0, 3.0, 2.0])
     assert scalars['coco/segm_mAP'] == ([2, 3], [0.1, 0.3])
+    figures = []
+    monkeypatch.setattr(plot, '_save', lambda fig, path: figures.append(fig))
+    assert plot.plot_curves(str(tmp_path / 'seed0'), 'unused.png') == [
+        'loss', 'coco/segm_mAP']
+    lines = [ax.get_lines()[0] for ax in figures[0].axes if ax.get_visible()]
+    assert [(list(line.get_xdata()), list(line.get_ydata()))
+            for line in lines] == [([1, 2, 3], [5.0, 3.0, 2.0]),
+                                   ([2, 3], [10.0, 30.0])]
 
 
 def test_plot_pipeline_names_a_missing_or_empty_work_dir(plot, tmp_path):
@@ -177,6 +246,18 @@ def _scaled_image_and_masks(data_root, img_path, pseudo, scale, shape):
     return scaled, inside, near == 0
 
 
+def _student(work_dir: dict):
+    """``inference_detector`` of the stage-3 student of seed 0, with the
+    config MMEngine saved in its work dir and its last checkpoint."""
+    from mmdet.apis import inference_detector, init_detector
+
+    stage_dir = osp.join(work_dir['root'], 'seed0', 'finetune')
+    (config, ) = glob.glob(osp.join(stage_dir, '*.py'))
+    with open(osp.join(stage_dir, 'last_checkpoint')) as f:
+        model = init_detector(config, f.read().strip(), device='cpu')
+    return lambda img_path: inference_detector(model, img_path)
+
+
 def test_show_predictions_draws_gt_pseudo_labels_and_student(work_dir, show,
                                                              tmp_path):
     out = str(tmp_path / 'pred.png')
@@ -192,6 +273,7 @@ def test_show_predictions_draws_gt_pseudo_labels_and_student(work_dir, show,
     assert set(info['images']) <= unlabeled  # D_u images
     sheet = _read_png(out)
     assert sheet.shape[1] == 3 * 256 + 4 * show.GAP
+    student = _student(work_dir)
     for row, img_path in zip(info['boxes'], info['images']):
         top, left, h, w = row[0]
         raw, inside, far = _scaled_image_and_masks(
@@ -204,8 +286,14 @@ def test_show_predictions_draws_gt_pseudo_labels_and_student(work_dir, show,
             # the masks are overlaid; far from every instance, nothing is
             assert (diff[inside] > 30).mean() > 0.8
             assert (diff[far] <= 3).mean() > 0.97
+        # the student's panel: its predictions above the score threshold
+        # (0.3) drawn on the image; after 2 iterations it has none there,
+        # so the panel is the image itself
         top, left, h, w = row[2]
-        assert sheet[top:top + h, left:left + w].std() > 10  # the student's
+        panel = sheet[top:top + h, left:left + w].astype(int)
+        scores = student(img_path).pred_instances.scores
+        assert (scores > 0.3).sum() == 0, scores.max()
+        assert (np.abs(panel - raw).sum(-1) <= 3).mean() > 0.99
 
 
 def test_show_predictions_names_what_is_missing(work_dir, show, tmp_path):

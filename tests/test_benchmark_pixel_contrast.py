@@ -2,9 +2,11 @@
 """``tools/benchmark/pixel_contrast.py`` on tiny cases, and its parts.
 
 The script's ``main`` runs as the command line would (CPU, one thread,
-forked children for the memory peaks); its tables must hold a row per
-implementation and case, the agreement check must have passed for every
-case the authors' formulation ran on, and the authors' skip must show.
+forked children for the memory peaks), under a clock that the test's ticks
+advance: its tables must hold a row per implementation and case with the
+times and time ratios of those ticks, the agreement check must have passed
+for every case the authors' formulation ran on, and the authors' skip must
+show.
 """
 import os.path as osp
 import re
@@ -31,10 +33,79 @@ def benchmark(repo_root):
 def _rows(out: str, case: str):
     batch, h, w = case.split('x')
     prefix = re.compile(rf'^\| - \| {batch} \| {h}x{w} \| ')
-    return [line for line in out.splitlines() if prefix.match(line)]
+    return [[c.strip() for c in line.strip('|').split('|')]
+            for line in out.splitlines() if prefix.match(line)]
 
 
-def test_script_on_tiny_cases(benchmark, capsys):
+class _Clock:
+    """The script's ``time``: a ``perf_counter`` that only the ticks of the
+    test advance, so that every time the tables print is known."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class _TickOnBackward(torch.autograd.Function):
+    """The identity, whose backward advances a :class:`_Clock`."""
+
+    @staticmethod
+    def forward(ctx, x, clock, seconds):
+        ctx.clock, ctx.seconds = clock, seconds
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.clock.now += ctx.seconds
+        return grad, None, None
+
+
+# seconds of (forward, backward) of each implementation under the clock
+TICKS = dict(authors=(0.004, 0.002), exact=(0.002, 0.001),
+             rejection=(0.0015, 0.0005))
+
+
+def _dense_mean_dissimilarity(benchmark, case):
+    """Mean ``max(0, 1 - <y~_p, y~_q>)`` over every anchor p and every pixel
+    q of the other images: the mean s_deb of a draw that takes all
+    candidates (R = 200 > (B - 1) * N here)."""
+    args = benchmark.parse_args(['--device', 'cpu'])
+    inputs = benchmark.make_inputs(case, args.dim, torch.device('cpu'))
+    y = benchmark.build_loss(args, 'exact').sampling_features(
+        inputs['mask_logits'], inputs['cls_logits'], case[1:])
+    batch, num_pixels = y.shape[:2]
+    total = count = 0.0
+    for b in range(batch):
+        for o in range(batch):
+            if o != b:
+                total += float((1 - y[b] @ y[o].t()).clamp(min=0).sum())
+                count += num_pixels * num_pixels
+    return total / count
+
+
+def test_script_on_tiny_cases(benchmark, capsys, monkeypatch):
+    """Under a clock that each implementation's forward and backward
+    advance by known amounts (:data:`TICKS`), every time and time ratio
+    printed is known; the mean s_deb of the negatives, with every
+    candidate drawn, is the dense mean computed here."""
+    clock = _Clock()
+    monkeypatch.setattr(benchmark, 'time', clock)
+    authors_step, mmcast_step = benchmark.authors_step, benchmark.mmcast_step
+
+    def ticking(step, name):
+        def run(loss, **inputs):
+            forward, backward = TICKS[name(loss)]
+            out = step(loss, **inputs)
+            clock.now += forward
+            return _TickOnBackward.apply(out, clock, backward)
+        return run
+
+    monkeypatch.setattr(benchmark, 'authors_step',
+                        ticking(authors_step, lambda loss: 'authors'))
+    monkeypatch.setattr(benchmark, 'mmcast_step',
+                        ticking(mmcast_step, lambda loss: loss.draw))
     # --max-authors-gib between the estimates of the authors' formulation
     # (2x4x6: 0.9 MiB, 3x5x7: 4.8 MiB) skips it on 3x5x7 only.
     threads = torch.get_num_threads()
@@ -49,37 +120,34 @@ def test_script_on_tiny_cases(benchmark, capsys):
     out = capsys.readouterr().out
     assert 'torch threads: 1' in out and 'sampler=fused_class' in out
     assert 'Share of a tiny Mask2Former' not in out  # --skip-model
+    ms = {name: f'{1e3 * sum(ticks):.1f} ms' for name, ticks in TICKS.items()}
 
-    checked = _rows(out, '2x4x6')
     # 3 implementation rows + 1 ratio row per case
+    checked = _rows(out, '2x4x6')
     assert len(checked) == 4, out
-    names = ('authors (dense)', "mmcast draw='exact'",
-             "mmcast draw='rejection'")
-    for row, name in zip(checked, names):
-        cells = [c.strip() for c in row.strip('|').split('|')]
-        assert cells[5] == name
-        assert cells[6] == '1'  # runs
-        assert cells[7].endswith(' ms') and float(cells[7][:-3]) > 0
+    s_deb = _dense_mean_dissimilarity(benchmark, (2, 4, 6))
+    for cells, impl in zip(checked, benchmark.IMPLS):
+        assert cells[5] == benchmark.IMPL_NAMES[impl]
+        assert cells[6:8] == ['1', ms[impl]]  # runs, time
         assert cells[8].endswith(' MiB')
-        assert 0 <= float(cells[9]) <= 1  # mean s_deb of the negatives
-    assert 'reference' in checked[0]
-    for row in checked[1:3]:
-        rel = re.search(
-            r'agrees: loss rel\. diff (\S+), gradient \(no hinge\) (\S+) \|',
-            row)
-        assert rel and float(rel.group(1)) <= 1e-4, row
-        assert float(rel.group(2)) <= 1e-3, row
-    ratios = [c.strip() for c in checked[3].strip('|').split('|')]
-    assert all(float(r) > 0 for r in ratios[3:6])  # time ratios
+        assert float(cells[9]) == pytest.approx(s_deb, abs=1e-4)
+    assert 'reference' in checked[0][10]
+    for cells in checked[1:3]:
+        rel = re.fullmatch(
+            r'agrees: loss rel\. diff (\S+), gradient \(no hinge\) (\S+)',
+            cells[10])
+        assert rel and float(rel.group(1)) <= 1e-4, cells
+        assert float(rel.group(2)) <= 1e-3, cells
+    # time authors/exact, authors/rejection, exact/rejection
+    assert checked[3][3:6] == ['2.00', '3.00', '1.50']
 
     skipped = _rows(out, '3x5x7')
     assert len(skipped) == 4, out
-    assert 'skipped: needs 4.8 MiB' in skipped[0]
-    for row in skipped[1:3]:
-        assert 'not checked (authors skipped)' in row
-        assert float(row.split('|')[8].split()[0]) > 0  # mmcast time (ms)
-    ratios = [c.strip() for c in skipped[3].strip('|').split('|')]
-    assert ratios[3:5] == ['-', '-'] and float(ratios[5]) > 0
+    assert skipped[0][6:8] == ['-', 'skipped: needs 4.8 MiB']
+    for cells, impl in zip(skipped[1:3], benchmark.IMPLS[1:]):
+        assert cells[6:8] == ['1', ms[impl]]
+        assert cells[9:] == ['-', 'not checked (authors skipped)']
+    assert skipped[3][3:6] == ['-', '-', '1.50']
 
 
 def test_authors_draw_and_loss(benchmark):

@@ -134,8 +134,9 @@ def test_backbone_frozen_stages_and_gradients():
     assert not backbone.layers[0].training
     feats = backbone(torch.randn(1, 3, 56, 56))
     sum(f.sum() for f in feats).backward()
-    assert backbone.layers[3].ffn.layers[1].weight.grad is not None
-    assert backbone.reassemble_resizes[0].weight.grad is not None
+    assert backbone.layers[3].ffn.layers[1].weight.grad.abs().sum() > 0
+    assert backbone.reassemble_resizes[0].weight.grad.abs().sum() > 0
+    assert backbone.layers[1].attn.qkv.weight.grad is None  # frozen
 
 
 def test_bad_backbone_args():
@@ -190,8 +191,8 @@ def test_toy_student_loss_and_predict(patch_size):
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
-    assert model.backbone.layers[0].attn.qkv.weight.grad is not None
-    assert model.backbone.reassemble_projects[0].weight.grad is not None
+    assert model.backbone.layers[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert model.backbone.reassemble_projects[0].weight.grad.abs().sum() > 0
 
     model.eval()
     packed = demo_mm_inputs(

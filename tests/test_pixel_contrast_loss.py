@@ -61,6 +61,13 @@ def _naive_loops(z_weak, z_strong, neg_indices, temperature, neg_margin,
     return loss_weight * total / anchors.size(0)
 
 
+def _reference(loss, z_weak, z_strong, neg_indices):
+    """:func:`_naive_gather` with the settings of ``loss``."""
+    return _naive_gather(z_weak, z_strong, neg_indices, loss.temperature,
+                         loss.neg_margin, loss.loss_weight,
+                         loss.negative_keys)
+
+
 def _expected_dissim(loss, mask_logits, cls_logits, size):
     y = loss.sampling_features(mask_logits, cls_logits, size).flatten(0, 1)
     return (1 - y @ y.t()).clamp(min=0)
@@ -220,9 +227,15 @@ def test_identical_predictions_fall_back_to_uniform():
     ])
     _check_frequencies((draws - 8 * GROUP) // GROUP,
                        torch.full((8, ), 1 / 8, dtype=torch.float64))
+    # the loss draws the same way: the same random state, the negatives
+    # above, the reference's loss
     z_weak, z_strong, _, _ = _inputs(batch=2, h=1, w=8 * GROUP)
+    torch.manual_seed(4)
+    idx = loss.sample_negatives(mask_logits, cls_logits, (1, 8 * GROUP))
+    torch.manual_seed(4)
     out = loss(z_weak, z_strong, mask_logits, cls_logits)
-    assert torch.isfinite(out['loss_pxl'])
+    torch.testing.assert_close(out['loss_pxl'],
+                               _reference(loss, z_weak, z_strong, idx))
 
 
 def test_gradients_reach_weak_view_only():
@@ -247,10 +260,14 @@ def test_batch_of_one_falls_back_to_within_image():
         idx = loss.sample_negatives(mask_logits, cls_logits, (4, 5))
     assert idx.shape == (20, 19)  # fewer candidates than R: all 19 used
     assert not (idx == torch.arange(20)[:, None]).any()
+    # every other pixel is a negative: the loss and its gradient are the
+    # reference's with these negatives, whatever their order
     out = loss(z_weak, z_strong, mask_logits, cls_logits)
-    out['loss_pxl'].backward()
-    assert torch.isfinite(out['loss_pxl'])
-    assert torch.isfinite(z_weak.grad).all()
+    grad, = torch.autograd.grad(out['loss_pxl'], z_weak)
+    ref = _reference(loss, z_weak, z_strong, idx)
+    ref_grad, = torch.autograd.grad(ref, z_weak)
+    torch.testing.assert_close(out['loss_pxl'], ref)
+    torch.testing.assert_close(grad, ref_grad)
 
     # A single pixel has no candidate at all: the loss is exactly 0.
     z = F.normalize(torch.randn(1, 4, 1, 1), dim=1).requires_grad_()
@@ -292,10 +309,19 @@ def test_half_precision_inputs(dtype):
     ref = _naive_gather(z_weak.detach().float(),
                         z_strong.to(dtype).float(), idx, 0.3, 0.5, 0.1)
     assert abs(out['loss_pxl'].item() - ref.item()) < 1e-5
-    # Sampling itself also runs on half-precision logits.
+    # Sampling itself also runs on half-precision logits: valid negatives
+    # (none in the anchor's image), the reference's loss with them.
+    torch.manual_seed(2)
+    idx = loss.sample_negatives(mask_logits.to(dtype), cls_logits.to(dtype),
+                                (4, 5))
+    assert idx.shape == (60, 7)
+    assert not (idx // 20 == torch.arange(60)[:, None] // 20).any()
+    torch.manual_seed(2)
     out = loss(z_weak, z_strong.to(dtype), mask_logits.to(dtype),
                cls_logits.to(dtype))
-    assert torch.isfinite(out['loss_pxl'])
+    ref = _naive_gather(z_weak.detach().float(),
+                        z_strong.to(dtype).float(), idx, 0.3, 0.5, 0.1)
+    assert abs(out['loss_pxl'].item() - ref.item()) < 1e-5
 
 
 @pytest.mark.parametrize('cross_image', [True, False])

@@ -87,26 +87,57 @@ def test_subset_ap_equals_a_fresh_evaluation(tmp_path):
     assert subset_ap(ev, half) != pytest.approx(subset_ap(ev), abs=1e-3)
 
 
+def _fresh_split_half(files, names, num_splits, seed):
+    """The split-half standard errors by their definition, each half's AP
+    from a fresh ``COCOeval``: per model (and of the first model minus the
+    second) the std of AP(A) - AP(B) over the splits, halved. The halves:
+    the first N // 2 images of a permutation of the image ids, and the
+    rest."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        ids = sorted(COCO(files['gt']).getImgIds())
+    rng = np.random.default_rng(seed)
+    deltas = {name: [] for name in names}
+    for _ in range(num_splits):
+        order = rng.permutation(len(ids))
+        halves = ([ids[i] for i in order[:len(ids) // 2]],
+                  [ids[i] for i in order[len(ids) // 2:]])
+        for name in names:
+            a, b = (_fresh_ap(files['gt'], files[name], half)
+                    for half in halves)
+            deltas[name].append(a - b)
+    paired = np.subtract(*(deltas[name] for name in names))
+    return ({name: np.std(d, ddof=1) / 2 for name, d in deltas.items()},
+            np.std(paired, ddof=1) / 2)
+
+
 def test_split_half_standard_errors(tmp_path):
     files = _dataset(tmp_path)
     out = split_half_noise(
         files['gt'], {k: files[k] for k in ('perfect', 'shifted', 'worse')},
-        pairs=[('shifted', 'worse')], num_splits=30, seed=1)
-    assert out['num_images'] == 24 and out['num_splits'] == 30
+        pairs=[('shifted', 'worse')], num_splits=8, seed=1)
+    assert out['num_images'] == 24 and out['num_splits'] == 8
     perfect, shifted, worse = (out['models'][k]
                                for k in ('perfect', 'shifted', 'worse'))
     # a perfect model scores 100 on every half: no evaluation noise
     assert perfect['ap'] == pytest.approx(100.0)
     assert perfect['se'] == pytest.approx(0.0, abs=1e-9)
     assert 0 < worse['ap'] < shifted['ap'] < 100
-    assert shifted['se'] > 0 and worse['se'] > 0
+    fresh = {name: _fresh_ap(files['gt'], files[name], range(1, 25))
+             for name in ('shifted', 'worse')}
+    assert shifted['ap'] == pytest.approx(fresh['shifted'], abs=1e-9)
+    assert worse['ap'] == pytest.approx(fresh['worse'], abs=1e-9)
+    se, paired_se = _fresh_split_half(files, ('shifted', 'worse'), 8, 1)
+    assert shifted['se'] == pytest.approx(se['shifted'], rel=1e-9)
+    assert worse['se'] == pytest.approx(se['worse'], rel=1e-9)
+    assert se['shifted'] > 0.5 and se['worse'] > 0.5  # the halves differ
     pair = out['pairs']['shifted - worse']
-    assert pair['diff'] == pytest.approx(shifted['ap'] - worse['ap'])
-    assert pair['se'] > 0
+    assert pair['diff'] == pytest.approx(fresh['shifted'] - fresh['worse'],
+                                         abs=1e-9)
+    assert pair['se'] == pytest.approx(paired_se, rel=1e-9)
     # same splits, same numbers
     again = split_half_noise(
         files['gt'], {k: files[k] for k in ('shifted', 'worse')},
-        pairs=[('shifted', 'worse')], num_splits=30, seed=1)
+        pairs=[('shifted', 'worse')], num_splits=8, seed=1)
     assert again['pairs'] == out['pairs']
 
 

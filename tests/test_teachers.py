@@ -193,7 +193,7 @@ def test_loss_trains_the_detector_only(assets, batch):
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
-    assert teacher.detector.bbox_head.cls_branches[0].bias.grad is not None
+    assert teacher.detector.bbox_head.cls_branches[0].bias.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.sam2_model.parameters())
     assert not teacher.sam2_model.training
 
