@@ -5,7 +5,7 @@ Mask2Former's instance inference takes the top ``max_per_image`` (query,
 class) pairs; with few classes there are fewer pairs than that (the toy
 R-18: 20 queries, ``max_per_image=50``). Every shipped Mask2Former keeps
 ``min(max_per_image, num_queries × num_classes)`` instances per image
-(``ClampedMaskFormerFusionHead``). For 1, 2 and 80 classes each family is
+(``LeanMaskFormerFusionHead``). For 1, 2 and 80 classes each family is
 built from its real config with the class count changed (the custom
 configs through ``custom_dataset.py``'s ``MMCAST_CUSTOM_CLASSES``, the
 others in the model config), trains one step (loss, backward) and predicts
@@ -28,7 +28,6 @@ import pytest
 import torch
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.transforms import PackDetInputs
-from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
@@ -44,7 +43,7 @@ from conftest import REPO_ROOT, load_script
 from mmcast.datasets.semi_split import write_split
 from mmcast.datasets.toy_scenes import (coco_annotations, render_scene,
                                         scene_rng)
-from mmcast.models.seg_heads import ClampedMaskFormerFusionHead
+from mmcast.models.seg_heads import LeanMaskFormerFusionHead
 from mmcast.models.teachers.utils import load_model_cfg
 from mmcast.testing import build_tiny_teacher_assets
 from mmcast.testing.tiny_teachers import TEACHER_FILENAME
@@ -251,7 +250,7 @@ def test_family_trains_and_predicts(family, num_classes, monkeypatch):
     torch.manual_seed(0)
     model = MODELS.build(cfg)
     det = predictor(model)
-    assert isinstance(det.panoptic_fusion_head, ClampedMaskFormerFusionHead)
+    assert isinstance(det.panoptic_fusion_head, LeanMaskFormerFusionHead)
     train_step(model, num_classes)
     model.eval()
     with torch.no_grad():
@@ -263,31 +262,6 @@ def test_family_trains_and_predicts(family, num_classes, monkeypatch):
     if num_classes == 1:  # fewer pairs than max_per_image: the clamp works
         assert expected < max_per_image
     check_predictions(results, num_classes, expected)
-
-
-def test_clamped_head_delegates_to_the_stock_top_k():
-    """Fewer (query, class) pairs than ``max_per_image``: the stock head's
-    result for all pairs; otherwise the stock result as it is. A bad
-    ``max_per_image`` is named."""
-    torch.manual_seed(0)
-    mask_cls, mask_pred = torch.randn(20, 3), torch.randn(20, 8, 8)
-    for max_per_image, kept in ((50, 40), (10, 10)):
-        test_cfg = dict(max_per_image=max_per_image)
-        head = ClampedMaskFormerFusionHead(
-            num_things_classes=2, num_stuff_classes=0, test_cfg=test_cfg)
-        result = head.instance_postprocess(mask_cls, mask_pred)
-        assert head.test_cfg is test_cfg  # restored
-        stock = MaskFormerFusionHead(
-            num_things_classes=2, num_stuff_classes=0,
-            test_cfg=dict(max_per_image=kept))
-        ref = stock.instance_postprocess(mask_cls, mask_pred)
-        assert len(result) == kept
-        for key in ('scores', 'labels', 'bboxes', 'masks'):
-            assert torch.equal(result.get(key), ref.get(key)), key
-    for bad in (0, 2.5, '50'):
-        head.test_cfg = dict(max_per_image=bad)
-        with pytest.raises(ValueError, match='max_per_image'):
-            head.instance_postprocess(mask_cls, mask_pred)
 
 
 # ------------------------------------------- box-prompted teacher (GDINO)
@@ -468,13 +442,13 @@ def test_published_config_is_stock_for_any_class_count(num_classes,
     assert type(stock.panoptic_fusion_head).__name__ == \
         'MaskFormerFusionHead'
     torch.manual_seed(0)
-    clamped = MODELS.build(stage_cfg.model).eval()
-    clamped.load_state_dict(stock.state_dict())  # the same weights
+    lean = MODELS.build(stage_cfg.model).eval()
+    lean.load_state_dict(stock.state_dict())  # the same weights
     with torch.no_grad():
         data = stock.data_preprocessor(scene_batch(num_classes, 2), False)
         ref = stock.predict(data['inputs'], data['data_samples'])
-        data = clamped.data_preprocessor(scene_batch(num_classes, 2), False)
-        out = clamped.predict(data['inputs'], data['data_samples'])
+        data = lean.data_preprocessor(scene_batch(num_classes, 2), False)
+        out = lean.predict(data['inputs'], data['data_samples'])
     check_predictions(ref, num_classes, expected)
     for a, b in zip(ref, out):
         torch.testing.assert_close(a.pred_instances.scores,

@@ -18,7 +18,7 @@ from mmengine.model import BaseModel
 from conftest import load_script
 
 # seconds a training step of each model type takes under the clock
-STEP_SECONDS = {'Mask2Former': 1.0, 'CASTDistiller': 1.5,
+STEP_SECONDS = {'CASTMask2Former': 1.0, 'CASTDistiller': 1.5,
                 'GuidedDistiller': 2.5}
 
 

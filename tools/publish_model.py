@@ -45,6 +45,7 @@ from mmengine.logging import print_log
 from mmengine.registry import Registry, init_default_scope
 from torch import Tensor
 
+from mmcast.pseudo_labels import file_sha256
 from mmcast.utils import atomic_open
 from mmcast.utils.checkpoint_loading import (CheckpointError,
                                              check_weights_fit,
@@ -172,9 +173,11 @@ def stock_mask2former_cfg(detector: dict) -> dict:
     ``CASTMask2Former`` → ``Mask2Former`` without ``strong_view``;
     ``CASTMask2FormerHead`` → ``Mask2FormerHead`` without
     ``contrast_level``, ``projection_head`` and ``loss_pixel_contrast``;
-    ``ClampedMaskFormerFusionHead`` → ``MaskFormerFusionHead`` with
+    ``LeanMaskFormerFusionHead`` → ``MaskFormerFusionHead`` with
     ``test_cfg.max_per_image`` clamped to ``num_queries × num_classes``
-    (what the clamped head keeps), so any class count predicts the same;
+    (what the lean head keeps), so any class count predicts the same
+    (without ``test_cfg.score_thr``, which the stock head does not read:
+    results under it are then kept);
     ``train_cfg`` (the Hungarian assigner) and the detector's ``init_cfg``
     are dropped, as are ``Pretrained`` initialisations inside.
     """
@@ -191,7 +194,7 @@ def stock_mask2former_cfg(detector: dict) -> dict:
             head.pop(key, None)
     model['panoptic_head'] = head
     fusion = dict(model.get('panoptic_fusion_head') or {})
-    if _type_name(fusion) == 'ClampedMaskFormerFusionHead':
+    if _type_name(fusion) == 'LeanMaskFormerFusionHead':
         fusion['type'] = 'MaskFormerFusionHead'
         model['panoptic_fusion_head'] = fusion
         # stock defaults: 100 queries, 80 thing + 53 stuff classes, 100 kept
@@ -201,6 +204,7 @@ def stock_mask2former_cfg(detector: dict) -> dict:
         test_cfg = dict(model.get('test_cfg') or {})
         test_cfg['max_per_image'] = min(
             test_cfg.get('max_per_image', 100), num_pairs)
+        test_cfg.pop('score_thr', None)
         model['test_cfg'] = test_cfg
     return _drop_pretrained(model)
 
@@ -330,15 +334,6 @@ def dataset_meta(checkpoint: dict, cfg: Config) -> Optional[dict]:
     return _plain(DATASETS.build(dataset).metainfo)
 
 
-def sha256_of(path: str) -> str:
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def publish(config: str,
             checkpoint: str,
             out_dir: str,
@@ -386,7 +381,7 @@ def publish(config: str,
         dataset_meta=dataset_meta(stage_ckpt, stage_cfg),
         cfg=cfg.pretty_text,
         source_checkpoint=osp.basename(checkpoint),
-        source_sha256=sha256_of(checkpoint),
+        source_sha256=file_sha256(checkpoint, use_cache=False),
         source_part=prefix.rstrip('.') or 'model',
         iter=source_meta.get('iter'),
         epoch=source_meta.get('epoch'),

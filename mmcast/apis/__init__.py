@@ -1,5 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Running the CAST stages: their state, their progress, their failures."""
+"""Running the CAST stages (their state, progress and failures) and the
+trained models (faster eager inference, ONNX Runtime)."""
+from .inference_speedups import (FusedMultiheadAttention, fuse_attention,
+                                 inference_autocast, prepare_for_inference)
+from .onnx_inferencer import ONNXInferencer
 from .stage_failure import StageFailed, last_exception
 from .stage_progress import ProgressMonitor, StageProgress
 from .stage_state import (COMPLETION_FILE, CRASHED, FINAL_EVAL, FINISHED, NEW,
@@ -7,8 +11,10 @@ from .stage_state import (COMPLETION_FILE, CRASHED, FINAL_EVAL, FINISHED, NEW,
                           set_aside, stage_status, write_completion)
 
 __all__ = [
-    'StageFailed', 'last_exception', 'ProgressMonitor', 'StageProgress',
+    'ONNXInferencer', 'StageFailed', 'last_exception', 'ProgressMonitor',
+    'StageProgress',
     'COMPLETION_FILE', 'CRASHED', 'FINAL_EVAL', 'FINISHED', 'NEW',
     'last_checkpoint', 'logged_metrics', 'read_completion', 'set_aside',
-    'stage_status', 'write_completion'
+    'stage_status', 'write_completion', 'FusedMultiheadAttention',
+    'fuse_attention', 'inference_autocast', 'prepare_for_inference'
 ]

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from mmengine.structures import InstanceData
 
+from mmcast.structures import masks_to_bboxes
+
 DEFAULT_FILTER_CFG = dict(
     score_thr=0.3,
     max_per_image=100,
@@ -73,28 +75,6 @@ def check_filter_cfg(cfg: Optional[dict]) -> dict:
         mask_thr=float(mask_thr),
         non_overlapping=bool(out['non_overlapping']),
         min_area=int(out['min_area']))
-
-
-def masks_to_bboxes(masks: torch.Tensor) -> torch.Tensor:
-    """Tight ``(x1, y1, x2, y2)`` boxes of bool masks ``(n, H, W)``.
-
-    ``x2``/``y2`` are exclusive (``x2 = last column + 1``), the convention of
-    MMDetection's ``BitmapMasks.get_bboxes`` and pycocotools' ``toBbox``.
-    Empty masks get an all-zero box. The boxes (float32 ``(n, 4)``) are
-    computed on the masks' device.
-    """
-    n, h, w = masks.shape
-    rows = masks.any(dim=2)  # (n, H)
-    cols = masks.any(dim=1)  # (n, W)
-    ar_h = torch.arange(h, device=masks.device).expand(n, h)
-    ar_w = torch.arange(w, device=masks.device).expand(n, w)
-    boxes = torch.stack([
-        torch.where(cols, ar_w, w).min(dim=1).values,
-        torch.where(rows, ar_h, h).min(dim=1).values,
-        torch.where(cols, ar_w, -1).max(dim=1).values + 1,
-        torch.where(rows, ar_h, -1).max(dim=1).values + 1,
-    ], dim=1).float()
-    return torch.where(rows.any(dim=1, keepdim=True), boxes, 0.0)
 
 
 def _as_tensor(x) -> torch.Tensor:

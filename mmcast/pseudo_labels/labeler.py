@@ -55,6 +55,8 @@ from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Dataset
 
+from mmcast.models.seg_heads import score_floor
+
 from .coco_pseudo_labels import (SKIPPED_IMAGE_KEY, identity,
                                  instances_to_coco_annotations,
                                  write_pseudo_label_json)
@@ -549,7 +551,8 @@ def label_unlabeled_set(model: torch.nn.Module,
 
     try:
         new_file = not osp.exists(my_shard) or osp.getsize(my_shard) == 0
-        with open(my_shard, 'a', encoding='utf-8') as shard:
+        with open(my_shard, 'a', encoding='utf-8') as shard, \
+                score_floor(model, filt.cfg['score_thr']):
             if new_file:
                 shard.write(json.dumps({SHARD_KEY: ident}) + '\n')
                 shard.flush()

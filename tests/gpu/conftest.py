@@ -6,10 +6,23 @@ Without a CUDA device a run stops before its first test with the one line
 of ``run.NEEDS_CUDA`` and exit status 1; ``--collect-only`` still lists the
 tests.
 """
+import importlib.util
+import os.path as osp
+
 import pytest
 import torch
 
 from run import NEEDS_CUDA
+
+# ``from conftest import REPO_ROOT, load_script`` of the CPU tests that GPU
+# tests import resolves to this module here: the same two names.
+_parent = importlib.util.spec_from_file_location(
+    '_cpu_suite_conftest',
+    osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'conftest.py'))
+_cpu_conftest = importlib.util.module_from_spec(_parent)
+_parent.loader.exec_module(_cpu_conftest)
+REPO_ROOT = _cpu_conftest.REPO_ROOT
+load_script = _cpu_conftest.load_script
 
 
 @pytest.hookimpl(tryfirst=True)

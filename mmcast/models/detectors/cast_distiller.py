@@ -197,10 +197,10 @@ class CASTDistiller(BaseDetector):
              multi_batch_data_samples: Dict[str, SampleList]) -> dict:
         """Losses of one mixed batch.
 
-        A student with ``loss_branches`` (``CASTMask2Former``) runs both
-        branches in one forward pass: set-prediction losses per branch and
-        one ``loss_pxl`` over D_l ∪ D_u. Any other MMDet student runs
-        ``loss`` once per branch.
+        A student whose head has ``loss_branches`` (``CASTMask2Former`` with
+        ``CASTMask2FormerHead``) runs both branches in one forward pass:
+        set-prediction losses per branch and one ``loss_pxl`` over
+        D_l ∪ D_u. Any other MMDet student runs ``loss`` once per branch.
 
         Args:
             multi_batch_inputs (dict[str, Tensor]): ``sup`` and/or ``unsup``
@@ -221,7 +221,8 @@ class CASTDistiller(BaseDetector):
             samples['unsup'] = self.label_online(inputs['unsup'],
                                                  samples['unsup'])
             inputs['unsup'] = self.unsup_student_view(inputs['unsup'])
-        if hasattr(self.student, 'loss_branches'):
+        if hasattr(getattr(self.student, 'panoptic_head', None),
+                   'loss_branches'):
             branch_losses, losses = self.student.loss_branches(inputs, samples)
         else:
             branch_losses = {

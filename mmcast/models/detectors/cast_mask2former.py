@@ -10,6 +10,8 @@ from mmdet.structures import SampleList
 from mmdet.utils import ConfigType
 from torch import Tensor
 
+from ..seg_heads import LeanMaskFormerFusionHead
+
 
 @MODELS.register_module()
 class CASTMask2Former(Mask2Former):
@@ -45,7 +47,8 @@ class CASTMask2Former(Mask2Former):
 
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Supervised Mask2Former losses plus ``loss_pxl``.
+        """Supervised Mask2Former losses plus ``loss_pxl`` (stock losses
+        with a head without the contrastive branch).
 
         Args:
             batch_inputs (Tensor): Normalised, padded images (B, 3, H, W).
@@ -55,6 +58,8 @@ class CASTMask2Former(Mask2Former):
         Returns:
             dict[str, Tensor]: The head's losses and logged statistics.
         """
+        if not hasattr(self.panoptic_head, 'loss_branches'):
+            return super().loss(batch_inputs, batch_data_samples)  # stock
         branch_losses, contrast_losses = self.loss_branches(
             dict(batch=batch_inputs), dict(batch=batch_data_samples))
         losses = branch_losses['batch']
@@ -70,6 +75,7 @@ class CASTMask2Former(Mask2Former):
 
         Branches padded to different shapes are padded (bottom/right, with
         their masks and ``batch_input_shape``) to a common one first.
+        Needs a head with ``loss_branches`` (:class:`CASTMask2FormerHead`).
 
         Args:
             multi_batch_inputs (dict[str, Tensor]): Each branch's images
@@ -96,6 +102,31 @@ class CASTMask2Former(Mask2Former):
                 strong_x = self.extract_feat(self.strong_view(inputs))
         return self.panoptic_head.loss_branches(
             x, {n: multi_batch_data_samples[n] for n in names}, strong_x)
+
+    def predict(self,
+                batch_inputs: Tensor,
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Instance predictions of a batch.
+
+        Args:
+            batch_inputs (Tensor): Normalised, padded images (B, 3, H, W).
+            batch_data_samples (list[:obj:`DetDataSample`]): Their metainfo.
+            rescale (bool): Results in the original image shape.
+
+        Returns:
+            list[:obj:`DetDataSample`]: With ``pred_instances``.
+        """
+        if not isinstance(self.panoptic_fusion_head,
+                          LeanMaskFormerFusionHead):
+            return super().predict(batch_inputs, batch_data_samples, rescale)
+        feats = self.extract_feat(batch_inputs)
+        all_cls_scores, all_mask_preds = self.panoptic_head(
+            feats, batch_data_samples)
+        results_list = self.panoptic_fusion_head.predict(
+            all_cls_scores[-1], all_mask_preds[-1], batch_data_samples,
+            rescale=rescale)
+        return self.add_pred_to_datasample(batch_data_samples, results_list)
 
     @staticmethod
     def _pad_branch(inputs: Tensor, data_samples: SampleList,

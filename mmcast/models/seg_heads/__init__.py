@@ -1,4 +1,5 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-from .clamped_maskformer_fusion_head import ClampedMaskFormerFusionHead
+from .lean_maskformer_fusion_head import (LeanMaskFormerFusionHead,
+                                          lean_instance_results, score_floor)
 
-__all__ = ['ClampedMaskFormerFusionHead']
+__all__ = ['LeanMaskFormerFusionHead', 'lean_instance_results', 'score_floor']

@@ -8,9 +8,13 @@
 # with 8 thing classes (Cityscapes; stage configs of other datasets set
 # num_things_classes, loss_cls's class_weight and the fusion head's
 # num_things_classes) and the Hungarian matching computed in float32 under
-# AMP (FP32HungarianAssigner). The fusion head keeps at most
-# num_queries x num_classes instances per image (ClampedMaskFormerFusionHead),
-# so that max_per_image works with any class count (1 class, 20 queries).
+# AMP (FP32HungarianAssigner). Inference keeps stock Mask2Former's results
+# but resamples only the masks it keeps (LeanMaskFormerFusionHead, fed the
+# 1/4-resolution mask logits by CASTMask2Former, which trains as stock
+# Mask2Former with this stock head), at most num_queries x num_classes per
+# image, so that max_per_image works with any class count (1 class, 20
+# queries). test_cfg.score_thr (0 here, as stock) drops lower-scored
+# detections before their masks are resampled.
 #
 # No backbone: an inheriting base adds one and sets the head's in_channels
 # (and strides where they are not 4/8/16/32); it overrides only what its
@@ -36,7 +40,7 @@ data_preprocessor = dict(
     pad_seg=False)
 
 model = dict(
-    type='Mask2Former',
+    type='CASTMask2Former',
     data_preprocessor=data_preprocessor,
     panoptic_head=dict(
         type='Mask2FormerHead',
@@ -108,7 +112,7 @@ model = dict(
             eps=1.0,
             loss_weight=5.0)),
     panoptic_fusion_head=dict(
-        type='ClampedMaskFormerFusionHead',
+        type='LeanMaskFormerFusionHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         loss_panoptic=None,
@@ -131,5 +135,6 @@ model = dict(
         semantic_on=False,
         instance_on=True,
         max_per_image=100,
+        score_thr=0.0,
         iou_thr=0.8,
         filter_low_score=True))

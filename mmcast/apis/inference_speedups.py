@@ -1,0 +1,115 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Faster eager inference of a trained detector, with the same predictions.
+
+:func:`prepare_for_inference` applies, each optional and measured by
+``tools/benchmark/inference.py`` against the plain model in one run:
+
+* **fused attention**: MMCV's ``MultiheadAttention`` (Mask2Former's decoder,
+  Grounding-DINO) calls ``nn.MultiheadAttention`` asking for the attention
+  weights, which forces the unfused softmax(QKᵀ)V path; the weights are
+  never used, so every ``nn.MultiheadAttention`` is switched to one that
+  does not return them and takes PyTorch's fused kernel. (The DINOv2 and
+  Swin backbones already call ``scaled_dot_product_attention``.)
+* **channels-last** memory format for the convolutions;
+* **torch.compile** of the backbone and the pixel decoder (fixed shapes).
+
+:func:`inference_autocast` runs the network in fp16 (CUDA) or bf16 (CPU);
+the lean fusion head computes scores, resampling and boxes in fp32.
+"""
+import contextlib
+from typing import ContextManager, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class FusedMultiheadAttention(nn.MultiheadAttention):
+    """``nn.MultiheadAttention`` that never returns attention weights, so
+    that PyTorch runs its fused ``scaled_dot_product_attention``.
+
+    The second output is ``None``; everything else is the parent's.
+    """
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor,
+                key_padding_mask: Optional[Tensor] = None,
+                need_weights: bool = True,
+                attn_mask: Optional[Tensor] = None,
+                average_attn_weights: bool = True,
+                is_causal: bool = False):
+        """See :meth:`nn.MultiheadAttention.forward` (``need_weights`` is
+        ignored: always False)."""
+        return super().forward(
+            query, key, value, key_padding_mask=key_padding_mask,
+            need_weights=False, attn_mask=attn_mask,
+            average_attn_weights=average_attn_weights, is_causal=is_causal)
+
+
+def fuse_attention(model: nn.Module) -> int:
+    """Switch every ``nn.MultiheadAttention`` of ``model`` (in place, same
+    parameters) to :class:`FusedMultiheadAttention`.
+
+    Returns:
+        int: The number of modules switched.
+    """
+    switched = 0
+    for module in model.modules():
+        if type(module) is nn.MultiheadAttention:
+            module.__class__ = FusedMultiheadAttention
+            switched += 1
+    return switched
+
+
+def prepare_for_inference(model: nn.Module,
+                          fused_attention: bool = True,
+                          channels_last: bool = False,
+                          compile: bool = False) -> nn.Module:
+    """Put a detector in eval mode with the chosen speed-ups.
+
+    Args:
+        model (nn.Module): An MMDetection detector (``extract_feat``;
+            ``panoptic_head.pixel_decoder`` for Mask2Former).
+        fused_attention (bool): See :func:`fuse_attention`. Defaults to True.
+        channels_last (bool): Convolution weights in channels-last memory
+            format (the data preprocessor's output is converted to match).
+            Defaults to False.
+        compile (bool): ``torch.compile`` the backbone and the pixel
+            decoder. Defaults to False.
+
+    Returns:
+        nn.Module: The same model.
+    """
+    model.eval()
+    if fused_attention:
+        fuse_attention(model)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        preprocessor = model.data_preprocessor
+        forward = preprocessor.forward
+
+        def channels_last_forward(data: dict, training: bool = False) -> dict:
+            data = forward(data, training)
+            data['inputs'] = data['inputs'].contiguous(
+                memory_format=torch.channels_last)
+            return data
+
+        preprocessor.forward = channels_last_forward
+    if compile:
+        model.backbone = torch.compile(model.backbone, dynamic=False)
+        head = getattr(model, 'panoptic_head', None)
+        if head is not None and hasattr(head, 'pixel_decoder'):
+            head.pixel_decoder = torch.compile(head.pixel_decoder,
+                                               dynamic=False)
+    return model
+
+
+def inference_autocast(device: str,
+                       dtype: Optional[torch.dtype] = None) -> ContextManager:
+    """Autocast for inference on ``device``: fp16 on CUDA and bf16 on CPU
+    unless ``dtype`` says otherwise; a no-op context for ``dtype=float32``.
+    """
+    device_type = torch.device(device).type
+    dtype = dtype or (torch.float16 if device_type == 'cuda' else
+                      torch.bfloat16)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)

@@ -1,0 +1,310 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Instance segmentation with an exported student on ONNX Runtime.
+
+:class:`ONNXInferencer` runs a model written by
+:func:`mmcast.deploy.export_onnx` the way MMDetection's ``DetInferencer``
+runs the PyTorch model: it loads and resizes each image as the test
+pipeline did (mmcv ``imfrombytes`` / ``imrescale`` / ``imresize``), pads
+the batch like the data preprocessor (to a multiple of
+``pad_size_divisor``, or to the model's fixed input shape), runs the graph
+and post-processes its logits with
+:func:`mmcast.models.seg_heads.lean_instance_results`, the function the
+eager ``CASTMask2Former.predict`` uses. Predictions and files have
+``DetInferencer``'s format (``predictions`` with COCO RLE masks,
+``<out_dir>/vis/<image name>`` and ``<out_dir>/preds/<image stem>.json``).
+"""
+import os
+import os.path as osp
+import uuid
+from typing import (Any, Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
+
+import cv2
+import mmcv
+import numpy as np
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import encode_mask_results
+
+from mmcast.deploy.metadata import (INPUT_NAME, OUTPUT_NAMES, DeployError,
+                                    decode_metadata)
+from mmcast.models.seg_heads import lean_instance_results
+from mmcast.utils.atomic_io import atomic_dump_json, atomic_open
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                  '.tiff', '.webp')
+InputType = Union[str, np.ndarray]
+InputsType = Union[InputType, Sequence[InputType]]
+
+
+class ONNXInferencer:
+    """Run an exported mmcast Mask2Former with ONNX Runtime.
+
+    Args:
+        model_file (str): The ``.onnx`` file.
+        providers (list, optional): ONNX Runtime execution providers, e.g.
+            ``['CUDAExecutionProvider', 'CPUExecutionProvider']`` or
+            ``['TensorrtExecutionProvider', 'CUDAExecutionProvider',
+            'CPUExecutionProvider']``. Defaults to CPU.
+        score_thr (float): Minimum score of a kept instance (the drawing
+            threshold as well). Defaults to 0.3.
+        batch_size (int): Images per ONNX Runtime call. Defaults to 1.
+        session_options (onnxruntime.SessionOptions, optional): Passed on.
+
+    Raises:
+        FileNotFoundError: Naming a missing model file.
+        DeployError: Naming a file without mmcast's metadata.
+    """
+
+    def __init__(self,
+                 model_file: str,
+                 providers: Optional[Sequence[Any]] = None,
+                 score_thr: float = 0.3,
+                 batch_size: int = 1,
+                 session_options: Any = None) -> None:
+        if not osp.isfile(model_file):
+            raise FileNotFoundError(f'ONNX model not found: {model_file}')
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise ImportError('ONNXInferencer needs onnxruntime (pip '
+                              'install onnxruntime or onnxruntime-gpu)') from e
+        self.model_file = model_file
+        try:
+            self.session = ort.InferenceSession(
+                model_file, sess_options=session_options,
+                providers=list(providers or ['CPUExecutionProvider']))
+        except Exception as e:  # noqa: BLE001 - ORT raises its own types
+            raise DeployError(f'{model_file}: ONNX Runtime cannot load it '
+                              f'({str(e).splitlines()[0][:300]})') from e
+        self.meta = decode_metadata(
+            self.session.get_modelmeta().custom_metadata_map, model_file)
+        self.score_thr = float(score_thr)
+        self.batch_size = int(batch_size)
+        self.dataset_meta = dict(classes=tuple(self.meta['classes']))
+        if self.meta.get('palette'):
+            self.dataset_meta['palette'] = [
+                tuple(c) for c in self.meta['palette']]
+        self._visualizer = None
+
+    # ------------------------------------------------------------ inputs
+    def list_inputs(self, inputs: InputsType) -> List[InputType]:
+        """Paths and arrays, alone or in a list; a directory stands for its
+        images (sorted by name)."""
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        listed = []
+        for item in items:
+            if not (isinstance(item, str) and osp.isdir(item)):
+                listed.append(item)
+                continue
+            names = sorted(f for f in os.listdir(item)
+                           if f.lower().endswith(IMG_EXTENSIONS))
+            if not names:
+                raise DeployError(
+                    f'{item}: no image in this directory (looked for '
+                    f'{", ".join(IMG_EXTENSIONS)})')
+            listed += [osp.join(item, f) for f in names]
+        return listed
+
+    def load_image(self, image: InputType) -> np.ndarray:
+        """An image path as the pipeline's ``LoadImageFromFile`` reads it
+        (BGR uint8); an array is taken as such (BGR, like DetInferencer)."""
+        if isinstance(image, np.ndarray):
+            img = image
+        elif isinstance(image, str):
+            if not osp.isfile(image):
+                raise FileNotFoundError(f'image not found: {image}')
+            load = self.meta['load_image']
+            with open(image, 'rb') as f:
+                img = mmcv.imfrombytes(f.read(), flag=load['color_type'],
+                                       backend=load['imdecode_backend'])
+            if img is None:
+                raise DeployError(f'{image}: not a readable image')
+        else:
+            raise DeployError(f'unsupported input {type(image).__name__}: '
+                              'pass a path, a directory or an array')
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        return img
+
+    def resize(self, img: np.ndarray) -> Tuple[np.ndarray, Tuple]:
+        """Resize as the test pipeline's ``Resize``; also the (w, h) scale
+        factor."""
+        resize = self.meta['resize']
+        if not resize:
+            return img, (1., 1.)
+        h, w = img.shape[:2]
+        scale = resize['scale'] or (
+            int(w * float(resize['scale_factor'][0]) + 0.5),
+            int(h * float(resize['scale_factor'][1]) + 0.5))
+        kwargs = dict(interpolation=resize['interpolation'],
+                      backend=resize['backend'])
+        if resize['keep_ratio']:
+            out = mmcv.imrescale(img, tuple(scale), **kwargs)
+        else:
+            out = mmcv.imresize(img, tuple(scale), **kwargs)
+        return out, (out.shape[1] / w, out.shape[0] / h)
+
+    def pad_batch(self, images: List[np.ndarray]) -> np.ndarray:
+        """Resized BGR images → the float32 input (B, 3, H, W): padded
+        bottom/right with ``pad_value`` to a multiple of
+        ``pad_size_divisor`` (or to the model's fixed input shape)."""
+        fixed = self.meta['input_shape']
+        div = max(1, self.meta['pad_size_divisor'])
+        height = max(i.shape[0] for i in images)
+        width = max(i.shape[1] for i in images)
+        shape = (-(-height // div) * div, -(-width // div) * div)
+        if fixed:
+            if height > fixed[0] or width > fixed[1]:
+                raise DeployError(
+                    f'{self.model_file}: takes {fixed[0]}x{fixed[1]} inputs '
+                    f'but an image is {height}x{width} after resizing; '
+                    'export with a larger or a dynamic input shape')
+            shape = tuple(fixed)
+        pad = np.asarray(self.meta['pad_value'], np.float32)
+        batch = np.empty((len(images), 3, *shape), np.float32)
+        batch[:] = pad[:, None, None]
+        for out, img in zip(batch, images):
+            out[:, :img.shape[0], :img.shape[1]] = img.transpose(2, 0, 1)
+        return batch
+
+    # ------------------------------------------------------------ predict
+    def forward(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``cls_logits`` (B, Q, C + 1), ``mask_logits`` (B, Q, h, w)."""
+        cls_logits, mask_logits = self.session.run(
+            list(OUTPUT_NAMES), {INPUT_NAME: batch})
+        return cls_logits, mask_logits
+
+    def _run(self, items: List[InputType], score_thr: float
+             ) -> Iterator[Tuple[InputType, np.ndarray, DetDataSample]]:
+        """Each input, its loaded image and its prediction, by batches."""
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start:start + self.batch_size]
+            originals = [self.load_image(i) for i in chunk]
+            resized = [self.resize(img) for img in originals]
+            batch = self.pad_batch([img for img, _ in resized])
+            cls_logits, mask_logits = self.forward(batch)
+            for i, (item, ori, (img, factor)) in enumerate(
+                    zip(chunk, originals, resized)):
+                meta = dict(
+                    ori_shape=ori.shape[:2], img_shape=img.shape[:2],
+                    pad_shape=batch.shape[2:], scale_factor=factor,
+                    batch_input_shape=batch.shape[2:])
+                if isinstance(item, str):
+                    meta['img_path'] = item
+                sample = DetDataSample(metainfo=meta)
+                sample.pred_instances = lean_instance_results(
+                    torch.from_numpy(cls_logits[i]),
+                    torch.from_numpy(mask_logits[i]),
+                    self.meta['num_things_classes'],
+                    batch_input_shape=batch.shape[2:],
+                    img_shape=img.shape[:2], ori_shape=ori.shape[:2],
+                    max_per_image=self.meta['max_per_image'],
+                    score_thr=score_thr)
+                yield item, ori, sample
+
+    def predict(self,
+                inputs: InputsType,
+                score_thr: Optional[float] = None) -> List[DetDataSample]:
+        """Raw predictions: a ``DetDataSample`` per image whose
+        ``pred_instances`` (``scores`` (n,), ``labels`` (n,), ``bboxes``
+        (n, 4), bool ``masks`` (n, H_o, W_o)) are in the original image
+        shape, as ``DetInferencer(..., return_datasamples=True)`` gives.
+
+        Args:
+            inputs: A path, a directory, a BGR array or a list of those.
+            score_thr (float, optional): Overrides ``self.score_thr``.
+        """
+        thr = self.score_thr if score_thr is None else float(score_thr)
+        return [s for _, _, s in self._run(self.list_inputs(inputs), thr)]
+
+    # ------------------------------------------------------------ outputs
+    @staticmethod
+    def pred2dict(sample: DetDataSample) -> Dict[str, list]:
+        """``labels``, ``scores``, ``bboxes`` and COCO RLE ``masks``, as
+        ``DetInferencer.pred2dict``."""
+        pred = sample.pred_instances.numpy()
+        masks = encode_mask_results(pred.masks)
+        for mask in masks:
+            if isinstance(mask['counts'], bytes):
+                mask['counts'] = mask['counts'].decode()
+        return dict(labels=pred.labels.tolist(), scores=pred.scores.tolist(),
+                    bboxes=pred.bboxes.tolist(), masks=masks)
+
+    @property
+    def visualizer(self):
+        """MMDetection's ``DetLocalVisualizer`` with the model's classes."""
+        if self._visualizer is None:
+            from mmdet.visualization import DetLocalVisualizer
+            self._visualizer = DetLocalVisualizer(
+                name=f'mmcast_onnx_{uuid.uuid4().hex}')
+            self._visualizer.dataset_meta = self.dataset_meta
+        return self._visualizer
+
+    def visualize(self, image: np.ndarray, sample: DetDataSample,
+                  name: str, pred_score_thr: float) -> np.ndarray:
+        """The predictions drawn on a BGR image (returned as RGB)."""
+        self.visualizer.add_datasample(
+            name, image[..., ::-1].copy(), sample, draw_gt=False,
+            pred_score_thr=pred_score_thr)
+        return self.visualizer.get_image()
+
+    def __call__(self,
+                 inputs: InputsType,
+                 out_dir: Optional[str] = None,
+                 return_vis: bool = False,
+                 pred_score_thr: Optional[float] = None,
+                 no_save_vis: bool = False,
+                 no_save_pred: bool = False,
+                 return_datasamples: bool = False) -> Dict[str, list]:
+        """Predict, and draw and save like ``DetInferencer.__call__``.
+
+        Args:
+            inputs: A path, a directory, a BGR array or a list of those.
+            out_dir (str, optional): Writes ``vis/<image name>`` (arrays:
+                ``vis/<index:08d>.jpg``) and ``preds/<image stem>.json``.
+            return_vis (bool): Return the drawn images (RGB).
+            pred_score_thr (float, optional): Drawing threshold; defaults
+                to ``score_thr``.
+            no_save_vis, no_save_pred (bool): Skip writing those files.
+            return_datasamples (bool): ``predictions`` as
+                ``DetDataSample`` instead of dicts.
+
+        Returns:
+            dict: ``predictions`` (a dict or sample per image) and
+            ``visualization`` (drawn RGB images if ``return_vis``, else
+            empty).
+        """
+        items = self.list_inputs(inputs)
+        draw_thr = self.score_thr if pred_score_thr is None else \
+            pred_score_thr
+        save_vis = bool(out_dir) and not no_save_vis
+        save_pred = bool(out_dir) and not no_save_pred
+        results = dict(predictions=[], visualization=[])
+        for index, (item, image, sample) in enumerate(
+                self._run(items, self.score_thr)):
+            name = osp.basename(item) if isinstance(item, str) else \
+                f'{index:08d}.jpg'
+            pred = self.pred2dict(sample)
+            if save_pred:
+                atomic_dump_json(pred, osp.join(
+                    out_dir, 'preds', osp.splitext(name)[0] + '.json'))
+            if save_vis or return_vis:
+                drawn = self.visualize(image, sample, name, draw_thr)
+                if save_vis:
+                    self._write_image(drawn, osp.join(out_dir, 'vis', name))
+                if return_vis:
+                    results['visualization'].append(drawn)
+            results['predictions'].append(
+                sample if return_datasamples else pred)
+        return results
+
+    @staticmethod
+    def _write_image(rgb: np.ndarray, path: str) -> None:
+        """Encode by the file's extension, write atomically."""
+        ok, data = cv2.imencode(osp.splitext(path)[1] or '.jpg',
+                                np.ascontiguousarray(rgb[..., ::-1]))
+        if not ok:
+            raise DeployError(f'{path}: cannot encode an image of this type')
+        with atomic_open(path, 'wb') as f:
+            f.write(data.tobytes())
