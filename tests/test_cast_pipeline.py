@@ -31,7 +31,8 @@ import time
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT
+from mmcast.apis.pipeline import CASTPipeline, parse_args
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 # θ_T^0 pre-training, 1a, 1b, 2, 3 (the baseline gets 2 + 3)
@@ -532,15 +533,14 @@ def test_guided_distillation_from_the_baseline_joins_the_table(tmp_path):
 
 def test_results_table_spread_over_seeds(tmp_path):
     """Mean ± sample sd per row and paired per-seed differences."""
-    pipeline = load_script(SCRIPT)
-    args = pipeline.parse_args(['toy', '--work-dir', str(tmp_path),
-                                '--seeds', '0', '1', '2'])
+    args = parse_args(['toy', '--work-dir', str(tmp_path),
+                       '--seeds', '0', '1', '2'])
     aps = dict(supervised_student=[30.0, 32.0, 31.0],
                adapt_teacher_selftrain=[40.0, 39.0, 41.0],
                finetune=[33.0, 36.0, 33.5])
     per_seed = {s: {k: dict(segm_AP=v[s], segm_AP50=2 * v[s])
                     for k, v in aps.items()} for s in range(3)}
-    pipeline.Pipeline(args).write_table(per_seed)
+    CASTPipeline(args).write_table(per_seed)
     with open(tmp_path / 'results.json') as f:
         results = json.load(f)
     row = results['rows']['finetune']

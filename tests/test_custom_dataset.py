@@ -31,7 +31,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT
+from mmcast.apis import pipeline as pipeline_api
 
 PIPELINE = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 SPLIT = osp.join(REPO_ROOT, 'tools', 'split_semi.py')
@@ -345,12 +346,13 @@ def test_every_custom_config_follows_the_class_names(classes, monkeypatch):
 
 @pytest.fixture
 def pipeline(tmp_path):
-    """``tools/cast_pipeline.py`` imported, and a fresh dataset (no split)."""
+    """The pipeline's API (``mmcast.apis.pipeline``), and a fresh dataset
+    (no split)."""
     data_root = str(tmp_path / 'fruit')
     make_coco_dataset(data_root, num_train=6, num_val=2)
     teacher0 = str(tmp_path / 'teacher0.pth')
     open(teacher0, 'wb').close()
-    return load_script(PIPELINE), data_root, teacher0, str(tmp_path / 'work')
+    return pipeline_api, data_root, teacher0, str(tmp_path / 'work')
 
 
 def test_pipeline_writes_a_missing_split_like_split_semi(pipeline, tmp_path,
@@ -361,7 +363,7 @@ def test_pipeline_writes_a_missing_split_like_split_semi(pipeline, tmp_path,
     args = ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
             '--work-dir', work_dir, '--pretrained-teacher', teacher0]
     ann_dir = osp.join(data_root, 'annotations')
-    runner = script.Pipeline(script.parse_args(args))
+    runner = script.CASTPipeline(script.parse_args(args))
     runner.prepare_custom_split(dry=True)
     assert 'python tools/split_semi.py' in capsys.readouterr().out
     assert not osp.exists(osp.join(ann_dir, SPLIT_FILES[0]))
@@ -392,7 +394,7 @@ def test_pipeline_refuses_classes_it_would_mislabel(pipeline, capsys):
     assert "are not in the order of its categories, ['apple', 'mug']" in \
         capsys.readouterr().err
     with pytest.raises(SystemExit, match='--classes is for your own dataset'):
-        script.Pipeline(script.parse_args(
+        script.CASTPipeline(script.parse_args(
             ['toy', '--classes', 'apple', '--work-dir', work_dir]))
 
 
@@ -405,7 +407,7 @@ def test_iters_by_stage_name_and_refused_where_they_do_not_apply(pipeline):
             '--work-dir', work_dir]
 
     def plan(*args):
-        first, per_seed = script.Pipeline(script.parse_args(
+        first, per_seed = script.CASTPipeline(script.parse_args(
             base + list(args))).plan()
         return {st.key: st.max_iters for st in first + per_seed[0]}
 
@@ -434,14 +436,14 @@ def test_iters_by_stage_name_and_refused_where_they_do_not_apply(pipeline):
         with pytest.raises(SystemExit, match=re.escape(message)):
             plan(*args)
     with pytest.raises(SystemExit, match='--percent is for your own data'):
-        script.Pipeline(script.parse_args(
+        script.CASTPipeline(script.parse_args(
             ['toy', '--percent', '5', '--work-dir', work_dir]))
 
 
 def test_percent_and_split_seed_reach_every_stage(pipeline):
     """--percent / --split-seed choose the split files every stage reads."""
     script, data_root, teacher0, work_dir = pipeline
-    runner = script.Pipeline(script.parse_args(
+    runner = script.CASTPipeline(script.parse_args(
         ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
          '--work-dir', work_dir, '--pretrained-teacher', teacher0,
          '--percent', '50', '--split-seed', '0']))

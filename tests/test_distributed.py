@@ -44,7 +44,8 @@ def test_distill_stage_runs_on_two_processes(repo_root, toy_data_root, tmp_path)
         f'val_evaluator.1.seg_prefix={root}gtFine/val',
         f'val_evaluator.1.outfile_prefix={work_dir}/cityscapes_metric',
     ]
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore',
+               MMCAST_CPU_DIST='1')  # the pytorch launcher on CPU
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
          train_py, 'configs/mmcast/distill_toy.py', '--launcher', 'pytorch',

@@ -123,7 +123,7 @@ def test_mim_download_writes_the_config(site, tmp_path):
     assert sorted(os.listdir(dest)) == ['supervised_student_toy.py']
     text = (dest / 'supervised_student_toy.py').read_text()
     assert '_base_' not in text  # the bases merged in: one file to edit
-    assert "type='Mask2Former'" in text and 'max_iters=2000' in text
+    assert "type='CASTMask2Former'" in text and 'max_iters=2000' in text
     assert re.search(r"imports=\[\s*'mmcast',?\s*\]", text)
 
 

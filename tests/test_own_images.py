@@ -555,8 +555,6 @@ def test_the_pipeline_preflight_refuses_and_notes(tmp_path, capsys):
     written): a duplicate image id of the train file (checked for the split
     to be written) and a 2-point polygon in val (read by CocoMetric) are
     refused, a crowd annotation of the train file noted."""
-    from conftest import load_script
-
     root = str(tmp_path / 'data')
     files = {f'{i}.png': scene() for i in range(4)}
     train_anns = [ann(1, 1), ann(2, 2), ann(3, 3),
@@ -572,7 +570,7 @@ def test_the_pipeline_preflight_refuses_and_notes(tmp_path, capsys):
                         [ann(1, 1, segmentation=[[30, 20, 40, 30]])], 'val')
     teacher0 = str(tmp_path / 'teacher0.pth')
     open(teacher0, 'wb').close()
-    script = load_script(osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py'))
+    from mmcast.apis import pipeline as script
     with pytest.raises(SystemExit) as exc:
         script.main(['custom-cpu', '--data-root', root, '--classes',
                      *CLASSES, '--work-dir', str(tmp_path / 'work'),

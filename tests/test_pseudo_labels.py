@@ -458,7 +458,9 @@ def test_hook_end_to_end_with_runner(tmp_path):
                 batch_size=2,
                 num_workers=num_workers,
                 persistent_workers=num_workers > 0,
-                sampler=dict(type='InfiniteSampler', shuffle=False),
+                # InfiniteSampler with workers is refused (see
+                # mmcast.engine.train_dataloader_restart)
+                sampler=dict(type='DefaultSampler', shuffle=False),
                 collate_fn=dict(type='pseudo_collate'),
                 dataset=dict(
                     type='ConcatDataset',
@@ -602,7 +604,7 @@ def test_cli_mask2former_teacher(tmp_path):
     class StubRunner:
         model = torch.nn.Linear(1, 1)
 
-    teacher = hook._build_teacher(StubRunner(), dataset.metainfo)
+    teacher = hook.labeling_teacher(StubRunner(), dataset.metainfo).get()
     assert not teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     for k, v in model.state_dict().items():

@@ -70,7 +70,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
-from cast_pipeline import GD_CONFIGS, REPO_ROOT, config_path, last_checkpoint
+from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
+from mmcast.apis.pipeline import GD_CONFIGS, REPO_ROOT, config_path
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 # (stage, label) in the order of tools/cast_pipeline.py
@@ -379,10 +380,12 @@ class SmokeRun:
 
         def pseudo(stage: str) -> Dict[str, str]:
             out = osp.join(self.work_dir, ds, stage, 'pseudo_labels.json')
+            cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
+                f'{stage}_{ds}')))
             # model.teacher: the dumped 1a config (smoke sizes)
-            return {'train_dataloader.dataset.datasets.1.ann_file': out,
-                    'custom_hooks.0.out_file': out,
-                    'model.teacher': self.dumped[f'adapt_teacher_{ds}']}
+            return dict((o.split('=', 1)
+                         for o in pseudo_label_options(cfg, out)),
+                        **{'model.teacher': self.dumped[f'adapt_teacher_{ds}']})
 
         chain = {
             'adapt_teacher': lambda prev: {'load_from': teacher0},
@@ -416,14 +419,19 @@ class SmokeRun:
                 return
         self.discard(prev)
         if ds in GD_CONFIGS and baseline is not None:
+            gd_cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
+                GD_CONFIGS[ds])))
+            labeled = find_item(gd_cfg, 'train_dataloader.dataset.datasets',
+                                'ClassBalancedDataset')
+            hook = find_item(gd_cfg, 'custom_hooks', 'GuidedTeacherHook')
             self.discard(self.train(ds, GD_CONFIGS[ds], 'GD', {
                 'model.teacher_checkpoint': baseline,
                 # the labeled split the data writer made (CAST's)
-                'train_dataloader.dataset.datasets.0.dataset.ann_file':
+                f'{labeled}.dataset.ann_file':
                 Config.fromfile(osp.join(REPO_ROOT, config_path(
                     f'distill_{ds}'))).labeled_dataset.ann_file,
                 # iteration 1 of 2 in burn-in, then the switch; EMA from 3
-                'custom_hooks.0.burn_in_iters': 1,
+                f'{hook}.burn_in_iters': 1,
                 # every query of the random teacher not classed "no object"
                 # becomes a pseudo-instance (as PSEUDO_LABEL_FILTER)
                 'model.semi_train_cfg.pseudo_label_rule.score_thr': 0.0,

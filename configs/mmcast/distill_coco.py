@@ -34,8 +34,8 @@ model = dict(
     teacher_checkpoint=adapted_teacher)
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup"),
-# 1:1 per batch. The pseudo-labeled dataset must stay second: tools/
-# cast_pipeline.py overrides train_dataloader.dataset.datasets.1.ann_file.
+# 1:1 per batch. tools/cast_pipeline.py sets the PseudoLabeledDataset's
+# ann_file (found by type, in any position).
 # Its data_root is '', so that its ann_file is exactly PseudoLabelHook's
 # out_file.
 train_dataloader = dict(

@@ -1,6 +1,10 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Running the CAST stages (their state, progress and failures) and the
-trained models (faster eager inference, ONNX Runtime)."""
+"""Running the CAST stages (their state, progress, failures and the
+options handed to their configs) and the trained models (faster eager
+inference, ONNX Runtime)."""
+from .config_handoffs import (ConfigHandoffError, config_value,
+                              evaluator_options, find_item, hook_option,
+                              pseudo_label_options, train_dataset_key)
 from .inference_speedups import (FusedMultiheadAttention, fuse_attention,
                                  inference_autocast, prepare_for_inference)
 from .onnx_inferencer import ONNXInferencer
@@ -16,5 +20,7 @@ __all__ = [
     'COMPLETION_FILE', 'CRASHED', 'FINAL_EVAL', 'FINISHED', 'NEW',
     'last_checkpoint', 'logged_metrics', 'read_completion', 'set_aside',
     'stage_status', 'write_completion', 'FusedMultiheadAttention',
-    'fuse_attention', 'inference_autocast', 'prepare_for_inference'
+    'fuse_attention', 'inference_autocast', 'prepare_for_inference',
+    'ConfigHandoffError', 'config_value', 'evaluator_options', 'find_item',
+    'hook_option', 'pseudo_label_options', 'train_dataset_key'
 ]

@@ -11,11 +11,11 @@ from .filtering import (DEFAULT_FILTER_CFG, PseudoLabelFilter, build_filter,
 from .guided_distillation_rule import (DEFAULT_GUIDED_RULE_CFG,
                                        check_guided_rule_cfg,
                                        guided_distillation_pseudo_labels)
-from .labeler import (DEFAULT_MAX_UNREADABLE, UnreadableImagesError,
-                      build_labeling_dataset, check_images_exist,
-                      check_unreadable,
-                      label_unlabeled_set, merge_pseudo_label_shards,
-                      shard_path)
+from .label_shards import merge_pseudo_label_shards, shard_path
+from .labeler import label_unlabeled_set
+from .labeling_dataset import (DEFAULT_MAX_UNREADABLE, UnreadableImagesError,
+                               build_labeling_dataset, check_images_exist,
+                               check_unreadable)
 from .visualization import save_pseudo_label_overlays
 
 __all__ = [

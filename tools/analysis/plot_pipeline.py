@@ -25,7 +25,6 @@ drawn); stages still running are plotted as far as they got. Example::
 """
 import argparse
 import glob
-import importlib.util
 import json
 import os.path as osp
 import re
@@ -37,6 +36,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
+
+from mmcast.evaluation import ROWS as RESULT_ROWS  # noqa: E402
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # (panel title, logged scalar, factor): one panel of the curves each.
@@ -50,11 +51,7 @@ CURVES = [
 ]
 VAL_KEY = 'coco/segm_mAP'
 # The rows of the results table, in order, with their labels.
-_spec = importlib.util.spec_from_file_location(
-    '_cast_pipeline', osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py'))
-_pipeline = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_pipeline)
-ROWS: List[Tuple[str, str]] = _pipeline.ROWS
+ROWS: List[Tuple[str, str]] = RESULT_ROWS
 STAGE_ORDER = [key for key, _ in ROWS]
 
 # A scalar series: iterations and values.

@@ -82,7 +82,7 @@ from torch import Tensor
 
 from mmcast.models.layers import PhotometricStrongView, PixelProjectionHead
 from mmcast.models.losses import InstanceAwarePixelContrastLoss
-from mmcast.models.losses.instance_aware_pixel_contrast_loss import SAMPLERS
+from mmcast.models.task_modules import PIXEL_FEATURES as SAMPLERS
 
 NUM_QUERIES, NUM_CLASSES = 100, 8  # Mask2Former queries, Cityscapes things
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]

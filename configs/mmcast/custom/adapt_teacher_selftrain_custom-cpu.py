@@ -31,8 +31,8 @@ model = dict(
     teacher_checkpoint='work_dirs/adapt_teacher_custom-cpu/iter_300.pth')
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup");
-# the pseudo-labeled dataset must stay second (tools/cast_pipeline.py
-# overrides train_dataloader.dataset.datasets.1.ann_file).
+# tools/cast_pipeline.py sets the PseudoLabeledDataset's ann_file (found by
+# type, in any position).
 train_dataloader = dict(
     dataset=dict(datasets=[
         _base_.labeled_dataset,

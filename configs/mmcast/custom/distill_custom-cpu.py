@@ -29,7 +29,7 @@ model = dict(
         'work_dirs/adapt_teacher_selftrain_custom-cpu/iter_500.pth'),
     semi_train_cfg=dict(unsup_weight=1.0))
 
-# the pseudo-labeled dataset must stay second
+# source_ratio follows the datasets' order: 1 image of D_l, 3 pseudo-labeled
 train_dataloader = dict(
     sampler=dict(source_ratio=[1, 3]),
     dataset=dict(datasets=[

@@ -26,7 +26,8 @@ model = dict(
         'work_dirs/adapt_teacher_selftrain_custom/iter_40000.pth'))
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup"),
-# 1:1 per batch; the pseudo-labeled dataset must stay second.
+# 1:1 per batch (tools/cast_pipeline.py finds the PseudoLabeledDataset by
+# type).
 train_dataloader = dict(
     dataset=dict(datasets=[
         _base_.labeled_dataset,

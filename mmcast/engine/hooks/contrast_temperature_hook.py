@@ -3,10 +3,10 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from mmcast.models.losses import InstanceAwarePixelContrastLoss
+from mmcast.utils import unwrap_model
 
 DATA_BATCH = Optional[dict]
 
@@ -45,8 +45,7 @@ class ContrastTemperatureHook(Hook):
                           batch_idx: int,
                           data_batch: DATA_BATCH = None) -> None:
         """Set T on the model's contrastive losses before each iteration."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         temperature = self.temperature_at(runner.iter, runner.max_iters)
         for module in model.modules():
             if isinstance(module, InstanceAwarePixelContrastLoss):

@@ -4,9 +4,10 @@ from typing import Optional
 
 from mmdet.engine.hooks import MeanTeacherHook
 from mmdet.registry import HOOKS
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch import nn
+
+from mmcast.utils import unwrap_model
 
 DATA_BATCH = Optional[dict]
 
@@ -46,7 +47,8 @@ class GuidedTeacherHook(MeanTeacherHook):
                  interval: int = 1) -> None:
         if not isinstance(burn_in_iters, int) or burn_in_iters < 1:
             raise ValueError(
-                f'burn_in_iters must be an integer >= 1, got {burn_in_iters!r}')
+                'burn_in_iters must be an integer >= 1, got '
+                f'{burn_in_iters!r}')
         if not 0 < decay < 1:
             raise ValueError(f'decay must be in (0, 1), got {decay!r}')
         super().__init__(momentum=1 - decay, interval=interval,
@@ -54,16 +56,11 @@ class GuidedTeacherHook(MeanTeacherHook):
         self.burn_in_iters = burn_in_iters
         self.decay = decay
 
-    @staticmethod
-    def _model(runner: Runner) -> nn.Module:
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def before_train(self, runner: Runner) -> None:
         """Check the wrapper: same teacher and student state keys, the
         teacher's classes (checkpoint meta) those of the data, and a
         pre-trained teacher when training starts from scratch."""
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
         for name in ('teacher', 'student'):
             if not isinstance(getattr(model, name, None), nn.Module):
                 raise TypeError(
@@ -100,7 +97,7 @@ class GuidedTeacherHook(MeanTeacherHook):
         done = runner.iter + 1
         if done < self.burn_in_iters:
             return
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
         if done == self.burn_in_iters:
             model.teacher.load_state_dict(model.student.state_dict())
             runner.logger.info(

@@ -2,7 +2,9 @@
 from .cast_distiller import CASTDistiller, student_state_dict
 from .cast_mask2former import CASTMask2Former
 from .guided_distiller import GuidedDistiller
+from .teacher_student_detector import TeacherStudentDetector
 
 __all__ = [
-    'CASTMask2Former', 'CASTDistiller', 'GuidedDistiller', 'student_state_dict'
+    'CASTMask2Former', 'CASTDistiller', 'GuidedDistiller',
+    'TeacherStudentDetector', 'student_state_dict'
 ]

@@ -5,21 +5,23 @@ import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from mmdet.models.detectors import BaseDetector
 from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmcast.pseudo_labels import PseudoLabelFilter
 from mmcast.structures import TensorMasks
+from mmcast.utils.checkpoint_loading import (load_checkpoint_file,
+                                             state_dict_of)
 from ..layers import PhotometricStrongView
 from ..teachers.frozen_teacher import build_frozen_teacher
+from .teacher_student_detector import TeacherStudentDetector
 
 
 @MODELS.register_module()
-class CASTDistiller(BaseDetector):
+class CASTDistiller(TeacherStudentDetector):
     """Train a student on ``J(θ_S; D_l, D_u; λ_semi, λ_pxl)`` from a frozen teacher.
 
     ``J = L_sup(D_l) + λ_semi · L_semi(D_u) + λ_pxl · L_pxl(D_l ∪ D_u)``.
@@ -35,7 +37,8 @@ class CASTDistiller(BaseDetector):
     ``L_pxl`` is computed by the student's own head once over both
     branches (its weight λ_pxl is the loss's ``loss_weight``); the unsup
     branch's set-prediction losses are scaled by ``λ_semi``. The teacher
-    is held outside the module tree: no gradients, always ``eval()``, not
+    is held outside the module tree (``teacher_in_state_dict = False``, see
+    :class:`TeacherStudentDetector`): no gradients, always ``eval()``, not
     in the optimizer, not in ``state_dict`` (checkpoints hold the
     ``student.*`` weights, and as ``_extra_state`` where the photometric
     strong views' draws stand, so that ``--resume`` continues them
@@ -82,12 +85,11 @@ class CASTDistiller(BaseDetector):
                              f'"offline" or "online", got {mode!r}')
         if mode == 'online' and teacher is None:
             raise ValueError('pseudo_label_mode="online" needs a teacher')
-        self._teacher: List[nn.Module] = []
         self.teacher_classes: Optional[Tuple[str, ...]] = None
         if teacher is not None:
             model = build_frozen_teacher(teacher, teacher_checkpoint)
             self.teacher_classes = model.teacher_classes
-            self._teacher.append(model)
+            self._hold_teacher(model)
 
     def check_classes(self, classes: Sequence[str]) -> None:
         """Fail before training when teacher and student disagree on classes.
@@ -115,18 +117,6 @@ class CASTDistiller(BaseDetector):
                     f'the {name} predicts {num} classes but the dataset has '
                     f'{len(classes)}: {classes}')
 
-    @property
-    def teacher(self) -> Optional[nn.Module]:
-        """The frozen teacher, or None when the wrapper has none."""
-        return self._teacher[0] if self._teacher else None
-
-    def train(self, mode: bool = True) -> 'CASTDistiller':
-        """Set the student's mode; the teacher stays in ``eval()``."""
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
-        return self
-
     def release_teacher(self) -> int:
         """Drop the teacher of an offline stage once its labels are made.
 
@@ -142,10 +132,7 @@ class CASTDistiller(BaseDetector):
         """
         if self.semi_train_cfg['pseudo_label_mode'] != 'offline':
             return 0
-        released = sum(p.numel() for teacher in self._teacher
-                       for p in teacher.parameters())
-        self._teacher.clear()
-        return released
+        return self._drop_teacher()
 
     def _strong_views(self) -> List[PhotometricStrongView]:
         """The wrapper's strong views, in ``named_modules`` order."""
@@ -185,13 +172,6 @@ class CASTDistiller(BaseDetector):
             return
         for view, rng in zip(views, state[1:].view(-1, 2)):
             view.load_rng_state(rng)
-
-    def _apply(self, fn, *args, **kwargs):
-        """Move/cast the teacher along with the wrapper (``.to()``, ``.cuda()``)."""
-        super()._apply(fn, *args, **kwargs)
-        for teacher in self._teacher:
-            teacher._apply(fn, *args, **kwargs)
-        return self
 
     def loss(self, multi_batch_inputs: Dict[str, Tensor],
              multi_batch_data_samples: Dict[str, SampleList]) -> dict:
@@ -286,15 +266,22 @@ def student_state_dict(checkpoint: Union[str, dict]) -> Dict[str, Tensor]:
     """The plain student weights of a ``CASTDistiller`` checkpoint.
 
     Args:
-        checkpoint (str | dict): A checkpoint path or loaded dict.
+        checkpoint (str | dict): A checkpoint path (loaded weights-only, on
+            the CPU) or loaded dict.
 
     Returns:
         dict: ``state_dict`` with the ``student.`` prefix removed, loadable
         into the student detector (stage 3's ``load_from``).
+
+    Raises:
+        FileNotFoundError: Naming a missing checkpoint file.
+        CheckpointError: Naming a file that is damaged, not a checkpoint or
+            holds objects that weights-only loading refuses.
+        KeyError: If the checkpoint holds no ``student.*`` weights.
     """
     if isinstance(checkpoint, str):
-        checkpoint = torch.load(checkpoint, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint)
+        checkpoint = load_checkpoint_file(checkpoint)
+    state = state_dict_of(checkpoint)
     student = {
         k[len('student.'):]: v
         for k, v in state.items() if k.startswith('student.')

@@ -10,6 +10,7 @@ from mmdet.structures import SampleList
 from mmdet.utils import ConfigType
 from torch import Tensor
 
+from ..layers.photometric_strong_view import complete_strong_view_cfg
 from ..seg_heads import LeanMaskFormerFusionHead
 
 
@@ -19,9 +20,12 @@ class CASTMask2Former(Mask2Former):
 
     The strong view is a pixel-aligned photometric copy of the (already
     normalised and padded) batch; it goes through the same backbone without
-    gradient and feeds :class:`CASTMask2FormerHead`'s contrastive branch.
-    Prediction is stock Mask2Former. Used for the teacher in stage 1 and for
-    the student in stages 2 and 3 alike.
+    gradient and feeds :class:`CASTMask2FormerHead`'s contrastive branch
+    (built only with that branch; with a stock ``Mask2FormerHead`` the model
+    trains as stock Mask2Former). Prediction is stock Mask2Former's, except
+    that a ``LeanMaskFormerFusionHead`` gets the mask logits at the head's
+    resolution, before any upsampling. Used for every Mask2Former mmcast
+    ships: teachers, students and labels-only baselines.
 
     Args:
         strong_view (dict): Config of the photometric augmentation
@@ -35,10 +39,9 @@ class CASTMask2Former(Mask2Former):
                  strong_view: ConfigType = dict(type='PhotometricStrongView'),
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        strong_view = dict(strong_view)
-        strong_view.setdefault('mean', self.data_preprocessor.mean.flatten().tolist())
-        strong_view.setdefault('std', self.data_preprocessor.std.flatten().tolist())
-        self.strong_view = MODELS.build(strong_view)
+        self.strong_view = MODELS.build(complete_strong_view_cfg(
+            strong_view, self.data_preprocessor)) \
+            if self.with_pixel_contrast else None
 
     @property
     def with_pixel_contrast(self) -> bool:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from mmcast.pseudo_labels import (check_guided_rule_cfg,
                                   guided_distillation_pseudo_labels)
+from ..layers.photometric_strong_view import complete_strong_view_cfg
 from .cast_distiller import CASTDistiller
 
 PREDICT_ON = ('student', 'teacher')
@@ -30,8 +31,10 @@ class GuidedDistiller(CASTDistiller):
     trains every query towards "no object".
 
     Unlike CAST's, this teacher changes during training, so it is part of
-    the model: ``teacher.*`` is in ``state_dict`` (checkpoints, ``--resume``)
-    while staying in ``eval()`` and without gradients. Its schedule (frozen
+    the model (``teacher_in_state_dict = True``, see
+    :class:`TeacherStudentDetector`): ``teacher.*`` is in ``state_dict``
+    (checkpoints, ``--resume``) while staying in ``eval()`` and without
+    gradients. Its schedule (frozen
     pre-trained model during guided burn-in, then a copy of the student,
     then an EMA of it) is run by :class:`GuidedTeacherHook`; teacher and
     student must therefore share an architecture. The student is a fresh
@@ -54,6 +57,8 @@ class GuidedDistiller(CASTDistiller):
         data_preprocessor (dict): ``MultiBranchDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config.
     """
+
+    teacher_in_state_dict = True
 
     def __init__(self,
                  student: ConfigType,
@@ -88,13 +93,9 @@ class GuidedDistiller(CASTDistiller):
                 f'semi_test_cfg.predict_on must be one of {PREDICT_ON}, got '
                 f'{self.semi_test_cfg["predict_on"]!r}')
         self.teacher_checkpoint = teacher_checkpoint
-        # in the module tree: saved, resumed and moved with the wrapper
-        self._modules['teacher'] = self._teacher.pop()
-        strong_view = dict(strong_view)
-        preprocessor = self.student.data_preprocessor
-        strong_view.setdefault('mean', preprocessor.mean.flatten().tolist())
-        strong_view.setdefault('std', preprocessor.std.flatten().tolist())
-        self.strong_view = MODELS.build(strong_view)
+        self.strong_view = MODELS.build(
+            complete_strong_view_cfg(strong_view,
+                                     self.student.data_preprocessor))
 
     def loss(self, multi_batch_inputs: Dict[str, Tensor],
              multi_batch_data_samples: Dict[str, SampleList]) -> dict:
@@ -107,11 +108,6 @@ class GuidedDistiller(CASTDistiller):
             losses['pseudo_per_image'] = multi_batch_inputs['unsup'].new_full(
                 (), sum(len(s.gt_instances) for s in samples) / len(samples))
         return losses
-
-    @property
-    def teacher(self) -> nn.Module:
-        """The teacher (frozen, later the student's EMA)."""
-        return self._modules['teacher']
 
     def unsup_student_view(self, batch_inputs: Tensor) -> Tensor:
         """The strong photometric view (B, 3, H, W) of the teacher's view."""

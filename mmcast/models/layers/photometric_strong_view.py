@@ -1,7 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Pixel-aligned photometric strong view of CAST's pixel-wise contrast."""
+"""Pixel-aligned photometric strong view of CAST's pixel-wise contrast,
+and its config completed from the model's data preprocessor."""
 import numbers
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -268,3 +269,26 @@ class PhotometricStrongView(nn.Module):
                   _gaussian_blur(x, sigma, self.kernel_size), x)
 
         return (x * 255 - self.mean) / self.std
+
+
+def complete_strong_view_cfg(cfg: Mapping,
+                             data_preprocessor: nn.Module) -> dict:
+    """A strong-view config whose ``mean``/``std`` default to the data
+    preprocessor's: the view un-normalises what that preprocessor
+    normalised.
+
+    Args:
+        cfg (Mapping): The view's config (``type`` and arguments), left
+            unchanged.
+        data_preprocessor (nn.Module): A normalising preprocessor (e.g.
+            ``DetDataPreprocessor``) whose ``mean`` and ``std`` buffers hold
+            3 values (0-255 scale, RGB), of any shape.
+
+    Returns:
+        dict: A copy of ``cfg`` with ``mean`` and ``std`` (lists of 3
+        floats) where it had none.
+    """
+    cfg = dict(cfg)
+    cfg.setdefault('mean', data_preprocessor.mean.flatten().tolist())
+    cfg.setdefault('std', data_preprocessor.std.flatten().tolist())
+    return cfg

@@ -3,10 +3,11 @@
 from typing import Optional
 
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+from mmcast.utils import unwrap_model
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -76,13 +77,10 @@ class MultiOptimWrapperConstructor:
         Returns:
             OptimWrapperDict: One optim wrapper per configured submodule.
         """
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap_model(model)
         wrappers = {}
         for name, constructor in self.constructors.items():
-            module = getattr(model, name, None)
-            if is_model_wrapper(module):
-                module = module.module
+            module = unwrap_model(getattr(model, name, None))
             if not isinstance(module, nn.Module):
                 raise ValueError(
                     f'optim_wrapper.{name}: {type(model).__name__} has no '

@@ -7,7 +7,6 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.structures import PixelData
 from torch import Tensor
@@ -15,6 +14,8 @@ from torch import Tensor
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
+from mmcast.utils import unwrap_model
 from .swinmtl_generator import SwinMTLGenerator
 from .wgan_gp_critic import gradient_penalty
 
@@ -144,7 +145,7 @@ class SwinMTL(BaseSegmentor):
     def _net(self) -> SwinMTLGenerator:
         """The generator, unwrapped if a DDP wrapper holds it."""
         net = self.generator
-        return net.module if is_model_wrapper(net) else net
+        return unwrap_model(net)
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:
         """Encoder features of ``(B, 3, H, W)`` images (last stage only)."""

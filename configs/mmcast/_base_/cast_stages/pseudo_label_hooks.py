@@ -5,8 +5,8 @@
 #       dict(_base_.custom_hooks[0], out_file=pseudo_label_file,
 #            unlabeled_dataset=_base_.unlabeled_dataset),
 #       *_base_.custom_hooks[1:]]
-# PseudoLabelHook must stay first (tools/cast_pipeline.py overrides
-# custom_hooks.0.out_file). It labels D_u with the frozen teacher before
+# tools/cast_pipeline.py sets PseudoLabelHook's out_file (found by type, in
+# any position). It labels D_u with the frozen teacher before
 # training if pseudo_label_file is missing or stale (score > 0.3,
 # <= 100 per image, masks at 0.5, painted without overlap).
 # ContrastTemperatureHook anneals L_pxl's temperature T 0.3 -> 0.07.

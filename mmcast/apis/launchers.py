@@ -1,0 +1,143 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""How a stage is launched: one process, ``torchrun`` on one or several
+nodes, or Slurm's ``srun``.
+
+:func:`stage_command` composes the command that trains or tests one stage
+config with MMDetection's own ``tools/train.py`` / ``tools/test.py`` and
+MMEngine's launchers, as ``tools/dist_train.sh`` / ``tools/slurm_train.sh``
+do:
+
+* ``none``: ``mim train mmdet CONFIG`` (one process);
+* ``pytorch``: ``python -m torch.distributed.run --nnodes N --node_rank R
+  --master_addr A --master_port P --nproc_per_node G train.py CONFIG
+  --launcher pytorch`` — run on every node with its own ``node_rank``;
+* ``slurm``: ``srun -p PARTITION --job-name NAME --gres=gpu:G --ntasks N·G
+  --ntasks-per-node G --cpus-per-task C --kill-on-bad-exit=1 [SRUN_ARGS]
+  python -u train.py CONFIG --launcher slurm`` — from a login node; Slurm
+  places the processes, MMEngine reads the ranks from Slurm's environment.
+
+Every rank of every node takes part in a stage, its pseudo-labelling
+included (the labeller shards the unlabeled images over the world size).
+"""
+import os.path as osp
+import shlex
+import sys
+from dataclasses import dataclass, field
+from typing import List
+
+LAUNCHERS = ('none', 'pytorch', 'slurm')
+
+
+@dataclass
+class LaunchConfig:
+    """Where and how the stages run.
+
+    Args:
+        launcher (str): ``none``, ``pytorch`` or ``slurm``.
+        nproc (int): Processes (GPUs) per node.
+        nnodes (int): Nodes (``pytorch``: torchrun's ``--nnodes``;
+            ``slurm``: the job's nodes, ``--ntasks = nnodes × nproc``).
+        node_rank (int): This node's rank (``pytorch``).
+        master_addr (str): Rank 0's address (``pytorch``).
+        master_port (int): Rank 0's port (``pytorch``).
+        partition (str): Slurm partition (``slurm``).
+        cpus_per_task (int): Slurm ``--cpus-per-task``.
+        srun_args (list[str]): Further ``srun`` arguments.
+    """
+    launcher: str = 'none'
+    nproc: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = '127.0.0.1'
+    master_port: int = 29500
+    partition: str = ''
+    cpus_per_task: int = 5
+    srun_args: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f'launcher must be one of {LAUNCHERS}, got '
+                             f'{self.launcher!r}')
+        if self.nproc < 1 or self.nnodes < 1:
+            raise ValueError(f'nproc ({self.nproc}) and nnodes '
+                             f'({self.nnodes}) must be >= 1')
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ValueError(f'node_rank {self.node_rank} must be in '
+                             f'[0, {self.nnodes})')
+        if self.launcher == 'none' and self.nproc * self.nnodes > 1:
+            raise ValueError('several processes need --launcher pytorch or '
+                             'slurm')
+        if self.launcher == 'slurm' and not self.partition:
+            raise ValueError('--launcher slurm needs --partition')
+
+    @property
+    def world_size(self) -> int:
+        """Processes of a stage over all nodes."""
+        return self.nproc * self.nnodes
+
+    @property
+    def leads(self) -> bool:
+        """Whether this process writes the pipeline's records (node 0; the
+        other nodes of a ``pytorch`` run only join the stages)."""
+        return self.node_rank == 0
+
+
+def stock_script(mode: str) -> str:
+    """MMDetection's own ``tools/train.py`` or ``tools/test.py``."""
+    import mmdet
+    return osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
+                    f'{mode}.py')
+
+
+def stage_command(mode: str, config: str, work_dir: str, extra: List[str],
+                  launch: LaunchConfig, job_name: str = 'mmcast') -> List[str]:
+    """The command that runs ``mode`` (``train`` / ``test``) of ``config``.
+
+    Args:
+        mode (str): ``train`` or ``test``.
+        config (str): The stage config.
+        work_dir (str): The stage's work dir.
+        extra (list[str]): Further arguments of MMDetection's script (e.g.
+            ``--resume``, ``--checkpoint``, ``--cfg-options ...``).
+        launch (LaunchConfig): How to launch it.
+        job_name (str): Slurm job name.
+
+    Returns:
+        list[str]: The command (``shlex.join`` prints it).
+    """
+    if launch.launcher == 'none':
+        mim = osp.join(osp.dirname(sys.executable), 'mim')
+        return [mim, mode, 'mmdet', config, '--work-dir', work_dir] + extra
+    script = stock_script(mode)
+    if mode == 'test':  # MMDetection's test.py takes the checkpoint first
+        extra = _checkpoint_first(extra)
+    if launch.launcher == 'pytorch':
+        return [
+            sys.executable, '-m', 'torch.distributed.run',
+            f'--nnodes={launch.nnodes}', f'--node_rank={launch.node_rank}',
+            f'--master_addr={launch.master_addr}',
+            f'--master_port={launch.master_port}',
+            f'--nproc_per_node={launch.nproc}', script, config
+        ] + extra + ['--launcher', 'pytorch', '--work-dir', work_dir]
+    return [
+        'srun', '-p', launch.partition, f'--job-name={job_name}',
+        f'--gres=gpu:{launch.nproc}', f'--ntasks={launch.world_size}',
+        f'--ntasks-per-node={launch.nproc}',
+        f'--cpus-per-task={launch.cpus_per_task}', '--kill-on-bad-exit=1'
+    ] + list(launch.srun_args) + [
+        sys.executable, '-u', script, config
+    ] + extra + ['--launcher', 'slurm', '--work-dir', work_dir]
+
+
+def _checkpoint_first(extra: List[str]) -> List[str]:
+    """``--checkpoint X`` of ``mim test`` as MMDetection's positional
+    ``test.py CONFIG CHECKPOINT``."""
+    if '--checkpoint' not in extra:
+        return extra
+    i = extra.index('--checkpoint')
+    return [extra[i + 1]] + extra[:i] + extra[i + 2:]
+
+
+def printable(cmd: List[str]) -> str:
+    """The command as a shell line."""
+    return shlex.join(cmd)

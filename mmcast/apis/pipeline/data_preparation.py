@@ -1,0 +1,162 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The data a run needs before its stages: the toy scenes, the split of your
+own dataset and its checks, the tiny teachers' files."""
+import json
+import os.path as osp
+import sys
+from typing import List
+
+from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_PERCENT_ENV, CUSTOM_ROOT_ENV,
+                       CUSTOM_SPLIT_SEED_ENV, CUSTOM_TEMPLATE,
+                       PREFLIGHT_FAILED, REPO_ROOT)
+
+
+class DataPreparation:
+    """The data a run needs before its stages: the toy scenes, the split of your
+    own dataset and its checks, the tiny teachers' files.
+
+    A part of :class:`~mmcast.apis.pipeline.CASTPipeline`; it uses the
+    attributes that class sets.
+    """
+
+    @staticmethod
+    def _toy_data_current(root: str, **expected) -> bool:
+        """Whether ``root`` holds a complete toy dataset made as expected."""
+        meta = osp.join(root, 'toy_meta.json')
+        if not osp.isfile(meta):
+            return False
+        with open(meta, encoding='utf-8') as f:
+            meta = json.load(f)
+        return bool(meta.get('complete')) and all(
+            meta.get(k) == v for k, v in expected.items())
+
+    def prepare_toy_data(self) -> None:
+        """Toy target and source data and the target's 10 % split."""
+        from mmcast.datasets.semi_split import write_split
+        from mmcast.datasets.toy_scenes import make_toy_dataset
+
+        n_train, n_val, n_source = self.args.toy_sizes
+        height, width = self.args.toy_image_size
+        for root, style, train, val in ((self.toy_root, 'target', n_train,
+                                         n_val),
+                                        (self.toy_source_root, 'source',
+                                         n_source, n_val)):
+            if not self._toy_data_current(root, num_train=train, num_val=val,
+                                          height=height, width=width):
+                print(f'generating {root} ({style} style)', flush=True)
+                make_toy_dataset(root, num_train=train, num_val=val,
+                                 height=height, width=width, seed=0,
+                                 style=style)
+        ann_dir = osp.join(self.toy_root, 'annotations')
+        write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
+                    osp.join(ann_dir, 'semi'), seed=1, percent=10)
+
+    def custom_settings(self):
+        """``custom_dataset.py`` as the stages read it (through the
+        baseline's config, which every run has)."""
+        return self.config_file(self.stage_config('supervised_student'))
+
+    @staticmethod
+    def _in_repo(path: str) -> str:
+        """A config path as the stages (run in the repository) see it."""
+        return osp.normpath(osp.join(REPO_ROOT, path))
+
+    def prepare_custom_split(self, dry: bool) -> None:
+        """Write the labeled / unlabeled split the custom configs read if it
+        is missing (seed and percent of ``custom_dataset.py``); a dry run
+        prints the command only."""
+        from mmcast.datasets.semi_split import write_split
+
+        cfg = self.custom_settings()
+        root = cfg.data_root
+        wanted = [self._in_repo(root + cfg.labeled_ann_file),
+                  self._in_repo(root + cfg.unlabeled_ann_file)]
+        if all(osp.isfile(p) for p in wanted):
+            return
+        train_ann = self._in_repo(root + cfg.train_ann_file)
+        out_dir = osp.dirname(wanted[0])
+        command = (f'python tools/split_semi.py {train_ann} --percent '
+                   f'{cfg.percent:g} --seed {cfg.split_seed}')
+        if out_dir != osp.dirname(train_ann):
+            command += f' --out-dir {out_dir}'
+        if dry:
+            print(f'the labeled / unlabeled split is missing; a run writes '
+                  f'it like: {command}', flush=True)
+            # (the preflight takes folders; check_custom_dataset has checked
+            # the annotation files that are not made here)
+            self.made_here += sorted({osp.dirname(p) for p in wanted})
+            return
+        print(f'writing the labeled / unlabeled split: {command}', flush=True)
+        try:
+            paths = write_split(train_ann, out_dir, cfg.split_seed,
+                                cfg.percent)
+        except (FileNotFoundError, ValueError, KeyError) as e:
+            print(f'preflight: cannot write the split of {train_ann} ({e}; '
+                  f'data_root of {CUSTOM_TEMPLATE} or --data-root)',
+                  file=sys.stderr)
+            raise SystemExit(PREFLIGHT_FAILED)
+        for path in (paths['labeled'], paths['unlabeled']):
+            print(f'  {path}', flush=True)
+
+    def check_custom_dataset(self) -> List[str]:
+        """Problems with the custom dataset the configs read: data root and
+        classes not the ones asked for (``custom_dataset.py`` lost its
+        override lines), missing annotation files, classes that are no
+        category of an annotation file (``CocoDataset`` would drop them
+        without a word) or not in the order of its categories (its labels
+        would not match the names)."""
+        cfg = self.custom_settings()
+        problems = []
+        asked = (('data_root', CUSTOM_ROOT_ENV),
+                 ('classes', CUSTOM_CLASSES_ENV),
+                 ('percent', CUSTOM_PERCENT_ENV),
+                 ('split_seed', CUSTOM_SPLIT_SEED_ENV))
+        for key, env in asked:
+            value = tuple(cfg[key]) if key == 'classes' else cfg[key]
+            if env in self.env and repr(value) != self.env[env]:
+                problems.append(
+                    f'{CUSTOM_TEMPLATE}: {key} is {value!r}, not '
+                    f'{self.env[env]} of the command line: keep its line '
+                    f'that reads ${env}')
+        classes = tuple(cfg.classes)
+        for name in (cfg.train_ann_file, cfg.val_ann_file):
+            ann_file = self._in_repo(cfg.data_root + name)
+            if not osp.isfile(ann_file):
+                problems.append(
+                    f'missing annotation file {ann_file}: put the dataset '
+                    f'there or point data_root of {CUSTOM_TEMPLATE} (or '
+                    '--data-root) at it')
+                continue
+            try:
+                with open(ann_file, encoding='utf-8') as f:
+                    names = [c['name'] for c in json.load(f)['categories']]
+            except (ValueError, AttributeError, TypeError, KeyError) as e:
+                problems.append(f'{ann_file}: not a COCO instance annotation '
+                                f'file ({type(e).__name__}: {e})')
+                continue
+            missing = [c for c in classes if c not in names]
+            in_order = [n for n in names if n in classes]
+            if missing:
+                problems.append(
+                    f'{ann_file}: no category named {missing} (classes: '
+                    f'{list(classes)}; its categories: {names}): set classes '
+                    f'in {CUSTOM_TEMPLATE} or --classes to names of its '
+                    'categories')
+            elif in_order != list(classes):
+                problems.append(
+                    f'{ann_file}: classes {list(classes)} are not in the '
+                    f'order of its categories, {in_order} (CocoDataset '
+                    'numbers the labels in that order): reorder classes in '
+                    f'{CUSTOM_TEMPLATE} or --classes')
+        return problems
+
+    def prepare_tiny_teacher_assets(self) -> str:
+        """The tiny BERT folder and SAM 2 checkpoint (idempotent).
+
+        Written into ``<work-dir>/tiny_teachers`` and passed to the stages
+        as ``MMCAST_TINY_TEACHERS``.
+        """
+        from mmcast.testing.tiny_teachers import build_tiny_teacher_assets
+        root = self.env['MMCAST_TINY_TEACHERS']
+        build_tiny_teacher_assets(root)
+        return root

@@ -1,0 +1,134 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The pipeline's options (the command line of ``tools/cast_pipeline.py``)."""
+import argparse
+from typing import List, Optional
+
+from ..launchers import LAUNCHERS
+from .settings import (DEFAULT_TEACHER, ITERS_STAGES, METHODS,
+                       STUDENT_PRETRAIN_CONFIG, TEACHERS, UPSTREAM)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Run the three CAST stages end to end for a dataset, '
+        'resumably.')
+    parser.add_argument(
+        'dataset', help='toy, cityscapes, ade20k or coco: uses '
+        'configs/mmcast/<stage>_<dataset>.py; custom or custom-cpu: your own '
+        'COCO-format dataset (configs/mmcast/custom/<stage>_<dataset>.py, '
+        'data and classes from configs/mmcast/custom/custom_dataset.py or '
+        '--data-root / --classes)')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument(
+        '--teacher', choices=sorted(TEACHERS), default=DEFAULT_TEACHER,
+        help='the teacher: mask2former (default) or gdino-sam2, the '
+        'box-prompted teacher, whose stages 1a, 1b and 2 use '
+        'configs/mmcast/<stage>_<dataset>_gdino-sam2.py')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument(
+        '--methods', nargs='+', choices=METHODS, default=['cast'],
+        help='cast (default) and/or gd (Guided Distillation); the '
+        'labels-only baseline always runs')
+    parser.add_argument(
+        '--pretrained-teacher',
+        help='θ_T^0 checkpoint (toy: made here from the source corpus; '
+        'custom-cpu without one: see configs/mmcast/custom/'
+        'adapt_teacher_custom-cpu.py)')
+    parser.add_argument(
+        '--iters', nargs='+', metavar='STAGE=N',
+        help='iterations by stage, e.g. --iters distill=1600 finetune=400 '
+        '(stages: ' + ', '.join(ITERS_STAGES) + '; aliases 1a, 1b, 2, 3; '
+        'pretrain: θ_T^0 or its stand-in and the students\' backbone); the '
+        'others keep their config\'s. The former five positional values '
+        '(pretrain, 1a, 1b, 2, 3) still work, with 0 for a stage the run '
+        'does not have. The baseline and Guided Distillation get 2 + 3')
+    parser.add_argument(
+        '--student-init', choices=('random', 'source-pretrained'),
+        default='random',
+        help='toy: the students\' backbone starts from random weights '
+        '(default) or from an R-18 pre-trained on the source corpus like '
+        f'θ_T^0 ({STUDENT_PRETRAIN_CONFIG}, trained once and cached)')
+    parser.add_argument('--nproc', type=int, default=1,
+                        help='processes (GPUs) per node and stage')
+    parser.add_argument(
+        '--launcher', choices=LAUNCHERS, default=None,
+        help='none (mim train), pytorch (torchrun on one or --nnodes '
+        'nodes: run the pipeline on every node with its --node-rank) or '
+        'slurm (srun per stage, from a login node); default: pytorch with '
+        '--nproc > 1, else none')
+    parser.add_argument('--nnodes', type=int, default=1)
+    parser.add_argument('--node-rank', type=int, default=0,
+                        help='this node (pytorch launcher); only node 0 '
+                        'writes the completion records and the table')
+    parser.add_argument('--master-addr', default='127.0.0.1')
+    parser.add_argument('--master-port', type=int, default=29500)
+    parser.add_argument('--partition', default='',
+                        help='Slurm partition (launcher slurm)')
+    parser.add_argument('--cpus-per-task', type=int, default=5,
+                        help='Slurm --cpus-per-task (launcher slurm)')
+    parser.add_argument('--srun-args', default='',
+                        help='further srun arguments in one string, e.g. '
+                        '"--quotatype=auto --mem=0" (launcher slurm)')
+    parser.add_argument(
+        '--jobs', type=int, default=1,
+        help='stages run at once (default 1), each after the stages it is '
+        'made from: e.g. 2 on a 2-core CPU runs one seed\'s labels-only '
+        'baseline while another stage trains; each stage then gets '
+        'OMP_NUM_THREADS = CPUs / jobs unless it is set')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra key=value overrides for every stage')
+    parser.add_argument(
+        '--stage-cfg-options', nargs='+', default=[],
+        metavar='STAGE:KEY=VALUE',
+        help='an override for one stage, e.g. distill:model.student.'
+        'panoptic_head.loss_pixel_contrast.negative_keys=strong (stages: ' +
+        ', '.join(UPSTREAM) + ')')
+    parser.add_argument(
+        '--reuse-from', metavar='WORK_DIR',
+        help='an ablation\'s shortcut: link the finished stages of '
+        'WORK_DIR that this run would train alike (the config MMEngine '
+        'dumped there is the one this run would use, and the stages they '
+        'are trained from are linked too); the rest is trained here')
+    parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 1500],
+                        metavar=('TRAIN', 'VAL', 'SOURCE'),
+                        help='toy target train/val and source-corpus images')
+    parser.add_argument('--toy-image-size', type=int, nargs=2,
+                        default=[96, 192], metavar=('H', 'W'),
+                        help='toy image height and width')
+    parser.add_argument(
+        '--data-root',
+        help='toy: the folder that gets toy/ and toy_source/ (default: '
+        'data/ of the repository); the stages read it through the '
+        'environment variable MMCAST_TOY_ROOT, which is set (or, without '
+        '--data-root, removed) for them. custom / custom-cpu: the dataset '
+        'folder (images/, annotations/instances_{train,val}.json; default: '
+        'data_root of configs/mmcast/custom/custom_dataset.py), passed to '
+        'the stages')
+    parser.add_argument(
+        '--classes', nargs='+', metavar='NAME',
+        help='custom / custom-cpu: the class names, categories of the '
+        'annotation files (default: classes of configs/mmcast/custom/'
+        'custom_dataset.py), passed to the stages; every model gets as many '
+        'classes')
+    parser.add_argument(
+        '--percent', type=float,
+        help='custom / custom-cpu: the labeled share of the train images '
+        '(default: percent of configs/mmcast/custom/custom_dataset.py)')
+    parser.add_argument(
+        '--split-seed', type=int,
+        help='custom / custom-cpu: the seed of the labeled / unlabeled draw '
+        '(default: split_seed of configs/mmcast/custom/custom_dataset.py)')
+    parser.add_argument(
+        '--progress-interval', type=float, default=30.0, metavar='SECONDS',
+        help='seconds between the progress lines of the running stages '
+        '(default 30; on a terminal a bar per stage instead)')
+    parser.add_argument(
+        '--verbose', action='store_true',
+        help='show everything on the console: the config loader\'s '
+        'messages and the stack\'s warnings (by default they go to '
+        '<work-dir>/cast_pipeline.log only)')
+    parser.add_argument(
+        '--dry-run', action='store_true',
+        help='print the stage plan (configs, checkpoints, annotation files, '
+        'iterations) and run the preflight checks only')
+    return parser.parse_args(argv)

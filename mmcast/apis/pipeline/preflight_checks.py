@@ -1,0 +1,77 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Checks of every stage before the first one starts (configs, data, disk)."""
+import os
+import warnings
+from typing import List
+
+from ..stage_state import FINISHED, stage_status
+from .settings import CHECKPOINT_BYTES_PER_WEIGHT, REPO_ROOT
+from .stage import Stage
+
+
+class PreflightChecks:
+    """Checks of every stage before the first one starts (configs, data, disk).
+
+    A part of :class:`~mmcast.apis.pipeline.CASTPipeline`; it uses the
+    attributes that class sets.
+    """
+
+    def preflight(self, stages: List[Stage]) -> List[str]:
+        """Check every file the stages read; return the problems.
+
+        Runs from the repository root with the stages' environment, as the
+        stages do. Missing files under the work dir (and, on toy, the data
+        the pipeline generates) are made by earlier stages.
+        """
+        from mmdet.utils import register_all_modules
+
+        import mmcast  # noqa: F401  (registers mmcast modules)
+        from mmcast.utils.preflight import Preflight
+
+        warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
+        register_all_modules(init_default_scope=False)
+        made_here = [self.work_dir] + self.made_here
+        if self.ds == 'toy':
+            made_here += [self.toy_root, self.toy_source_root]
+        check = Preflight(made_here)
+        to_train = []
+        cwd = os.getcwd()
+        os.chdir(REPO_ROOT)
+        try:
+            for stage in stages:
+                try:
+                    cfg = self.load_config(stage)
+                except Exception as e:  # noqa: BLE001 - reported as a line
+                    check.problems.append(
+                        f'{stage.config}: cannot be loaded with the '
+                        f'pipeline\'s options ({type(e).__name__}: {e})')
+                    continue
+                with self.stage_environment():
+                    check.check_stage(cfg, f'{stage.name} ({stage.config})',
+                                      stage.checkpoint)
+                if stage.max_iters is not None and stage_status(
+                        stage.work_dir, stage.max_iters) != FINISHED:
+                    to_train.append(cfg)
+            # the estimate builds every model: only worth it when the rest
+            # is in order
+            need = 0 if check.problems else sum(
+                self._checkpoint_bytes(check, cfg) for cfg in to_train)
+        finally:
+            os.chdir(cwd)
+        check.check_work_dir(self.work_dir, need)
+        for note in check.notes:
+            print(f'note: {note}', flush=True)
+        return check.problems
+
+    @staticmethod
+    def _checkpoint_bytes(check, cfg) -> int:
+        """The bytes of the checkpoints a training stage keeps."""
+        hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
+        kept = hook.get('max_keep_ckpts', -1)
+        kept = 4 if kept is None or kept < 0 else min(kept, 4)
+        kept += bool(hook.get('save_last', True))
+        try:
+            weights = check.num_weights(cfg.model)
+        except Exception:  # noqa: BLE001 - no estimate for this stage
+            return 0
+        return kept * weights * CHECKPOINT_BYTES_PER_WEIGHT

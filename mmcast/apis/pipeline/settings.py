@@ -1,0 +1,112 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The pipeline's fixed settings: teachers, stage dependencies, custom
+datasets, ``--iters`` names, Guided Distillation configs."""
+import os.path as osp
+
+
+def _project_root() -> str:
+    """The folder the stage configs are found in: the source checkout, or
+    ``mmcast/.mim`` of an installed package (configs and tools)."""
+    package = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    checkout = osp.dirname(package)
+    if osp.isdir(osp.join(checkout, 'configs', 'mmcast')):
+        return checkout
+    return osp.join(package, '.mim')
+
+
+# Stage commands run here; config paths are relative to it.
+REPO_ROOT = _project_root()
+TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
+# --student-init source-pretrained (toy): the students load the backbone of
+# this R-18, pre-trained on the source corpus like θ_T^0, cached in the folder.
+STUDENT_PRETRAIN_CONFIG = \
+    'configs/mmcast/toy/mask2former_r18_source-pretrain_toy.py'
+STUDENT_FOUNDATION = 'student_foundation'
+# custom-cpu without --pretrained-teacher: θ_T^0 is a stand-in, the stage-1a
+# config trained from scratch on D_l, in this folder of the work dir.
+STANDIN_TEACHER = 'teacher_standin'
+DEFAULT_TEACHER = 'mask2former'
+# suffix: appended to the config names of TEACHER_STAGES;
+# toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
+# work-dir folder it is cached in; tiny_assets: needs the tiny BERT / SAM 2
+# files of mmcast.testing.tiny_teachers.
+TEACHERS = {
+    'mask2former':
+    dict(
+        suffix='',
+        toy_pretrain_config=TOY_PRETRAIN_CONFIG,
+        toy_foundation='toy_foundation',
+        tiny_assets=False),
+    'gdino-sam2':
+    dict(
+        suffix='_gdino-sam2',
+        toy_pretrain_config='configs/mmcast/toy/'
+        'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py',
+        toy_foundation='toy_foundation_gdino-sam2',
+        tiny_assets=True),
+}
+# What each stage is trained (or tested) from: ``--reuse-from`` links a
+# stage only when it runs unchanged and so did everything upstream of it.
+UPSTREAM = {
+    'toy_foundation': (),
+    STANDIN_TEACHER: (),
+    STUDENT_FOUNDATION: (),
+    'teacher_pretrained': ('toy_foundation', STANDIN_TEACHER),
+    'adapt_teacher': ('toy_foundation', STANDIN_TEACHER),
+    'adapt_teacher_selftrain': ('adapt_teacher', ),
+    'distill': ('adapt_teacher_selftrain', STUDENT_FOUNDATION),
+    'finetune': ('distill', ),
+    'supervised_student': (STUDENT_FOUNDATION, ),
+    'guided_distillation': ('supervised_student', STUDENT_FOUNDATION),
+}
+# Config keys MMDetection's train / test scripts set from their command line.
+SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
+# The stages whose configs name the teacher (architecture or weights).
+TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
+TEACHER_MARKER = 'pipeline_teacher.json'
+METHODS = ('cast', 'gd')
+# Your own COCO-format dataset: configs/mmcast/custom/<stage>_<dataset>.py,
+# reading configs/mmcast/custom/custom_dataset.py; the environment variables
+# that replace its data root and class names (Python literals).
+CUSTOM_DATASETS = ('custom', 'custom-cpu')
+CUSTOM_CONFIG_DIR = 'custom'
+CUSTOM_TEMPLATE = 'configs/mmcast/custom/custom_dataset.py'
+CUSTOM_ROOT_ENV = 'MMCAST_CUSTOM_ROOT'
+CUSTOM_CLASSES_ENV = 'MMCAST_CUSTOM_CLASSES'
+CUSTOM_PERCENT_ENV = 'MMCAST_CUSTOM_PERCENT'
+CUSTOM_SPLIT_SEED_ENV = 'MMCAST_CUSTOM_SPLIT_SEED'
+CUSTOM_ENVS = (CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV, CUSTOM_PERCENT_ENV,
+               CUSTOM_SPLIT_SEED_ENV)
+# --iters: the stages whose iterations it sets (pretrain: θ_T^0 or its
+# stand-in, and the students' backbone), their aliases and, for the former
+# positional form, their order.
+ITERS_STAGES = ('pretrain', 'adapt_teacher', 'adapt_teacher_selftrain',
+                'distill', 'finetune')
+ITERS_ALIASES = {'1a': 'adapt_teacher', '1b': 'adapt_teacher_selftrain',
+                 '2': 'distill', '3': 'finetune'}
+# Config keys compared when deciding whether a stage runs alike, but that
+# change only what is logged.
+LOGGING_ONLY_KEYS = (('default_hooks', 'logger', 'interval'), )
+# A stage's json log gets at least this many records (progress lines).
+PROGRESS_RECORDS = 20
+# Guided Distillation's burn-in + distillation config per dataset.
+GD_CONFIGS = {
+    'toy': 'guided_distillation/guided-distillation_r18_toy',
+    'cityscapes': 'guided_distillation/guided-distillation_dinov2-s_cityscapes',
+    'coco': 'guided_distillation/guided-distillation_dinov2-s_coco',
+    'custom': 'custom/guided-distillation_dinov2-s_custom',
+    'custom-cpu': 'custom/guided-distillation_r18_custom-cpu',
+}
+# Bytes per weight in a training checkpoint: the weights and AdamW's two
+# moments, float32.
+CHECKPOINT_BYTES_PER_WEIGHT = 12
+PREFLIGHT_FAILED = 2
+
+
+def config_path(name: str) -> str:
+    """``configs/mmcast/<name>.py``, with an error naming a missing file."""
+    path = osp.join('configs', 'mmcast', f'{name}.py')
+    if not osp.isfile(osp.join(REPO_ROOT, path)):
+        raise FileNotFoundError(
+            f'no config {path} for this dataset (and teacher)')
+    return path

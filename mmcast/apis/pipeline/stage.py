@@ -1,0 +1,71 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""One step of the plan, and the metrics its run logged."""
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ..stage_state import logged_metrics
+
+# the results table's columns: the metrics of a stage's MMEngine log
+METRICS = {'segm_AP': 'coco/segm_mAP', 'segm_AP50': 'coco/segm_mAP_50'}
+
+
+@dataclass
+class Stage:
+    """One step of the plan: train a config, or test a checkpoint.
+
+    Args:
+        key (str): Its results key (and folder name in the seed's dir).
+        name (str): Its name in the log, e.g. ``'stage 1a'``.
+        config (str): The config, relative to the repository.
+        work_dir (str): Its work dir.
+        options (list[str]): Its complete ``--cfg-options``.
+        max_iters (int, optional): Iterations of a training stage.
+        checkpoint (str, optional): The checkpoint a test stage evaluates.
+        seed (int, optional): The seed of a seed's stage.
+    """
+    key: str
+    name: str
+    config: str
+    work_dir: str
+    options: List[str] = field(default_factory=list)
+    max_iters: Optional[int] = None
+    checkpoint: Optional[str] = None
+    seed: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        """Its name on the console, e.g. ``[seed 0] [stage 2]``."""
+        seed = '' if self.seed is None else f'[seed {self.seed}] '
+        return f'{seed}[{self.name}]'
+
+    @property
+    def final(self) -> Optional[str]:
+        """The last checkpoint of a training stage."""
+        if self.max_iters is None:
+            return None
+        return osp.join(self.work_dir, f'iter_{self.max_iters}.pth')
+
+    def describe(self) -> str:
+        """One line of the plan."""
+        if self.max_iters is None:
+            return (f'[{self.name}] test {self.config} on {self.checkpoint}'
+                    f' -> {self.work_dir}')
+        return (f'[{self.name}] train {self.config} for {self.max_iters} '
+                f'iterations -> {self.final}')
+
+
+def read_metrics(work_dir: str) -> Dict[str, float]:
+    """The last COCO mask metrics logged in ``work_dir`` (×100).
+
+    A run whose model predicted nothing at all (a box-prompted teacher with
+    no detection above its score threshold) gets no COCO metric from mmdet's
+    ``CocoMetric``, which logs that instead: its AP is 0.
+    """
+    record = logged_metrics(work_dir)
+    if record is None:
+        raise RuntimeError(f'no {METRICS["segm_AP"]} logged under {work_dir}')
+    if not record:
+        print(f'no predictions at all in {work_dir}: mask AP 0', flush=True)
+        return {k: 0.0 for k in METRICS}
+    return {k: round(100 * record[v], 1) for k, v in METRICS.items()}

@@ -1,0 +1,165 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The results table of a CAST run: mask AP / AP50 per seed, mean ± sd, the
+split-half evaluation noise and the paired differences it claims."""
+import json
+import os.path as osp
+from typing import Dict, List, Optional
+
+from .split_half import split_half_noise
+
+ROWS = [
+    ('supervised_student', 'student, labels only (baseline)'),
+    ('teacher_pretrained', 'teacher before adaptation (θ_T^0)'),
+    ('adapt_teacher', 'teacher after stage 1a (θ_T\')'),
+    ('adapt_teacher_selftrain', 'teacher after stage 1b (θ_T\'\')'),
+    ('distill', 'CAST student after stage 2'),
+    ('finetune', 'CAST student after stage 3'),
+    ('guided_distillation', 'Guided Distillation student'),
+]
+ROW_NAMES = {
+    'supervised_student': 'labels-only student',
+    'adapt_teacher_selftrain': 'adapted teacher θ_T\'\'',
+    'finetune': 'CAST student (stage 3)',
+    'guided_distillation': 'Guided Distillation student',
+}
+# The differences the table claims, (row, reference row), paired per seed.
+CLAIMS = [
+    ('finetune', 'supervised_student'),
+    ('guided_distillation', 'supervised_student'),
+    ('finetune', 'adapt_teacher_selftrain'),  # the paper's headline
+]
+NOISE_SPLITS = 50  # random val halves of the split-half standard errors
+
+
+def claims_noise(prediction_files: Dict[str, str], gt_file: str,
+                 seed: int) -> Dict:
+    """Split-half standard errors of one seed's rows and of the
+    differences the table claims (:data:`CLAIMS`), from the rows' COCO
+    results files on val (see :func:`split_half_noise`); ``{}`` without
+    files or ground truth."""
+    files = {k: f for k, f in prediction_files.items() if osp.isfile(f)}
+    pairs = [p for p in CLAIMS if p[0] in files and p[1] in files]
+    if not files or not osp.isfile(gt_file):
+        return {}
+    return split_half_noise(gt_file, files, pairs, NOISE_SPLITS, seed)
+
+
+def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
+                        dataset: str, methods: str, teacher: str = '',
+                        noise: Optional[Dict[int, Dict]] = None) -> Dict:
+    """Write ``results.md`` / ``results.json`` into ``out_dir``, print the
+    table and return the json's content.
+
+    Args:
+        per_seed (dict): ``{seed: {row key: dict(segm_AP, segm_AP50)}}``
+            (rows: :data:`ROWS`).
+        out_dir (str): The run's work dir.
+        dataset (str): Its name, in the title and the json.
+        methods (str): e.g. ``'CAST and Guided Distillation'``.
+        teacher (str): A teacher other than the default (title and json).
+        noise (dict, optional): ``{seed: split_half_noise(...)}`` of the
+            rows and :data:`CLAIMS` (see :func:`claims_noise`).
+
+    Each row: mask AP / AP50 per seed, mean ± standard deviation over
+    the seeds, and the evaluation noise: the split-half standard error
+    of a seed's AP on the val images (mean over the seeds). The claimed
+    differences (:data:`CLAIMS`) are paired per seed, with their mean ±
+    standard deviation over the seeds and their split-half standard
+    error. With a teacher other than the default, the title names it
+    and the json has a ``teacher`` key.
+    """
+    seeds = sorted(per_seed)
+    noise = noise or {}
+    keys = [k for k, _ in ROWS if all(k in per_seed[s] for s in seeds)]
+    n_val = next((n['num_images'] for n in noise.values() if n), None)
+    lines = [
+        f'# {methods} on {dataset}' +
+        (f' (teacher: {teacher})' if teacher else '') +
+        ': mask AP / AP50 (COCO-style, ×100)',
+        '',
+        '| model | ' + ' | '.join(f'seed {s}' for s in seeds) +
+        ' | mean ± sd AP | eval SE |',
+        '|---|' + '---|' * (len(seeds) + 2)
+    ]
+    summary = {}
+    for key, label in ROWS:
+        if key not in keys:
+            continue
+        cells = [per_seed[s][key] for s in seeds]
+        stats = _spread([c['segm_AP'] for c in cells])
+        ses = [noise[s]['models'][key]['se'] for s in seeds
+               if key in noise.get(s, {}).get('models', {})]
+        summary[key] = dict(
+            mean_segm_AP=stats['mean'], std_segm_AP=stats['std'],
+            per_seed=dict(zip(seeds, cells)))
+        if ses:
+            summary[key]['eval_se'] = dict(zip(seeds, _rounded(ses)))
+        lines.append(f'| {label} | ' + ' | '.join(
+            f'{c["segm_AP"]} / {c["segm_AP50"]}' for c in cells) +
+            f' | {_pm(stats)} | ' +
+            (f'{sum(ses) / len(ses):.1f}' if len(ses) == len(seeds)
+             else '') + ' |')
+    gains = {}
+    for key, ref in CLAIMS:
+        if key not in summary or ref not in summary:
+            continue
+        diffs = [per_seed[s][key]['segm_AP'] - per_seed[s][ref]['segm_AP']
+                 for s in seeds]
+        stats = _spread(diffs)
+        name = f'{key} - {ref}'
+        ses = [noise[s]['pairs'][name]['se'] for s in seeds
+               if name in noise.get(s, {}).get('pairs', {})]
+        gains[name] = dict(mean=stats['mean'], std=stats['std'],
+                           per_seed=dict(zip(seeds, _rounded(diffs))))
+        if len(ses) == len(seeds):
+            gains[name]['eval_se'] = dict(zip(seeds, _rounded(ses)))
+        per = ', '.join(
+            f'{d:+.1f}' + (f' ± {se:.1f}' if len(ses) == len(seeds)
+                           else '') for d, se in
+            zip(diffs, ses if len(ses) == len(seeds) else diffs))
+        lines += ['', f'{ROW_NAMES[key]} − {ROW_NAMES[ref]}: '
+                  f'{_pm(stats, sign=True)} mask AP (per seed' +
+                  (' ± split-half SE' if len(ses) == len(seeds) else '') +
+                  f': {per})']
+    if n_val:
+        lines += ['', f'eval SE: split-half standard error of one seed\'s '
+                  f'AP on the {n_val} val images ({NOISE_SPLITS} random '
+                  'halves); mean ± sd: over the seeds.']
+    table = '\n'.join(lines) + '\n'
+    with open(osp.join(out_dir, 'results.md'), 'w', encoding='utf-8') as f:
+        f.write(table)
+    result = dict(dataset=dataset)
+    if teacher:
+        result['teacher'] = teacher
+    result.update(seeds=seeds, rows=summary, differences=gains,
+                  minus_baseline={
+                      key: gains[f'{key} - supervised_student']
+                      for key in ('finetune', 'guided_distillation')
+                      if f'{key} - supervised_student' in gains})
+    if n_val:
+        result['eval_noise'] = dict(num_val_images=n_val,
+                                    num_splits=NOISE_SPLITS)
+    if 'finetune' in result['minus_baseline']:
+        result['stage3_minus_baseline'] = \
+            result['minus_baseline']['finetune']['mean']
+    with open(osp.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
+        json.dump(result, f, indent=2)
+    print(table, flush=True)
+    return result
+
+
+def _rounded(values: List[float]) -> List[float]:
+    return [round(v, 2) for v in values]
+
+
+def _spread(values: List[float]) -> Dict[str, Optional[float]]:
+    """Mean and sample standard deviation (``None`` for one value)."""
+    mean = sum(values) / len(values)
+    std = (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5 \
+        if len(values) > 1 else None
+    return dict(mean=round(mean, 2), std=None if std is None else round(std, 2))
+
+
+def _pm(stats: Dict[str, Optional[float]], sign: bool = False) -> str:
+    mean = f'{stats["mean"]:+.2f}' if sign else f'{stats["mean"]:.2f}'
+    return mean if stats['std'] is None else f'{mean} ± {stats["std"]:.2f}'
