@@ -8,6 +8,7 @@ from .config_handoffs import (ConfigHandoffError, config_value,
 from .inference_speedups import (FusedMultiheadAttention, fuse_attention,
                                  inference_autocast, prepare_for_inference)
 from .onnx_inferencer import ONNXInferencer
+from .pipeline import CASTPipeline, run_pipeline
 from .stage_failure import StageFailed, last_exception
 from .stage_progress import ProgressMonitor, StageProgress
 from .stage_state import (COMPLETION_FILE, CRASHED, FINAL_EVAL, FINISHED, NEW,
@@ -22,5 +23,6 @@ __all__ = [
     'stage_status', 'write_completion', 'FusedMultiheadAttention',
     'fuse_attention', 'inference_autocast', 'prepare_for_inference',
     'ConfigHandoffError', 'config_value', 'evaluator_options', 'find_item',
-    'hook_option', 'pseudo_label_options', 'train_dataset_key'
+    'hook_option', 'pseudo_label_options', 'train_dataset_key',
+    'CASTPipeline', 'run_pipeline'
 ]
