@@ -137,6 +137,7 @@ if __name__ == '__main__':
         extras_require={
             'tests': parse_requirements('tests'),
             'sam2': parse_requirements('sam2'),
+            'sam3': parse_requirements('sam3'),
         },
         license='Apache License 2.0',
         zip_safe=False,

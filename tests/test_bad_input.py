@@ -1,6 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Bad input to the user-facing tools fails early, names the file and never
-ends in an empty result reported as success (issue 19)."""
+ends in an empty result reported as success."""
 import os
 import os.path as osp
 import subprocess

@@ -1,8 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """``tools/cast_pipeline.py toy`` end to end on a few tiny images.
 
-The box-prompted teacher (tiny Grounding-DINO + tiny SAM 2) replaces the
-Mask2Former teacher by ``--teacher gdino-sam2`` alone: θ_T^0 pre-training
+The box-prompted teacher (tiny Grounding-DINO + tiny SAM 2) and the
+concept-prompted one (tiny SAM 3) replace the Mask2Former teacher by
+``--teacher gdino-sam2`` / ``--teacher sam3`` alone: θ_T^0 pre-training
 on the source corpus, stages 1a, 1b, 2, 3 and the baseline run through
 ``mim train`` for 1–3 iterations on 64×128 images generated into a
 temporary ``--data-root``; every stage leaves its final checkpoint, the
@@ -67,20 +68,43 @@ ROWS = ('supervised_student', 'teacher_pretrained', 'adapt_teacher',
 GDINO_CONFIGS = ('adapt_teacher_toy_gdino-sam2',
                  'adapt_teacher_selftrain_toy_gdino-sam2',
                  'distill_toy_gdino-sam2')
+SAM3_CONFIGS = ('adapt_teacher_toy_sam3', 'adapt_teacher_selftrain_toy_sam3',
+                'distill_toy_sam3')
 # per teacher: the configs its run uses, θ_T^0's folder, a key prefix of
-# the model trained in stage 1b (CASTDistiller's student)
+# the model trained in stage 1b (CASTDistiller's student), the prefix of
+# the frozen foundation model alongside it (None: none), the type in the
+# pseudo-labels' header, the folder of its tiny offline files (None: none)
 TEACHERS = {
     'gdino-sam2': dict(
         configs=GDINO_CONFIGS + (
             'toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy',),
         foundation='toy_foundation_gdino-sam2',
-        selftrained='student.detector.language_model.'),
+        selftrained='student.detector.language_model.',
+        frozen='student.sam2_model.',
+        header='BoxPromptedTeacher',
+        tiny_file='bert-tiny'),
+    'sam3': dict(
+        configs=SAM3_CONFIGS + (
+            'toy/teacher_sam3-tiny_source-pretrain_toy',),
+        foundation='toy_foundation_sam3',
+        selftrained='student.sam3_model.transformer.decoder.',
+        frozen=None,
+        header='ConceptPromptedTeacher',
+        tiny_file='sam3_tiny.pt'),
     'mask2former': dict(
         configs=('adapt_teacher_toy', 'adapt_teacher_selftrain_toy',
                  'distill_toy', 'toy/mask2former_r34_source-pretrain_toy'),
         foundation='toy_foundation',
-        selftrained='student.panoptic_head.'),
+        selftrained='student.panoptic_head.',
+        frozen=None,
+        header='CASTMask2Former',
+        tiny_file=None),
 }
+
+
+def _suffix(run: dict) -> str:
+    """The suffix of the teacher stages' config names."""
+    return '' if run['teacher'] == 'mask2former' else f'_{run["teacher"]}'
 
 
 def _pipeline(args: list, check: bool = True,
@@ -95,7 +119,7 @@ def _pipeline(args: list, check: bool = True,
 
 @pytest.fixture(
     scope='module',
-    params=['gdino-sam2', 'mask2former'])
+    params=['gdino-sam2', 'mask2former', 'sam3'])
 def run(request, tmp_path_factory):
     """Stage 2 crashed twice (another config, then this one), then the
     whole pipeline of one teacher, then a second time."""
@@ -141,9 +165,9 @@ def test_a_crashed_stage_restarts_with_another_config_else_resumes(run):
     moved = glob.glob(distill + '.crashed-*')
     assert len(moved) == 1
     assert osp.isfile(osp.join(moved[0], 'iter_1.pth'))
-    assert Config.fromfile(osp.join(moved[0], 'distill_toy' + (
-        '_gdino-sam2' if run['teacher'] == 'gdino-sam2' else '') +
-        '.py')).model.semi_train_cfg.unsup_weight == 0.5
+    assert Config.fromfile(osp.join(
+        moved[0], f'distill_toy{_suffix(run)}.py')).model.semi_train_cfg \
+        .unsup_weight == 0.5
     second = run['crashes'][1].stdout
     assert f'[stage 2] the unfinished run in {distill} had another config: ' \
         f'moved to {moved[0]}; training from the start' in second
@@ -206,12 +230,14 @@ def test_every_stage_leaves_its_final_checkpoint(run):
         osp.join(wd, 'seed0', 'adapt_teacher_selftrain', 'iter_1.pth'),
         map_location='cpu', weights_only=True)['state_dict']
     assert any(k.startswith(spec['selftrained']) for k in state)
-    box_prompted = run['teacher'] == 'gdino-sam2'
     assert any(k.startswith('student.sam2_model.') for k in state) == \
-        box_prompted
-    # the tiny BERT / SAM 2 live in the work dir, the data in --data-root
-    assert osp.isdir(osp.join(wd, 'tiny_teachers', 'bert-tiny')) == \
-        box_prompted
+        (spec['frozen'] == 'student.sam2_model.')
+    # the tiny teachers' files live in the work dir, the data in --data-root
+    for teacher, other in TEACHERS.items():
+        if other['tiny_file']:
+            assert osp.exists(osp.join(wd, 'tiny_teachers',
+                                       other['tiny_file'])) == \
+                (teacher == run['teacher']), teacher
     with open(osp.join(run['data_root'], 'toy', 'toy_meta.json')) as f:
         meta = json.load(f)
     assert (meta['num_train'], meta['height'], meta['width']) == (8, 64, 128)
@@ -232,8 +258,7 @@ def test_pseudo_labels_are_coco_json_with_header(run):
         coco = COCO(path)
         assert set(coco.getImgIds()) == image_ids
         header = coco.dataset['info']['mmcast_pseudo_labels']
-        if run['teacher'] == 'gdino-sam2':
-            assert 'BoxPromptedTeacher' in header['teacher']
+        assert TEACHERS[run['teacher']]['header'] in header['teacher']
         assert header['num_images'] == len(image_ids)
         assert header['num_instances'] == len(coco.dataset['annotations'])
         assert header['filter']['score_thr'] == 0.3
@@ -241,7 +266,7 @@ def test_pseudo_labels_are_coco_json_with_header(run):
         for ann in coco.dataset['annotations']:
             assert 0.3 <= ann['score'] <= 1
             assert coco.annToMask(ann).any()
-        if run['teacher'] == 'mask2former':
+        if run['teacher'] != 'gdino-sam2':
             # the same teacher labelled D_l too: precision / recall per
             # threshold against D_l's ground truth
             with open(labeled) as f:
@@ -289,6 +314,7 @@ def test_results_have_every_row_with_finite_numbers(run):
             abs=0.01)
         assert diff['eval_se']['0'] >= 0
     title = {'gdino-sam2': '# CAST on toy (teacher: gdino-sam2): ',
+             'sam3': '# CAST on toy (teacher: sam3): ',
              'mask2former': '# CAST on toy: '}[run['teacher']]
     with open(osp.join(wd, 'results.md')) as f:
         table = f.read()
@@ -332,6 +358,8 @@ def test_work_dir_of_another_teacher_is_refused(run):
     assert f'holds the stages of --teacher {run["teacher"]}' in proc.stderr
 
 
+# the linking does not depend on the teacher: two of them suffice
+@pytest.mark.parametrize('run', ['mask2former', 'gdino-sam2'], indirect=True)
 def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     """``--reuse-from`` + ``--stage-cfg-options distill:...``: stages 2 and
     3 train in the ablation's work dir with the option, everything else is
@@ -356,9 +384,8 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
         assert osp.isfile(osp.join(seed, key, f'iter_{STAGE_ITERS[key]}.pth'))
     assert '[stage 2] training' in log and '[stage 3] training' in log
     assert '[stage 1b] training' not in log and '[baseline] training' not in log
-    suffix = '' if run['teacher'] == 'mask2former' else '_gdino-sam2'
     dumped = Config.fromfile(osp.join(seed, 'distill',
-                                      f'distill_toy{suffix}.py'))
+                                      f'distill_toy{_suffix(run)}.py'))
     assert dumped.model.semi_train_cfg.unsup_weight == 0.5
     with open(osp.join(work_dir, 'results.json')) as f:
         assert set(json.load(f)['rows']) == set(ROWS)
@@ -416,30 +443,47 @@ def _norm(x):
     return x
 
 
-def test_box_prompted_configs_build_one_teacher(monkeypatch):
+# per foundation-model teacher: the toy model config, its name in the work
+# dirs, the suffix of its stage configs, the model type
+PROMPTED = {
+    'gdino-sam2': ('toy/teacher_gdino-tiny_sam2-tiny_toy.py',
+                   'teacher_gdino-tiny_sam2-tiny', 'BoxPromptedTeacher'),
+    'sam3': ('toy/teacher_sam3-tiny_toy.py', 'teacher_sam3-tiny',
+             'ConceptPromptedTeacher'),
+}
+
+
+@pytest.mark.parametrize('teacher', sorted(PROMPTED))
+def test_prompted_teacher_configs_build_one_teacher(teacher, monkeypatch):
     """θ_T^0, 1a, the 1b student and the 2 teacher are one architecture, so
     their checkpoints load into each other; run alone, the stages chain
     through their default work dirs."""
     monkeypatch.delenv('MMCAST_TINY_TEACHERS', raising=False)
     monkeypatch.delenv('MMCAST_TOY_ROOT', raising=False)
+    toy_config, name, model_type = PROMPTED[teacher]
 
     def load(name):
         return Config.fromfile(osp.join(REPO_ROOT, 'configs/mmcast', name))
 
-    ref = load('toy/teacher_gdino-tiny_sam2-tiny_toy.py').model.to_dict()
-    adapt = load('adapt_teacher_toy_gdino-sam2.py')
-    selftrain = load('adapt_teacher_selftrain_toy_gdino-sam2.py')
-    distill = load('distill_toy_gdino-sam2.py')
-    source = load('toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py')
+    ref = load(toy_config).model.to_dict()
+    assert ref['type'] == model_type
+    adapt = load(f'adapt_teacher_toy_{teacher}.py')
+    selftrain = load(f'adapt_teacher_selftrain_toy_{teacher}.py')
+    distill = load(f'distill_toy_{teacher}.py')
+    source = load(f'toy/{name}_source-pretrain_toy.py')
     student = selftrain.model.student.to_dict()
     assert student.pop('init_cfg') == dict(
         type='Pretrained', checkpoint=adapt.load_from)
     for model in (adapt.model.to_dict(), source.model.to_dict(), student):
         assert _norm(model) == _norm(ref)
     assert selftrain.model.type == 'CASTDistiller'
+    # the wrapper preprocesses the batch as the teacher does
+    assert _norm(selftrain.model.data_preprocessor.data_preprocessor) == \
+        _norm(ref.get('data_preprocessor') or
+              ref['detector']['data_preprocessor'])
     for cfg in (selftrain, distill):
         assert cfg.model.teacher == \
-            'configs/mmcast/adapt_teacher_toy_gdino-sam2.py'
+            f'configs/mmcast/adapt_teacher_toy_{teacher}.py'
     assert distill.model.student.type == 'CASTMask2Former'
     assert source.data_root == 'data/toy_source/'
     assert adapt.train_dataloader.dataset.ann_file.endswith('1@10.json')
@@ -447,21 +491,21 @@ def test_box_prompted_configs_build_one_teacher(monkeypatch):
     def final(cfg, name):
         return f'work_dirs/{name}/iter_{cfg.train_cfg.max_iters}.pth'
 
-    assert adapt.load_from == final(
-        source, 'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy')
+    assert adapt.load_from == final(source, f'{name}_source-pretrain_toy')
     assert selftrain.model.teacher_checkpoint == final(
-        adapt, 'adapt_teacher_toy_gdino-sam2')
+        adapt, f'adapt_teacher_toy_{teacher}')
     assert distill.model.teacher_checkpoint == final(
-        selftrain, 'adapt_teacher_selftrain_toy_gdino-sam2')
+        selftrain, f'adapt_teacher_selftrain_toy_{teacher}')
 
 
-@pytest.mark.parametrize('name', GDINO_CONFIGS)
-def test_box_prompted_configs_keep_pipeline_override_keys(name):
+@pytest.mark.parametrize('name', GDINO_CONFIGS + SAM3_CONFIGS)
+def test_prompted_teacher_configs_keep_pipeline_override_keys(name):
     """The keys tools/cast_pipeline.py sets exist where it sets them, and
     pseudo-labels do not share a file with the Mask2Former-teacher stage."""
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/mmcast', f'{name}.py'))
     if name.startswith('adapt_teacher_toy'):
-        assert cfg.load_from and cfg.model.type == 'BoxPromptedTeacher'
+        assert cfg.load_from and cfg.model.type == PROMPTED[
+            name.rsplit('_', 1)[1]][2]
         return
     hook = cfg.custom_hooks[0]
     dataset = cfg.train_dataloader.dataset.datasets[1]

@@ -4,13 +4,15 @@ teachers train (adaptation) or test on the validation split.
 
 One run of ``tools/smoke_real_configs.py`` on CPU at 64x128 (module-scoped
 fixture) over Cityscapes, ADE20K and COCO: per dataset 1a → 1b → 2 → 3
-chained as in ``tools/cast_pipeline.py`` plus the baseline, Guided
-Distillation from that baseline (Cityscapes, COCO), and the configs
-of ``configs/mmcast/teachers`` (Grounding-DINO adaptation, Grounding-DINO +
-SAM 2 for Cityscapes and ADE20K, the ensemble), all with random weights at
-the configs' real architectures (Swin-L, DINOv2-S, BERT-base, Hiera-L) on
-synthetic data in the dataset's real layout. Slow: about 10 minutes on 2
-CPU cores.
+chained as in ``tools/cast_pipeline.py`` plus the baseline (on Cityscapes
+also the DINOv3-S student's 2 → 3 from the same 1b teacher, and its
+baseline), Guided Distillation from that baseline (Cityscapes, COCO), and
+the configs of ``configs/mmcast/teachers`` (Grounding-DINO adaptation,
+Grounding-DINO + SAM 2 for Cityscapes and ADE20K, the ensemble, SAM 3
+adaptation and the SAM 3 teacher), all with random weights at the configs'
+real architectures (Swin-L, DINOv2-S, DINOv3-S, BERT-base, Hiera-L, SAM 3's
+ViT-L) on synthetic data in the dataset's real layout. Slow: about 15
+minutes on 2 CPU cores.
 """
 import json
 import os
@@ -33,10 +35,16 @@ GD_CONFIGS = [
     f'configs/mmcast/guided_distillation/guided-distillation_dinov2-s_{ds}.py'
     for ds in ('cityscapes', 'coco')
 ]
+# the DINOv3-S student's stages on Cityscapes, each run right after the
+# DINOv2-S one
+DINOV3_CONFIGS = [(f'configs/mmcast/{stage}_cityscapes_dinov3-s.py', label)
+                  for stage, label in STAGES[2:]]
 TEACHER_CONFIGS = [
     ('configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py', 'adapt'),
     ('configs/mmcast/teachers/grounding_dino_sam2_cityscapes.py', 'test'),
     ('configs/mmcast/teachers/teacher_ensemble_cityscapes.py', 'test'),
+    ('configs/mmcast/teachers/adapt_sam3_cityscapes.py', 'adapt'),
+    ('configs/mmcast/teachers/sam3_cityscapes.py', 'test'),
     ('configs/mmcast/teachers/grounding_dino_sam2_ade20k.py', 'test'),
 ]
 NUM_VAL = 2
@@ -44,6 +52,10 @@ NUM_VAL = 2
 # Mask2Former Swin-L teacher (1a, 1b: 215.7M to 215.8M) or of the DINOv2-S
 # DPT student (2, 3, baseline: 51.0M to 51.2M) of each dataset
 MIN_PARAMS_M = {'1a': 200, '1b': 200, '2': 50, '3': 50, 'baseline': 50}
+# the DINOv3-S DPT student: 50.57M (DINOv3-S+: 57.7M)
+DINOV3_S_PARAMS_M = (50, 55)
+# SAM 3's image model: 840.5M (ViT-L/14 vision and 24-layer text encoders)
+MIN_SAM3_PARAMS_M = 800
 
 
 @pytest.fixture(scope='module')
@@ -65,13 +77,15 @@ def smoke(tmp_path_factory):
 
 
 def test_every_config_ran(smoke):
+    cityscapes = STAGE_CONFIGS[:3] + DINOV3_CONFIGS[:1] + STAGE_CONFIGS[3:4] \
+        + DINOV3_CONFIGS[1:2] + STAGE_CONFIGS[4:5] + DINOV3_CONFIGS[2:]
     assert [r['config'] for r in smoke['results']] == [
-        c for c, _ in STAGE_CONFIGS[:5] + [(GD_CONFIGS[0], 'GD')] +
-        TEACHER_CONFIGS[:3] + STAGE_CONFIGS[5:10] + TEACHER_CONFIGS[3:] +
+        c for c, _ in cityscapes + [(GD_CONFIGS[0], 'GD')] +
+        TEACHER_CONFIGS[:5] + STAGE_CONFIGS[5:10] + TEACHER_CONFIGS[5:] +
         STAGE_CONFIGS[10:] + [(GD_CONFIGS[1], 'GD')]
     ], smoke['output']
     assert smoke['returncode'] == 0, smoke['output']
-    # the random real-size weights (~3 GB) are gone
+    # the random real-size weights (~5 GB) are gone
     assert not osp.exists(smoke['work_dir'] / 'checkpoints')
 
 
@@ -94,6 +108,28 @@ def test_stage_trains_two_iterations_and_validates(smoke, config, label):
         # trained 2 iterations may find no instance in them)
         pseudo = _pseudo_labels(smoke, result['dataset'], stage)
         assert len(pseudo['images']) == 3  # 4 train images, 1 labeled
+
+
+@pytest.mark.parametrize('config,label', DINOV3_CONFIGS)
+def test_dinov3_student_trains_two_iterations_and_validates(
+        smoke, config, label):
+    result = smoke['by_config'][config]
+    assert result['stage'] == label
+    assert result['status'] == 'ok', result
+    assert result['checkpoint'].endswith('iter_2.pth')
+    low, high = DINOV3_S_PARAMS_M  # fp32 weights of the DINOv3-S student
+    assert 4 * low * 1e6 <= result['checkpoint_bytes'] < 4 * high * 1e6
+    assert not osp.exists(result['checkpoint'])  # deleted once read
+    assert {'coco/segm_mAP', 'cityscapes/mAP'} <= set(result['metrics'])
+    log = _log(result)
+    if label == '3':  # every weight from its own stage 2
+        assert 'distill_cityscapes_dinov3-s/iter_2.pth' in log
+    else:  # the ViT from the (random) converted DINOv3-S weights
+        assert 'vit_small_patch16_dinov3.pth' in log
+    if label == '2':  # the DINOv2-S student's 1b teacher labelled D_u
+        pseudo = _pseudo_labels(smoke, 'cityscapes', 'distill_dinov3-s')
+        assert len(pseudo['images']) == 3
+        assert 'adapt_teacher_selftrain_cityscapes/iter_2.pth' in log
 
 
 def _pseudo_labels(smoke, ds: str, stage: str) -> dict:
@@ -137,9 +173,21 @@ def test_teacher_config_runs(smoke, config, how):
     result = smoke['by_config'][config]
     assert result['stage'] == how
     assert result['status'] == 'ok', result
-    if how == 'adapt':  # mim train: Grounding-DINO boxes only
+    if how == 'adapt' and 'grounding_dino' in config:  # boxes only
         assert result['checkpoint'].endswith('iter_2.pth')
         assert 'coco/bbox_mAP' in result['metrics']
+        return
+    if how == 'adapt':  # SAM 3: the whole fp32 model, masks validated
+        assert result['checkpoint'].endswith('iter_2.pth')
+        assert result['checkpoint_bytes'] >= 4 * MIN_SAM3_PARAMS_M * 1e6
+        assert not osp.exists(result['checkpoint'])  # deleted once read
+        assert {'coco/segm_mAP', 'cityscapes/mAP'} <= set(result['metrics'])
+        log = _log(result)
+        # load_from read the released layout ({'model': {'detector.*'}})
+        # into every weight of the teacher
+        assert re.search(r'Load checkpoint from \S*/sam3\.pt', log)
+        assert 'missing keys in source state_dict' not in log
+        assert 'unexpected key in source state_dict' not in log
         return
     # mim test: masks for every validation image and the metrics
     assert 'coco/segm_mAP' in result['metrics']
@@ -148,3 +196,12 @@ def test_teacher_config_runs(smoke, config, how):
     instances = result['instances_per_image']
     assert len(instances) == NUM_VAL
     assert all(n > 0 for n in instances), instances
+    if 'sam3' in config:
+        # every query an instance, the top 3 after merging tiles and NMS
+        assert instances == [3] * NUM_VAL
+        assert 'adapt_sam3_cityscapes/iter_2.pth' in _log(result)
+
+
+def _log(result: dict) -> str:
+    with open(result['log'], encoding='utf-8') as f:
+        return f.read()

@@ -88,3 +88,49 @@ def test_cli_error_message(repo_root, tmp_path):
         [sys.executable, 'tools/split_semi.py', str(tmp_path / 'nope.json'),
          '--percent', '150'], cwd=repo_root, capture_output=True, text=True)
     assert proc.returncode != 0
+
+
+def test_published_cityscapes_lists_ship_with_the_repository(repo_root,
+                                                             tmp_path):
+    """Guided Distillation's lists are tracked files of the repository, in
+    the package (so an installed mmcast has them too), found by name by the
+    library and the command line; the split they give is the list."""
+    from mmcast.datasets.semi_split import (published_split_file,
+                                            published_split_names)
+    tracked = subprocess.run(
+        ['git', 'ls-files', 'mmcast/datasets/splits'], cwd=repo_root,
+        capture_output=True, text=True, check=True).stdout.split()
+    counts = dict(perc_5=144, perc_10=296, perc_20=592, perc_30=888)
+    assert published_split_names() == sorted(
+        f'cityscapes/{k}' for k in counts)
+    for name, count in counts.items():
+        path = published_split_file(f'cityscapes/{name}')
+        assert f'mmcast/datasets/splits/cityscapes/{name}.txt' in tracked
+        with open(path) as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+        assert len(lines) == len(set(lines)) == count, name
+        assert all(ln.endswith('_gtFine_instanceIds.png') for ln in lines)
+    # a Cityscapes-like annotation file with the 10 % list's images and 2
+    # others: the labeled part is exactly the listed ones
+    with open(published_split_file('cityscapes/perc_10.txt')) as f:
+        listed = [ln.strip() for ln in f if ln.strip()]
+    stems = [n[:-len('_gtFine_instanceIds.png')] for n in listed] + [
+        'aachen_999999_000001', 'aachen_999999_000002']
+    images = [dict(id=i + 1, file_name=f'{s.split("_")[0]}/{s}_leftImg8bit.png',
+                   height=8, width=16) for i, s in enumerate(stems)]
+    anns = [dict(id=i + 1, image_id=i + 1, category_id=26, bbox=[0, 0, 2, 2],
+                 area=4, iscrowd=0, segmentation=[[0, 0, 2, 0, 2, 2]])
+            for i in range(len(images))]
+    ann = tmp_path / 'instancesonly_filtered_gtFine_train.json'
+    ann.write_text(json.dumps(dict(images=images, annotations=anns,
+                                   categories=[dict(id=26, name='car')])))
+    proc = subprocess.run(
+        [sys.executable, 'tools/split_semi.py', str(ann), '--image-list',
+         'cityscapes/perc_10', '--out-dir', str(tmp_path)], cwd=repo_root,
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    labeled = tmp_path / 'instancesonly_filtered_gtFine_train.1@perc_10.json'
+    assert sorted(im['id'] for im in json.load(open(labeled))['images']) == \
+        list(range(1, 297))
+    with pytest.raises(FileNotFoundError, match='cityscapes/perc_10'):
+        published_split_file('cityscapes/perc_15')

@@ -541,7 +541,7 @@ def mask2former_detectors(model) -> list:
 
 
 def test_mask2former_head_is_written_once():
-    """One Mask2Former head definition (issue 16): no config file other than
+    """One Mask2Former head definition: no config file other than
     the shared base writes one out (they override it), and every model base
     with a Mask2Former inherits it."""
     config_files = sorted(

@@ -29,9 +29,10 @@ only (no teacher stages).
 
 ``--teacher`` swaps the teacher by config only: the default
 (``mask2former``) uses the config names above; ``gdino-sam2`` (the
-box-prompted teacher: Grounding-DINO boxes → SAM 2 masks) runs the teacher
-stages 1a, 1b and 2 from ``configs/mmcast/<stage>_<dataset>_gdino-sam2.py``;
-stage 3 and the baseline are student-only and shared. A work dir holds the
+box-prompted teacher: Grounding-DINO boxes → SAM 2 masks) and ``sam3``
+(the concept-prompted SAM 3 teacher: one text prompt per class) run the
+teacher stages 1a, 1b and 2 from
+``configs/mmcast/<stage>_<dataset>_<teacher>.py``; stage 3 and the baseline are student-only and shared. A work dir holds the
 stages of one teacher (recorded in ``pipeline_teacher.json``).
 
 On ``toy`` the data are generated here (``--toy-sizes``,
@@ -46,7 +47,11 @@ Grounding-DINO + tiny (random, frozen) SAM 2 of
 ``configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py``
 (in ``toy_foundation_gdino-sam2/``; its tiny BERT and SAM 2 checkpoint are
 written first by :mod:`mmcast.testing.tiny_teachers` into
-``<work-dir>/tiny_teachers``, passed on as ``MMCAST_TINY_TEACHERS``).
+``<work-dir>/tiny_teachers``, passed on as ``MMCAST_TINY_TEACHERS``), or,
+with ``--teacher sam3``, the tiny SAM 3 of
+``configs/mmcast/toy/teacher_sam3-tiny_source-pretrain_toy.py`` (in
+``toy_foundation_sam3/``; its tiny checkpoint and BPE vocabulary written by
+:mod:`mmcast.testing.tiny_sam3` into the same folder).
 
 Your own COCO-format dataset (``images/`` + ``annotations/instances_{train,
 val}.json``, any classes) runs as ``custom`` (the paper's sizes: Swin-L

@@ -9,27 +9,36 @@ run through stock ``mim train mmdet`` in the order of
 (``load_from``) → 1b (``model.student.init_cfg`` θ_T^0,
 ``model.teacher_checkpoint`` 1a, pseudo-labels by its hook) → 2
 (``model.teacher_checkpoint`` 1b) → 3 (``model.init_cfg`` 2), and the
-labels-only baseline, then Guided Distillation from that baseline
-(Cityscapes, COCO; burn-in 1 iteration, so the switch and an EMA update
-happen). Then the configs of ``configs/mmcast/teachers`` that
-read the dataset: ``adapt_grounding_dino_cityscapes`` (``mim train``, 2
-iterations + validation), ``grounding_dino_sam2_{cityscapes,ade20k}``
-(``mim test --checkpoint`` the adapted Grounding-DINO on Cityscapes, the
-random one on ADE20K) and ``teacher_ensemble_cityscapes`` (``mim test``,
-members: the dumped Grounding-DINO + SAM 2 config and θ_T^0), each on the
-validation split with its metrics and a ``--out`` pickle of predictions.
+labels-only baseline; on Cityscapes each of 2, 3 and the baseline is
+followed by its DINOv3-S student config (``*_cityscapes_dinov3-s``: its
+stage 2 reads the same 1b teacher, its stage 3 its own stage 2). Then
+Guided Distillation from the baseline (Cityscapes, COCO; burn-in 1
+iteration, so the switch and an EMA update happen). Then the configs of
+``configs/mmcast/teachers`` that read the dataset:
+``adapt_grounding_dino_cityscapes`` (``mim train``, 2 iterations +
+validation), ``grounding_dino_sam2_{cityscapes,ade20k}`` (``mim test
+--checkpoint`` the adapted Grounding-DINO on Cityscapes, the random one on
+ADE20K), ``teacher_ensemble_cityscapes`` (``mim test``, members: the dumped
+Grounding-DINO + SAM 2 config and θ_T^0), ``adapt_sam3_cityscapes``
+(``mim train``, SAM 3 in the released layout read by ``load_from``) and
+``sam3_cityscapes`` (``mim test --checkpoint`` the adapted SAM 3 teacher),
+each test on the validation split with its metrics and a ``--out`` pickle
+of predictions.
 
-Models keep their architecture (Mask2Former Swin-L, DINOv2-S, MM-Grounding-
-DINO Swin-L with a bert-base-shaped BERT, SAM 2.1 Hiera-L) with random
-weights written by :mod:`mmcast.testing.real_size_assets`; nothing is
-downloaded. Each config is loaded with ``Config.fromfile``, given the smoke
-overrides and dumped into its work dir; that dump is what ``mim`` runs:
+Models keep their architecture (Mask2Former Swin-L, DINOv2-S, DINOv3-S,
+MM-Grounding-DINO Swin-L with a bert-base-shaped BERT, SAM 2.1 Hiera-L,
+SAM 3 with its ViT-L/14 and 24-layer text encoder) with random weights
+written by :mod:`mmcast.testing.real_size_assets`; nothing is downloaded.
+Each config is loaded with ``Config.fromfile``, given the smoke overrides
+and dumped into its work dir; that dump is what ``mim`` runs:
 
 * data: ``data/<dataset>/...`` paths point into ``<work-dir>/<dataset>/
   data``; the ``CityScapesMetric`` output goes into the run's work dir;
-* weights: ``checkpoints/...`` (BERT folder, SAM 2, Grounding-DINO, θ_T^0)
-  point to the random files, ``model.teacher`` of 1b / 2 to the dumped 1a
-  config; ``Pretrained`` ``init_cfg`` entries with a URL are dropped;
+* weights: ``checkpoints/...`` (BERT folder, SAM 2, Grounding-DINO, θ_T^0,
+  DINOv3 ViTs, SAM 3 and its BPE vocabulary) point to the random files,
+  ``model.teacher`` of 1b / 2 to the dumped 1a config; ``Pretrained``
+  ``init_cfg`` entries with a URL are dropped; SAM 3's random weights are
+  float16 (1.7 GB), its vocabulary spells only the prompt words;
 * length: 2 iterations (epoch-based recipes become iteration-based),
   validation and a weights-only checkpoint at iteration 2, log every
   iteration; dataloaders without workers;
@@ -37,15 +46,21 @@ overrides and dumped into its work dir; that dump is what ``mim`` runs:
 * pseudo-labels: the hook keeps every detection of the random teacher
   (``score_thr=0``, one per query) so that the unlabeled branch trains
   on pseudo-instances; Grounding-DINO + SAM 2 keeps the top 3 boxes
-  whatever their score, so SAM 2 always segments 3 boxes per image;
+  whatever their score, so SAM 2 always segments 3 boxes per image; SAM 3
+  (``num_queries`` 10, 200 in the configs) keeps every query of every
+  (view, prompt) pair (``score_thr=0``), 3 instances per image after the
+  tile merging and NMS;
 * ``--device cpu`` (default): every resize / crop is set to
   ``--image-size``; Mask2Former: ``num_queries`` 20 (200 / 100),
   ``train_cfg.num_points`` 1024; Grounding-DINO: ``num_queries`` 100 (900,
   more than the encoder tokens of a 64x128 image), 1 image per
-  adaptation step; SAM 2: ``model.image_size=256`` (1024); no activation
-  checkpointing (``with_cp``); ``OptimWrapper`` instead of AMP (MMEngine
-  refuses AMP on CPU). ``--device cuda`` keeps all of the configs' own
-  sizes, queries, points and AMP (512x1024 images).
+  adaptation step; SAM 2: ``model.image_size=256`` (1024); SAM 3: 224-px
+  input (1008) with 8-patch attention windows (24: 2x2 windows as the
+  released 3x3), two square tiles per image without overlap (three, half
+  shared), 1 image per adaptation step; no activation checkpointing
+  (``with_cp``); ``OptimWrapper`` instead of AMP (MMEngine refuses AMP on
+  CPU). ``--device cuda`` keeps all of the configs' own sizes, queries
+  (SAM 3's excepted), points and AMP (512x1024 images).
 
 Example::
 
@@ -86,7 +101,22 @@ TEACHER_READERS = ('adapt_teacher_selftrain', 'distill')
 TEACHER_RUNS = (('adapt_grounding_dino_cityscapes', 'cityscapes', 'train'),
                 ('grounding_dino_sam2_cityscapes', 'cityscapes', 'test'),
                 ('teacher_ensemble_cityscapes', 'cityscapes', 'test'),
+                ('adapt_sam3_cityscapes', 'cityscapes', 'train'),
+                ('sam3_cityscapes', 'cityscapes', 'test'),
                 ('grounding_dino_sam2_ade20k', 'ade20k', 'test'))
+# other students of a dataset: <stage>_<dataset>_<variant> runs right after
+# <stage>_<dataset> for these stages, chained as the DINOv2-S student (its
+# stage 2 reads the same stage-1b teacher)
+STUDENT_VARIANTS = {'cityscapes': ('dinov3-s', )}
+VARIANT_STAGES = ('distill', 'finetune', 'supervised_student')
+# the local DINOv3 weights of configs/mmcast/_base_/models/
+# dinov3_backbones.py -> the timm model they hold
+DINOV3_WEIGHTS = {
+    'checkpoints/dinov3_vits16_pretrain_mmcast.pth':
+    'vit_small_patch16_dinov3',
+    'checkpoints/dinov3_vits16plus_pretrain_mmcast.pth':
+    'vit_small_plus_patch16_dinov3',
+}
 ITERS = 2
 # --device cpu: the architectures stay, the work per image shrinks
 CPU_NUM_POINTS = 1024  # Mask2Former's train_cfg.num_points (12544)
@@ -96,6 +126,17 @@ CPU_NUM_QUERIES = 20  # Mask2Former's num_queries (200 / 100)
 CPU_GDINO_QUERIES = 100
 CPU_GDINO_BATCH = 1  # adapt_grounding_dino: train images per iteration (4)
 CPU_SAM2_IMAGE_SIZE = 256  # SAM 2's input (1024)
+# SAM 3's input (1008 px: 72x72 patches, windowed blocks in 3x3 windows of
+# 24): 224 px, 16x16 patches in 2x2 windows of 8 (a window size changes no
+# weight, only the RoPE tables); square tiles without overlap (2 per image,
+# not 3 with half a tile shared)
+CPU_SAM3_ARCH = dict(image_size=224, vit_window_size=8)
+CPU_SAM3_TILING = dict(tile_size=0, overlap=0.0, merge_iou_thr=0.5)
+CPU_SAM3_BATCH = 1  # adapt_sam3: train images per iteration (2)
+# SAM 3's queries per (view, prompt) (200), both devices: with score_thr 0
+# every query is an instance before merging (12 prompts x 3 tiles per
+# Cityscapes image: 360 instances instead of 7200)
+SAM3_QUERIES = 10
 # Pseudo-labels: every detection of the random teacher (one per query on
 # CPU): its top few can all have empty masks. A teacher trained 2 iterations
 # may still find no instance at all (seeded, Cityscapes stage 2 finds none).
@@ -105,7 +146,8 @@ PSEUDO_LABEL_FILTER = dict(score_thr=0.0, max_per_image=CPU_NUM_QUERIES,
 # smoke's outcome) are the same every time on a machine.
 SEED = 0
 # Grounding-DINO + SAM 2: the random detector's top boxes whatever their
-# scores, so that SAM 2 always segments exactly this many per image
+# scores, so that SAM 2 always segments exactly this many per image; SAM 3:
+# every query (score_thr 0), this many instances per image after the merging
 TEACHER_BOXES = 3
 # transform type -> the argument holding its (w, h) size
 SIZE_KEYS = {
@@ -287,6 +329,7 @@ class SmokeRun:
         cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
         smoke_overrides(cfg, work_dir, osp.join(self.work_dir, ds),
                         self.args.device, self.image_size)
+        walk(cfg.get('model'), self.local_weights)
         cfg.merge_from_dict(options)
         if edit is not None:
             edit(cfg)
@@ -294,6 +337,15 @@ class SmokeRun:
         cfg.dump(config)
         self.dumped[name] = config
         return config
+
+    def local_weights(self, node: dict) -> None:
+        """Point a ``Pretrained`` init_cfg at local DINOv3 weights to the
+        random ones (``walk`` visitor)."""
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get(
+                'checkpoint') in DINOV3_WEIGHTS:
+            init_cfg['checkpoint'] = self.asset(
+                'dinov3:' + DINOV3_WEIGHTS[init_cfg['checkpoint']])
 
     def mim(self, command: List[str], work_dir: str) -> tuple:
         """Run ``mim <command>`` → (return code, seconds, log file)."""
@@ -359,6 +411,13 @@ class SmokeRun:
             seconds=seconds, returncode=returncode, metrics=metrics,
             instances_per_image=instances, log=log_file)
 
+    def skip(self, ds: str, name: str, label: str) -> None:
+        """Record a stage whose input checkpoint is missing."""
+        self.results.append(dict(config=config_path(name), dataset=ds,
+                                 stage=label, status='skipped', seconds=0.0))
+        print(f'[{ds} {label:>8}] skipped (previous stage failed)',
+              flush=True)
+
     def discard(self, path: Optional[str]) -> None:
         """Delete a checkpoint nobody reads any more (disk)."""
         if path is not None and osp.isfile(path) and \
@@ -375,41 +434,57 @@ class SmokeRun:
                                   width=self.image_size[1])
 
     def run_stages(self, ds: str) -> None:
-        """1a → 1b → 2 → 3 and the baseline of one dataset."""
+        """1a → 1b → 2 → 3 and the baseline of one dataset (each followed by
+        its student variants), then Guided Distillation."""
         teacher0 = self.asset('teacher0')
 
-        def pseudo(stage: str) -> Dict[str, str]:
-            out = osp.join(self.work_dir, ds, stage, 'pseudo_labels.json')
-            cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
-                f'{stage}_{ds}')))
+        def pseudo(stage: str, name: str) -> Dict[str, str]:
+            out = osp.join(self.work_dir, ds, stage + name[len(
+                f'{stage}_{ds}'):], 'pseudo_labels.json')
+            cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
             # model.teacher: the dumped 1a config (smoke sizes)
-            return dict((o.split('=', 1)
-                         for o in pseudo_label_options(cfg, out)),
-                        **{'model.teacher': self.dumped[f'adapt_teacher_{ds}']})
+            return dict(
+                (o.split('=', 1) for o in pseudo_label_options(cfg, out)),
+                **{'model.teacher': self.dumped[f'adapt_teacher_{ds}']})
 
         chain = {
-            'adapt_teacher': lambda prev: {'load_from': teacher0},
-            'adapt_teacher_selftrain': lambda prev: dict(
-                pseudo('adapt_teacher_selftrain'), **{
+            'adapt_teacher': lambda prev, name: {'load_from': teacher0},
+            'adapt_teacher_selftrain': lambda prev, name: dict(
+                pseudo('adapt_teacher_selftrain', name), **{
                     'model.student.init_cfg.checkpoint': teacher0,
                     'model.teacher_checkpoint': prev}),
-            'distill': lambda prev: dict(
-                pseudo('distill'), **{'model.teacher_checkpoint': prev}),
-            'finetune': lambda prev: {'model.init_cfg.checkpoint': prev},
-            'supervised_student': lambda prev: {},
+            'distill': lambda prev, name: dict(
+                pseudo('distill', name), **{'model.teacher_checkpoint': prev}),
+            'finetune': lambda prev, name: {'model.init_cfg.checkpoint': prev},
+            'supervised_student': lambda prev, name: {},
         }
         prev = None  # the checkpoint the next stage of the chain reads
         baseline = None  # Guided Distillation's supervised teacher
+        variants = STUDENT_VARIANTS.get(ds, ())
+        # the checkpoint the next stage of each variant's chain reads
+        variant_prev: Dict[str, Optional[str]] = dict.fromkeys(variants)
         for stage, label in STAGES:
             name = f'{stage}_{ds}'
             if stage in CHAINED and prev is None:
-                self.results.append(dict(
-                    config=config_path(name), dataset=ds, stage=label,
-                    status='skipped', seconds=0.0))
-                print(f'[{ds} {label:>8}] skipped (previous stage failed)',
-                      flush=True)
-                continue
-            ckpt = self.train(ds, name, label, chain[stage](prev))
+                self.skip(ds, name, label)
+                ckpt = None
+            else:
+                ckpt = self.train(ds, name, label, chain[stage](prev, name))
+            for variant in variants if stage in VARIANT_STAGES else ():
+                # stage 2 of a variant reads the same 1b teacher
+                source = prev if stage == 'distill' else variant_prev[variant]
+                vname = f'{name}_{variant}'
+                if stage in CHAINED and source is None:
+                    self.skip(ds, vname, label)
+                    continue
+                vckpt = self.train(ds, vname, label,
+                                   chain[stage](source, vname))
+                if stage == 'supervised_student':
+                    self.discard(vckpt)
+                else:
+                    if stage != 'distill':
+                        self.discard(source)
+                    variant_prev[variant] = vckpt
             if stage == 'supervised_student':
                 baseline = ckpt
             else:
@@ -417,6 +492,8 @@ class SmokeRun:
                 prev = ckpt
             if self.failed and not self.args.keep_going:
                 return
+        for ckpt in variant_prev.values():
+            self.discard(ckpt)
         self.discard(prev)
         if ds in GD_CONFIGS and baseline is not None:
             gd_cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
@@ -460,9 +537,24 @@ class SmokeRun:
                 osp.join(self.ckpt_dir, 'grounding_dino_swin-l.pth'),
                 self.asset('bert'),
                 num_queries=CPU_GDINO_QUERIES if self.cpu else None)
-        else:
+        elif key == 'sam2':
             path = assets.write_sam2_hiera_l(
                 osp.join(self.ckpt_dir, 'sam2.1_hiera_l.pt'))
+        elif key == 'sam3_bpe':
+            model = Config.fromfile(osp.join(REPO_ROOT, config_path(
+                'teachers/sam3_cityscapes'))).model
+            path = assets.write_sam3_bpe(
+                osp.join(self.ckpt_dir, 'sam3_bpe.txt.gz'),
+                list(model.classes) + [
+                    p for ps in model.class_prompts.values() for p in ps])
+        elif key == 'sam3':
+            path = assets.write_sam3(
+                osp.join(self.ckpt_dir, 'sam3.pt'), self.asset('sam3_bpe'),
+                self.sam3_arch())
+        else:  # dinov3:<timm arch>
+            arch = key.split(':', 1)[1]
+            path = assets.write_dinov3_vit(
+                osp.join(self.ckpt_dir, f'{arch}.pth'), arch)
         print(f'random {key}: {path} ({time.time() - start:.1f} s)',
               flush=True)
         self.assets[key] = path
@@ -479,14 +571,47 @@ class SmokeRun:
         return {'model.detector_cfg_options': det, 'model.sam2': sam2,
                 'model.score_thr': 0.0, 'model.max_per_img': TEACHER_BOXES}
 
+    def sam3_arch(self) -> Dict[str, int]:
+        """SAM 3's architecture overrides of the smoke (see the docstring)."""
+        arch = {'num_queries': SAM3_QUERIES}
+        if self.cpu:
+            arch.update(CPU_SAM3_ARCH)
+        return arch
+
+    def sam3_options(self, weights: bool) -> Dict[str, Any]:
+        """Local vocabulary, smoke sizes, every query an instance; the
+        random SAM 3 read at build time (``weights``) or not."""
+        options = {
+            'model.sam3.arch': self.sam3_arch(),
+            'model.sam3.bpe_path': self.asset('sam3_bpe'),
+            'model.sam3.checkpoint': self.asset('sam3') if weights else None,
+            'model.score_thr': 0.0, 'model.max_per_img': TEACHER_BOXES}
+        if self.cpu:
+            options['model.tiling'] = dict(CPU_SAM3_TILING)
+        return options
+
     def run_teachers(self, ds: str) -> None:
         """The configs of configs/mmcast/teachers that read ``ds``."""
         gdino = None  # the Grounding-DINO the test configs load
+        sam3 = None  # the SAM 3 teacher sam3_<ds> loads
         for name, dataset, how in TEACHER_RUNS:
             if dataset != ds:
                 continue
             name = f'teachers/{name}'
-            if how == 'train':  # adapt_grounding_dino_cityscapes
+            if name.startswith('teachers/adapt_sam3'):
+                # the released layout read by load_from (the teacher's
+                # load pre-hook), the model built without weights
+                options = dict(self.sam3_options(weights=False),
+                               load_from=self.asset('sam3'))
+                if self.cpu:
+                    options['train_dataloader.batch_size'] = CPU_SAM3_BATCH
+                sam3 = self.train(ds, name, 'adapt', options)
+            elif name.startswith('teachers/sam3'):
+                # the adapted teacher's checkpoint, SAM 3 read at build time
+                self.test(ds, name, sam3 or self.asset('sam3'),
+                          self.sam3_options(weights=True))
+                self.discard(sam3)
+            elif how == 'train':  # adapt_grounding_dino_cityscapes
                 options = {'load_from': self.asset('grounding_dino'),
                            'model.language_model.name': self.asset('bert')}
                 if self.cpu:

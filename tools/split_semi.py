@@ -7,8 +7,9 @@ Examples::
     python tools/split_semi.py \
         data/cityscapes/annotations/instancesonly_filtered_gtFine_train.json \
         --percent 10 --seed 1 --out-dir data/cityscapes/semi_anns
-    # the published Guided Distillation list instead of a draw
-    python tools/split_semi.py ANN --image-list ../shared/data_splits/cityscapes/perc_10.txt
+    # the published Guided Distillation list instead of a draw (shipped in
+    # mmcast/datasets/splits: cityscapes/perc_5, perc_10, perc_20, perc_30)
+    python tools/split_semi.py ANN --image-list cityscapes/perc_10
     # COCO 1/2/5/10 %, several seeds
     for p in 1 2 5 10; do for s in 1 2 3; do
         python tools/split_semi.py data/coco/annotations/instances_train2017.json \
@@ -26,7 +27,10 @@ def parse_args() -> argparse.Namespace:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--percent', type=float, help='labeled share, in (0, 100]')
     group.add_argument('--count', type=int, help='number of labeled images')
-    group.add_argument('--image-list', help='file naming the labeled images')
+    group.add_argument(
+        '--image-list',
+        help='file naming the labeled images, or a published list shipped '
+        'with mmcast by name (e.g. cityscapes/perc_10)')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument(
         '--out-dir', help='output folder (default: beside ann_file)')

@@ -6,8 +6,10 @@ Semi-supervised benchmarks (Cityscapes 5/10/30 %, ADE20K 10 %, COCO
 rest as unlabeled D_u. Unlike MMDetection's ``tools/misc/split_coco.py``
 (which samples with replacement and comes out under the percent), the draw
 here is exact and without replacement, seeded, and byte-for-byte
-reproducible; a published image list can replace the draw.
+reproducible; a published image list can replace the draw (the lists of
+``mmcast/datasets/splits/`` by name, e.g. ``cityscapes/perc_10``).
 """
+import glob
 import json
 import math
 import os.path as osp
@@ -16,6 +18,38 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from mmcast.utils import atomic_dump_json, atomic_open
+
+
+SPLITS_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'splits')
+
+
+def published_split_names() -> List[str]:
+    """The image lists shipped in ``mmcast/datasets/splits``, by name
+    (``'cityscapes/perc_10'``)."""
+    return sorted(
+        osp.splitext(osp.relpath(p, SPLITS_DIR))[0]
+        for p in glob.glob(osp.join(SPLITS_DIR, '*', '*.txt')))
+
+
+def published_split_file(name_or_path: str) -> str:
+    """The file of an image list: ``name_or_path`` itself when it is a file,
+    else the shipped list of that name (``'cityscapes/perc_10'``, with or
+    without ``.txt``).
+
+    Raises:
+        FileNotFoundError: neither a file nor a shipped list; the message
+            lists the shipped names.
+    """
+    if osp.isfile(name_or_path):
+        return name_or_path
+    name = name_or_path[:-len('.txt')] if name_or_path.endswith('.txt') \
+        else name_or_path
+    if name in published_split_names():
+        return osp.join(SPLITS_DIR, name + '.txt')
+    raise FileNotFoundError(
+        f'image list not found: {name_or_path} (neither a file nor one of '
+        f'the published lists shipped with mmcast: '
+        f'{", ".join(published_split_names())})')
 
 
 def load_coco_json(ann_file: str) -> dict:
@@ -141,8 +175,7 @@ def write_split(ann_file: str,
     coco = load_coco_json(ann_file)
     names = None
     if image_list_file is not None:
-        if not osp.isfile(image_list_file):
-            raise FileNotFoundError(f'image list not found: {image_list_file}')
+        image_list_file = published_split_file(image_list_file)
         with open(image_list_file, encoding='utf-8') as f:
             names = [ln.strip() for ln in f if ln.strip()]
         tag = osp.splitext(osp.basename(image_list_file))[0]

@@ -15,7 +15,16 @@ weights, nothing downloaded:
   (``grounding_dino_swin-l_pretrain_all``), MMEngine format, its
   classification bias raised so that random scores are not all ~0;
 * :func:`write_sam2_hiera_l`: SAM 2.1 Hiera-L in the official format
-  (``{'model': state_dict}``).
+  (``{'model': state_dict}``);
+* :func:`write_sam3` and :func:`write_sam3_bpe`: the SAM 3 image model
+  (ViT-L/14, 840.5M parameters) in the released layout
+  (``{'model': {'detector.<key>': ...}}``), its floating-point weights in
+  float16 (1.7 GB instead of 3.4 GB; both loaders cast them to the model's
+  float32), and a CLIP-format BPE vocabulary that spells the prompt words
+  (a few hundred tokens; the text encoder keeps its 49408-token table);
+* :func:`write_dinov3_vit`: a timm DINOv3 ViT as
+  ``tools/model_converters/dinov3_to_mmcast.py`` writes it
+  (``{'state_dict': {'vit.<key>': ...}}``).
 
 Every writer is idempotent (an existing file is kept) and seeded.
 """
@@ -25,6 +34,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .tiny_sam3 import write_tiny_bpe
 from .tiny_teachers import (_quiet_mmengine_logger, _seeded,
                             calibrate_tiny_detector, write_tiny_bert)
 
@@ -131,5 +141,53 @@ def write_sam2_hiera_l(path: str, seed: int = 0) -> str:
     with _seeded(seed):
         model = build_sam2_model(SAM2_CONFIG, None)
     torch.save({'model': model.state_dict()}, path + '.tmp')
+    os.replace(path + '.tmp', path)
+    return path
+
+
+def write_sam3_bpe(path: str, prompts: Sequence[str]) -> str:
+    """A CLIP-format BPE vocabulary (gzip) spelling the words of
+    ``prompts``; other text tokenises into byte-level symbols."""
+    if _done(path):
+        return path
+    words = []
+    for prompt in prompts:
+        for word in prompt.lower().replace('_', ' ').split():
+            if word.isalpha() and word not in words:
+                words.append(word)
+    return write_tiny_bpe(path, words)
+
+
+def write_sam3(path: str, bpe_path: str, arch: Optional[dict] = None,
+               seed: int = 0) -> str:
+    """Random SAM 3 image model in the released layout, float16 weights.
+
+    ``arch`` (overrides of ``SAM3_ARCH``) must match the configs that load
+    it: ``image_size`` sets the RoPE tables of the global attention blocks
+    (complex buffers, kept as they are).
+    """
+    if _done(path):
+        return path
+    from mmcast.models.teachers.sam3_building import build_sam3_image
+    with _seeded(seed):
+        model = build_sam3_image(arch, bpe_path)
+    state = {
+        'detector.' + k: v.half() if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+    }
+    torch.save({'model': state}, path + '.tmp')
+    os.replace(path + '.tmp', path)
+    return path
+
+
+def write_dinov3_vit(path: str, arch: str, seed: int = 0) -> str:
+    """Random timm DINOv3 ViT (``arch``) in mmcast's converted format."""
+    if _done(path):
+        return path
+    import timm
+    with _seeded(seed):
+        vit = timm.create_model(arch, pretrained=False)
+    state = {'vit.' + k: v for k, v in vit.state_dict().items()}
+    torch.save(dict(state_dict=state), path + '.tmp')
     os.replace(path + '.tmp', path)
     return path

@@ -10,7 +10,9 @@ Writes, as PNG (matplotlib, Agg backend)::
                                   Distillation), ± the std over seeds (two or
                                   more), one point per seed
     <out-dir>/curves_seed<k>.png  the training curves of every stage of seed
-                                  k, read from MMEngine's json logs: total
+                                  k, read from MMEngine's json logs (or,
+                                  for a run without one, its TensorBoard
+                                  event files): total
                                   loss, ``loss_pxl``, ``pxl_margin`` (the
                                   cosine-distance margin of negatives over
                                   positives), ``pxl_fnr``, the annealed
@@ -68,24 +70,74 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _json_logs(stage_dir: str) -> List[str]:
-    """The json scalar log of each run of a stage, oldest run first.
+def _run_logs(stage_dir: str) -> List[Tuple[str, str]]:
+    """The scalar log of each run of a stage, oldest run first, as
+    ``(kind, path)``: ``('json', file)`` or ``('events', vis_data folder)``.
 
     A run is a ``<timestamp>/`` folder; its log is ``vis_data/scalars.json``
     (MMEngine's ``LocalVisBackend``) or else ``vis_data/<timestamp>.json``
     (``LoggerHook``), which hold the same records; a test run (``mim
-    test``) writes ``<timestamp>.json`` beside ``vis_data/``.
+    test``) writes ``<timestamp>.json`` beside ``vis_data/``. A run logged
+    by ``TensorboardVisBackend`` alone has only ``vis_data/events.out.*``.
     """
     logs = []
-    for run in sorted(glob.glob(osp.join(stage_dir, '*', 'vis_data'))):
-        run = osp.dirname(run)
+    for vis_data in sorted(glob.glob(osp.join(stage_dir, '*', 'vis_data'))):
+        run = osp.dirname(vis_data)
         stamp = osp.basename(run)
         for name in (osp.join('vis_data', 'scalars.json'),
                      osp.join('vis_data', f'{stamp}.json'), f'{stamp}.json'):
             if osp.isfile(osp.join(run, name)):
-                logs.append(osp.join(run, name))
+                logs.append(('json', osp.join(run, name)))
                 break
+        else:
+            if glob.glob(osp.join(vis_data, 'events.out.tfevents.*')):
+                logs.append(('events', vis_data))
     return logs
+
+
+def _json_records(path: str) -> List[Tuple[int, Dict[str, float]]]:
+    """``(iteration, scalars)`` per record of an MMEngine json log; a
+    validation record (no ``iter``) counts at the iteration before it."""
+    records, it = [], 0
+    with open(path, encoding='utf-8') as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                if line.endswith('\n'):
+                    raise ValueError(f'{path}:{line_no}: not json: {e}')
+                break  # a run killed while writing its last line
+            if 'iter' in rec:
+                it = int(rec['iter'])
+            records.append((it, {
+                name: float(value)
+                for name, value in rec.items()
+                if name not in ('iter', 'step', 'epoch')
+                and isinstance(value, (int, float))
+            }))
+    return records
+
+
+def _event_records(vis_data: str) -> List[Tuple[int, Dict[str, float]]]:
+    """``(iteration, scalars)`` of the TensorBoard event files of a run,
+    in the order they were written. Training scalars are logged at their
+    iteration, validation metrics of iteration-based runs at the epoch (0):
+    as in the json, a scalar counts at the latest iteration before it."""
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    events = []
+    acc = EventAccumulator(vis_data, size_guidance={'scalars': 0})
+    acc.Reload()
+    for name in acc.Tags()['scalars']:
+        events += [(e.wall_time, e.step, name, e.value)
+                   for e in acc.Scalars(name)]
+    records, it = [], 0
+    for _, step, name, value in sorted(events):
+        it = max(it, int(step))
+        records.append((it, {name: float(value)}))
+    return records
 
 
 def read_scalars(stage_dir: str) -> Dict[str, Series]:
@@ -104,24 +156,11 @@ def read_scalars(stage_dir: str) -> Dict[str, Series]:
         dict[str, tuple[list[int], list[float]]]: Sorted by iteration.
     """
     by_name: Dict[str, Dict[int, float]] = {}
-    for path in _json_logs(stage_dir):
-        it = 0
-        with open(path, encoding='utf-8') as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    if line.endswith('\n'):
-                        raise ValueError(f'{path}:{line_no}: not json: {e}')
-                    break  # a run killed while writing its last line
-                if 'iter' in rec:
-                    it = int(rec['iter'])
-                for name, value in rec.items():
-                    if name not in ('iter', 'step', 'epoch') and isinstance(
-                            value, (int, float)):
-                        by_name.setdefault(name, {})[it] = float(value)
+    for kind, path in _run_logs(stage_dir):
+        read = _json_records if kind == 'json' else _event_records
+        for it, scalars in read(path):
+            for name, value in scalars.items():
+                by_name.setdefault(name, {})[it] = value
     return {
         name: (sorted(points), [points[i] for i in sorted(points)])
         for name, points in by_name.items()
@@ -132,7 +171,7 @@ def stage_dirs(seed_dir: str) -> List[Tuple[str, str]]:
     """(stage, folder) of every stage of a seed that has json logs, in the
     pipeline's order (unknown stages last, by name)."""
     found = [(osp.basename(d), d) for d in sorted(glob.glob(osp.join(seed_dir, '*')))
-             if osp.isdir(d) and _json_logs(d)]
+             if osp.isdir(d) and _run_logs(d)]
     rank = {key: i for i, key in enumerate(STAGE_ORDER)}
     return sorted(found, key=lambda s: (rank.get(s[0], len(rank)), s[0]))
 

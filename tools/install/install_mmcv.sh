@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install mmcv 2.1.0 with its compiled ops into the environment of $PIP.
 #
-# With FIND_LINKS="--find-links DIR" a prebuilt wheel from DIR is used (a developer's
-# ../shared/wheels). Otherwise mmcv is built from its PyPI sdist: MMCV_WITH_OPS=1,
+# With FIND_LINKS="--find-links DIR" a prebuilt wheel from DIR is used (make install
+# WHEELS=DIR). Otherwise mmcv is built from its PyPI sdist: MMCV_WITH_OPS=1,
 # --no-build-isolation for the download too (pip prepares the sdist's metadata, and in an
 # isolated env it would take the newest setuptools, which has no pkg_resources),
 # setuptools<81 (its setup.py imports pkg_resources), and with torch >= 2.14 the sdist's

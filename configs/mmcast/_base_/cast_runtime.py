@@ -11,4 +11,20 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=5000,
         max_keep_ckpts=3, save_last=True))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+
+# Logging backends (MMEngine's vis_backends). LocalVisBackend, always on,
+# writes <work_dir>/<timestamp>/vis_data/scalars.json, which the pipeline's
+# progress lines and tools/analysis/plot_pipeline.py read. Off by default:
+# TensorBoard (pip install tensorboard) or Weights & Biases (pip install
+# wandb) as well, in a config that inherits this one:
+#   visualizer = dict(vis_backends={{_base_.tensorboard_vis_backends}})
+#   visualizer = dict(vis_backends={{_base_.wandb_vis_backends}})
+tensorboard_vis_backends = [
+    dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend')
+]
+wandb_vis_backends = [
+    dict(type='LocalVisBackend'),
+    dict(type='WandbVisBackend', init_kwargs=dict(project='mmcast'))
+]
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -5,11 +5,11 @@
 # on the same labeled split (teacher and student share the architecture).
 # Phases 2-4 here: guided burn-in (50k iterations, the frozen teacher labels
 # every unlabeled batch), switch, EMA teacher (decay 0.9996) to 90k.
-# Labeled split: Guided Distillation's published 10 % list, written by
+# Labeled split: Guided Distillation's published 10 % list (shipped with
+# mmcast: mmcast/datasets/splits/cityscapes/perc_10.txt), written by
 #   python tools/split_semi.py \
 #       data/cityscapes/annotations/instancesonly_filtered_gtFine_train.json \
-#       --image-list ../shared/data_splits/cityscapes/perc_10.txt \
-#       --out-dir data/cityscapes/annotations/semi
+#       --image-list cityscapes/perc_10 --out-dir data/cityscapes/annotations/semi
 # (perc_5/20/30: set labeled_split below, or --cfg-options
 #  train_dataloader.dataset.datasets.0.dataset.ann_file=...@perc_5.json).
 # Unlabeled pool: all 2975 train images. 1:1 per batch (2 per GPU, 4xb2).

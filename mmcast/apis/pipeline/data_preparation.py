@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The data a run needs before its stages: the toy scenes, the split of your
 own dataset and its checks, the tiny teachers' files."""
+import importlib
 import json
 import os.path as osp
 import sys
@@ -151,12 +152,14 @@ class DataPreparation:
         return problems
 
     def prepare_tiny_teacher_assets(self) -> str:
-        """The tiny BERT folder and SAM 2 checkpoint (idempotent).
+        """The tiny teacher's offline files (idempotent): the tiny BERT
+        folder and SAM 2 checkpoint, or the tiny SAM 3 and its vocabulary.
 
         Written into ``<work-dir>/tiny_teachers`` and passed to the stages
         as ``MMCAST_TINY_TEACHERS``.
         """
-        from mmcast.testing.tiny_teachers import build_tiny_teacher_assets
+        module, name = self.teacher_cfg['tiny_assets'].split(':')
+        build_assets = getattr(importlib.import_module(module), name)
         root = self.env['MMCAST_TINY_TEACHERS']
-        build_tiny_teacher_assets(root)
+        build_assets(root)
         return root

@@ -21,9 +21,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', required=True)
     parser.add_argument(
         '--teacher', choices=sorted(TEACHERS), default=DEFAULT_TEACHER,
-        help='the teacher: mask2former (default) or gdino-sam2, the '
-        'box-prompted teacher, whose stages 1a, 1b and 2 use '
-        'configs/mmcast/<stage>_<dataset>_gdino-sam2.py')
+        help='the teacher: mask2former (default); gdino-sam2, the '
+        'box-prompted teacher (Grounding-DINO boxes -> SAM 2 masks); sam3, '
+        'the concept-prompted SAM 3 teacher (one text prompt per class). '
+        'Stages 1a, 1b and 2 use configs/mmcast/<stage>_<dataset>_<teacher>'
+        '.py')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument(
         '--methods', nargs='+', choices=METHODS, default=['cast'],

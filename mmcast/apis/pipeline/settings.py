@@ -28,22 +28,30 @@ STANDIN_TEACHER = 'teacher_standin'
 DEFAULT_TEACHER = 'mask2former'
 # suffix: appended to the config names of TEACHER_STAGES;
 # toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
-# work-dir folder it is cached in; tiny_assets: needs the tiny BERT / SAM 2
-# files of mmcast.testing.tiny_teachers.
+# work-dir folder it is cached in; tiny_assets: the function (module:name)
+# that writes the tiny offline files the toy teacher reads (tiny BERT and
+# SAM 2; tiny SAM 3 and its vocabulary), or None.
 TEACHERS = {
     'mask2former':
     dict(
         suffix='',
         toy_pretrain_config=TOY_PRETRAIN_CONFIG,
         toy_foundation='toy_foundation',
-        tiny_assets=False),
+        tiny_assets=None),
     'gdino-sam2':
     dict(
         suffix='_gdino-sam2',
         toy_pretrain_config='configs/mmcast/toy/'
         'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py',
         toy_foundation='toy_foundation_gdino-sam2',
-        tiny_assets=True),
+        tiny_assets='mmcast.testing.tiny_teachers:build_tiny_teacher_assets'),
+    'sam3':
+    dict(
+        suffix='_sam3',
+        toy_pretrain_config='configs/mmcast/toy/'
+        'teacher_sam3-tiny_source-pretrain_toy.py',
+        toy_foundation='toy_foundation_sam3',
+        tiny_assets='mmcast.testing.tiny_sam3:build_tiny_sam3_assets'),
 }
 # What each stage is trained (or tested) from: ``--reuse-from`` links a
 # stage only when it runs unchanged and so did everything upstream of it.

@@ -64,8 +64,71 @@ def _build_resize(channels: int, factor: float) -> nn.Module:
     return nn.Conv2d(channels, channels, kernel_size=3, stride=s, padding=1)
 
 
+class DPTReassembleMixin:
+    """DPT read-out and reassemble of the ViT multi-level backbones.
+
+    Shared by :class:`DINOv2MultiLevel` and ``DINOv3MultiLevel``. The host
+    class calls :meth:`_init_reassemble` after building its ViT and provides
+    ``patch_size`` (int) and ``num_extra_tokens`` (the class token first,
+    then any register tokens, before the patch tokens). Builds
+    ``readout_projects`` (``readout_type='project'`` only),
+    ``reassemble_projects`` and ``reassemble_resizes``.
+    """
+
+    READOUT_TYPES = ('ignore', 'add', 'project')
+
+    def _init_reassemble(self, embed_dims: int, out_channels: Sequence[int],
+                         resize_factors: Sequence[float],
+                         readout_type: str) -> None:
+        """Build the read-out modules for ``len(out_channels)`` levels."""
+        self.out_channels = tuple(out_channels)
+        self.resize_factors = tuple(float(f) for f in resize_factors)
+        self.strides = tuple(self.patch_size / f for f in self.resize_factors)
+        self.readout_type = readout_type
+
+        C = embed_dims
+        if readout_type == 'project':
+            self.readout_projects = nn.ModuleList([
+                nn.Sequential(nn.Linear(2 * C, C), nn.GELU())
+                for _ in self.out_channels
+            ])
+        self.reassemble_projects = nn.ModuleList(
+            [nn.Conv2d(C, c, kernel_size=1) for c in self.out_channels])
+        self.reassemble_resizes = nn.ModuleList([
+            _build_resize(c, f)
+            for c, f in zip(self.out_channels, self.resize_factors)
+        ])
+
+    def pad_to_patch(self, x: Tensor) -> Tensor:
+        """Zero-pad (bottom/right) H and W up to a multiple of the patch."""
+        H, W = x.shape[-2:]
+        pad_h = (-H) % self.patch_size
+        pad_w = (-W) % self.patch_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return x
+
+    def _reassemble(self, level: int, x: Tensor,
+                    hw: Tuple[int, int]) -> Tensor:
+        """Tokens (B, E + h*w, C) -> (B, out_channels[level], h*f, w*f).
+
+        ``E = num_extra_tokens``; the class token is ``x[:, 0]`` and any
+        register tokens after it are dropped.
+        """
+        cls_token, patch = x[:, :1], x[:, self.num_extra_tokens:]
+        if self.readout_type == 'add':
+            patch = patch + cls_token
+        elif self.readout_type == 'project':
+            patch = self.readout_projects[level](
+                torch.cat([patch, cls_token.expand_as(patch)], dim=-1))
+        B = patch.shape[0]
+        feat = patch.transpose(1, 2).reshape(B, -1, *hw)
+        feat = self.reassemble_projects[level](feat)
+        return self.reassemble_resizes[level](feat)
+
+
 @MODELS.register_module()
-class DINOv2MultiLevel(VisionTransformer):
+class DINOv2MultiLevel(VisionTransformer, DPTReassembleMixin):
     """DINOv2 ViT with a multi-level DPT reassemble read-out.
 
     Args:
@@ -119,8 +182,6 @@ class DINOv2MultiLevel(VisionTransformer):
         so internal padding would shift masks by up to ``patch - 1`` px.
     """
 
-    READOUT_TYPES = ('ignore', 'add', 'project')
-
     def __init__(self,
                  arch: Union[str, dict] = 'dinov2-small',
                  img_size: Union[int, Tuple[int, int]] = 518,
@@ -163,53 +224,15 @@ class DINOv2MultiLevel(VisionTransformer):
         assert list(self.out_indices) == sorted(set(self.out_indices)), \
             f'out_indices must be strictly ascending, got {self.out_indices}'
         self.patch_size = patch_size
-        self.out_channels = tuple(out_channels)
-        self.resize_factors = tuple(float(f) for f in resize_factors)
-        self.strides = tuple(patch_size / f for f in self.resize_factors)
-        self.readout_type = readout_type
         self.norm_intermediate = norm_intermediate
-
-        C = self.embed_dims
-        if readout_type == 'project':
-            self.readout_projects = nn.ModuleList([
-                nn.Sequential(nn.Linear(2 * C, C), nn.GELU())
-                for _ in out_indices
-            ])
-        self.reassemble_projects = nn.ModuleList(
-            [nn.Conv2d(C, c, kernel_size=1) for c in self.out_channels])
-        self.reassemble_resizes = nn.ModuleList([
-            _build_resize(c, f)
-            for c, f in zip(self.out_channels, self.resize_factors)
-        ])
+        self._init_reassemble(self.embed_dims, out_channels, resize_factors,
+                              readout_type)
 
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.frozen_stages > 0:
             self._freeze_stages()
         return self
-
-    def pad_to_patch(self, x: Tensor) -> Tensor:
-        """Zero-pad (bottom/right) H and W up to a multiple of the patch."""
-        H, W = x.shape[-2:]
-        pad_h = (-H) % self.patch_size
-        pad_w = (-W) % self.patch_size
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return x
-
-    def _reassemble(self, level: int, x: Tensor,
-                    hw: Tuple[int, int]) -> Tensor:
-        """Tokens (B, 1 + h*w, C) -> (B, out_channels[level], h*f, w*f)."""
-        cls_token, patch = x[:, :1], x[:, self.num_extra_tokens:]
-        if self.readout_type == 'add':
-            patch = patch + cls_token
-        elif self.readout_type == 'project':
-            patch = self.readout_projects[level](
-                torch.cat([patch, cls_token.expand_as(patch)], dim=-1))
-        B = patch.shape[0]
-        feat = patch.transpose(1, 2).reshape(B, -1, *hw)
-        feat = self.reassemble_projects[level](feat)
-        return self.reassemble_resizes[level](feat)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W) -> tuple of maps at strides ``self.strides``."""

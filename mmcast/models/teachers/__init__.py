@@ -1,9 +1,11 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 from .box_prompted_teacher import BoxPromptedTeacher, build_sam2_model
 from .frozen_teacher import build_frozen_teacher, checkpoint_classes
+from .sam3_teacher import ConceptPromptedTeacher
 from .teacher_ensemble import TeacherEnsemble, fuse_instances
 
 __all__ = [
-    'BoxPromptedTeacher', 'TeacherEnsemble', 'build_sam2_model',
-    'build_frozen_teacher', 'checkpoint_classes', 'fuse_instances'
+    'BoxPromptedTeacher', 'ConceptPromptedTeacher', 'TeacherEnsemble',
+    'build_sam2_model', 'build_frozen_teacher', 'checkpoint_classes',
+    'fuse_instances'
 ]

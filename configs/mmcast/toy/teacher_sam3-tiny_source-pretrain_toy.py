@@ -1,0 +1,25 @@
+# θ_T^0 of the concept-prompted toy pipeline: the tiny SAM 3 teacher of
+# teacher_sam3-tiny_toy.py with its trainable parts (DETR-style decoder,
+# dot-product scoring, segmentation head) trained on the separate,
+# domain-shifted toy corpus, so that its zero-shot accuracy on the target
+# toy data is imperfect (the analogue of mask2former_r34_source-pretrain_toy.py
+# and teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py).
+#   python tools/make_toy_dataset.py --out data/toy_source --style source
+#   python -m mmcast.testing.tiny_sam3 --out work_dirs/tiny_teachers
+#   mim train mmdet configs/mmcast/toy/teacher_sam3-tiny_source-pretrain_toy.py
+_base_ = './teacher_sam3-tiny_toy.py'
+
+data_root = 'data/toy_source/'
+train_dataloader = dict(dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    _delete_=True,
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/instancesonly_filtered_gtFine_val.json',
+    metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+
+max_iters = 1000
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = dict(end=max_iters)
