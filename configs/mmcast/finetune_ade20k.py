@@ -1,29 +1,3 @@
-# CAST stage 3 on ADE20K: the stage-2 student trains on the labeled
-# split D_l only, with L_sup only (_base_/cast_stages/finetune.py).
-#   mim train mmdet configs/mmcast/finetune_ade20k.py --launcher pytorch --gpus 4
-# Needs work_dirs/distill_ade20k/iter_160000.pth (stage 2's default
-# work dir).
-# Iterations: not given by the paper (our choice).
-_base_ = [
-    './_base_/cast_stages/finetune.py',
-    './_base_/datasets/semi_ade20k_instance.py',
-    './_base_/schedules/cast_ade20k_160k.py',
-]
-
-num_classes = 100  # ADE20K thing classes
-
-# (tools/cast_pipeline.py overrides model.init_cfg.checkpoint)
-distilled_student = 'work_dirs/distill_ade20k/iter_160000.pth'
-model = dict(
-    panoptic_head=dict(
-        num_things_classes=num_classes,
-        loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
-    panoptic_fusion_head=dict(num_things_classes=num_classes),
-    init_cfg=dict(checkpoint=distilled_student))
-
-# D_l only, with ground truth (no MultiBranch)
-train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)
-
-max_iters = 20000
-train_cfg = dict(max_iters=max_iters)
-param_scheduler = dict(end=max_iters)
+# Short name of cast/cast-finetune_dinov2-s-dpt_4xb2-20k_ade20k-semi-10p.py;
+# kept so existing commands keep working.
+_base_ = './cast/cast-finetune_dinov2-s-dpt_4xb2-20k_ade20k-semi-10p.py'  # noqa: E501

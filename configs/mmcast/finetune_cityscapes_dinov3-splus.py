@@ -1,22 +1,3 @@
-# CAST stage 3 on Cityscapes with the DINOv3 ViT-S+/16 student: finetune_cityscapes.py
-# with the student's backbone swapped (_base_/models/student_dinov3-splus_dpt.py),
-# starting from stage 2 of distill_cityscapes_dinov3-splus.py.
-#   mim train mmdet configs/mmcast/finetune_cityscapes_dinov3-splus.py --launcher pytorch --gpus 4
-# Needs work_dirs/distill_cityscapes_dinov3-splus/iter_90000.pth (stage 2's default
-# work dir).
-_base_ = ['./finetune_cityscapes.py', './_base_/models/dinov3_backbones.py']
-
-# (tools/cast_pipeline.py overrides model.init_cfg.checkpoint)
-distilled_student = 'work_dirs/distill_cityscapes_dinov3-splus/iter_90000.pth'
-data_preprocessor = dict(pad_size_divisor=_base_.dinov3_pad_size_divisor)
-
-model = dict(
-    data_preprocessor=data_preprocessor,
-    # all weights come from stage 2
-    backbone=dict(_base_.dinov3_splus_backbone, _delete_=True, init_cfg=None),
-    panoptic_head=dict(
-        strides=_base_.dinov3_strides,
-        pixel_decoder=dict(strides=_base_.dinov3_strides)),
-    init_cfg=dict(checkpoint=distilled_student))
-
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys=_base_.dinov3_custom_keys))
+# Short name of cast/cast-finetune_dinov3-splus-dpt_4xb2-10k_cityscapes-semi-10p.py;
+# kept so existing commands keep working.
+_base_ = './cast/cast-finetune_dinov3-splus-dpt_4xb2-10k_cityscapes-semi-10p.py'  # noqa: E501

@@ -1,7 +1,8 @@
 # Guided Distillation on Cityscapes with CAST's compact student (DINOv2-S +
 # DPT + Mask2Former, 52M), for the comparison of CAST's Table 1 (GD 30.8 /
 # CAST 33.9 mask AP at 10 % labels).
-# Phase 1, the supervised teacher: configs/mmcast/supervised_student_cityscapes.py
+# Phase 1, the supervised teacher:
+#   configs/mmcast/cast/supervised_dinov2-s-dpt_4xb2-100k_cityscapes-10p.py
 # on the same labeled split (teacher and student share the architecture).
 # Phases 2-4 here: guided burn-in (50k iterations, the frozen teacher labels
 # every unlabeled batch), switch, EMA teacher (decay 0.9996) to 90k.
@@ -36,7 +37,8 @@ custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 num_classes = 8  # Cityscapes thing classes
 labeled_split = 'perc_10'  # a published list, or '10' for the seeded draw
 # phase 1's default work dir (tools/cast_pipeline.py --methods gd sets it)
-supervised_teacher = 'work_dirs/supervised_student_cityscapes/iter_100000.pth'
+supervised_teacher = ('work_dirs/supervised_dinov2-s-dpt_4xb2-100k_cityscapes-10p/'
+                      'iter_100000.pth')
 
 head = dict(
     panoptic_head=dict(

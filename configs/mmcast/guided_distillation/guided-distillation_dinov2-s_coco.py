@@ -3,7 +3,8 @@
 # --cfg-options train_dataloader.dataset.datasets.0.dataset.ann_file=
 # semi_anns/instances_train2017.1@1.json; splits from tools/split_semi.py as
 # in _base_/datasets/semi_coco_instance.py).
-# Phase 1, the supervised teacher: configs/mmcast/supervised_student_coco.py
+# Phase 1, the supervised teacher:
+#   configs/mmcast/cast/supervised_dinov2-s-dpt_4xb2-100k_coco-10p.py
 # on the same labeled split (teacher and student share the architecture).
 # Phases 2-4 here: guided burn-in, switch, EMA teacher (decay 0.9996); GD's
 # COCO schedule is 368,750 iterations at batch 16 + 16; this config keeps
@@ -27,7 +28,8 @@ custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 num_classes = 80  # COCO thing classes
 percent = 10  # 1, 2, 5 or 10
 # phase 1's default work dir (tools/cast_pipeline.py --methods gd sets it)
-supervised_teacher = 'work_dirs/supervised_student_coco/iter_100000.pth'
+supervised_teacher = ('work_dirs/supervised_dinov2-s-dpt_4xb2-100k_coco-10p/'
+                      'iter_100000.pth')
 
 head = dict(
     panoptic_head=dict(

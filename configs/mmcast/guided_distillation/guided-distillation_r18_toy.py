@@ -2,10 +2,10 @@
 # labeled split and schedule length (2000 iterations = CAST's stages 2 + 3 =
 # the labels-only baseline).
 # Phase 1, the supervised teacher, IS the labels-only baseline
-# (configs/mmcast/supervised_student_toy.py): GD's teacher and student share
-# an architecture. Phases 2-4 here: guided burn-in (1500 iterations, frozen
+# (configs/mmcast/cast/supervised_mask2former-r18_1xb4-2000it_toy-10p.py):
+# GD's teacher and student share an architecture. Phases 2-4 here: guided burn-in (1500 iterations, frozen
 # teacher labels every unlabeled batch), switch, EMA teacher.
-#   mim train mmdet configs/mmcast/supervised_student_toy.py
+#   mim train mmdet configs/mmcast/cast/supervised_mask2former-r18_1xb4-2000it_toy-10p.py
 #   mim train mmdet configs/mmcast/guided_distillation/guided-distillation_r18_toy.py
 # or both, per seed, beside CAST: python tools/cast_pipeline.py toy --methods gd
 # Toy schedule, measured (seeds 0 / 1, student mask AP / AP50; labels-only
@@ -32,7 +32,8 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 model = dict(
-    teacher_checkpoint='work_dirs/supervised_student_toy/iter_2000.pth')
+    teacher_checkpoint=('work_dirs/supervised_mask2former-r18_1xb4-2000it_toy-10p/'
+                        'iter_2000.pth'))
 
 train_dataloader = dict(
     sampler=dict(source_ratio=[1, 1]),

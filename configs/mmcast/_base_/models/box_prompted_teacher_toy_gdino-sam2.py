@@ -3,7 +3,8 @@
 # config puts them into a CASTDistiller's student while inheriting the
 # semi-supervised data, hooks and schedule of a Mask2Former-teacher stage
 # config (two bases must not both define ``model`` or ``train_dataloader``),
-# see configs/mmcast/adapt_teacher_selftrain_toy_gdino-sam2.py.
+# see configs/mmcast/cast/
+# cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p.py.
 # configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py builds its model
 # from these too, so the checkpoints of all its stages are interchangeable.
 #

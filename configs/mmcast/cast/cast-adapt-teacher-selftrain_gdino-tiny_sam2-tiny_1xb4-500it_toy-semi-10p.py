@@ -1,0 +1,63 @@
+# CAST stage 1b on the toy data with the box-prompted teacher: θ_T' (stage 1a,
+# cast-adapt-teacher_gdino-tiny_sam2-tiny_1xb4-300it_toy-semi-10p.py)
+# pseudo-labels D_u once (offline); the teacher is re-initialised from the
+# ORIGINAL weights θ_T^0 and its Grounding-DINO part trained on D_l ∪
+# pseudo(D_u), λ_semi = 1 → θ_T'' (boxes only: SAM 2 is frozen and there is no
+# L_pxl). Data, sampler, pseudo-label filter and schedule are those of
+# cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p.py.
+#   mim train mmdet configs/mmcast/cast/cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p.py
+_base_ = [
+    './cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p.py',  # noqa: E501
+    '../_base_/models/box_prompted_teacher_toy_gdino-sam2.py',
+]
+
+pretrained_teacher = ('work_dirs/teacher_gdino-tiny_sam2-tiny_'
+                      'source-pretrain_toy/iter_1000.pth')
+pseudo_label_file = ('work_dirs/cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p/'  # noqa: E501
+                     'pseudo_labels.json')
+
+model = dict(
+    _delete_=True,
+    type='CASTDistiller',
+    # θ_T'': the box-prompted teacher re-initialised from θ_T^0, not θ_T'.
+    student=dict(
+        type='BoxPromptedTeacher',
+        detector={{_base_.toy_gdino_detector}},
+        sam2={{_base_.toy_sam2}},
+        classes={{_base_.classes}},
+        score_thr={{_base_.toy_gdino_score_thr}},
+        max_per_img={{_base_.toy_gdino_max_per_img}},
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained_teacher)),
+    # θ_T' (stage 1a) labels D_u.
+    teacher='configs/mmcast/cast/cast-adapt-teacher_gdino-tiny_sam2-tiny_1xb4-300it_toy-semi-10p.py',  # noqa: E501
+    teacher_checkpoint='work_dirs/cast-adapt-teacher_gdino-tiny_sam2-tiny_1xb4-300it_toy-semi-10p/iter_300.pth',  # noqa: E501
+    semi_train_cfg=dict(
+        sup_weight=1.0, unsup_weight=1.0, pseudo_label_mode='offline'),
+    data_preprocessor=dict(
+        type='MultiBranchDataPreprocessor',
+        data_preprocessor={{_base_.toy_gdino_detector.data_preprocessor}}))
+
+train_dataloader = dict(
+    dataset=dict(datasets=[
+        {{_base_.labeled_dataset}},
+        dict(
+            type='PseudoLabeledDataset',
+            data_root='',
+            ann_file=pseudo_label_file,
+            unlabeled_ann_file={{_base_.pseudo_labeled_dataset.unlabeled_ann_file}},  # noqa
+            metainfo=dict(classes={{_base_.classes}}),
+            data_prefix={{_base_.pseudo_labeled_dataset.data_prefix}},
+            pipeline={{_base_.unsup_pipeline}}),
+    ]))
+
+# The optimiser of stage 1a (Grounding-DINO recipe, BERT frozen).
+optim_wrapper = {{_base_.toy_gdino_optim_wrapper}}
+# No ContrastTemperatureHook: the box-prompted teacher has no L_pxl.
+custom_hooks = [
+    dict(
+        type='PseudoLabelHook',
+        out_file=pseudo_label_file,
+        unlabeled_dataset={{_base_.unlabeled_dataset}},
+        filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
+        batch_size=4),
+]
