@@ -19,6 +19,8 @@ index (``model-index.yml`` and the metafiles it imports):
   ``toy_demo.json``, other results from the metafiles or the paper);
 * ``paper_headline``: the paper's mask AP per dataset, from the rows of
   ``model_zoo.json`` that carry a ``headline``;
+* ``config_names``: the short config names and the conventional ones they
+  stand for, from ``configs/mmcast/config_names.json``;
 * any name of ``docs/en/results/tables.json`` (``columns`` and ``rows``).
 
 Files scanned: ``README.md``, ``docs/**/*.md`` and ``configs/**/README.md``.
@@ -50,6 +52,7 @@ BLOCK = re.compile(
     r'^([ \t]*)<!-- table:([\w.-]+) -->\n(.*?)^\1<!-- /table -->$',
     re.S | re.M)
 PAPER = 'paper'
+CONFIG_NAMES = osp.join('configs', 'mmcast', 'config_names.json')
 
 
 def markdown_files(root: str) -> List[str]:
@@ -217,6 +220,15 @@ def render_headline(zoo: Dict) -> str:
     return markdown_table(['mask AP, 10 % labels'] + HEADLINE, rows)
 
 
+def render_config_names(root: str) -> str:
+    """Short config name -> the conventional config it stands for."""
+    with open(osp.join(root, CONFIG_NAMES), encoding='utf-8') as f:
+        names = json.load(f)
+    return markdown_table(
+        ['short name (alias)', 'config'],
+        [[f'`{old}.py`', f'`cast/{new}.py`'] for old, new in names.items()])
+
+
 def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     """Every table name -> a function of the Markdown file's path."""
     toy = _load_json(root, 'toy_demo.json')
@@ -225,7 +237,8 @@ def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     models = load_metafiles(root)
     out: Dict[str, Callable[[str], str]] = {
         'toy_demo': lambda md: render_results(toy),
-        'paper_headline': lambda md: render_headline(zoo)}
+        'paper_headline': lambda md: render_headline(zoo),
+        'config_names': lambda md: render_config_names(root)}
     for name, section in zoo.items():
         out[f'zoo_{name}'] = (
             lambda md, s=section: render_zoo(s, models, toy, md))
