@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Shared fixtures: small toy datasets generated once per test session."""
 import importlib.util
+import json
 import os
 import os.path as osp
 import sys
@@ -13,6 +14,26 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 collect_ignore = ['gpu']
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 sys.path.insert(0, REPO_ROOT)
+
+
+def config_names() -> dict:
+    """Short config name -> conventional name (``configs/mmcast/cast/``)."""
+    with open(osp.join(REPO_ROOT, 'configs', 'mmcast',
+                       'config_names.json')) as f:
+        return json.load(f)
+
+
+def conventional_config(short: str) -> str:
+    """``configs/mmcast/cast/<name>.py`` of the short name ``short``."""
+    return f'configs/mmcast/cast/{config_names()[short]}.py'
+
+
+def is_config_alias(path: str) -> bool:
+    """Whether ``path`` is a short-name alias (``configs/mmcast/<short>.py``,
+    nothing but a ``_base_`` on its conventional config)."""
+    rel = osp.relpath(osp.join(REPO_ROOT, path), REPO_ROOT)
+    return osp.dirname(rel) == osp.join('configs', 'mmcast') and \
+        osp.splitext(osp.basename(rel))[0] in config_names()
 
 
 def load_script(path: str) -> ModuleType:

@@ -32,7 +32,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, config_names, conventional_config
 from mmcast.apis.pipeline import CASTPipeline, parse_args
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
@@ -483,12 +483,15 @@ def test_prompted_teacher_configs_build_one_teacher(teacher, monkeypatch):
               ref['detector']['data_preprocessor'])
     for cfg in (selftrain, distill):
         assert cfg.model.teacher == \
-            f'configs/mmcast/adapt_teacher_toy_{teacher}.py'
+            conventional_config(f'adapt_teacher_toy_{teacher}')
     assert distill.model.student.type == 'CASTMask2Former'
     assert source.data_root == 'data/toy_source/'
     assert adapt.train_dataloader.dataset.ann_file.endswith('1@10.json')
 
     def final(cfg, name):
+        """The last checkpoint in the default work dir of config ``name``
+        (a short name: that of its conventional config)."""
+        name = config_names().get(name, name)
         return f'work_dirs/{name}/iter_{cfg.train_cfg.max_iters}.pth'
 
     assert adapt.load_from == final(source, f'{name}_source-pretrain_toy')
@@ -512,7 +515,7 @@ def test_prompted_teacher_configs_keep_pipeline_override_keys(name):
     assert hook.type == 'PseudoLabelHook'
     assert dataset.type == 'PseudoLabeledDataset'
     assert hook.out_file == dataset.ann_file == \
-        f'work_dirs/{name}/pseudo_labels.json'
+        f'work_dirs/{config_names()[name]}/pseudo_labels.json'
     assert cfg.model.teacher_checkpoint
     if name.startswith('adapt_teacher_selftrain'):
         assert cfg.model.student.init_cfg.checkpoint

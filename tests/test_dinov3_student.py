@@ -12,7 +12,7 @@ from collections import OrderedDict
 import pytest
 import timm
 import torch
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT, config_names, load_script
 from mmdet.registry import MODELS
 from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
@@ -377,7 +377,7 @@ def test_stage_config_swaps_only_the_backbone(ds, stage, variant):
     if stage == 'finetune':
         assert backbone.init_cfg is None
         assert ours.model.init_cfg.checkpoint == \
-            f'work_dirs/distill_{ds}_{variant}/' + \
+            f'work_dirs/{config_names()[f"distill_{ds}_{variant}"]}/' + \
             osp.basename(base.model.init_cfg.checkpoint)
     else:
         assert backbone.init_cfg.type == 'Pretrained'

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, load_script, toy_cfg_options
+from conftest import REPO_ROOT, config_names, load_script, toy_cfg_options
 
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 SPLIT = 'annotations/semi/instancesonly_filtered_gtFine_train.1@25.json'
@@ -80,11 +80,12 @@ def test_mim_search_lists_every_config(tmp_path):
 
 def test_mim_download_writes_only_the_merged_config(tmp_path):
     dest = tmp_path / 'dest'
-    _run([MIM, 'download', 'mmcast', '--config', 'supervised_student_toy',
-          '--dest', str(dest)], str(tmp_path))
+    name = config_names()['supervised_student_toy']
+    _run([MIM, 'download', 'mmcast', '--config', name, '--dest', str(dest)],
+         str(tmp_path))
     # no weights published: the config (bases merged) is all there is
-    assert sorted(os.listdir(dest)) == ['supervised_student_toy.py']
-    assert '_base_' not in (dest / 'supervised_student_toy.py').read_text()
+    assert sorted(os.listdir(dest)) == [f'{name}.py']
+    assert '_base_' not in (dest / f'{name}.py').read_text()
 
 
 def test_mim_train_runs_the_installed_train_script(lookup, toy_data_root,

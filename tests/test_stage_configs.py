@@ -18,7 +18,7 @@ from functools import lru_cache
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, conventional_config
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune',
@@ -37,15 +37,23 @@ SPLITS = dict(
 SEMI_STAGES = ('adapt_teacher_selftrain', 'distill')  # PseudoLabelHook + D_u
 PXL_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 REAL_CONFIGS = [(ds, st) for ds in DATASETS for st in STAGES]
+# the short-name aliases in configs/mmcast/ load as their targets in cast/
+# (tests/test_config_names.py)
 ALL_CONFIGS = sorted(
     osp.relpath(p, REPO_ROOT)
-    for p in glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/*.py')) +
+    for p in glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/cast/*.py')) +
     glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/toy/*.py')) +
     glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/guided_distillation/*.py')))
 
 
 def stage_path(stage: str, ds: str) -> str:
-    return f'configs/mmcast/{stage}_{ds}.py'
+    return conventional_config(f'{stage}_{ds}')
+
+
+def work_dir(stage: str, ds: str) -> str:
+    """The default work dir of a stage config (named after its file)."""
+    return 'work_dirs/' + osp.splitext(osp.basename(stage_path(stage,
+                                                                ds)))[0]
 
 
 @lru_cache(maxsize=None)
@@ -145,7 +153,7 @@ def test_stages_chain_through_default_work_dirs(ds):
     iters = {st: c.train_cfg.max_iters for st, c in cfgs.items()}
 
     def ckpt(stage):
-        return f'work_dirs/{stage}_{ds}/iter_{iters[stage]}.pth'
+        return f'{work_dir(stage, ds)}/iter_{iters[stage]}.pth'
 
     teacher0 = cfgs['adapt_teacher'].load_from
     assert teacher0.startswith('checkpoints/mask2former_swin-l')
@@ -247,7 +255,7 @@ def test_pseudo_label_hook_writes_what_the_dataset_reads(ds, stage,
     cfg = load(stage_path(stage, ds))
     hook = cfg.custom_hooks[0]
     pl_cfg = cfg.train_dataloader.dataset.datasets[1]
-    assert hook.out_file == f'work_dirs/{stage}_{ds}/pseudo_labels.json'
+    assert hook.out_file == f'{work_dir(stage, ds)}/pseudo_labels.json'
     joined = osp.join(pl_cfg.data_root, pl_cfg.ann_file) \
         if pl_cfg.data_root else pl_cfg.ann_file
     assert joined == hook.out_file

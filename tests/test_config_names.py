@@ -1,0 +1,136 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The CAST stage configs' names: OpenMMLab's convention in
+``configs/mmcast/cast/``, the short names of ``configs/mmcast/`` kept as
+aliases that load to exactly the same config.
+
+``configs/mmcast/config_names.json`` maps each short name to its
+conventional one; an alias is ``_base_ = './cast/<name>.py'`` and nothing
+else, so commands, the pipeline (which runs the short names, and whose work
+dirs and dumped configs keep them) and the conventional names all train the
+same model.
+"""
+import glob
+import os.path as osp
+import re
+from functools import lru_cache
+
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO_ROOT, config_names, is_config_alias
+
+CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast')
+CAST_DIR = osp.join(CONFIG_DIR, 'cast')
+NAMES = config_names()
+# {algorithm}_{model components}_{gpus}xb{batch}-{schedule}_{dataset}
+CONVENTION = re.compile(
+    r'^(?P<algorithm>cast-(adapt-teacher|adapt-teacher-selftrain|distill|'
+    r'finetune)|supervised)'
+    r'(?P<components>(_[a-z0-9][a-z0-9.+-]*)+)'
+    r'_(?P<gpus>\d+)xb(?P<batch>\d+)-(?P<iters>\d+)(?P<unit>k|it)'
+    r'_(?P<dataset>cityscapes|ade20k|coco|toy)(?P<semi>-semi)?'
+    r'-(?P<percent>\d+)p$')
+# What the map's short names are made of: <stage>_<dataset>[_<variant>]
+SHORT = re.compile(r'^(adapt_teacher|adapt_teacher_selftrain|distill|'
+                   r'finetune|supervised_student)_(cityscapes|ade20k|coco|'
+                   r'toy)(_[\w-]+)?$')
+ALIAS_TEXT = ('# Short name of cast/{name}.py;\n'
+              '# kept so existing commands keep working.\n'
+              "_base_ = './cast/{name}.py'  # noqa: E501\n")
+
+
+@lru_cache(maxsize=None)
+def _dict(path: str) -> dict:
+    return Config.fromfile(path).to_dict()
+
+
+def loads_alike(alias: str, target: str) -> bool:
+    """Whether two config files load to the same config.
+
+    ``Config.to_dict()`` holds every variable of the config and none of
+    the file's own attributes (``filename``, ``text``), so two files are
+    alike iff their dicts are equal: with the same work-dir hand-offs
+    (pseudo-label files, checkpoints of the previous stage), since an
+    alias has nothing of its own to change them.
+    """
+    return _dict(alias) == _dict(target)
+
+
+def test_the_map_names_short_and_conventional_configs_one_to_one():
+    assert len(NAMES) >= 40
+    assert len(set(NAMES.values())) == len(NAMES)
+    for short, name in NAMES.items():
+        assert SHORT.match(short), short
+        assert CONVENTION.match(name), name
+
+
+def test_every_stage_config_has_an_alias_and_every_alias_a_target():
+    in_cast = {
+        osp.splitext(osp.basename(p))[0]
+        for p in glob.glob(osp.join(CAST_DIR, '*.py'))
+    }
+    assert in_cast == set(NAMES.values())
+    aliases = {
+        osp.splitext(osp.basename(p))[0]
+        for p in glob.glob(osp.join(CONFIG_DIR, '*.py'))
+    }
+    assert aliases == set(NAMES)
+    for short in NAMES:
+        assert is_config_alias(f'configs/mmcast/{short}.py')
+    assert not is_config_alias(
+        f'configs/mmcast/cast/{NAMES["distill_toy"]}.py')
+    assert not is_config_alias(
+        'configs/mmcast/custom/distill_custom-cpu.py')
+
+
+@pytest.mark.parametrize('short', sorted(NAMES))
+def test_alias_is_only_a_base_on_its_target(short):
+    with open(osp.join(CONFIG_DIR, f'{short}.py'), encoding='utf-8') as f:
+        assert f.read() == ALIAS_TEXT.format(name=NAMES[short])
+
+
+@pytest.mark.parametrize('short', sorted(NAMES))
+def test_alias_loads_to_its_target_and_the_name_tells_the_config(short):
+    """The alias is its target; the name's GPUs x batch, iterations and
+    label percentage are the config's."""
+    name = NAMES[short]
+    alias = osp.join(CONFIG_DIR, f'{short}.py')
+    target = osp.join(CAST_DIR, f'{name}.py')
+    assert loads_alike(alias, target), short
+    cfg = _dict(target)
+    parts = CONVENTION.match(name).groupdict()
+    iters = int(parts['iters']) * (1000 if parts['unit'] == 'k' else 1)
+    assert cfg['train_cfg']['max_iters'] == iters, name
+    loader = cfg['train_dataloader']
+    assert loader['batch_size'] == int(parts['batch']), name
+    if parts['dataset'] != 'toy':
+        # the real-size schedules are for a total batch of 8
+        assert int(parts['gpus']) * int(parts['batch']) == \
+            cfg['auto_scale_lr']['base_batch_size'] == 8, name
+    dataset = loader['dataset']
+    labeled = dataset['datasets'][0] if 'datasets' in dataset else dataset
+    assert labeled['ann_file'].endswith(f'@{parts["percent"]}.json'), name
+    # semi: D_u pseudo-labeled (1b, 2) or the stage's place in the
+    # semi-supervised recipe (1a, 3); the baseline alone is labels-only
+    assert bool(parts['semi']) == (parts['algorithm'] != 'supervised'), name
+
+
+def test_default_work_dirs_chain_the_conventional_configs():
+    """Run one after another, a stage reads the previous one's default
+    work dir, named after the conventional config."""
+    for short, name in NAMES.items():
+        text = str(_dict(osp.join(CAST_DIR, f'{name}.py')))
+        for other in NAMES:
+            assert f'work_dirs/{other}/' not in text, (name, other)
+        assert f'configs/mmcast/{short}.py' not in text
+
+
+def test_a_wrong_alias_is_detected(tmp_path):
+    """An alias onto another config (here: the stage-3 config's short
+    name pointing at stage 2) does not load alike."""
+    distill = osp.join(CAST_DIR, f'{NAMES["distill_toy"]}.py')
+    finetune = osp.join(CAST_DIR, f'{NAMES["finetune_toy"]}.py')
+    wrong = tmp_path / 'finetune_toy.py'
+    wrong.write_text(f"_base_ = '{distill}'\n")
+    assert not loads_alike(str(wrong), finetune)
+    assert loads_alike(str(wrong), distill)
