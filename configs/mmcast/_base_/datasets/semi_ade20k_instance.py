@@ -17,7 +17,10 @@
 # Scale jitter as Mask2Former's ADE20K instance recipe: short side
 # 640 x (0.5 ... 2.0), long side <= 2560. Test: short side 640.
 # Per-GPU batch 2 (4xb2 = 8 in total, see schedules/cast_90k.py).
-_base_ = 'mmdet::_base_/datasets/ade20k_instance.py'
+_base_ = [
+    'mmdet::_base_/datasets/ade20k_instance.py',
+    './semi_instance_branches.py',
+]
 
 dataset_type = 'ADE20KInstanceDataset'
 data_root = 'data/ADEChallengeData2016/'
@@ -44,7 +47,6 @@ unlabeled_ann_file = 'semi_anns/ade20k_instance_train.1@10-unlabeled.json'
 # The offline pseudo-labels of D_u (see semi_cityscapes_instance.py): relative
 # to the working directory; the pseudo-labeled dataset has data_root=''.
 pseudo_label_file = 'work_dirs/pseudo_labels/ade20k.json'
-branch_field = ['sup', 'unsup']
 train_img_prefix = 'images/training/'
 image_scale = (2560, 640)  # (w, h): long side <= 2560, short side 640
 crop_size = (630, 630)  # (w, h)
@@ -73,18 +75,8 @@ geometric_pipeline = [
 ]
 # labeled-only stages (1a, 3, the supervised baseline)
 train_pipeline = geometric_pipeline + [dict(type='PackDetInputs')]
-sup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        sup=dict(type='PackDetInputs'))
-]
-unsup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+sup_pipeline = geometric_pipeline + _base_.sup_pipeline
+unsup_pipeline = geometric_pipeline + _base_.unsup_pipeline
 # What the teacher sees when it pseudo-labels D_u (no annotations to load).
 label_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),

@@ -16,7 +16,10 @@
 # Training crops 512x1024 (spec "Student schedule"): random resize of the
 # 2048x1024 image by 0.5-2.0, random 512x1024 crop, flip. Test: 2048x1024.
 # Per-GPU batch 2 (4xb2 = 8 in total, see schedules/cast_90k.py).
-_base_ = 'mmdet::_base_/datasets/cityscapes_instance.py'
+_base_ = [
+    'mmdet::_base_/datasets/cityscapes_instance.py',
+    './semi_instance_branches.py',
+]
 
 dataset_type = 'CityscapesDataset'
 data_root = 'data/cityscapes/'
@@ -30,7 +33,6 @@ unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-
 # folder and unlabeled json carry the data root instead) so that the
 # dataset's ann_file is exactly the hook's out_file.
 pseudo_label_file = 'work_dirs/pseudo_labels/cityscapes.json'
-branch_field = ['sup', 'unsup']
 train_img_prefix = 'leftImg8bit/train/'
 image_scale = (2048, 1024)  # (w, h)
 crop_size = (1024, 512)  # (w, h) as RandomCrop takes it: 512x1024 crops
@@ -59,30 +61,15 @@ geometric_pipeline = [
 ]
 # labeled-only stages (1a, 3, the supervised baseline)
 train_pipeline = geometric_pipeline + [dict(type='PackDetInputs')]
-sup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        sup=dict(type='PackDetInputs'))
-]
-unsup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+sup_pipeline = geometric_pipeline + _base_.sup_pipeline
+unsup_pipeline = geometric_pipeline + _base_.unsup_pipeline
 # Guided Distillation's unlabeled pool: ALL train images (D_l included),
 # without annotations, in the "unsup" branch; its teacher labels them inside
 # the step, on this same (geometric) view.
 unlabeled_pool_pipeline = [
     t for t in geometric_pipeline
     if t['type'] not in ('LoadAnnotations', 'FilterAnnotations')
-] + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+] + _base_.unsup_pipeline
 # What the teacher sees when it pseudo-labels D_u (no annotations to load).
 label_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),

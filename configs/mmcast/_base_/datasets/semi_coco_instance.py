@@ -19,7 +19,10 @@
 # 0.1-2.0 of 1024x1024, 1024x1024 crop, flip. No BatchFixedSizePad: batches
 # are padded to the model's size divisor only. Test: 1333x800.
 # Per-GPU batch 2 (4xb2 = 8 in total, see schedules/cast_90k.py).
-_base_ = 'mmdet::_base_/datasets/coco_instance.py'
+_base_ = [
+    'mmdet::_base_/datasets/coco_instance.py',
+    './semi_instance_branches.py',
+]
 
 dataset_type = 'CocoDataset'
 data_root = 'data/coco/'
@@ -46,7 +49,6 @@ unlabeled_ann_file = \
 # The offline pseudo-labels of D_u (see semi_cityscapes_instance.py): relative
 # to the working directory; the pseudo-labeled dataset has data_root=''.
 pseudo_label_file = 'work_dirs/pseudo_labels/coco.json'
-branch_field = ['sup', 'unsup']
 train_img_prefix = 'train2017/'
 image_size = (1024, 1024)
 test_scale = (1333, 800)
@@ -77,30 +79,15 @@ geometric_pipeline = [
 ]
 # labeled-only stages (1a, 3, the supervised baseline)
 train_pipeline = geometric_pipeline + [dict(type='PackDetInputs')]
-sup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        sup=dict(type='PackDetInputs'))
-]
-unsup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+sup_pipeline = geometric_pipeline + _base_.sup_pipeline
+unsup_pipeline = geometric_pipeline + _base_.unsup_pipeline
 # Guided Distillation's unlabeled pool: ALL train images (D_l included),
 # without annotations, in the "unsup" branch; its teacher labels them inside
 # the step, on this same (geometric) view.
 unlabeled_pool_pipeline = [
     t for t in geometric_pipeline
     if t['type'] not in ('LoadAnnotations', 'FilterAnnotations')
-] + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+] + _base_.unsup_pipeline
 # What the teacher sees when it pseudo-labels D_u (no annotations to load).
 label_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),

@@ -4,7 +4,10 @@
 # geometric augmentation runs before MultiBranch, on image and masks together,
 # so pseudo-masks stay aligned with the student's view.
 # The data root follows MMCAST_TOY_ROOT as in toy_cityscapes_instance.py.
-_base_ = './toy_cityscapes_instance.py'
+_base_ = [
+    './toy_cityscapes_instance.py',
+    './semi_instance_branches.py',
+]
 
 data_root = '{{$MMCAST_TOY_ROOT:data/toy/}}'
 labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
@@ -12,7 +15,6 @@ unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-
 pseudo_label_file = 'work_dirs/pseudo_labels/toy.json'
 classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
            'bicycle')
-branch_field = ['sup', 'unsup']
 
 
 geometric_pipeline = [
@@ -30,30 +32,15 @@ geometric_pipeline = [
         by_mask=True,
         keep_empty=False),
 ]
-sup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        sup=dict(type='PackDetInputs'))
-]
-unsup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+sup_pipeline = geometric_pipeline + _base_.sup_pipeline
+unsup_pipeline = geometric_pipeline + _base_.unsup_pipeline
 # Guided Distillation's unlabeled pool: ALL train images (D_l included),
 # without annotations, in the "unsup" branch; its teacher labels them inside
 # the step, on this same (geometric) view.
 unlabeled_pool_pipeline = [
     t for t in geometric_pipeline
     if t['type'] not in ('LoadAnnotations', 'FilterAnnotations')
-] + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+] + _base_.unsup_pipeline
 # What the teacher sees when it pseudo-labels D_u (no annotations to load).
 label_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),

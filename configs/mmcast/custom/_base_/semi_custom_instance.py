@@ -7,11 +7,13 @@
 # Large-scale jitter at 1024 (resize by 0.1-2.0 of 1024x1024, 1024x1024 crop,
 # flip); test 1333x800. Per-GPU batch 2 (4xb2 = 8 in total, see
 # ../../_base_/schedules/cast_90k.py).
-_base_ = '../custom_dataset.py'
+_base_ = [
+    '../custom_dataset.py',
+    '../../_base_/datasets/semi_instance_branches.py',
+]
 
 dataset_type = 'CocoDataset'
 backend_args = None
-branch_field = ['sup', 'unsup']
 image_size = (1024, 1024)
 test_scale = (1333, 800)
 batch_size_per_gpu = 2
@@ -44,28 +46,13 @@ geometric_pipeline = [
 ]
 # labeled-only stages (1a, 3, the labels-only baseline)
 train_pipeline = geometric_pipeline + [dict(type='PackDetInputs')]
-sup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        sup=dict(type='PackDetInputs'))
-]
-unsup_pipeline = geometric_pipeline + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+sup_pipeline = geometric_pipeline + _base_.sup_pipeline
+unsup_pipeline = geometric_pipeline + _base_.unsup_pipeline
 # Guided Distillation's unlabeled pool: ALL train images, no annotations.
 unlabeled_pool_pipeline = [
     t for t in geometric_pipeline
     if t['type'] not in ('LoadAnnotations', 'FilterAnnotations')
-] + [
-    dict(
-        type='MultiBranch',
-        branch_field=branch_field,
-        unsup=dict(type='PackDetInputs'))
-]
+] + _base_.unsup_pipeline
 # What the teacher sees when it pseudo-labels D_u.
 label_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
