@@ -1,13 +1,14 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The CAST stage configs' names: OpenMMLab's convention in
 ``configs/mmcast/cast/``, the short names of ``configs/mmcast/`` kept as
-aliases that load to exactly the same config.
+aliases that load to the same config.
 
 ``configs/mmcast/config_names.json`` maps each short name to its
-conventional one; an alias is ``_base_ = './cast/<name>.py'`` and nothing
-else, so commands, the pipeline (which runs the short names, and whose work
-dirs and dumped configs keep them) and the conventional names all train the
-same model.
+conventional one; an alias is ``_base_ = './cast/<name>.py'`` and that
+config's default ``work_dir``, so commands, the pipeline (which runs the
+short names, sets ``--work-dir`` and keeps its work dirs and dumped config
+names) and the conventional names all train the same model, and stages run
+one after another by either name find each other's checkpoints.
 """
 import glob
 import os.path as osp
@@ -34,9 +35,12 @@ CONVENTION = re.compile(
 SHORT = re.compile(r'^(adapt_teacher|adapt_teacher_selftrain|distill|'
                    r'finetune|supervised_student)_(cityscapes|ade20k|coco|'
                    r'toy)(_[\w-]+)?$')
-ALIAS_TEXT = ('# Short name of cast/{name}.py;\n'
-              '# kept so existing commands keep working.\n'
-              "_base_ = './cast/{name}.py'  # noqa: E501\n")
+ALIAS_TEXT = (
+    '# Short name of the config below, kept so that existing commands keep\n'
+    "# working; it trains in that config's work dir, where the next stage's\n"
+    '# config looks for its checkpoint.\n'
+    "_base_ = './cast/{name}.py'  # noqa: E501\n"
+    "work_dir = './work_dirs/{name}'  # noqa: E501\n")
 
 
 @lru_cache(maxsize=None)
@@ -45,15 +49,20 @@ def _dict(path: str) -> dict:
 
 
 def loads_alike(alias: str, target: str) -> bool:
-    """Whether two config files load to the same config.
+    """Whether two config files load to the same config, but for the
+    alias's ``work_dir``.
 
     ``Config.to_dict()`` holds every variable of the config and none of
     the file's own attributes (``filename``, ``text``), so two files are
     alike iff their dicts are equal: with the same work-dir hand-offs
-    (pseudo-label files, checkpoints of the previous stage), since an
-    alias has nothing of its own to change them.
+    (pseudo-label files, checkpoints of the previous stage). ``work_dir``
+    is what ``--work-dir`` sets; an alias sets it to its target's default
+    (:func:`test_aliases_train_where_the_next_stage_looks`).
     """
-    return _dict(alias) == _dict(target)
+    ours, theirs = dict(_dict(alias)), dict(_dict(target))
+    ours.pop('work_dir', None)
+    theirs.pop('work_dir', None)
+    return ours == theirs
 
 
 def test_the_map_names_short_and_conventional_configs_one_to_one():
@@ -123,6 +132,23 @@ def test_default_work_dirs_chain_the_conventional_configs():
         for other in NAMES:
             assert f'work_dirs/{other}/' not in text, (name, other)
         assert f'configs/mmcast/{short}.py' not in text
+
+
+def test_aliases_train_where_the_next_stage_looks():
+    """Run one after another by their short names (as before the
+    conventional names), the stages hand over as the conventional ones do:
+    each alias trains in its target's default work dir."""
+    for short, name in NAMES.items():
+        cfg = _dict(osp.join(CONFIG_DIR, f'{short}.py'))
+        assert cfg['work_dir'] == f'./work_dirs/{name}', short
+        assert 'work_dir' not in _dict(osp.join(CAST_DIR, f'{name}.py'))
+    # e.g. stage 2 reads stage 1b's checkpoint from where the 1b alias
+    # trained
+    distill = _dict(osp.join(CONFIG_DIR, 'distill_cityscapes.py'))
+    selftrain = _dict(osp.join(CONFIG_DIR,
+                               'adapt_teacher_selftrain_cityscapes.py'))
+    assert distill['adapted_teacher'].startswith(
+        selftrain['work_dir'][2:] + '/iter_')
 
 
 def test_a_wrong_alias_is_detected(tmp_path):
