@@ -22,6 +22,9 @@ REAL_SIZE = [
     for stage in ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
     for ds in ('cityscapes', 'ade20k', 'coco')
 ] + [
+    f'configs/mmcast/distill_{ds}_dinov3-{variant}.py'
+    for ds in ('cityscapes', 'ade20k', 'coco') for variant in ('s', 'splus')
+] + [
     f'configs/mmcast/custom/{stage}_custom.py'
     for stage in ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 ]
@@ -30,6 +33,7 @@ ONE_PROCESS = [
     'configs/mmcast/adapt_teacher_selftrain_toy.py',
     'configs/mmcast/distill_toy.py',
     'configs/mmcast/distill_toy_gdino-sam2.py',
+    'configs/mmcast/distill_toy_sam3.py',
     'configs/mmcast/toy/cast_mask2former_r18_1xb4-1500it_toy.py',
     'configs/mmcast/custom/adapt_teacher_custom-cpu.py',
     'configs/mmcast/custom/adapt_teacher_selftrain_custom-cpu.py',
