@@ -36,6 +36,15 @@ def is_config_alias(path: str) -> bool:
         osp.splitext(osp.basename(rel))[0] in config_names()
 
 
+def forget_visualizer(cfg) -> None:
+    """Let the next runner of ``cfg`` build its own visualizer: MMEngine
+    keeps one per name and process, so a runner of an earlier test would
+    otherwise lend its own (its save dir and backends)."""
+    from mmdet.registry import VISUALIZERS
+    VISUALIZERS.get(cfg.visualizer.type)._instance_dict.pop(
+        cfg.visualizer.name, None)
+
+
 def load_script(path: str) -> ModuleType:
     """Import a script that is not in a package (``tools/...py``) by path."""
     name = '_script_' + osp.splitext(osp.basename(path))[0]

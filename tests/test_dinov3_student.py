@@ -440,3 +440,64 @@ def test_stage_student_trains_under_autocast(stage, dtype):
     assert all(math.isfinite(float(v)) for v in log_vars.values())
     after = model.backbone.vit.blocks[0].attn.qkv.weight
     assert not torch.equal(before, after)
+
+
+# --------------------------------------------------------------------------
+# the toy labels-only configs of the tiny DINOv2 / DINOv3 students
+# --------------------------------------------------------------------------
+TOY_STUDENTS = {
+    v: osp.join(CONFIGS, 'toy',
+                f'supervised_{v}-tiny-dpt_1xb4-2000it_toy-10p.py')
+    for v in ('dinov2', 'dinov3')
+}
+
+
+@pytest.mark.parametrize('version', sorted(TOY_STUDENTS))
+def test_toy_student_config_trains_under_the_runner(version, toy_data_root,
+                                                    tmp_path):
+    """Two iterations and a validation through MMEngine's runner, on the
+    toy data, with the backbone the name says; then a step of the same
+    model under bf16 autocast."""
+    import argparse
+    import glob
+    import json
+
+    from conftest import forget_visualizer, toy_cfg_options
+    from mmengine.config import DictAction
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(TOY_STUDENTS[version])
+    work_dir = str(tmp_path)
+    options = toy_cfg_options(toy_data_root, work_dir) + [
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'param_scheduler.end=2', f'work_dir={work_dir}',
+        'train_dataloader.dataset.ann_file='
+        'annotations/semi/instancesonly_filtered_gtFine_train.1@25.json']
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg.merge_from_dict(
+        parser.parse_args(['--cfg-options'] + options).cfg_options)
+    forget_visualizer(cfg)
+    runner = Runner.from_cfg(cfg)
+    backbone = runner.model.backbone
+    assert type(backbone).__name__ == \
+        {'dinov2': 'DINOv2MultiLevel', 'dinov3': 'DINOv3MultiLevel'}[version]
+    before = copy.deepcopy(backbone.state_dict())
+    runner.train()
+    moved = [k for k, v in backbone.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert len(moved) > len(before) // 2
+    assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
+    (scalars, ) = glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'scalars.json'))
+    with open(scalars) as f:
+        logged = [json.loads(line) for line in f]
+    assert any('coco/segm_mAP' in entry for entry in logged)
+
+    model = runner.model.train()
+    packed = demo_mm_inputs(2, [[3, 96, 192]] * 2, num_items=[2, 3],
+                            num_classes=8, with_mask=True)
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        log_vars = model.train_step(packed, optim_wrapper)
+    assert all(math.isfinite(float(v)) for v in log_vars.values())
