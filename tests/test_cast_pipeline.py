@@ -358,6 +358,54 @@ def test_work_dir_of_another_teacher_is_refused(run):
     assert f'holds the stages of --teacher {run["teacher"]}' in proc.stderr
 
 
+def _readme_block(containing: str) -> str:
+    """The README's fenced bash block that holds ``containing``."""
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'docs'))
+    from doc_commands import bash_blocks
+    with open(osp.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
+        blocks = [b for _, b, _ in bash_blocks(f.read()) if containing in b]
+    assert len(blocks) == 1, containing
+    return blocks[0]
+
+
+def test_readme_quickstart_is_the_make_target():
+    """The command the README shows for ``make quickstart`` is the one
+    the Makefile's recipe runs."""
+    shown = _readme_block('make quickstart').split('# = ', 1)[1]
+    shown = ' '.join(re.sub(r'\\\n#', ' ', shown).split())
+    with open(osp.join(REPO_ROOT, 'Makefile'), encoding='utf-8') as f:
+        recipe = f.read().split('\nquickstart: install\n', 1)[1]
+    recipe = recipe.split('\n\n', 1)[0].replace('\\\n', ' ')
+    recipe = ' '.join(recipe.replace('$(PY)', '.venv/bin/python').split())
+    assert shown == recipe
+
+
+@pytest.mark.parametrize('run', ['mask2former'], indirect=True)
+def test_readme_first_run_commands_run_on_the_result(run, tmp_path):
+    """The README's publish and picture commands after ``make quickstart``,
+    run as shown on this (tiny) run's work dir."""
+    block = _readme_block('tools/publish_model.py')
+    final = STAGE_ITERS['finetune']
+    for shown, here in (('work_dirs/cast_toy_quick', run['work_dir']),
+                        ('iter_50.pth', f'iter_{final}.pth'),
+                        ('.venv/bin/python', sys.executable),
+                        (' checkpoints ', f' {tmp_path}/checkpoints ')):
+        assert shown in block, shown
+        block = block.replace(shown, here)
+    proc = subprocess.run(['bash', '-euc', block], cwd=REPO_ROOT,
+                          capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    published = glob.glob(str(tmp_path / 'checkpoints' / 'cast_r18_quick-*.pth'))
+    assert len(published) == 1
+    cfg = Config.fromfile(str(tmp_path / 'checkpoints' / 'cast_r18_quick.py'))
+    assert cfg.model.type == 'Mask2Former'
+    picture = osp.join(run['work_dir'], 'predictions.png')
+    assert osp.getsize(picture) > 1000
+    with open(picture, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
 # the linking does not depend on the teacher: two of them suffice
 @pytest.mark.parametrize('run', ['mask2former', 'gdino-sam2'], indirect=True)
 def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):

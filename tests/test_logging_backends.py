@@ -68,6 +68,11 @@ def tensorboard_run(toy_data_root, tmp_path_factory):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg.merge_from_dict(
         parser.parse_args(['--cfg-options'] + options).cfg_options)
+    # MMEngine keeps one visualizer per name and process: a runner of an
+    # earlier test in this process would lend its own, without TensorBoard
+    from mmdet.registry import VISUALIZERS
+    VISUALIZERS.get(cfg.visualizer.type)._instance_dict.pop(
+        cfg.visualizer.name, None)
     Runner.from_cfg(cfg).train()
     return work_dir
 
