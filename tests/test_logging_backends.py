@@ -13,7 +13,7 @@ import shutil
 import pytest
 from mmengine.config import Config, DictAction
 
-from conftest import REPO_ROOT, load_script, toy_cfg_options
+from conftest import REPO_ROOT, forget_visualizer, load_script, toy_cfg_options
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'mmcast', 'supervised_student_toy.py')
 
@@ -68,11 +68,7 @@ def tensorboard_run(toy_data_root, tmp_path_factory):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg.merge_from_dict(
         parser.parse_args(['--cfg-options'] + options).cfg_options)
-    # MMEngine keeps one visualizer per name and process: a runner of an
-    # earlier test in this process would lend its own, without TensorBoard
-    from mmdet.registry import VISUALIZERS
-    VISUALIZERS.get(cfg.visualizer.type)._instance_dict.pop(
-        cfg.visualizer.name, None)
+    forget_visualizer(cfg)  # not the one of an earlier test's runner
     Runner.from_cfg(cfg).train()
     return work_dir
 
