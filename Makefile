@@ -54,6 +54,7 @@ quickstart: install
 # the documentation (MkDocs) into site/
 docs: install
 	$(PY) tools/docs/update_tables.py --check
+	$(PY) tools/docs/doc_commands.py
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 test: install

@@ -286,6 +286,52 @@ def test_pseudo_labels_are_coco_json_with_header(run):
                              'stage1b.json')).dataset['annotations']
 
 
+def test_console_counts_the_pseudo_labels_each_stage_trained_on(run):
+    """After stages 1b and 2 the console says how many pseudo-labels the
+    stage trained on, as their file's header counts them, and warns when
+    there were none."""
+    output = run['first']
+    for name, label in (('stage1b', 'stage 1b'), ('stage2', 'stage 2')):
+        path = osp.join(run['work_dir'], 'seed0', 'pseudo_labels',
+                        f'{name}.json')
+        with open(path) as f:
+            header = json.load(f)['info']['mmcast_pseudo_labels']
+        line = (f'[seed 0] [{label}] pseudo-labels: '
+                f'{header["num_instances"]} instances on '
+                f'{header["num_images"]} unlabeled images ({path})')
+        assert line in output, output[-3000:]
+        warned = f'[seed 0] [{label}] WARNING: the teacher kept no instance'
+        assert (warned in output) == (header['num_instances'] == 0)
+
+
+def test_pseudo_label_summary_of_a_stage(tmp_path):
+    from mmcast.apis.pipeline.stage import Stage, pseudo_label_summary
+    from mmcast.pseudo_labels.coco_pseudo_labels import \
+        write_pseudo_label_json
+    path = str(tmp_path / 'stage2.json')
+    stage = Stage('distill', 'stage 2', 'c.py', str(tmp_path), seed=1,
+                  options=['randomness.seed=1',
+                           'train_dataloader.dataset.datasets.1.ann_file=x',
+                           f'custom_hooks.0.out_file={path}'])
+    assert stage.pseudo_label_file == path
+    assert pseudo_label_summary(stage) == []  # not written (yet)
+    images = [dict(id=i, file_name=f'{i}.png', height=4, width=4)
+              for i in range(3)]
+    ann = dict(id=1, image_id=0, category_id=1, bbox=[0, 0, 1, 1], area=1,
+               iscrowd=0, score=0.9,
+               segmentation=dict(size=[4, 4], counts='0400<0'))
+    for anns, lines in (([], 2), ([ann], 1)):
+        write_pseudo_label_json(
+            path, dict(num_images=3, num_instances=len(anns)), images,
+            [dict(id=1, name='a')], anns)
+        said = pseudo_label_summary(stage)
+        assert len(said) == lines
+        assert said[0] == (f'[seed 1] [stage 2] pseudo-labels: {len(anns)} '
+                           f'instances on 3 unlabeled images ({path})')
+        assert ('taught the student background' in said[-1]) == (not anns)
+    assert Stage('x', 'stage 3', 'c.py', '.').pseudo_label_file is None
+
+
 def test_results_have_every_row_with_finite_numbers(run):
     wd = run['work_dir']
     with open(osp.join(wd, 'results.json')) as f:

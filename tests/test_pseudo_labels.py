@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Offline pseudo-labels: filter, COCO writer, labeler, dataset, hook, CLI."""
 import json
+import logging
 import os
 import os.path as osp
 import subprocess
@@ -609,3 +610,43 @@ def test_cli_mask2former_teacher(tmp_path):
     assert not any(p.requires_grad for p in teacher.parameters())
     for k, v in model.state_dict().items():
         assert torch.equal(teacher.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize('score_thr, empty', [(0.95, True), (0.5, False)])
+def test_hook_warns_when_the_teacher_keeps_no_instance(tmp_path, score_thr,
+                                                       empty):
+    """Above every score (FakeTeacher's best is 0.9) no pseudo-label is
+    kept: the stage's log says that every unlabeled image will teach the
+    student background; with instances kept it says nothing of the kind."""
+    from mmengine.logging import MMLogger
+    make_data(str(tmp_path), num=3)
+    hook = PseudoLabelHook(unlabeled_dataset=labeling_cfg(tmp_path),
+                           filter_cfg=dict(score_thr=score_thr))
+    dataset = build_labeling_dataset(labeling_cfg(tmp_path))
+    out = str(tmp_path / 'pl.json')
+    filter_cfg = PseudoLabelFilter(score_thr=score_thr).cfg
+    logger = MMLogger.get_current_instance()
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        teacher = FakeTeacher()
+        hook.relabel(teacher, dataset, out, filter_cfg,
+                     hook.expected_header(dataset, teacher, filter_cfg),
+                     'no file yet')
+    finally:
+        logger.removeHandler(handler)
+    count = read_header(out)['num_instances']
+    assert (count == 0) == empty
+    said = [r.getMessage() for r in records
+            if 'kept no instance' in r.getMessage()]
+    if empty:
+        assert len(said) == 1 and out in said[0]
+        assert 'on any of the 3 images' in said[0]
+    else:
+        assert said == []

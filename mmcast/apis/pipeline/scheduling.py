@@ -11,7 +11,7 @@ from typing import Dict, List
 from ..stage_failure import StageFailed
 from ..stage_progress import ProgressMonitor
 from .settings import UPSTREAM
-from .stage import Stage, read_metrics
+from .stage import Stage, pseudo_label_summary, read_metrics
 
 
 class StageScheduling:
@@ -104,3 +104,5 @@ class StageScheduling:
             os.replace(results_file + '.tmp', results_file)
         self.say(f'[seed {seed}] [{stage.key}] mask AP '
                  f'{results[stage.key]["segm_AP"]}')
+        for line in pseudo_label_summary(stage):
+            self.say(line)

@@ -46,6 +46,17 @@ class Stage:
             return None
         return osp.join(self.work_dir, f'iter_{self.max_iters}.pth')
 
+    @property
+    def pseudo_label_file(self) -> Optional[str]:
+        """The file its ``PseudoLabelHook`` writes (the option that
+        :func:`~mmcast.apis.config_handoffs.pseudo_label_options` sets), or
+        ``None`` for a stage without one."""
+        for option in self.options:
+            key, _, value = option.partition('=')
+            if key.startswith('custom_hooks.') and key.endswith('.out_file'):
+                return value
+        return None
+
     def describe(self) -> str:
         """One line of the plan."""
         if self.max_iters is None:
@@ -53,6 +64,28 @@ class Stage:
                     f' -> {self.work_dir}')
         return (f'[{self.name}] train {self.config} for {self.max_iters} '
                 f'iterations -> {self.final}')
+
+
+def pseudo_label_summary(stage: Stage) -> List[str]:
+    """Console lines on the pseudo-labels a finished stage trained on: their
+    count and, when the teacher kept no instance at all, a warning (every
+    unlabeled image then teaches the student that it is background)."""
+    from mmcast.pseudo_labels.coco_pseudo_labels import read_header
+    path = stage.pseudo_label_file
+    header = read_header(path) if path and osp.isfile(path) else None
+    if header is None:
+        return []
+    count, images = header['num_instances'], header['num_images']
+    lines = [f'{stage.label} pseudo-labels: {count} instances on {images} '
+             f'unlabeled images ({path})']
+    if count == 0 and images:
+        lines.append(
+            f'{stage.label} WARNING: the teacher kept no instance above its '
+            'score threshold, so every unlabeled image taught the student '
+            'background; lower the teacher\'s score threshold (the '
+            'PseudoLabelHook\'s filter_cfg.score_thr, or the teacher\'s own '
+            'score_thr) or train the teacher longer')
+    return lines
 
 
 def read_metrics(work_dir: str) -> Dict[str, float]:

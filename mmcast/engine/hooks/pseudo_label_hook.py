@@ -2,6 +2,7 @@
 """Make the offline pseudo-labels at the start of training if needed."""
 import copy
 import gc
+import logging
 import os.path as osp
 from functools import partial
 from typing import List, Optional, Sequence
@@ -266,6 +267,15 @@ class PseudoLabelHook(Hook):
         self.last_result = label_unlabeled_set(
             teacher, dataset, out_file, filter_cfg=filter_cfg, header=header,
             **self.labeling_args)
+        written = self.last_result['header']
+        if written is not None and written['num_instances'] == 0:
+            print_log(
+                f'PseudoLabelHook: the teacher kept no instance on any of '
+                f'the {written["num_images"]} images of {out_file}: every '
+                'unlabeled image will teach the student background. Lower '
+                'the teacher\'s score threshold (filter_cfg.score_thr, or '
+                'the teacher\'s own) or train the teacher longer.',
+                logger='current', level=logging.WARNING)
 
     def measure_quality(self, teacher: torch.nn.Module, out_file: str,
                         header: dict) -> None:
