@@ -568,7 +568,15 @@ def test_prompted_teacher_configs_build_one_teacher(teacher, monkeypatch):
     student = selftrain.model.student.to_dict()
     assert student.pop('init_cfg') == dict(
         type='Pretrained', checkpoint=adapt.load_from)
-    for model in (adapt.model.to_dict(), source.model.to_dict(), student):
+    # θ_T^0 stands in for the foundation model's own pre-training: the
+    # tiny SAM 3 learns whole there (same architecture, other trained parts)
+    pretrained = source.model.to_dict()
+    trainable = pretrained.pop('trainable', None)
+    assert (trainable is not None) == (teacher == 'sam3')
+    if trainable is not None:
+        assert {'backbone', 'transformer'} <= set(trainable)
+        assert 'trainable' not in ref
+    for model in (adapt.model.to_dict(), pretrained, student):
         assert _norm(model) == _norm(ref)
     assert selftrain.model.type == 'CASTDistiller'
     # the wrapper preprocesses the batch as the teacher does
