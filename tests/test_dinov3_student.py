@@ -399,8 +399,9 @@ def test_stage_config_swaps_only_the_backbone(ds, stage, variant):
         if cfg['model'].get('init_cfg'):  # stage 3: checked above
             cfg['model']['init_cfg'].pop('checkpoint')
         cfg['optim_wrapper']['paramwise_cfg'].pop('custom_keys')
+        # work_dir: each short-name alias trains in its own config's
         for key in [k for k in cfg if k.startswith('dinov3_')] + [
-                'data_preprocessor', 'distilled_student']:
+                'data_preprocessor', 'distilled_student', 'work_dir']:
             cfg.pop(key, None)
     assert a == b
 
