@@ -335,6 +335,21 @@ def test_toy_config_matches_factory(repo_root):
         assert other.model.type == 'ConceptPromptedTeacher'
 
 
+def test_cityscapes_adaptation_trains_the_labelling_teacher(repo_root):
+    """Stage 1a's SAM 3 is the teacher config's model (prompts, thresholds,
+    tiling), built without weights: they come from ``load_from``."""
+    teachers = osp.join(repo_root, 'configs/mmcast/teachers')
+    adapt = Config.fromfile(osp.join(teachers, 'adapt_sam3_cityscapes.py'))
+    label = Config.fromfile(osp.join(teachers, 'sam3_cityscapes.py'))
+    adapted, labelling = adapt.model.to_dict(), label.model.to_dict()
+    assert adapted['sam3'].pop('checkpoint') is None
+    assert labelling['sam3'].pop('checkpoint') == adapt.load_from
+    assert adapted == labelling
+    assert len(labelling['class_prompts']) == 8
+    for cfg in (adapt, label):  # metadata-only inputs at 1024x512
+        assert cfg.test_dataloader.dataset.pipeline[1].scale == (1024, 512)
+
+
 def test_toy_config_runs_under_the_runner(repo_root, assets, toy_data_root,
                                           tmp_path, monkeypatch):
     monkeypatch.setenv('MMCAST_TINY_TEACHERS', assets['root'])

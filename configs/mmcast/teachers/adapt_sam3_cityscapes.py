@@ -28,48 +28,14 @@
 _base_ = [
     '../_base_/datasets/semi_cityscapes_instance.py',
     '../_base_/cast_runtime.py',
+    '../_base_/models/concept_prompted_teacher_sam3_cityscapes.py',
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
-sam3_checkpoint = 'checkpoints/sam3.pt'
-bpe_path = 'checkpoints/bpe_simple_vocab_16e6.txt.gz'
-class_names = ('person', 'rider', 'car', 'truck', 'bus', 'train',
-               'motorcycle', 'bicycle')
-
 # sam3_cityscapes.py's model, built without weights (they come from
-# load_from); keep the two equal.
-model = dict(
-    type='ConceptPromptedTeacher',
-    sam3=dict(
-        checkpoint=None,
-        bpe_path=bpe_path,
-        mask_threshold=0.0,
-        autocast='bfloat16',
-        prompt_batch_size=16),
-    classes=class_names,
-    class_prompts=dict(
-        person=['person', 'pedestrian'],
-        rider=['rider', 'cyclist', 'person riding a bicycle'],
-        car=['car'],
-        truck=['truck'],
-        bus=['bus'],
-        train=['train', 'tram'],
-        motorcycle=['motorcycle'],
-        bicycle=['bicycle']),
-    score_thr=dict(
-        person=0.4,
-        rider=0.4,
-        car=0.4,
-        truck=0.5,
-        bus=0.5,
-        train=0.5,
-        motorcycle=0.5,
-        bicycle=0.4),
-    nms_iou_thr=0.7,
-    max_per_img=100,
-    tiling=dict(tile_size=0, overlap=0.5, merge_iou_thr=0.5),
-    image_source='auto')
-load_from = sam3_checkpoint
+# load_from)
+model = dict(sam3=dict(checkpoint=None))
+load_from = {{_base_.sam3_checkpoint}}
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
@@ -99,16 +65,8 @@ train_dataloader = dict(
     **dict(
         _base_.supervised_dataloader,
         dataset=dict(_base_.supervised_dataset, pipeline=train_pipeline)))
-# SAM 3 re-reads the original image from img_path at full resolution (and
-# tiles it); the batch inputs only carry the metadata (sam3_cityscapes.py).
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
-    dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor'))
-]
+# SAM 3 re-reads the original image (sam3_cityscapes.py)
+test_pipeline = {{_base_.sam3_test_pipeline}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
