@@ -57,8 +57,11 @@ docs: install
 	$(PY) tools/docs/doc_commands.py
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
+# two pytest-xdist workers, one thread each; TEST_WORKERS=0 runs the suite in one process.
+# The suite starts hundreds of Python processes: let them cache mmcast's bytecode.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q tests
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
 
 # extra pytest arguments via ARGS, e.g. make test-gpu ARGS='-k stage_steps'
 test-gpu: install

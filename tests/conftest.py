@@ -1,17 +1,24 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Shared fixtures: small toy datasets generated once per test session."""
+import contextlib
 import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import sys
 from types import ModuleType
+from typing import Optional
 
 import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # the GPU suite runs on its own: make test-gpu (tests/gpu/run.py)
 collect_ignore = ['gpu']
+# make test runs two pytest-xdist workers, one thread each (the machine's
+# two cores); a plain pytest run keeps both threads
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    os.environ['OMP_NUM_THREADS'] = '1'
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 sys.path.insert(0, REPO_ROOT)
 
@@ -52,6 +59,96 @@ def load_script(path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def xdist_group(item: pytest.Item) -> Optional[str]:
+    """The pytest-xdist group of a test (``--dist loadgroup``), or None.
+
+    A test that uses a module- or class-scoped fixture goes with the
+    module's other such tests, split by the parameters of those fixtures,
+    so that each fixture is built on one worker only (the same value of an
+    indirect parametrization shares the fixture's group); a group the test
+    names itself (``pytest.mark.xdist_group``) is kept; any other test is
+    scheduled on its own. xdist reads a group name up to the last ``]``
+    of the test id, so the names hold no brackets.
+    """
+    mark = item.get_closest_marker('xdist_group')
+    if mark is not None:
+        return mark.args[0] if mark.args else mark.kwargs['name']
+    shared = sorted(
+        name for name in item._fixtureinfo.names_closure
+        if item._fixtureinfo.name2fixturedefs.get(name) and item._fixtureinfo
+        .name2fixturedefs[name][-1].scope in ('module', 'class', 'package'))
+    if not shared:
+        return None
+    callspec = getattr(item, 'callspec', None)
+    group = item.nodeid.split('::')[0]
+    for name in shared:
+        if callspec is not None and name in callspec.params:
+            value = callspec.params[name]
+            value = value if isinstance(value, (str, int, float, bool)) \
+                else f'#{callspec.indices[name]}'
+            group += f'::{name}={value}'
+    return re.sub(r'[\[\]@]', '_', group)
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        'markers', 'slow_fixture(minutes): the module builds fixtures that '
+        'take minutes on one core (whole pipelines, real-size models); its '
+        'tests run first, the longest first')
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items: list) -> None:
+    """Give every test its xdist group (see :func:`xdist_group`) and put the
+    modules marked ``slow_fixture`` first, longest first, so that the two
+    workers of ``make test`` (``--dist loadgroup --no-loadscope-reorder``)
+    start with the long groups and end together."""
+    for item in items:
+        group = xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+    def minutes(item: pytest.Item) -> float:
+        mark = item.get_closest_marker('slow_fixture')
+        return mark.args[0] if mark else 0
+
+    items.sort(key=minutes, reverse=True)
+
+
+@contextlib.contextmanager
+def _kept_default_scope():
+    """Put MMEngine's default scopes back as they were: a test or module
+    that sets one (``mmseg`` for SwinMTL, a runner's own) leaves the next,
+    which may run after it on the same pytest-xdist worker, unchanged."""
+    saved = dict(_default_scopes())
+    yield
+    scopes = _default_scopes()
+    if list(scopes) != list(saved):
+        scopes.clear()
+        scopes.update(saved)
+
+
+def _default_scopes() -> dict:
+    """``DefaultScope``'s instances by name, the current one last (empty
+    before MMEngine is imported)."""
+    if 'mmengine.registry' not in sys.modules:
+        return {}
+    from mmengine.registry import DefaultScope
+    return DefaultScope._instance_dict
+
+
+@pytest.fixture(autouse=True, scope='module')
+def module_keeps_default_scope():
+    with _kept_default_scope():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def test_keeps_default_scope():
+    with _kept_default_scope():
+        yield
 
 
 @pytest.fixture(scope='session')

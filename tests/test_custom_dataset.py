@@ -34,6 +34,8 @@ from mmengine.config import Config
 from conftest import REPO_ROOT
 from mmcast.apis import pipeline as pipeline_api
 
+pytestmark = pytest.mark.slow_fixture(5)
+
 PIPELINE = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 SPLIT = osp.join(REPO_ROOT, 'tools', 'split_semi.py')
 CUSTOM_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast', 'custom')

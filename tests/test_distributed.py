@@ -47,7 +47,8 @@ def test_distill_stage_runs_on_two_processes(repo_root, toy_data_root, tmp_path)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore',
                MMCAST_CPU_DIST='1')  # the pytorch launcher on CPU
     proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+         '--nproc_per_node=2',
          train_py, 'configs/mmcast/distill_toy.py', '--launcher', 'pytorch',
          '--work-dir', work_dir, '--cfg-options'] + options,
         cwd=repo_root, capture_output=True, text=True, env=env)

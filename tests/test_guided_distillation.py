@@ -371,7 +371,8 @@ def test_two_process_gloo_ema_teacher_equals_one_process(tmp_path, repo_root):
     multi = str(tmp_path / 'multi')
     for cmd in ([sys.executable, str(script), single, 'one'],
                 [sys.executable, '-m', 'torch.distributed.run',
-                 '--nproc_per_node=2', str(script), multi, 'ddp']):
+                 '--standalone', '--nproc_per_node=2', str(script), multi,
+                 'ddp']):
         proc = subprocess.run(cmd, cwd=repo_root, capture_output=True,
                               text=True, env=env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

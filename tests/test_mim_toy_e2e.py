@@ -19,6 +19,8 @@ import torch
 
 from conftest import toy_cfg_options
 
+pytestmark = pytest.mark.slow_fixture(4)
+
 CONFIG = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 ITERS = 100

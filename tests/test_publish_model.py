@@ -18,6 +18,8 @@ from mmengine.runner import load_checkpoint
 from conftest import REPO_ROOT, load_script, toy_cfg_options
 from mmcast.utils.checkpoint_loading import CheckpointError
 
+pytestmark = pytest.mark.slow_fixture(2)
+
 STAGE_CONFIG = 'configs/mmcast/toy/cast_mask2former_r18_1xb4-1500it_toy.py'
 CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
            'bicycle')

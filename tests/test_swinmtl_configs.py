@@ -27,6 +27,8 @@ from mmcast.swinmtl.datasets import TOY_DEPTH_CLASSES, make_toy_depth_dataset
 from mmcast.swinmtl.datasets.toy_depth_scenes import (render_toy_depth_scene,
                                                       toy_depth_rng)
 
+pytestmark = pytest.mark.slow_fixture(2)
+
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast', 'swinmtl')
 CONFIGS = sorted(
     osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
