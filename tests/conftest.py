@@ -61,6 +61,10 @@ def load_script(path: str) -> ModuleType:
     return module
 
 
+# module-scoped fixtures of every test, cheap to build on each worker
+PER_WORKER_FIXTURES = ('module_keeps_default_scope', )
+
+
 def xdist_group(item: pytest.Item) -> Optional[str]:
     """The pytest-xdist group of a test (``--dist loadgroup``), or None.
 
@@ -77,7 +81,8 @@ def xdist_group(item: pytest.Item) -> Optional[str]:
         return mark.args[0] if mark.args else mark.kwargs['name']
     shared = sorted(
         name for name in item._fixtureinfo.names_closure
-        if item._fixtureinfo.name2fixturedefs.get(name) and item._fixtureinfo
+        if name not in PER_WORKER_FIXTURES
+        and item._fixtureinfo.name2fixturedefs.get(name) and item._fixtureinfo
         .name2fixturedefs[name][-1].scope in ('module', 'class', 'package'))
     if not shared:
         return None

@@ -204,12 +204,13 @@ def test_det_inferencer_runs_fp32_and_fp16(stage, published, toy_image,
     for key, full in states['fp32'].items():
         rounded = full.half().float() if full.is_floating_point() else full
         assert torch.equal(states['fp16'][key], rounded), key
-    # which moves the raw outputs by ~0.1-1 % (relative norm); the top-k of
-    # an untrained model's near-equal scores may still reorder
+    # which moves the raw outputs of the 2-iteration model by ~0.1-8 %
+    # (relative norm; 7.4 % seen on one thread); the top-k of its near-equal
+    # scores may still reorder; other weights would move them by ~100 %
     for full, halved in zip(raw['fp32'], raw['fp16']):
         assert not torch.equal(full, halved)
         relative = ((full - halved).norm() / full.norm()).item()
-        assert relative < 5e-2, relative
+        assert relative < 0.2, relative
     # the checkpoint alone is enough: its meta holds the published config
     alone = DetInferencer(weights=published['checkpoint'], device='cpu',
                           show_progress=False)
