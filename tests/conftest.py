@@ -1,12 +1,15 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Shared fixtures: small toy datasets generated once per test session."""
 import contextlib
+import functools
 import importlib.util
 import json
 import os
 import os.path as osp
 import re
+import shutil
 import sys
+import tempfile
 from types import ModuleType
 from typing import Optional
 
@@ -21,6 +24,26 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
     os.environ['OMP_NUM_THREADS'] = '1'
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 sys.path.insert(0, REPO_ROOT)
+
+
+def _cache_external_config_lookups() -> None:
+    """Read MMDetection's model index once per test process.
+
+    For each ``mmdet::_base_/...`` of a config, ``Config.fromfile`` reloads
+    ``pkg_resources`` and parses every metafile of the package (about half
+    a second) before it falls back to the base path; the suite loads each
+    shipped config many times. Neither the installed packages nor their
+    metafiles change while the suite runs.
+    """
+    from mmengine.config import config as config_module
+    from mmengine.config import utils as config_utils
+    load = functools.lru_cache(maxsize=None)(config_utils.load)
+    config_utils.load = lambda file: load(file)
+    config_module.is_installed = functools.lru_cache(maxsize=None)(
+        config_module.is_installed)
+
+
+_cache_external_config_lookups()
 
 
 def config_names() -> dict:
@@ -95,6 +118,28 @@ def xdist_group(item: pytest.Item) -> Optional[str]:
                 else f'#{callspec.indices[name]}'
             group += f'::{name}={value}'
     return re.sub(r'[\[\]@]', '_', group)
+
+
+# what the suite's temporary files take at most (two real-size smoke parts
+# at once: random weights and checkpoints; whole toy pipelines), with room
+FREE_DISK_GIB = 25
+
+
+def pytest_sessionstart(session) -> None:
+    """Stop at once, with one line, when the disk of the temporary files
+    is too full for the suite (each test would fail on its own otherwise,
+    with whatever error its first full write gives)."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        return  # checked once, by the controller
+    folder = session.config.option.basetemp or tempfile.gettempdir()
+    while not osp.isdir(folder):
+        folder = osp.dirname(folder)
+    free = shutil.disk_usage(folder).free
+    if free < FREE_DISK_GIB * 2**30:
+        pytest.exit(
+            f'{folder}: {free / 2**30:.1f} GiB free; the test suite writes up '
+            f'to about {FREE_DISK_GIB} GiB of temporary files there: free '
+            'space, or point --basetemp at another disk', returncode=2)
 
 
 def pytest_configure(config) -> None:

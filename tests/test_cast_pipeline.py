@@ -35,7 +35,7 @@ from mmengine.config import Config
 from conftest import REPO_ROOT, config_names, conventional_config
 from mmcast.apis.pipeline import CASTPipeline, parse_args
 
-pytestmark = pytest.mark.slow_fixture(8)
+pytestmark = pytest.mark.slow_fixture(10)
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 # θ_T^0 pre-training, 1a, 1b, 2, 3 (the baseline gets 2 + 3)

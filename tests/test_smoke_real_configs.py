@@ -12,9 +12,12 @@ baseline (Cityscapes, COCO), and the configs of ``configs/mmcast/teachers``
 ADE20K, the ensemble, SAM 3 adaptation and the SAM 3 teacher), all with
 random weights at the configs' real architectures (Swin-L, DINOv2-S,
 DINOv3-S, BERT-base, Hiera-L, SAM 3's ViT-L) on synthetic data in the
-dataset's real layout. Slow: 8 to 13 minutes a part on one CPU core.
+dataset's real layout. Each part runs its configs in the tool's own
+process (``--in-process``: mmdet's train / test script, the one ``mim``
+starts). Slow: 4 1/2 to 7 1/2 minutes a part on one CPU core.
 """
 import json
+import os
 import os.path as osp
 import re
 import subprocess
@@ -22,9 +25,9 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_script, toy_cfg_options
 
-pytestmark = pytest.mark.slow_fixture(10)
+pytestmark = pytest.mark.slow_fixture(7)
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
@@ -99,7 +102,7 @@ def _smoke(part: str, tmp_path_factory) -> dict:
     proc = subprocess.run(
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'smoke_real_configs.py'),
          '--work-dir', str(work_dir), '--device', 'cpu', '--keep-going',
-         '--num-images', '4', str(NUM_VAL)] + PARTS[part][0],
+         '--num-images', '4', str(NUM_VAL), '--in-process'] + PARTS[part][0],
         cwd=REPO_ROOT, capture_output=True, text=True)
     summary = json.loads((work_dir / 'summary.json').read_text())
     summary['by_config'] = {r['config']: r for r in summary['results']}
@@ -255,5 +258,54 @@ def test_teacher_config_runs(smoke, config, how):
 
 
 def _log(result: dict) -> str:
-    with open(result['log'], encoding='utf-8') as f:
+    return _read(result['log'])
+
+
+def _read(path: str) -> str:
+    with open(path, encoding='utf-8') as f:
         return f.read()
+
+
+def test_in_process_runs_keep_their_own_logs_and_scalars(
+        tmp_path, toy_data_root, capfd):
+    """``--in-process``: two trainings in one process each log into their
+    own work dir (MMEngine's visualizer is per name and process) and their
+    own log file; a script that raises gives exit 1 and its traceback in
+    its log, and the console is the tool's again."""
+    tool = load_script(osp.join(REPO_ROOT, 'tools', 'smoke_real_configs.py'))
+    config = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'
+    for name in ('first', 'second'):
+        work_dir = tmp_path / name
+        work_dir.mkdir()
+        options = toy_cfg_options(toy_data_root, str(work_dir)) + [
+            'train_cfg.max_iters=1', 'train_cfg.val_interval=1',
+            'param_scheduler.end=3', 'default_hooks.checkpoint.interval=1']
+        log = str(work_dir / 'smoke.log')
+        assert tool.run_script_in_process(
+            ['train', 'mmdet', config, '--cfg-options'] + options,
+            str(work_dir), log) == 0, tool.tail(log)
+        assert 'coco/segm_mAP' in tool.val_record(str(work_dir)), name
+        assert 'Iter(train) [1/1]' in _read(log)
+        assert osp.isfile(work_dir / 'iter_1.pth')
+    log = str(tmp_path / 'failed.log')
+    assert tool.run_script_in_process(
+        ['test', 'mmdet', str(tmp_path / 'missing.py'), '--checkpoint',
+         str(work_dir / 'iter_1.pth')], str(tmp_path / 'failed'), log) == 1
+    assert 'Traceback' in _read(log) and 'missing.py' in _read(log)
+    print('the tool again')
+    out, err = capfd.readouterr()
+    assert out == 'the tool again\n' and 'Iter(train)' not in err
+
+
+def test_too_little_disk_stops_before_writing(tmp_path, monkeypatch,
+                                              capsys):
+    tool = load_script(osp.join(REPO_ROOT, 'tools', 'smoke_real_configs.py'))
+    usage = tool.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(tool.shutil, 'disk_usage', lambda path: usage._replace(
+        free=tool.FREE_DISK_GIB * 2**30 - 1))
+    work_dir = tmp_path / 'smoke'
+    assert tool.main(['--work-dir', str(work_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f'{work_dir}: {tool.FREE_DISK_GIB:.1f} GiB free' in err
+    assert f'needs about {tool.FREE_DISK_GIB} GiB' in err
+    assert os.listdir(work_dir) == []

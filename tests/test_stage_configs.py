@@ -113,6 +113,42 @@ def test_config_parses(path):
     assert leftover_delete_keys(cfg.to_dict()) == []
 
 
+def _types(node) -> set:
+    """Every ``type`` string inside a config node."""
+    if isinstance(node, dict):
+        found = {node['type']} if isinstance(node.get('type'), str) else set()
+        return found.union(*(_types(v) for v in node.values()))
+    if isinstance(node, (list, tuple)):
+        return set().union(*(_types(v) for v in node))
+    return set()
+
+
+def test_every_config_naming_an_mmcast_part_imports_mmcast():
+    """A fresh ``mim train`` process finds mmcast's parts only through
+    ``custom_imports`` (the in-process smoke run would not notice: mmcast
+    is imported there by the first config)."""
+    from mmengine.registry import Registry
+
+    import mmcast  # noqa: F401
+    from mmdet import registry
+    ours = {name for reg in vars(registry).values()
+            if isinstance(reg, Registry)
+            for name, cls in reg.module_dict.items()
+            if cls.__module__.startswith('mmcast.')}
+    assert {'CASTDistiller', 'PseudoLabelHook'} <= ours
+    checked = 0
+    for path in glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/**/*.py'),
+                          recursive=True):
+        if '_base_' in path:
+            continue
+        cfg = _load(osp.relpath(path, REPO_ROOT))  # read only
+        if _types(cfg.to_dict()) & ours:
+            checked += 1
+            imports = cfg.get('custom_imports', {}).get('imports', [])
+            assert any(i.split('.')[0] == 'mmcast' for i in imports), path
+    assert checked > 50
+
+
 @pytest.mark.parametrize('ds,stage', REAL_CONFIGS)
 def test_stage_config_basics(ds, stage):
     cfg = load(stage_path(stage, ds))

@@ -159,3 +159,23 @@ def test_two_workers_run_each_group_on_one_worker(tmp_path):
                      test, 'b' if test.endswith('[b]') else test)
         workers[group].add(worker)
     assert all(len(w) == 1 for w in workers.values()), dict(workers)
+
+
+def test_too_little_disk_stops_the_suite_at_once(tmp_path, monkeypatch):
+    import pytest
+
+    import conftest
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(conftest.shutil, 'disk_usage', lambda path: usage.
+                        _replace(free=conftest.FREE_DISK_GIB * 2**30 - 1))
+    monkeypatch.delenv('PYTEST_XDIST_WORKER', raising=False)
+    option = collections.namedtuple('Option', 'basetemp')
+    session = collections.namedtuple('Session', 'config')(
+        collections.namedtuple('Config', 'option')(
+            option(str(tmp_path / 'not' / 'yet'))))
+    with pytest.raises(pytest.exit.Exception,
+                       match=f'^{tmp_path}: .* GiB free; the test suite '):
+        conftest.pytest_sessionstart(session)
+    monkeypatch.setattr(conftest.shutil, 'disk_usage', lambda path: usage.
+                        _replace(free=conftest.FREE_DISK_GIB * 2**30))
+    conftest.pytest_sessionstart(session)  # enough: goes on
