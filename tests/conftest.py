@@ -137,9 +137,10 @@ def pytest_sessionstart(session) -> None:
     free = shutil.disk_usage(folder).free
     if free < FREE_DISK_GIB * 2**30:
         pytest.exit(
-            f'{folder}: {free / 2**30:.1f} GiB free; the test suite writes up '
-            f'to about {FREE_DISK_GIB} GiB of temporary files there: free '
-            'space, or point --basetemp at another disk', returncode=2)
+            f'{folder}: {free / 2**30:.1f} GiB free; the test suite needs '
+            f'{FREE_DISK_GIB} GiB free there for its temporary files (up to '
+            '16 GB at once): free space, or point --basetemp at another disk',
+            returncode=2)
 
 
 def pytest_configure(config) -> None:
