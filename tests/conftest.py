@@ -66,15 +66,6 @@ def is_config_alias(path: str) -> bool:
         osp.splitext(osp.basename(rel))[0] in config_names()
 
 
-def forget_visualizer(cfg) -> None:
-    """Let the next runner of ``cfg`` build its own visualizer: MMEngine
-    keeps one per name and process, so a runner of an earlier test would
-    otherwise lend its own (its save dir and backends)."""
-    from mmdet.registry import VISUALIZERS
-    VISUALIZERS.get(cfg.visualizer.type)._instance_dict.pop(
-        cfg.visualizer.name, None)
-
-
 def load_script(path: str) -> ModuleType:
     """Import a script that is not in a package (``tools/...py``) by path."""
     name = '_script_' + osp.splitext(osp.basename(path))[0]
@@ -188,6 +179,17 @@ def _default_scopes() -> dict:
         return {}
     from mmengine.registry import DefaultScope
     return DefaultScope._instance_dict
+
+
+@pytest.fixture(autouse=True)
+def test_forgets_its_visualizers():
+    """A runner of this test lends no visualizer (and save dir, which a
+    passed test's ``tmp_path`` loses) to the runners of later tests on the
+    same pytest-xdist worker."""
+    yield
+    if 'mmengine.visualization' in sys.modules:
+        from mmcast.testing import forget_visualizers
+        forget_visualizers()
 
 
 @pytest.fixture(autouse=True, scope='module')

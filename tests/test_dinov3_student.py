@@ -463,7 +463,7 @@ def test_toy_student_config_trains_under_the_runner(version, toy_data_root,
     import glob
     import json
 
-    from conftest import forget_visualizer, toy_cfg_options
+    from conftest import toy_cfg_options
     from mmengine.config import DictAction
     from mmengine.runner import Runner
 
@@ -478,7 +478,6 @@ def test_toy_student_config_trains_under_the_runner(version, toy_data_root,
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg.merge_from_dict(
         parser.parse_args(['--cfg-options'] + options).cfg_options)
-    forget_visualizer(cfg)
     runner = Runner.from_cfg(cfg)
     backbone = runner.model.backbone
     assert type(backbone).__name__ == \

@@ -13,7 +13,7 @@ import shutil
 import pytest
 from mmengine.config import Config, DictAction
 
-from conftest import REPO_ROOT, forget_visualizer, load_script, toy_cfg_options
+from conftest import REPO_ROOT, load_script, toy_cfg_options
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'mmcast', 'supervised_student_toy.py')
 
@@ -68,7 +68,6 @@ def tensorboard_run(toy_data_root, tmp_path_factory):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     cfg.merge_from_dict(
         parser.parse_args(['--cfg-options'] + options).cfg_options)
-    forget_visualizer(cfg)  # not the one of an earlier test's runner
     Runner.from_cfg(cfg).train()
     return work_dir
 
@@ -93,3 +92,29 @@ def test_tensorboard_backend_logs_the_scalars_the_json_has(tensorboard_run):
         assert from_events[name][1] == pytest.approx(values, rel=1e-6), name
     # validation counts at the iteration it ran after, as in the json
     assert from_events['coco/segm_mAP'][0] == [2]
+
+
+def test_a_later_runner_gets_its_own_visualizer(tmp_path):
+    """MMEngine lends a visualizer by name to every later caller, save dir
+    included; ``forget_visualizers`` (after each test, and after each
+    in-process smoke run) drops them all, subclasses' too."""
+    from mmdet.visualization import DetLocalVisualizer
+    from mmengine.visualization import Visualizer
+
+    from mmcast.testing import forget_visualizers
+
+    def visualizer(cls, save_dir):
+        return cls.get_instance(
+            'runner_vis', vis_backends=[dict(type='LocalVisBackend')],
+            save_dir=str(tmp_path / save_dir))
+
+    first = visualizer(DetLocalVisualizer, 'first')
+    assert visualizer(DetLocalVisualizer, 'second') is first  # lent on
+    forget_visualizers()
+    assert 'runner_vis' not in Visualizer._instance_dict
+    assert 'runner_vis' not in DetLocalVisualizer._instance_dict
+    second = visualizer(DetLocalVisualizer, 'second')
+    assert second is not first
+    second.add_config(Config(dict(a=1)))
+    assert (tmp_path / 'second' / 'vis_data' / 'config.py').is_file()
+    assert not (tmp_path / 'first' / 'vis_data' / 'config.py').exists()

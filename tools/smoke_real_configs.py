@@ -97,6 +97,7 @@ from mmengine.config import Config, ConfigDict
 
 from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
 from mmcast.apis.pipeline import GD_CONFIGS, REPO_ROOT, config_path
+from mmcast.testing import forget_visualizers
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 # (stage, label) in the order of tools/cast_pipeline.py
@@ -328,7 +329,6 @@ def run_script_in_process(command: List[str], work_dir: str,
     dropped afterwards, so that the next run builds its own (save dir).
     """
     import mmdet
-    from mmengine.visualization import Visualizer
     mode, _, config, *options = command
     script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
                       f'{mode}.py')
@@ -371,10 +371,7 @@ def run_script_in_process(command: List[str], work_dir: str,
             os.close(saved[1])
             sys.argv = argv
             os.chdir(cwd)
-    classes = [Visualizer]
-    for cls in classes:
-        cls._instance_dict.clear()
-        classes.extend(cls.__subclasses__())
+    forget_visualizers()
     gc.collect()
     return returncode
 
