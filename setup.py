@@ -130,7 +130,9 @@ if __name__ == '__main__':
         long_description=open(
             osp.join(HERE, 'README.md'), encoding='utf-8').read(),
         long_description_content_type='text/markdown',
-        packages=find_packages(exclude=('configs', 'tools', 'tests')),
+        # the published split lists are data folders inside the package
+        packages=find_packages(exclude=('configs', 'tools', 'tests')) +
+        ['mmcast.datasets.splits', 'mmcast.datasets.splits.cityscapes'],
         include_package_data=True,
         python_requires='>=3.8',
         install_requires=parse_requirements('runtime'),

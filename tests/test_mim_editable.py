@@ -118,3 +118,28 @@ def test_editable_metadata_names_the_checkout_then_the_package(tmp_path):
     top_level.write_text('mmdet\n')
     with pytest.raises(ValueError, match=r"top_level\.txt lists \['mmdet'\]"):
         setup_py.point_top_level_at_checkout(str(tmp_path))
+
+
+def test_a_built_wheel_ships_the_split_lists_and_configs(tmp_path):
+    """``pip install .`` (no ``-e``) gets the published split lists that
+    configs and ``tools/split_semi.py`` find by default, and mim's files."""
+    import shutil
+    import zipfile
+    src = tmp_path / 'src'  # setuptools builds in the source tree (build/)
+    shutil.copytree(REPO_ROOT, src, ignore=shutil.ignore_patterns(
+        '.*', 'build', 'work_dirs', 'data', 'site', 'checkpoints',
+        '*.egg-info', '__pycache__'))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+         '--no-build-isolation', str(src), '-w', str(tmp_path)],
+        capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'would be ignored' not in proc.stderr  # every data folder declared
+    wheel, = tmp_path.glob('mmcast-*.whl')
+    names = set(zipfile.ZipFile(wheel).namelist())
+    splits = osp.join(REPO_ROOT, 'mmcast', 'datasets', 'splits')
+    shipped = [osp.relpath(osp.join(d, f), REPO_ROOT)
+               for d, _, files in os.walk(splits) for f in files
+               if f.endswith(('.txt', '.md'))]
+    assert len(shipped) >= 4 and set(shipped) <= names, set(shipped) - names
+    assert any(n.startswith('mmcast/.mim/configs/mmcast/') for n in names)
