@@ -119,7 +119,8 @@ def split_coco(coco: dict,
                percent: Optional[float] = None,
                count: Optional[int] = None,
                image_list: Optional[Sequence[str]] = None,
-               list_file: str = '<image list>') -> Dict[str, dict]:
+               list_file: str = '<image list>',
+               labeled_pool: Optional[int] = None) -> Dict[str, dict]:
     """Split a COCO dict into a labeled and an unlabeled part.
 
     Args:
@@ -130,6 +131,10 @@ def split_coco(coco: dict,
         image_list (Sequence[str], optional): Names of the labeled images
             (instead of a draw).
         list_file (str): Where ``image_list`` came from, for error messages.
+        labeled_pool (int, optional): Draw the labeled images among the
+            first ``labeled_pool`` images by id only (``percent`` of them);
+            the images after them are all unlabeled. With it, adding images
+            to a dataset adds unlabeled images and keeps the labeled draw.
 
     Returns:
         dict: ``labeled`` (images and their annotations), ``unlabeled``
@@ -139,9 +144,13 @@ def split_coco(coco: dict,
     if image_list is not None:
         labeled = set(_match_image_list(images, image_list, list_file))
     else:
-        n = num_labeled_images(len(images), percent, count)
+        pool = len(images) if labeled_pool is None else labeled_pool
+        if not 0 < pool <= len(images):
+            raise ValueError(f'labeled_pool must be in [1, {len(images)}] '
+                             f'(the number of images), got {labeled_pool}')
+        n = num_labeled_images(pool, percent, count)
         rng = np.random.default_rng(seed)
-        order = rng.permutation(len(images))[:n]
+        order = rng.permutation(pool)[:n]
         labeled = {images[i]['id'] for i in order}
 
     def subset(keep_labeled: bool) -> dict:
@@ -161,8 +170,10 @@ def write_split(ann_file: str,
                 seed: int = 1,
                 percent: Optional[float] = None,
                 count: Optional[int] = None,
-                image_list_file: Optional[str] = None) -> Dict[str, str]:
-    """Split ``ann_file`` and write the parts atomically.
+                image_list_file: Optional[str] = None,
+                labeled_pool: Optional[int] = None) -> Dict[str, str]:
+    """Split ``ann_file`` and write the parts atomically (``labeled_pool``:
+    see :func:`split_coco`).
 
     File names follow MMDetection's semi-supervised convention
     ``<stem>.<seed>@<tag>.json`` and ``<stem>.<seed>@<tag>-unlabeled.json``
@@ -184,7 +195,7 @@ def write_split(ann_file: str,
     else:
         tag = f'n{count}'
     parts = split_coco(coco, seed, percent, count, names,
-                       image_list_file or '<image list>')
+                       image_list_file or '<image list>', labeled_pool)
     stem = osp.splitext(osp.basename(ann_file))[0]
     prefix = osp.join(out_dir, f'{stem}.{seed}@{tag}')
     paths = dict(

@@ -6,7 +6,7 @@
 # --no-build-isolation for the download too (pip prepares the sdist's metadata, and in an
 # isolated env it would take the newest setuptools, which has no pkg_resources),
 # setuptools<81 (its setup.py imports pkg_resources), and with torch >= 2.14 the sdist's
-# hard-coded -std=c++17 raised to -std=c++20, which torch's headers need. ~10 min on 2 cores.
+# hard-coded -std=c++17 raised to -std=c++20, which torch's headers need. About 30 min on 2 cores.
 # With a CUDA toolkit and a CUDA torch, the CUDA kernels are built too: set
 # TORCH_CUDA_ARCH_LIST (e.g. 9.0 for H100) and FORCE_CUDA=1 to build them without a GPU.
 set -euo pipefail

@@ -14,7 +14,7 @@ from mmcast.evaluation import ROWS, claims_noise, write_results_table
 from mmcast.utils.cpu_distributed import CPU_DIST_ENV
 from ..launchers import LaunchConfig
 from ..stage_progress import ProgressMonitor
-from .data_preparation import DataPreparation
+from .data_preparation import DataPreparation, toy_extra_unlabeled
 from .launching import StageLaunching
 from .planning import StagePlanning
 from .preflight_checks import PreflightChecks
@@ -47,7 +47,9 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
         # The toy data: <data-root>/toy and <data-root>/toy_source.
         data_root = (osp.abspath(args.data_root)
                      if args.data_root else osp.join(REPO_ROOT, 'data'))
-        self.toy_root = osp.join(data_root, 'toy')
+        self.toy_extra_unlabeled = toy_extra_unlabeled(args)
+        self.toy_root = osp.join(data_root, 'toy' + (
+            f'_u{args.toy_unlabeled}' if self.toy_extra_unlabeled else ''))
         self.toy_source_root = osp.join(data_root, 'toy_source')
         # The environment of every stage: the configs read the toy data root
         # (and the tiny teacher files) from it; without --data-root they get
@@ -103,7 +105,7 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                     raise SystemExit(
                         f'--classes names a class twice: {args.classes}')
                 self.env[CUSTOM_CLASSES_ENV] = repr(tuple(args.classes))
-        elif args.data_root:
+        elif args.data_root or self.toy_extra_unlabeled:
             self.env['MMCAST_TOY_ROOT'] = self.toy_root + '/'
         if self.teacher_cfg['tiny_assets']:
             self.env['MMCAST_TINY_TEACHERS'] = osp.join(

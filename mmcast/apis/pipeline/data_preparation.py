@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The data a run needs before its stages: the toy scenes, the split of your
 own dataset and its checks, the tiny teachers' files."""
+import argparse
 import importlib
 import json
 import os.path as osp
@@ -10,6 +11,34 @@ from typing import List
 from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_PERCENT_ENV, CUSTOM_ROOT_ENV,
                        CUSTOM_SPLIT_SEED_ENV, CUSTOM_TEMPLATE,
                        PREFLIGHT_FAILED, REPO_ROOT)
+
+
+# the toy target's labeled share of its --toy-sizes TRAIN images
+TOY_PERCENT = 10
+
+
+def toy_extra_unlabeled(args: argparse.Namespace) -> int:
+    """How many generated train images ``--toy-unlabeled`` adds to the toy
+    target's D_u (0 without it).
+
+    Raises:
+        SystemExit: ``--toy-unlabeled`` for another dataset, or fewer than
+            the split's own unlabeled images.
+    """
+    from mmcast.datasets.semi_split import num_labeled_images
+    if args.toy_unlabeled is None:
+        return 0
+    if args.dataset != 'toy':
+        raise SystemExit(f'--toy-unlabeled is for the toy data, not '
+                         f'{args.dataset}')
+    n_train = args.toy_sizes[0]
+    own = n_train - num_labeled_images(n_train, TOY_PERCENT)
+    if args.toy_unlabeled < own:
+        raise SystemExit(
+            f'--toy-unlabeled {args.toy_unlabeled}: the split of the '
+            f'{n_train} train images (--toy-sizes) leaves {own} unlabeled '
+            f'already; for fewer, give fewer train images')
+    return args.toy_unlabeled - own
 
 
 class DataPreparation:
@@ -32,13 +61,17 @@ class DataPreparation:
             meta.get(k) == v for k, v in expected.items())
 
     def prepare_toy_data(self) -> None:
-        """Toy target and source data and the target's 10 % split."""
+        """Toy target and source data and the target's 10 % split; with
+        ``--toy-unlabeled``, the target's extra train images go to the
+        unlabeled part only (the labeled 10 % of the first TRAIN images
+        are the images of the split without them)."""
         from mmcast.datasets.semi_split import write_split
         from mmcast.datasets.toy_scenes import make_toy_dataset
 
         n_train, n_val, n_source = self.args.toy_sizes
         height, width = self.args.toy_image_size
-        for root, style, train, val in ((self.toy_root, 'target', n_train,
+        for root, style, train, val in ((self.toy_root, 'target',
+                                         n_train + self.toy_extra_unlabeled,
                                          n_val),
                                         (self.toy_source_root, 'source',
                                          n_source, n_val)):
@@ -50,7 +83,8 @@ class DataPreparation:
                                  style=style)
         ann_dir = osp.join(self.toy_root, 'annotations')
         write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
-                    osp.join(ann_dir, 'semi'), seed=1, percent=10)
+                    osp.join(ann_dir, 'semi'), seed=1, percent=TOY_PERCENT,
+                    labeled_pool=n_train)
 
     def custom_settings(self):
         """``custom_dataset.py`` as the stages read it (through the

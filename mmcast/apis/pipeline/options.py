@@ -94,6 +94,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 1500],
                         metavar=('TRAIN', 'VAL', 'SOURCE'),
                         help='toy target train/val and source-corpus images')
+    parser.add_argument(
+        '--toy-unlabeled', type=int, metavar='N',
+        help='toy: the number of unlabeled target images D_u (default: the '
+        'train images but the labeled 10 %%). More than that adds generated '
+        'train images to D_u only: the labeled images stay the same ones, '
+        'and the data go to <data-root>/toy_u<N> (the source corpus, and '
+        'so the pre-trained models, are shared)')
     parser.add_argument('--toy-image-size', type=int, nargs=2,
                         default=[96, 192], metavar=('H', 'W'),
                         help='toy image height and width')
