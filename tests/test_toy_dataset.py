@@ -362,8 +362,19 @@ def test_cityscapesscripts_self_evaluation(big, tmp_path, cs_args):
     assert res['averages']['allAp'] < 0.95
 
 
-def test_mmdet_cityscapes_metric_self_evaluation(big, tmp_path, cs_args):
+@pytest.fixture(scope='module')
+def big_tabletop(tmp_path_factory) -> str:
+    return _gen(tmp_path_factory.mktemp('big_tabletop'), world='tabletop',
+                **BIG)
+
+
+@pytest.mark.parametrize('world', ['big', 'big_tabletop'])
+def test_mmdet_cityscapes_metric_self_evaluation(world, request, tmp_path,
+                                                 cs_args):
+    """The ground truth scores AP 1 with the 8 labels of the configs, also
+    for the world that draws 5 of them (the absent ones do not count)."""
     import torch
+    big = request.getfixturevalue(world)
     from mmdet.evaluation import CityScapesMetric
     metric = CityScapesMetric(
         outfile_prefix=str(tmp_path / 'cs'),
@@ -388,6 +399,13 @@ def test_mmdet_cityscapes_metric_self_evaluation(big, tmp_path, cs_args):
     results = metric.compute_metrics(metric.results)
     assert results['mAP'] == pytest.approx(1.0)
     assert results['AP@50'] == pytest.approx(1.0)
+    # and one wrong label per image is not AP 1
+    for sample in samples:
+        labels = sample['pred_instances']['labels']
+        labels[0] = (labels[0] + 1) % 5
+    metric.results.clear()
+    metric.process({}, samples)
+    assert metric.compute_metrics(metric.results)['mAP'] < 0.95
 
 
 def test_rerun_prunes_stale_files(tmp_path):

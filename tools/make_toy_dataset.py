@@ -12,6 +12,10 @@ Examples::
     python tools/make_toy_dataset.py --out data/toy
     # the domain-shifted corpus for the stand-in foundation teacher
     python tools/make_toy_dataset.py --out data/toy_source --style source
+    # the second world: objects on a table seen from above, and its corpus
+    python tools/make_toy_dataset.py --out data/toy_tabletop --world tabletop
+    python tools/make_toy_dataset.py --out data/toy_tabletop_source \
+        --world tabletop --style source
     # tiny, for tests
     python tools/make_toy_dataset.py --out /tmp/toy --num-train 6 \
         --num-val 4 --height 64 --width 128
@@ -21,6 +25,7 @@ import sys
 from typing import List, Optional
 
 from mmcast.datasets.toy_scenes import (MAX_CITIES, MIN_IMAGE_SIZE, STYLES,
+                                        WORLDS,
                                         make_toy_dataset)
 
 
@@ -73,6 +78,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='"target": the evaluation domain; "source": the domain-shifted '
         'corpus of the stand-in foundation teacher')
     parser.add_argument(
+        '--world',
+        choices=WORLDS,
+        default='streets',
+        help='"streets": the bundled street scenes (8 classes, side view); '
+        '"tabletop": 5 other classes on a table seen from above '
+        '(mmcast.datasets.toy_tabletop)')
+    parser.add_argument(
         '--cities', type=_num_cities, default=2, help='cities per split')
     parser.add_argument(
         '--max-instances',
@@ -104,7 +116,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             num_test=args.num_test,
             max_instances=args.max_instances,
             min_visible_px=args.min_visible_px,
-            show_progress=not args.no_progress)
+            show_progress=not args.no_progress,
+            world=args.world)
     except (FileExistsError, ValueError) as e:
         raise SystemExit(f'make_toy_dataset: error: {e}')
     for split, info in summary.items():

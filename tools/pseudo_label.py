@@ -80,6 +80,10 @@ def parse_args(argv=None):
     parser.add_argument('--num-workers', type=int, default=0)
     parser.add_argument('--vis-num', type=int, default=4,
                         help='overlay images to save (0: none)')
+    parser.add_argument(
+        '--flip-tta', action='store_true',
+        help='label every image and its mirror image, fused by mask voting '
+        '(an instance only one view finds keeps half its score)')
     parser.add_argument('--force', action='store_true',
                         help='relabel even if --out is up to date')
     parser.add_argument(
@@ -215,6 +219,8 @@ def main(argv=None) -> int:
 
     import mmcast  # noqa: F401  (registers mmcast modules)
     from mmdet.utils import register_all_modules
+    from mmcast.models.teachers.flip_voting import (FLIP_VOTING_MARK,
+                                                    FlipVotingTTA)
     from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
     from mmcast.pseudo_labels import (UnreadableImagesError,
                                       build_labeling_dataset,
@@ -257,6 +263,8 @@ def main(argv=None) -> int:
     if rank == 0:
         header = make_header(args.config, args.checkpoint, dataset.ann_file,
                              filter_cfg)
+        if args.flip_tta:
+            header['teacher'] += FLIP_VOTING_MARK
         state = [header, stale_reason(out_file, header)]
     if is_distributed() and world_size > 1:
         broadcast_object_list(state, src=0)
@@ -280,6 +288,8 @@ def main(argv=None) -> int:
         model = model.cuda()
     if getattr(model, 'dataset_meta', None) is None:
         model.dataset_meta = dataset.metainfo
+    if args.flip_tta:
+        model = FlipVotingTTA(model)
     if args.force and current and rank == 0:
         os.remove(out_file)
 

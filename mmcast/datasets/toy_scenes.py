@@ -88,6 +88,7 @@ CATEGORIES: List[dict] = [
 ]
 SPLITS: Tuple[str, ...] = ('train', 'val', 'test')
 STYLES: Tuple[str, ...] = ('target', 'source')
+WORLDS: Tuple[str, ...] = ('streets', 'tabletop')
 FRAME_NB = 19  # the annotated frame of every Cityscapes snippet
 META_FILE = 'toy_meta.json'
 MIN_IMAGE_SIZE = 32
@@ -751,39 +752,68 @@ def render_scene(height: int,
                                                             tex, rng):
                 painter.paint(draw, np.asarray(colour, np.float32), texture)
             layers.append((name, painter.mask, painter.rgb))
-        # visible parts; drop (nearly) hidden objects and recompute, since a
-        # removed object uncovers what lies behind it
-        while True:
-            covered = np.zeros((height, width), dtype=bool)
-            visible = [None] * len(layers)
-            for i in range(len(layers) - 1, -1, -1):
-                visible[i] = layers[i][1] & ~covered
-                covered |= layers[i][1]
-            keep = [v.sum() >= min_visible_px for v in visible]
-            if all(keep):
-                break
-            layers = [lay for lay, k in zip(layers, keep) if k]
+        layers, visible = visible_layers(layers, min_visible_px)
         if layers:
             break
     else:  # pragma: no cover - practically unreachable
         raise RuntimeError('could not place a visible object')
+    image, label_ids, instance_ids, instances = paint_layers(
+        bg, stuff, layers, visible)
+    image = image + rng.normal(0, cfg.noise_sigma, image.shape)
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
+    return ToyScene(image, label_ids, instance_ids, instances)
 
-    image = bg
+
+# An object drawn on a full-size canvas: (class name, mask bool (H, W),
+# RGB float32 (H, W, 3)).
+Layer = Tuple[str, np.ndarray, np.ndarray]
+
+
+def visible_layers(layers: List[Layer], min_visible_px: int
+                   ) -> Tuple[List[Layer], List[np.ndarray]]:
+    """The objects left visible and their visible masks.
+
+    ``layers`` are in drawing order (the last lies on top). An object with
+    fewer than ``min_visible_px`` visible pixels is removed and the rest is
+    recomputed, since a removed object uncovers what lies behind it.
+    """
+    while True:
+        covered = np.zeros(layers[0][1].shape if layers else (0, 0),
+                           dtype=bool)
+        visible = [None] * len(layers)
+        for i in range(len(layers) - 1, -1, -1):
+            visible[i] = layers[i][1] & ~covered
+            covered |= layers[i][1]
+        keep = [v.sum() >= min_visible_px for v in visible]
+        if all(keep):
+            return layers, visible
+        layers = [lay for lay, k in zip(layers, keep) if k]
+
+
+def paint_layers(
+    background: np.ndarray, stuff: np.ndarray, layers: List[Layer],
+    visible: List[np.ndarray]
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[ToyInstance]]:
+    """Paint the objects over the background (in place) and number them.
+
+    Returns:
+        tuple: the RGB float image ``(H, W, 3)``, the label ids and the
+        instance ids ``(H, W)`` (``label_id * 1000 + index``, the index
+        counting per class from 0) and the :class:`ToyInstance` s.
+    """
     label_ids = stuff.copy()
     instance_ids = stuff.astype(np.uint16)
     instances: List[ToyInstance] = []
     counters: Dict[str, int] = {}
     for (name, mask, rgb), vis in zip(layers, visible):
-        image[mask] = rgb[mask]
+        background[mask] = rgb[mask]
         index = counters.get(name, 0)
         counters[name] = index + 1
         inst_id = LABEL_IDS[name] * 1000 + index
         label_ids[vis] = LABEL_IDS[name]
         instance_ids[vis] = inst_id
         instances.append(ToyInstance(name, inst_id, vis))
-    image = image + rng.normal(0, cfg.noise_sigma, image.shape)
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-    return ToyScene(image, label_ids, instance_ids, instances)
+    return background, label_ids, instance_ids, instances
 
 
 def scene_rng(seed: int, style: str, split: str,
@@ -956,6 +986,16 @@ def _prune(out_dir: str, expected: set) -> None:
                 os.remove(path)
 
 
+def _world(name: str) -> Tuple[Callable[..., ToyScene], Tuple[str, ...]]:
+    """The scene renderer of a toy world and the labels it draws."""
+    if name == 'streets':
+        return render_scene, THING_CLASSES
+    if name == 'tabletop':
+        from .toy_tabletop import TABLETOP_CLASSES, render_tabletop_scene
+        return render_tabletop_scene, TABLETOP_CLASSES
+    raise ValueError(f'world must be one of {WORLDS}, got {name!r}')
+
+
 def make_toy_dataset(out_dir: str,
                      num_train: int = 200,
                      num_val: int = 50,
@@ -967,7 +1007,8 @@ def make_toy_dataset(out_dir: str,
                      num_test: int = 0,
                      max_instances: int = 6,
                      min_visible_px: int = 20,
-                     show_progress: bool = True) -> Dict[str, dict]:
+                     show_progress: bool = True,
+                     world: str = 'streets') -> Dict[str, dict]:
     """Generate a toy dataset in the Cityscapes layout.
 
     Args:
@@ -988,6 +1029,9 @@ def make_toy_dataset(out_dir: str,
         min_visible_px (int): Objects with fewer visible pixels are removed.
             Defaults to 20.
         show_progress (bool): Show an mmengine progress bar. Defaults to True.
+        world (str): ``'streets'`` (the scenes of this module) or
+            ``'tabletop'`` (:mod:`mmcast.datasets.toy_tabletop`: 5 other
+            classes, seen from above). Defaults to ``'streets'``.
 
     Returns:
         dict[str, dict]: Per written split: ``stems`` (list of str),
@@ -1015,6 +1059,7 @@ def make_toy_dataset(out_dir: str,
                          f'{num_cities}')
     if style not in TOY_STYLES:
         raise ValueError(f'style must be one of {STYLES}, got {style!r}')
+    render, classes = _world(world)
 
     meta = dict(
         generator='mmcast.datasets.toy_scenes',
@@ -1030,6 +1075,8 @@ def make_toy_dataset(out_dir: str,
         max_instances=int(max_instances),
         min_visible_px=int(min_visible_px),
         thing_classes=list(THING_CLASSES))
+    if world != 'streets':  # (the bundled data's meta stays as it was)
+        meta['world'] = world
     _prepare_out_dir(out_dir, meta)
 
     progress = None
@@ -1047,13 +1094,12 @@ def make_toy_dataset(out_dir: str,
         stems = image_stems(num, split, style, num_cities)
         offset = _SPLIT_KEYS[split] * 3
         for index, (city, stem) in enumerate(stems):
-            scene = render_scene(
+            scene = render(
                 height,
                 width,
                 scene_rng(seed, style, split, index),
                 style=style,
-                first_class=THING_CLASSES[(index + offset) %
-                                          len(THING_CLASSES)],
+                first_class=classes[(index + offset) % len(classes)],
                 max_instances=max_instances,
                 min_visible_px=min_visible_px)
             write_scene(out_dir, split, city, stem, scene)

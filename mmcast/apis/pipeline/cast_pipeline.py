@@ -48,9 +48,14 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
         data_root = (osp.abspath(args.data_root)
                      if args.data_root else osp.join(REPO_ROOT, 'data'))
         self.toy_extra_unlabeled = toy_extra_unlabeled(args)
-        self.toy_root = osp.join(data_root, 'toy' + (
+        if args.toy_world != 'streets' and self.ds != 'toy':
+            raise SystemExit(f'--toy-world is for the toy data, not '
+                             f'{self.ds}')
+        world = ('' if args.toy_world == 'streets' else
+                 f'_{args.toy_world}')
+        self.toy_root = osp.join(data_root, f'toy{world}' + (
             f'_u{args.toy_unlabeled}' if self.toy_extra_unlabeled else ''))
-        self.toy_source_root = osp.join(data_root, 'toy_source')
+        self.toy_source_root = osp.join(data_root, f'toy{world}_source')
         # The environment of every stage: the configs read the toy data root
         # (and the tiny teacher files) from it; without --data-root they get
         # their default, data/toy/.
@@ -105,7 +110,8 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                     raise SystemExit(
                         f'--classes names a class twice: {args.classes}')
                 self.env[CUSTOM_CLASSES_ENV] = repr(tuple(args.classes))
-        elif args.data_root or self.toy_extra_unlabeled:
+        elif (args.data_root or self.toy_extra_unlabeled
+              or args.toy_world != 'streets'):
             self.env['MMCAST_TOY_ROOT'] = self.toy_root + '/'
         if self.teacher_cfg['tiny_assets']:
             self.env['MMCAST_TINY_TEACHERS'] = osp.join(

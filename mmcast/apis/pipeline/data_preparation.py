@@ -57,6 +57,7 @@ class DataPreparation:
             return False
         with open(meta, encoding='utf-8') as f:
             meta = json.load(f)
+        meta.setdefault('world', 'streets')
         return bool(meta.get('complete')) and all(
             meta.get(k) == v for k, v in expected.items())
 
@@ -70,17 +71,20 @@ class DataPreparation:
 
         n_train, n_val, n_source = self.args.toy_sizes
         height, width = self.args.toy_image_size
+        world = self.args.toy_world
         for root, style, train, val in ((self.toy_root, 'target',
                                          n_train + self.toy_extra_unlabeled,
                                          n_val),
                                         (self.toy_source_root, 'source',
                                          n_source, n_val)):
             if not self._toy_data_current(root, num_train=train, num_val=val,
-                                          height=height, width=width):
-                print(f'generating {root} ({style} style)', flush=True)
+                                          height=height, width=width,
+                                          world=world):
+                print(f'generating {root} ({world} world, {style} style)',
+                      flush=True)
                 make_toy_dataset(root, num_train=train, num_val=val,
                                  height=height, width=width, seed=0,
-                                 style=style)
+                                 style=style, world=world)
         ann_dir = osp.join(self.toy_root, 'annotations')
         write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
                     osp.join(ann_dir, 'semi'), seed=1, percent=TOY_PERCENT,

@@ -101,6 +101,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'train images to D_u only: the labeled images stay the same ones, '
         'and the data go to <data-root>/toy_u<N> (the source corpus, and '
         'so the pre-trained models, are shared)')
+    parser.add_argument(
+        '--toy-world', choices=('streets', 'tabletop'), default='streets',
+        help='toy: the generator of the target and source data: the bundled '
+        'street scenes, or objects on a table seen from above (5 other '
+        'classes, rotation, overlapping colours, wood vs tiles); a world '
+        'other than streets gets its own folders, <data-root>/toy_<world>... '
+        '(python tools/make_toy_dataset.py --world tabletop writes one '
+        'alone)')
     parser.add_argument('--toy-image-size', type=int, nargs=2,
                         default=[96, 192], metavar=('H', 'W'),
                         help='toy image height and width')

@@ -17,6 +17,7 @@ from mmcast.datasets.pseudo_label_reload import (
     find_pseudo_labeled_datasets, pseudo_label_file,
     reload_pseudo_labeled_datasets)
 from mmcast.engine.train_dataloader_restart import restart_train_dataloader
+from mmcast.models.teachers.flip_voting import FLIP_VOTING_MARK, FlipVotingTTA
 from mmcast.models.teachers.labeling_teacher import (LabelingTeacher,
                                                      build_labeling_teacher,
                                                      wrapper_teacher)
@@ -95,6 +96,10 @@ class PseudoLabelHook(Hook):
             Measured again whenever the teacher or filter changes. Note
             that a teacher trained on D_l labels it better than D_u.
         quality_score_thrs (Sequence[float]): The thresholds swept.
+        test_time_flip (bool): The teacher labels every image and its mirror
+            image, fused by mask voting
+            (:class:`~mmcast.models.teachers.flip_voting.FlipVotingTTA`), for D_u and the
+            quality set alike. Twice the labeling time. Defaults to False.
     """
 
     priority = 'VERY_HIGH'
@@ -111,8 +116,8 @@ class PseudoLabelHook(Hook):
                  log_interval: int = 50,
                  max_unreadable: Optional[float] = DEFAULT_MAX_UNREADABLE,
                  quality_dataset: Optional[dict] = None,
-                 quality_score_thrs: Sequence[float] = DEFAULT_SCORE_THRS
-                 ) -> None:
+                 quality_score_thrs: Sequence[float] = DEFAULT_SCORE_THRS,
+                 test_time_flip: bool = False) -> None:
         if mode not in ('offline', 'online'):
             raise ValueError(
                 f"mode must be 'offline' or 'online', got {mode!r}")
@@ -145,6 +150,7 @@ class PseudoLabelHook(Hook):
         self.max_unreadable = max_unreadable
         self.quality_dataset, self.quality_score_thrs = check_quality_args(
             quality_dataset, quality_score_thrs)
+        self.test_time_flip = bool(test_time_flip)
         self.last_result = None  # label_unlabeled_set's summary, for tests
 
     @property
@@ -206,10 +212,16 @@ class PseudoLabelHook(Hook):
         wrapper's, else the frozen teacher of ``teacher_config`` and
         ``teacher_checkpoint``, built when first needed."""
         if self.teacher_config is None:
-            return LabelingTeacher(wrapper_teacher(unwrap_model(runner.model)))
-        return LabelingTeacher(build=partial(
-            build_labeling_teacher, self.teacher_config,
-            self.teacher_checkpoint, runner.model, dataset_meta))
+            return LabelingTeacher(self._augmented(
+                wrapper_teacher(unwrap_model(runner.model))))
+        build = partial(build_labeling_teacher, self.teacher_config,
+                        self.teacher_checkpoint, runner.model, dataset_meta)
+        return LabelingTeacher(
+            build=lambda: self._augmented(build()))
+
+    def _augmented(self, teacher: torch.nn.Module) -> torch.nn.Module:
+        """``teacher``, with mirror voting when ``test_time_flip``."""
+        return FlipVotingTTA(teacher) if self.test_time_flip else teacher
 
     def expected_header(self,
                         dataset,
@@ -222,11 +234,14 @@ class PseudoLabelHook(Hook):
         checkpoint and filter (default: ``self.filter_cfg``), so a file made
         by the CLI is reused.
         """
-        return labeling_header(
+        header = labeling_header(
             dataset.ann_file,
             self.filter_cfg if filter_cfg is None else filter_cfg,
             live_teacher=live_teacher, teacher_config=self.teacher_config,
             teacher_checkpoint=self.teacher_checkpoint)
+        if self.test_time_flip:
+            header['teacher'] += FLIP_VOTING_MARK
+        return header
 
     def choose_score_thr(self, teacher: LabelingTeacher, dataset,
                          out_file: str) -> float:

@@ -1,5 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 from .box_prompted_teacher import BoxPromptedTeacher, build_sam2_model
+from .flip_voting import FlipVotingTTA, mirror_instances
 from .frozen_teacher import build_frozen_teacher, checkpoint_classes
 from .sam3_teacher import ConceptPromptedTeacher
 from .teacher_ensemble import TeacherEnsemble, fuse_instances
@@ -7,5 +8,5 @@ from .teacher_ensemble import TeacherEnsemble, fuse_instances
 __all__ = [
     'BoxPromptedTeacher', 'ConceptPromptedTeacher', 'TeacherEnsemble',
     'build_sam2_model', 'build_frozen_teacher', 'checkpoint_classes',
-    'fuse_instances'
+    'fuse_instances', 'FlipVotingTTA', 'mirror_instances'
 ]

@@ -17,6 +17,7 @@ from .utils import (DETECTOR_HINT, build_label_mapping, check_local_file,
                     undo_preprocess)
 
 FUSION_TYPES = ('mask_nms', 'weighted')
+SCORE_AGGREGATIONS = ('mean', 'max', 'vote')
 
 
 def mask_iou(masks_a: Tensor, masks_b: Tensor,
@@ -77,7 +78,11 @@ def fuse_instances(instances: Sequence[InstanceData],
       of the cluster's score mass cover it), whose score is the members'
       ``score_agg`` (``'mean'``, default, or ``'max'``), and whose box is
       the tight box of the fused mask (the seed's box if that mask is
-      empty).
+      empty). ``score_agg='vote'`` treats the inputs as views of one model
+      (test-time augmentation): an instance's score is the sum over the
+      views of the best member score the view gives it, divided by the
+      number of views, so an instance that only one of two views sees
+      keeps half its score (a singleton, too).
 
     Returns:
         InstanceData: fused instances sorted by decreasing score (at most
@@ -86,10 +91,12 @@ def fuse_instances(instances: Sequence[InstanceData],
     if type not in FUSION_TYPES:
         raise ValueError(f'fusion type must be one of {FUSION_TYPES}, '
                          f'got {type!r}')
-    if score_agg not in ('mean', 'max'):
-        raise ValueError(f"score_agg must be 'mean' or 'max', got "
-                         f'{score_agg!r}')
+    if score_agg not in SCORE_AGGREGATIONS:
+        raise ValueError(f'score_agg must be one of {SCORE_AGGREGATIONS}, '
+                         f'got {score_agg!r}')
     instances = [i for i in instances if i is not None]
+    num_views = len(instances)
+    views = [k for k, i in enumerate(instances) if len(i) > 0]
     non_empty = [i for i in instances if len(i) > 0]
     if not non_empty:
         return _empty_like(instances)
@@ -101,6 +108,10 @@ def fuse_instances(instances: Sequence[InstanceData],
     scores = torch.cat([i.scores.float().to(device) for i in non_empty])
     labels = torch.cat([i.labels.long().to(device) for i in non_empty])
     masks = torch.cat([i.masks.bool().to(device) for i in non_empty])
+    view_of = torch.cat([
+        torch.full((len(i), ), k, device=device)
+        for k, i in zip(views, non_empty)
+    ])
 
     out_boxes, out_scores, out_labels, out_masks = [], [], [], []
     for label in labels.unique().tolist():
@@ -115,18 +126,24 @@ def fuse_instances(instances: Sequence[InstanceData],
             members = np.nonzero(dup[s] & ~taken)[0]
             taken[members] = True
             seed = idx[s]
-            out_labels.append(labels[seed])
-            if type == 'mask_nms' or len(members) == 1:
-                out_boxes.append(bboxes[seed])
-                out_scores.append(scores[seed])
-                out_masks.append(masks[seed])
-                continue
             m_idx = idx[torch.from_numpy(members).to(device)]
             w = scores[m_idx]
+            out_labels.append(labels[seed])
+            if score_agg == 'vote':
+                score = sum(w[view_of[m_idx] == v].max()
+                            for v in view_of[m_idx].unique()) / num_views
+            else:
+                score = w.mean() if score_agg == 'mean' else w.max()
+            if type == 'mask_nms' or len(members) == 1:
+                out_boxes.append(bboxes[seed])
+                out_scores.append(score if score_agg == 'vote' else
+                                  scores[seed])
+                out_masks.append(masks[seed])
+                continue
             fused = (masks[m_idx].float() * w[:, None, None]).sum(0)
             fused = fused / w.sum().clamp(min=1e-12) >= mask_thr
             out_masks.append(fused)
-            out_scores.append(w.mean() if score_agg == 'mean' else w.max())
+            out_scores.append(score)
             if fused.any():
                 out_boxes.append(mask2bbox(fused[None])[0].to(bboxes))
             else:
