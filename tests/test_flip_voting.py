@@ -176,3 +176,50 @@ def test_hook_test_time_flip_is_part_of_the_labels_identity(tmp_path):
     ]
     assert identity(headers[0]) != identity(headers[1])
     assert headers[1]['teacher'] == 'teacher.py + flip voting'
+
+
+def test_cli_flip_tta_relabels_and_records_it(tmp_path):
+    """``tools/pseudo_label.py --flip-tta``: a file made without it is not
+    current with it; the header says so, and a second run with it resumes
+    nothing to do."""
+    import subprocess
+    import sys
+
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    from mmcast.pseudo_labels import read_header
+
+    register_all_modules(init_default_scope=False)
+    base = osp.join(REPO, 'configs/mmcast/_base_')
+    cfg_file = tmp_path / 'teacher.py'
+    cfg_file.write_text(
+        f"_base_ = ['{base}/models/mask2former_r18_toy.py',\n"
+        f"          '{base}/datasets/toy_cityscapes_instance.py']\n"
+        "custom_imports = dict(imports=['mmcast'])\n")
+    from mmengine.registry import DefaultScope
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(Config.fromfile(str(cfg_file)).model)
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    ann = _images(str(tmp_path), mirrored=False)
+    out = str(tmp_path / 'pl.json')
+
+    def cli(*extra):
+        proc = subprocess.run(
+            [sys.executable, osp.join(REPO, 'tools', 'pseudo_label.py'),
+             str(cfg_file), ckpt, '--unlabeled-ann', ann, '--data-root',
+             str(tmp_path), '--img-prefix', 'img/', '--out', out,
+             '--score-thr', '0.0', '--vis-num', '0', *extra],
+            cwd=REPO, capture_output=True, text=True,
+            env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='2'))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+
+    cli()
+    assert read_header(out)['teacher'] == str(cfg_file)
+    assert 'relabeling' in cli('--flip-tta')
+    assert read_header(out)['teacher'] == f'{cfg_file} + flip voting'
+    assert 'up to date' in cli('--flip-tta')
