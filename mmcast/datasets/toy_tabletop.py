@@ -218,7 +218,8 @@ def _sample_classes(rng: np.random.Generator, num: int,
     weights = np.array([_CLASS_SIZE[n][2] for n in names])
     classes = [first] if first is not None else []
     while len(classes) < num:
-        classes.append(names[rng.choice(len(names), p=weights / weights.sum())])
+        pick = rng.choice(len(names), p=weights / weights.sum())
+        classes.append(names[pick])
     return classes
 
 

@@ -97,9 +97,9 @@ class PseudoLabelHook(Hook):
             that a teacher trained on D_l labels it better than D_u.
         quality_score_thrs (Sequence[float]): The thresholds swept.
         test_time_flip (bool): The teacher labels every image and its mirror
-            image, fused by mask voting
-            (:class:`~mmcast.models.teachers.flip_voting.FlipVotingTTA`), for D_u and the
-            quality set alike. Twice the labeling time. Defaults to False.
+            image, fused by mask voting (:class:`~mmcast.models.teachers.
+            flip_voting.FlipVotingTTA`), for D_u and the quality set alike.
+            Twice the labeling time. Defaults to False.
     """
 
     priority = 'VERY_HIGH'
@@ -216,8 +216,7 @@ class PseudoLabelHook(Hook):
                 wrapper_teacher(unwrap_model(runner.model))))
         build = partial(build_labeling_teacher, self.teacher_config,
                         self.teacher_checkpoint, runner.model, dataset_meta)
-        return LabelingTeacher(
-            build=lambda: self._augmented(build()))
+        return LabelingTeacher(build=lambda: self._augmented(build()))
 
     def _augmented(self, teacher: torch.nn.Module) -> torch.nn.Module:
         """``teacher``, with mirror voting when ``test_time_flip``."""
