@@ -72,6 +72,25 @@ def test_mirror_instances_flips_masks_and_boxes_alike():
     assert torch.equal(back.labels, inst.labels)
 
 
+def test_float_masks_without_boxes_are_made_fusable():
+    """A teacher with float masks and no boxes: binarised like the
+    pseudo-label filter (> 0.5) and boxed from the masks."""
+    from mmcast.models.teachers.flip_voting import binary_with_boxes
+    masks = torch.zeros(2, 10, 20)
+    masks[0, 2:8, 2:8] = 0.8
+    masks[0, 2:8, 8:10] = 0.4
+    masks[1, 0:3, 10:20] = 1.0
+    inst = InstanceData(masks=masks, labels=torch.tensor([0, 1]),
+                        scores=torch.tensor([0.9, 0.5]))
+    out = binary_with_boxes(inst)
+    assert out.masks.dtype == torch.bool
+    assert torch.equal(out.masks[0], torch.from_numpy(_box(2, 8)))
+    assert out.bboxes.tolist() == [[2, 2, 8, 8], [10, 0, 20, 3]]
+    fused = fuse_instances([out, mirror_instances(out, 20)],
+                           type='weighted', score_agg='vote')
+    assert len(fused) == 4  # no box is its own mirror image here
+
+
 def _images(root: str, mirrored: bool) -> str:
     """Four textured images (or their mirror images) and their json."""
     folder = osp.join(root, 'img')

@@ -18,6 +18,7 @@ from typing import List, Union
 
 import torch
 from mmdet.structures import DetDataSample
+from mmdet.structures.mask import mask2bbox
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -42,6 +43,19 @@ def mirror_instances(instances: InstanceData, width: int) -> InstanceData:
     boxes[:, 0], boxes[:, 2] = width - instances.bboxes[:, 2], \
         width - instances.bboxes[:, 0]
     out.bboxes = boxes
+    return out
+
+
+def binary_with_boxes(instances: InstanceData,
+                      mask_thr: float = 0.5) -> InstanceData:
+    """``instances`` with bool masks (float ones binarised at > ``mask_thr``,
+    as the pseudo-label filter does) and ``bboxes`` (from the masks when
+    the teacher gives none), which :func:`fuse_instances` needs."""
+    out = instances.clone()
+    if out.masks.dtype != torch.bool:
+        out.masks = out.masks > mask_thr
+    if 'bboxes' not in out:
+        out.bboxes = mask2bbox(out.masks).float()
     return out
 
 
@@ -96,8 +110,9 @@ class FlipVotingTTA(nn.Module):
         for ds, a, b in zip(samples, plain, mirrored):
             width = int(ds.ori_shape[1])
             ds.pred_instances = fuse_instances(
-                [a.pred_instances,
-                 mirror_instances(b.pred_instances, width)],
+                [binary_with_boxes(a.pred_instances),
+                 mirror_instances(binary_with_boxes(b.pred_instances),
+                                  width)],
                 type='weighted', iou_thr=self.iou_thr, score_agg='vote',
                 mask_thr=self.mask_thr)
         return samples
