@@ -98,11 +98,6 @@ def _fill(shape: Tuple[int, int], polygons: List[np.ndarray]) -> np.ndarray:
     return m.astype(bool)
 
 
-def _ellipse_pts(a: float, b: float, n: int = 48) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    return np.stack([a * np.cos(t), b * np.sin(t)], 1)
-
-
 # An object: its mask (bool (H, W)) and RGB (float32 (H, W, 3)), given the
 # canvas grid, centre, size, angle, base colour and random stream.
 _Shape = Callable[..., Tuple[np.ndarray, np.ndarray]]

@@ -3,6 +3,8 @@
 import argparse
 from typing import List, Optional
 
+from mmcast.datasets.toy_scenes import WORLDS
+
 from ..launchers import LAUNCHERS
 from .settings import (DEFAULT_TEACHER, ITERS_STAGES, METHODS,
                        STUDENT_PRETRAIN_CONFIG, TEACHERS, UPSTREAM)
@@ -102,7 +104,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'and the data go to <data-root>/toy_u<N> (the source corpus, and '
         'so the pre-trained models, are shared)')
     parser.add_argument(
-        '--toy-world', choices=('streets', 'tabletop'), default='streets',
+        '--toy-world', choices=WORLDS, default='streets',
         help='toy: the generator of the target and source data: the bundled '
         'street scenes, or objects on a table seen from above (5 other '
         'classes, rotation, overlapping colours, wood vs tiles); a world '
