@@ -133,6 +133,31 @@ def test_tables_check_fails_on_an_edited_block_and_rewrites_it(
     assert update_tables.main(['--check', '--root', root]) == 0
 
 
+@pytest.mark.parametrize('name', update_tables.PIPELINE_RESULTS)
+def test_each_pipeline_results_file_drives_its_own_table(tmp_path, name):
+    """Editing one world's results.json changes that world's table and
+    leaves the other pipeline tables as they are."""
+    root = _copy_docs(tmp_path)
+    data = osp.join(root, update_tables.RESULTS_DIR, f'{name}.json')
+    with open(data, encoding='utf-8') as f:
+        result = json.load(f)
+    cell = result['rows']['finetune']['per_seed']['0']
+    cell['segm_AP'] = 99.9
+    with open(data, 'w', encoding='utf-8') as f:
+        json.dump(result, f)
+    before = {n: update_tables.render_results(update_tables._load_json(
+        REPO_ROOT, f'{n}.json')) for n in update_tables.PIPELINE_RESULTS}
+    assert update_tables.main(['--check', '--root', root]) == 1
+    assert update_tables.main(['--root', root]) == 0
+    with open(osp.join(root, 'README.md'), encoding='utf-8') as f:
+        readme = f.read()
+    row = f'| CAST student after stage 3 | 99.9 / {cell["segm_AP50"]} |'
+    assert row in readme
+    for other, table in before.items():
+        if other != name:
+            assert table in readme, other
+
+
 def test_an_unknown_table_name_is_refused(tmp_path):
     root = _copy_docs(tmp_path)
     _edit(osp.join(root, 'docs/en/notes/tests.md'), '# Tests\n',

@@ -10,8 +10,9 @@ A generated table sits between two markers in a Markdown file::
 and is rendered from the data under ``docs/en/results/`` and the model
 index (``model-index.yml`` and the metafiles it imports):
 
-* ``toy_demo``: the results table of ``make demo``, from
-  ``docs/en/results/toy_demo.json`` (the ``results.json`` that
+* ``toy_demo`` and ``toy_tabletop``: the results tables of ``make demo``
+  and of the same recipe on the second toy world, from
+  ``docs/en/results/<name>.json`` (the ``results.json`` that
   :func:`mmcast.evaluation.write_results_table` writes), rendered by that
   same function;
 * ``zoo_<section>``: a model-zoo table of ``docs/en/results/model_zoo.json``
@@ -53,6 +54,8 @@ BLOCK = re.compile(
     re.S | re.M)
 PAPER = 'paper'
 CONFIG_NAMES = osp.join('configs', 'mmcast', 'config_names.json')
+# pipeline results.json files kept under RESULTS_DIR, each a table
+PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop')
 
 
 def markdown_files(root: str) -> List[str]:
@@ -236,9 +239,12 @@ def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     tables = _load_json(root, 'tables.json')
     models = load_metafiles(root)
     out: Dict[str, Callable[[str], str]] = {
-        'toy_demo': lambda md: render_results(toy),
         'paper_headline': lambda md: render_headline(zoo),
         'config_names': lambda md: render_config_names(root)}
+    for name in PIPELINE_RESULTS:
+        result = toy if name == 'toy_demo' else _load_json(
+            root, f'{name}.json')
+        out[name] = lambda md, r=result: render_results(r)
     for name, section in zoo.items():
         out[f'zoo_{name}'] = (
             lambda md, s=section: render_zoo(s, models, toy, md))
