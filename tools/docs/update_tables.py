@@ -234,16 +234,16 @@ def render_config_names(root: str) -> str:
 
 def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     """Every table name -> a function of the Markdown file's path."""
-    toy = _load_json(root, 'toy_demo.json')
+    results = {name: _load_json(root, f'{name}.json')
+               for name in PIPELINE_RESULTS}
+    toy = results['toy_demo']
     zoo = _load_json(root, 'model_zoo.json')
     tables = _load_json(root, 'tables.json')
     models = load_metafiles(root)
     out: Dict[str, Callable[[str], str]] = {
         'paper_headline': lambda md: render_headline(zoo),
         'config_names': lambda md: render_config_names(root)}
-    for name in PIPELINE_RESULTS:
-        result = toy if name == 'toy_demo' else _load_json(
-            root, f'{name}.json')
+    for name, result in results.items():
         out[name] = lambda md, r=result: render_results(r)
     for name, section in zoo.items():
         out[f'zoo_{name}'] = (
