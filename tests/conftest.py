@@ -75,6 +75,20 @@ def load_script(path: str) -> ModuleType:
     return module
 
 
+def assert_losses_train(log_vars: dict) -> None:
+    """A training step's logged values: every one finite, and a positive
+    ``loss_mask`` in every decoder layer (an fp16 loss normaliser that
+    overflows makes it 0 or NaN)."""
+    import math
+    bad = [key for key, value in log_vars.items()
+           if not math.isfinite(float(value))]
+    assert not bad, bad
+    mask_losses = {k: float(v) for k, v in log_vars.items()
+                   if k.endswith('loss_mask')}
+    assert mask_losses and all(v > 0 for v in mask_losses.values()), \
+        mask_losses
+
+
 # module-scoped fixtures of every test, cheap to build on each worker
 PER_WORKER_FIXTURES = ('module_keeps_default_scope', )
 

@@ -7,18 +7,24 @@ which puts the same ops in fp16 / bf16 as CUDA autocast does. Checks:
 
 * one training step of every real-size Cityscapes stage model (1a, 1b, 2, 3
   and the labels-only baseline) and of Guided Distillation (the teacher's
-  online labelling in the step) under fp16 and bf16: finite losses, the
-  parameters move;
+  online labelling in the step) under fp16 and bf16, at the configs' 12544
+  sampled points and with 6 or more target masks per branch (where an fp16
+  ``num_masks * num_points`` passes 65504): finite losses, a positive
+  ``loss_mask`` in every decoder layer, the parameters move;
+* ``FP32LossMask2FormerHead``'s set-prediction losses under fp16 autocast equal
+  its float32 losses for 1 to 40 target masks, where MMDetection's
+  ``Mask2FormerHead`` gives a zero or non-finite ``loss_mask`` from 6 on;
 * ``FP32HungarianAssigner`` matches saturated logits under fp16 autocast
   where MMDetection's ``HungarianAssigner`` fails ("cost matrix is
   infeasible");
 * ``PhotometricStrongView`` keeps its input's dtype and the fp32 result;
 * every Mask2Former-family detector configured in ``configs/mmcast`` matches
-  with ``FP32HungarianAssigner``.
+  with ``FP32HungarianAssigner`` and computes its losses with an
+  ``FP32LossMask2FormerHead``.
 
 The stage models are built from the stage configs (registry, no weights
 loaded) and made CPU-sized by config overrides only: 28x56 images, 10
-queries, 2 transformer-decoder layers, 64 sampled points, 1 deformable
+queries, 2 transformer-decoder layers, 1 deformable
 encoder layer, a ViT-S of 4 blocks (read out at each) instead of 12, and a
 Swin of depths (2, 2, 2, 2) and 32-d embedding instead of Swin-L's
 (2, 2, 18, 2) and 192-d (CPUs without fp16 / bf16 matrix units run
@@ -27,7 +33,6 @@ makes a step take many minutes). Module types, options and data paths are
 the stage configs'.
 """
 import copy
-import math
 import os.path as osp
 from glob import glob
 
@@ -41,8 +46,10 @@ from mmengine.optim import OptimWrapper
 from mmengine.structures import InstanceData
 
 import mmcast  # noqa: F401
+from mmcast.models.dense_heads import FP32LossMask2FormerHead
 from mmcast.models.layers import PhotometricStrongView
-from conftest import conventional_config, is_config_alias
+from conftest import (assert_losses_train, conventional_config,
+                      is_config_alias)
 
 register_all_modules()
 
@@ -60,14 +67,14 @@ STAGES = {
 }
 IMAGE_SHAPE = (3, 28, 56)
 SWIN_DIMS = 32  # embedding of the reduced Swin: 32/64/128/256 channels
-MASK2FORMER_HEADS = ('Mask2FormerHead', 'CASTMask2FormerHead')
+MASK2FORMER_HEADS = ('Mask2FormerHead', 'FP32LossMask2FormerHead',
+                     'CASTMask2FormerHead')
 
 
 def _reduce(detector: ConfigDict) -> None:
     """Make a stage config's Mask2Former detector CPU-sized, in place."""
     detector.init_cfg = None
     detector.backbone.init_cfg = None
-    detector.train_cfg.num_points = 64
     head = detector.panoptic_head
     head.num_queries = 10
     head.transformer_decoder.num_layers = 2
@@ -107,7 +114,7 @@ def stage(request, repo_root):
         model_cfg.teacher = None
         model_cfg.teacher_checkpoint = None
         _reduce(model_cfg.student)
-        sup, unsup = _packed([2], seed=0), _packed([3], seed=1)
+        sup, unsup = _packed([6], seed=0), _packed([7], seed=1)
         batch = dict(
             inputs=dict(sup=sup['inputs'], unsup=unsup['inputs']),
             data_samples=dict(
@@ -121,14 +128,14 @@ def stage(request, repo_root):
             score_thr=0.0, min_mask_area=0.0)
         _reduce(model_cfg.student)
         _reduce(model_cfg.teacher)
-        sup, unsup = _packed([2], seed=0), _packed([0], seed=1)
+        sup, unsup = _packed([6], seed=0), _packed([0], seed=1)
         batch = dict(
             inputs=dict(sup=sup['inputs'], unsup=unsup['inputs']),
             data_samples=dict(
                 sup=sup['data_samples'], unsup=unsup['data_samples']))
     else:
         _reduce(model_cfg)
-        batch = _packed([2, 3], seed=0)
+        batch = _packed([3, 4], seed=0)
     torch.manual_seed(0)
     return MODELS.build(model_cfg), batch
 
@@ -145,8 +152,7 @@ def test_stage_model_trains_under_autocast(stage, dtype):
     with torch.autocast('cpu', dtype=dtype):
         log_vars = model.train_step(copy.deepcopy(batch), optim_wrapper)
     assert 'loss' in log_vars
-    for key, value in log_vars.items():
-        assert math.isfinite(float(value)), key
+    assert_losses_train(log_vars)
     params = dict(model.named_parameters())
     assert all(torch.isfinite(params[name]).all() for name in before)
     moved = [
@@ -207,6 +213,53 @@ def test_fp32_assigner_matches_saturated_logits_under_fp16(repo_root):
             _saturated_targets_single(head, _generator())
 
 
+def _layer_losses(head, num_masks: int, autocast: bool):
+    """``head._loss_by_feat_single`` of one image: fp16 logits (class
+    scores and 100 masks, as under autocast) and ``num_masks`` targets;
+    under fp16 autocast or on float32 copies."""
+    gen = _generator()
+    height, width = 32, 64
+    cls_scores = (4 * torch.randn(
+        1, 100, head.num_classes + 1, generator=gen)).half()
+    mask_preds = (4 * torch.randn(
+        1, 100, height, width, generator=gen)).half()
+    gt = InstanceData(
+        labels=torch.randint(head.num_classes, (num_masks, ), generator=gen),
+        masks=torch.rand(num_masks, height, width, generator=gen) > 0.5)
+    torch.manual_seed(0)  # the head's point sampling
+    if autocast:
+        with torch.autocast('cpu', dtype=torch.float16):
+            return head._loss_by_feat_single(cls_scores, mask_preds, [gt],
+                                             [{}])
+    return head._loss_by_feat_single(cls_scores.float(), mask_preds.float(),
+                                     [gt], [{}])
+
+
+@pytest.mark.parametrize('num_masks', [1, 5, 6, 40])
+def test_head_losses_under_fp16_are_its_fp32_losses(repo_root, num_masks):
+    cfg = Config.fromfile(
+        osp.join(repo_root, 'configs', 'mmcast', '_base_', 'models',
+                 'student_dinov2-s_dpt-52m.py')).model
+    head_cfg = copy.deepcopy(cfg.panoptic_head)
+    head_cfg.update(train_cfg=cfg.train_cfg, test_cfg=cfg.test_cfg)
+    assert head_cfg.type == 'FP32LossMask2FormerHead'
+    assert cfg.train_cfg.num_points == 12544
+    head = MODELS.build(head_cfg)
+    reference = _layer_losses(head, num_masks, autocast=False)
+    losses = _layer_losses(head, num_masks, autocast=True)
+    for name, ref, loss in zip(('cls', 'mask', 'dice'), reference, losses):
+        assert loss.dtype == torch.float32, name
+        torch.testing.assert_close(loss, ref, rtol=1e-5, atol=0, msg=name)
+    assert reference[1] > 0
+
+    # MMDetection's head: loss_mask's fp16 normaliser overflows from 6 on
+    stock = MODELS.build(dict(head_cfg, type='Mask2FormerHead'))
+    stock.load_state_dict(head.state_dict())
+    stock_mask = _layer_losses(stock, num_masks, autocast=True)[1].float()
+    overflows = num_masks * cfg.train_cfg.num_points > 65504
+    assert (not torch.isfinite(stock_mask) or stock_mask == 0) == overflows
+
+
 @pytest.mark.parametrize('dtype', AMP_DTYPES)
 def test_strong_view_keeps_dtype_and_fp32_result(dtype):
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -249,7 +302,7 @@ def _mask2former_detectors(node, found):
     return found
 
 
-def test_every_mask2former_config_uses_fp32_assigner(repo_root):
+def test_every_mask2former_config_matches_and_trains_in_fp32(repo_root):
     """All of ``configs/mmcast`` (bases included; wrappers' students and
     stage configs' teachers are parsed configs too). Teachers that are only
     run for inference and named by a stock ``mmdet::`` config (the
@@ -263,6 +316,9 @@ def test_every_mask2former_config_uses_fp32_assigner(repo_root):
         for detector in _mask2former_detectors(cfg.model.to_dict(), []):
             assigner = detector['train_cfg']['assigner']
             assert assigner['type'] == 'FP32HungarianAssigner', path
+            head = detector['panoptic_head']['type']
+            assert issubclass(MODELS.get(head), FP32LossMask2FormerHead), \
+                (path, head)
             checked.append(osp.relpath(path, repo_root))
     checked = set(checked)
     for name in ('_base_/models/cast_teacher_mask2former_swin-l.py',

@@ -145,10 +145,15 @@ def test_benchmark_runs_every_variant(tmp_path, capsys):
     report = json.loads(out.read_text())
     variants = [r['variant'] for r in report['rows']]
     assert variants == list(benchmark.MASK2FORMER_VARIANTS) + ['onnxruntime']
-    for row in report['rows']:
+    for row in report['rows'][:-1]:
         assert row['seconds'] > 0
         assert 0 <= row['postprocess_share'] < 1
         assert f"| {row['variant']} |" in printed
+    onnx = report['rows'][-1]
+    assert onnx['seconds'] > 0 and onnx['providers'][0] == \
+        'CPUExecutionProvider'
+    # the provider it ran on is printed (ONNX Runtime falls back silently)
+    assert '| onnxruntime (CPUExecutionProvider) |' in printed
     assert {(r['faster'], r['slower']) for r in report['ratios']} == {
         ('student 52M lean', 'student 52M stock'),
         ('student 52M onnxruntime', 'student 52M lean+fused')}

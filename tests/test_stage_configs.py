@@ -547,7 +547,7 @@ def test_teacher_optimizer_groups(distiller_with_swin_teacher):
 # ------------------------------------------------------- config inheritance
 SHARED_HEAD = 'configs/mmcast/_base_/models/mask2former_instance_head.py'
 # What only a written-out Mask2Former head/decoder definition contains.
-HEAD_MARKERS = ("type='Mask2FormerHead'", "MaskFormerFusionHead'",
+HEAD_MARKERS = ("type='FP32LossMask2FormerHead'", "MaskFormerFusionHead'",
                 "type='MSDeformAttnPixelDecoder'",
                 "type='FP32HungarianAssigner'", 'num_transformer_feat_level=',
                 'enforce_decoder_input_project=')

@@ -171,8 +171,9 @@ def stock_mask2former_cfg(detector: dict) -> dict:
     """A (CAST)Mask2Former config as a stock, inference-only Mask2Former.
 
     ``CASTMask2Former`` → ``Mask2Former`` without ``strong_view``;
-    ``CASTMask2FormerHead`` → ``Mask2FormerHead`` without
-    ``contrast_level``, ``projection_head`` and ``loss_pixel_contrast``;
+    ``CASTMask2FormerHead`` / ``FP32LossMask2FormerHead`` →
+    ``Mask2FormerHead`` without ``contrast_level``, ``projection_head`` and
+    ``loss_pixel_contrast``;
     ``LeanMaskFormerFusionHead`` → ``MaskFormerFusionHead`` with
     ``test_cfg.max_per_image`` clamped to ``num_queries × num_classes``
     (what the lean head keeps), so any class count predicts the same
@@ -187,7 +188,8 @@ def stock_mask2former_cfg(detector: dict) -> dict:
     model.pop('train_cfg', None)
     model.pop('init_cfg', None)
     head = dict(model['panoptic_head'])
-    if _type_name(head) == 'CASTMask2FormerHead':
+    if _type_name(head) in ('CASTMask2FormerHead',
+                            'FP32LossMask2FormerHead'):
         head['type'] = 'Mask2FormerHead'
         for key in ('contrast_level', 'projection_head',
                     'loss_pixel_contrast'):

@@ -14,8 +14,8 @@ import torch
 
 from run import NEEDS_CUDA
 
-# ``from conftest import REPO_ROOT, load_script`` of the CPU tests that GPU
-# tests import resolves to this module here: the same two names.
+# ``from conftest import ...`` of the CPU tests that GPU tests import
+# resolves to this module here: the same names.
 _parent = importlib.util.spec_from_file_location(
     '_cpu_suite_conftest',
     osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'conftest.py'))
@@ -23,6 +23,7 @@ _cpu_conftest = importlib.util.module_from_spec(_parent)
 _parent.loader.exec_module(_cpu_conftest)
 REPO_ROOT = _cpu_conftest.REPO_ROOT
 load_script = _cpu_conftest.load_script
+assert_losses_train = _cpu_conftest.assert_losses_train
 
 
 @pytest.hookimpl(tryfirst=True)

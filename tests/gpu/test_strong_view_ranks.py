@@ -24,11 +24,12 @@ BATCH = 2
 WORLD_SIZE = 2
 
 
-def make_view() -> PhotometricStrongView:
-    """Every image jittered and blurred; the same seed on every rank."""
+def make_view(device: torch.device) -> PhotometricStrongView:
+    """Every image jittered and blurred; the same seed on every rank; its
+    mean / std buffers on ``device``."""
     return PhotometricStrongView(
         mean=MEAN, std=STD, jitter_prob=1.0, gray_prob=0.0, blur_prob=1.0,
-        seed=0)
+        seed=0).to(device)
 
 
 def make_inputs(device: torch.device) -> torch.Tensor:
@@ -56,7 +57,7 @@ def _worker(rank: int, port: int, out_file: str) -> None:
     torch.cuda.set_device(device)
     dist.init_process_group(backend(), rank=rank, world_size=WORLD_SIZE)
     try:
-        view = make_view()(make_inputs(device))
+        view = make_view(device)(make_inputs(device))
         # NCCL gathers device tensors; Gloo host copies
         comm = view if backend() == 'nccl' else view.cpu()
         gathered = [torch.empty_like(comm) for _ in range(WORLD_SIZE)]
@@ -84,6 +85,7 @@ def test_two_ranks_draw_different_views(tmp_path):
         assert (rank0[b] - rank1[b]).abs().max() > 0.1, b
     # image g = rank * BATCH + b draws as in one process holding the whole
     # global batch (up to the blur's TF32 convolution)
-    single = make_view()(make_inputs(torch.device('cuda')).repeat(2, 1, 1, 1))
+    cuda = torch.device('cuda')
+    single = make_view(cuda)(make_inputs(cuda).repeat(2, 1, 1, 1))
     torch.testing.assert_close(single.cpu(), torch.cat([rank0, rank1]),
                                rtol=0, atol=1e-2)

@@ -369,9 +369,14 @@ def ratios(best: Dict, shape) -> List[Dict]:
 
 
 def format_row(row: Dict) -> str:
+    """A table row; ONNX Runtime's with the execution provider it ran on
+    (ONNX Runtime falls back to the CPU where the CUDA one is missing)."""
     share = row.get('postprocess_share')
+    variant = row['variant']
+    if row.get('providers'):
+        variant += f" ({row['providers'][0]})"
     return (f"| {row['model']} | {row['shape'][0]}×{row['shape'][1]} | "
-            f"{row['variant']} | {row['seconds']:.3f} | "
+            f"{variant} | {row['seconds']:.3f} | "
             f"{row['images_per_s']:.3f} | "
             f"{'—' if share is None else f'{100 * share:.1f} %'} |")
 

@@ -93,7 +93,7 @@ def main() -> None:
     supervised_cfg.type = 'Mask2Former'
     supervised_cfg.pop('strong_view')
     head = supervised_cfg.panoptic_head
-    head.type = 'Mask2FormerHead'
+    head.type = 'FP32LossMask2FormerHead'
     for key in ('contrast_level', 'projection_head', 'loss_pixel_contrast'):
         head.pop(key)
 

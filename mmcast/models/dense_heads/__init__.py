@@ -1,4 +1,5 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 from .cast_mask2former_head import CASTMask2FormerHead
+from .fp32_loss_mask2former_head import FP32LossMask2FormerHead
 
-__all__ = ['CASTMask2FormerHead']
+__all__ = ['CASTMask2FormerHead', 'FP32LossMask2FormerHead']

@@ -3,17 +3,18 @@
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmdet.models.dense_heads import Mask2FormerHead
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from mmdet.utils import ConfigType, OptConfigType
 from torch import Tensor
 
+from .fp32_loss_mask2former_head import FP32LossMask2FormerHead
+
 
 @MODELS.register_module()
-class CASTMask2FormerHead(Mask2FormerHead):
-    """Everything :class:`Mask2FormerHead` does, plus ``loss_pxl``.
+class CASTMask2FormerHead(FP32LossMask2FormerHead):
+    """Everything :class:`FP32LossMask2FormerHead` does, plus ``loss_pxl``.
 
     The contrastive branch reads one level of the backbone features (by
     default the deepest), projects it per pixel with ``projection_head``
@@ -21,8 +22,12 @@ class CASTMask2FormerHead(Mask2FormerHead):
     to the pixel-aligned strong view (no gradient) with
     ``loss_pixel_contrast``, whose negatives are mined from the head's own
     detached last-layer predictions. With ``loss_pixel_contrast=None`` or a
-    ``loss_weight`` of 0 the head is exactly a stock Mask2Former head (the
-    projection head is then not built).
+    ``loss_weight`` of 0 the head is exactly an
+    :class:`FP32LossMask2FormerHead` (the projection head is then not
+    built).
+
+    The set-prediction losses are :class:`FP32LossMask2FormerHead`'s (the
+    stock head's, computed in float32 under autocast).
 
     Args:
         contrast_level (int): Index into the backbone features used for the

@@ -8,10 +8,11 @@
 # with 8 thing classes (Cityscapes; stage configs of other datasets set
 # num_things_classes, loss_cls's class_weight and the fusion head's
 # num_things_classes) and the Hungarian matching computed in float32 under
-# AMP (FP32HungarianAssigner). Inference keeps stock Mask2Former's results
-# but resamples only the masks it keeps (LeanMaskFormerFusionHead, fed the
-# 1/4-resolution mask logits by CASTMask2Former, which trains as stock
-# Mask2Former with this stock head), at most num_queries x num_classes per
+# AMP (FP32HungarianAssigner), the losses too (FP32LossMask2FormerHead: in
+# fp16 the stock head's loss_mask normaliser overflows from 6 target masks
+# per GPU on). Inference keeps stock Mask2Former's results but resamples
+# only the masks it keeps (LeanMaskFormerFusionHead, fed the 1/4-resolution
+# mask logits by CASTMask2Former), at most num_queries x num_classes per
 # image, so that max_per_image works with any class count (1 class, 20
 # queries). test_cfg.score_thr (0 here, as stock) drops lower-scored
 # detections before their masks are resampled.
@@ -43,7 +44,7 @@ model = dict(
     type='CASTMask2Former',
     data_preprocessor=data_preprocessor,
     panoptic_head=dict(
-        type='Mask2FormerHead',
+        type='FP32LossMask2FormerHead',
         strides=[4, 8, 16, 32],
         feat_channels=256,
         out_channels=256,
