@@ -27,8 +27,8 @@ class FP32LossMask2FormerHead(Mask2FormerHead):
         Under fp16 autocast the stock head makes its loss normalisers with
         ``cls_scores.new_tensor``, i.e. in fp16: ``loss_mask``'s
         ``num_total_masks * num_points`` passes fp16's largest value (65504)
-        from 6 target masks on a GPU on (12544 points each), and the loss
-        becomes 0 or NaN. The losses here run on float32 copies of the
+        once a GPU's batch holds 6 target masks (12544 points each), and the
+        loss becomes 0 or NaN. The losses here run on float32 copies of the
         predictions with autocast off, as the matching does
         (``FP32HungarianAssigner``); gradients flow back through the casts.
 
