@@ -267,6 +267,11 @@ def test_guided_distiller_publishes_the_model_mim_test_evaluates(
     # no dataset_meta in the stage checkpoint: the test dataset's classes
     assert meta['dataset_meta']['classes'] == CLASSES
     pub_cfg = Config.fromfile(out['config'])
+    # the student's FP32LossMask2FormerHead (a training-only difference)
+    # is published as the stock head
+    assert model.student.panoptic_head.__class__.__name__ == \
+        'FP32LossMask2FormerHead'
+    assert pub_cfg.model.panoptic_head.type == 'Mask2FormerHead'
     published = _build(pub_cfg)
     load_checkpoint(published, out['checkpoint'], strict=True)
     got = _predict(published, pub_cfg, toy_image).scores
