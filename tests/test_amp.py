@@ -14,6 +14,7 @@ which puts the same ops in fp16 / bf16 as CUDA autocast does. Checks:
 * ``FP32LossMask2FormerHead``'s set-prediction losses under fp16 autocast equal
   its float32 losses for 1 to 40 target masks, where MMDetection's
   ``Mask2FormerHead`` gives a zero or non-finite ``loss_mask`` from 6 on;
+  without autocast they are ``Mask2FormerHead``'s, bit for bit;
 * ``FP32HungarianAssigner`` matches saturated logits under fp16 autocast
   where MMDetection's ``HungarianAssigner`` fails ("cost matrix is
   infeasible");
@@ -255,6 +256,9 @@ def test_head_losses_under_fp16_are_its_fp32_losses(repo_root, num_masks):
     # MMDetection's head: loss_mask's fp16 normaliser overflows from 6 on
     stock = MODELS.build(dict(head_cfg, type='Mask2FormerHead'))
     stock.load_state_dict(head.state_dict())
+    for name, ref, loss in zip(('cls', 'mask', 'dice'), reference,
+                               _layer_losses(stock, num_masks, False)):
+        assert torch.equal(loss, ref), name  # without autocast: the same
     stock_mask = _layer_losses(stock, num_masks, autocast=True)[1].float()
     overflows = num_masks * cfg.train_cfg.num_points > 65504
     assert (not torch.isfinite(stock_mask) or stock_mask == 0) == overflows

@@ -2,9 +2,10 @@
 """Checks of every stage before the first one starts (configs, data, disk)."""
 import os
 import warnings
-from typing import List
+from typing import List, Optional
 
 from ..stage_state import FINISHED, stage_status
+from .cpu_share import busy_cpus, cpu_contention_note
 from .settings import CHECKPOINT_BYTES_PER_WEIGHT, REPO_ROOT
 from .stage import Stage
 
@@ -59,9 +60,26 @@ class PreflightChecks:
         finally:
             os.chdir(cwd)
         check.check_work_dir(self.work_dir, need)
-        for note in check.notes:
+        contention = self._cpu_contention_note()
+        for note in check.notes + ([contention] if contention else []):
             print(f'note: {note}', flush=True)
         return check.problems
+
+    def _cpu_contention_note(self) -> Optional[str]:
+        """On a machine without CUDA, a note when the stages' threads would
+        oversubscribe CPUs other programs keep busy
+        (:func:`~mmcast.apis.pipeline.cpu_share.cpu_contention_note`)."""
+        import torch
+
+        if torch.cuda.is_available() or self.launch.launcher == 'slurm':
+            return None
+        busy = busy_cpus()
+        # torchrun gives each process one thread unless told otherwise
+        threads = self.env.get('OMP_NUM_THREADS') or (
+            '1' if self.launch.launcher == 'pytorch' else None)
+        return None if busy is None else cpu_contention_note(
+            busy, os.cpu_count() or 1, self.args.jobs * self.launch.nproc,
+            threads)
 
     @staticmethod
     def _checkpoint_bytes(check, cfg) -> int:
