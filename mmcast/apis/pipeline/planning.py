@@ -8,9 +8,9 @@ from typing import Dict, List, Tuple
 from ..config_handoffs import (config_value, evaluator_options, find_item,
                                hook_option, pseudo_label_options)
 from .settings import (CUSTOM_CONFIG_DIR, GD_CONFIGS, ITERS_ALIASES,
-                       ITERS_STAGES, PROGRESS_RECORDS, STANDIN_TEACHER,
-                       STUDENT_FOUNDATION, STUDENT_PRETRAIN_CONFIG,
-                       TEACHER_STAGES, config_path)
+                       ITERS_STAGES, PROGRESS_RECORDS, SHARED_STAGES_SEED,
+                       STANDIN_TEACHER, STUDENT_FOUNDATION,
+                       STUDENT_PRETRAIN_CONFIG, TEACHER_STAGES, config_path)
 from .stage import Stage
 
 
@@ -79,12 +79,12 @@ class StagePlanning:
                            folder: str, pretrain_iters: int) -> Stage:
         """A model pre-trained on the toy source corpus (θ_T^0, or the
         students' backbone), cached in ``<work-dir>/<folder>``."""
-        options = []
+        options = [f'randomness.seed={SHARED_STAGES_SEED}']
         if self.args.data_root:
             source = self.toy_source_root + '/'
             val_ann = (source +
                        'annotations/instancesonly_filtered_gtFine_val.json')
-            options = [
+            options += [
                 f'train_dataloader.dataset.data_root={source}',
                 f'val_dataloader.dataset.data_root={source}',
                 f'test_dataloader.dataset.data_root={source}',
@@ -223,7 +223,8 @@ class StagePlanning:
         stage = self.train_stage(
             STANDIN_TEACHER, 'stand-in θ_T^0 (trained on D_l)', config,
             osp.join(self.work_dir, STANDIN_TEACHER),
-            self._iters('pretrain', config), ['load_from=None'])
+            self._iters('pretrain', config),
+            ['load_from=None', f'randomness.seed={SHARED_STAGES_SEED}'])
         print(f'θ_T^0: no --pretrained-teacher, so a stand-in is trained from '
               f'scratch on the labeled split D_l ({config}, '
               f'{stage.max_iters} iterations) -> {stage.final}; with no '

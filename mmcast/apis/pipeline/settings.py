@@ -25,6 +25,9 @@ STUDENT_FOUNDATION = 'student_foundation'
 # custom-cpu without --pretrained-teacher: θ_T^0 is a stand-in, the stage-1a
 # config trained from scratch on D_l, in this folder of the work dir.
 STANDIN_TEACHER = 'teacher_standin'
+# The seed of the stages shared by every seed of a run (θ_T^0's pre-training
+# or stand-in, the students' backbone); a seed's own stages get that seed.
+SHARED_STAGES_SEED = 0
 DEFAULT_TEACHER = 'mask2former'
 # suffix: appended to the config names of TEACHER_STAGES;
 # toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
