@@ -10,7 +10,8 @@ custom-cpu --data-root ... --classes ... --percent 25 --split-seed 3`` runs
 it as a new user would, with no environment variable and no θ_T^0: it
 writes the split, trains the stand-in θ_T^0 on D_l, then stages 1a, 1b, 2,
 3 and the baseline for 1 iteration each (about 6 minutes on one CPU core),
-to a results table. Every model family with one, two and 80 classes trains
+to a results table; the same command into a second work dir gives the same
+pseudo-labels and table, byte for byte. Every model family with one, two and 80 classes trains
 and predicts in ``tests/test_class_counts.py``. Without training: every
 custom config follows the class names (count, class weights, dataset
 metainfo) and the data root; the pipeline writes a missing split as
@@ -36,7 +37,7 @@ from mmengine.config import Config
 from conftest import REPO_ROOT
 from mmcast.apis import pipeline as pipeline_api
 
-pytestmark = pytest.mark.slow_fixture(5)
+pytestmark = pytest.mark.slow_fixture(11)
 
 PIPELINE = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 SPLIT = osp.join(REPO_ROOT, 'tools', 'split_semi.py')
@@ -175,19 +176,25 @@ def _run(cmd: Sequence[str], env: dict) -> str:
                 ids=lambda n: f'{n}-class')
 def run(request, tmp_path_factory):
     """Data → tools/cast_pipeline.py custom-cpu, as the README's two lines:
-    no split, no θ_T^0, no environment variable (1 iteration per stage)."""
+    no split, no θ_T^0, no environment variable (1 iteration per stage);
+    the pseudo-label filters keep the barely trained teachers' instances
+    from score 0.05. The same command again into a second work dir."""
     classes, category_ids = RUN_CLASSES[request.param]
     tmp = tmp_path_factory.mktemp(f'custom_dataset_{request.param}')
     data_root, work_dir = str(tmp / 'fruit'), str(tmp / 'work')
     anns = make_coco_dataset(data_root, classes=classes,
                              category_ids=category_ids)
-    log = _run([sys.executable, PIPELINE, 'custom-cpu', '--data-root',
-                data_root, '--classes', *classes, '--work-dir', work_dir,
-                '--percent', '25', '--split-seed', '3', '--iters',
-                'pretrain=1', '1a=1', '1b=1', '2=1', '3=1', '--cfg-options',
-                'randomness.seed=0'], _env())
-    return dict(data_root=data_root, work_dir=work_dir, anns=anns, log=log,
-                classes=classes, category_ids=category_ids, tmp=str(tmp))
+    logs = [_run([
+        sys.executable, PIPELINE, 'custom-cpu', '--data-root', data_root,
+        '--classes', *classes, '--work-dir', wd, '--percent', '25',
+        '--split-seed', '3', '--iters', 'pretrain=1', '1a=1', '1b=1', '2=1',
+        '3=1', '--stage-cfg-options',
+        'adapt_teacher_selftrain:custom_hooks.0.filter_cfg.score_thr=0.05',
+        'distill:custom_hooks.0.filter_cfg.score_thr=0.05'
+    ], _env()) for wd in (work_dir, work_dir + '2')]
+    return dict(data_root=data_root, work_dir=work_dir, anns=anns,
+                log=logs[0], second_log=logs[1], classes=classes,
+                category_ids=category_ids, tmp=str(tmp))
 
 
 def test_the_pipeline_splits_the_plain_coco_layout(run):
@@ -274,6 +281,45 @@ def test_pseudo_labels_name_the_custom_categories(run):
             list(zip(run['category_ids'], run['classes']))
         for ann in coco.dataset['annotations']:
             assert ann['category_id'] in run['category_ids']
+
+
+def test_the_same_command_gives_the_same_result(run):
+    """Two runs of one command on the same data (each stage seeded by the
+    pipeline, θ_T^0's stand-in included): the same pseudo-labels, byte for
+    byte (their header holds the teacher's state dict hash), and the same
+    results."""
+    files = ['seed0/pseudo_labels/stage1b.json',
+             'seed0/pseudo_labels/stage2.json', 'seed0/results.json',
+             'results.json', 'results.md']
+    counts = []
+    for name in files:
+        with open(osp.join(run['work_dir'], name), 'rb') as a, \
+                open(osp.join(run['work_dir'] + '2', name), 'rb') as b:
+            assert a.read() == b.read(), name
+        if name.endswith('stage2.json'):
+            with open(osp.join(run['work_dir'], name)) as f:
+                counts.append(len(json.load(f)['annotations']))
+    assert counts[0] > 0  # labels to compare, not an empty file
+
+
+def test_the_console_tells_the_split_the_plan_and_the_eta(run):
+    """The split's images, each stage's place in the run, the run's ETA,
+    each progress line once, and the pseudo-label counts as soon as they
+    are written (before their stage's result)."""
+    log = run['log']
+    assert 'split: 2 labeled / 6 unlabeled / 4 val images\n' in log
+    assert f'  D_u: {run["data_root"]}/annotations/{RUN_SPLIT_FILES[1]}' in log
+    places = re.findall(r'\((?:stage )?(\d) of 7\)', log)
+    assert sorted(set(places)) == [str(k) for k in range(1, 8)]
+    assert re.search(r'^run: \d of 7 stages done, ETA \d+:\d\d:\d\d$', log,
+                     re.M)
+    progress = [re.sub(r' \(running [^)]*\)$', '', line)
+                for line in log.splitlines() if ' iter ' in line]
+    assert progress and len(progress) == len(set(progress))
+    for stage, key in (('stage 1b', 'adapt_teacher_selftrain'),
+                       ('stage 2', 'distill')):
+        told = log.index(f'[seed 0] [{stage}] pseudo-labels: ')
+        assert told < log.index(f'[seed 0] [{key}] mask AP')
 
 
 def test_results_have_every_row_with_finite_numbers(run):

@@ -145,8 +145,9 @@ def test_a_failed_stage_is_told_by_its_own_exception(tmp_path):
 
 @pytest.mark.parametrize('bars', [False, True])
 def test_the_monitor_shows_each_running_stage(tmp_path, bars):
-    """Plain lines every interval, or a tqdm bar per stage (a terminal),
-    and each stage's last state once more when it finishes."""
+    """Plain lines every interval when a stage's progress changed (never
+    the same line twice), or a tqdm bar per stage (a terminal); a stage's
+    later progress is shown, and the lines of a file it writes once."""
     import io
     import time
 
@@ -158,19 +159,28 @@ def test_the_monitor_shows_each_running_stage(tmp_path, bars):
         os.makedirs(dirs[name])
         _json_log(dirs[name], '20260101_000000', [_train(step, 1.25)])
     stream = io.StringIO()
+    pseudo = str(tmp_path / 'stage2.json')
     monitor = ProgressMonitor(interval=0.2, stream=stream, bars=bars)
-    monitor.start('[seed 0] [stage 2]', dirs['distill'], 100)
+    monitor.start('[seed 0] [stage 2]', dirs['distill'], 100,
+                  watch=(pseudo, lambda: ['pseudo-labels: 3 instances']))
     monitor.start('[seed 1] [baseline]', dirs['baseline'], 50)
-    time.sleep(2.5)
+    time.sleep(1.5)
+    with open(pseudo, 'w') as f:  # the stage writes its pseudo-labels
+        f.write('{}')
+    _json_log(dirs['baseline'], '20260101_000001', [_train(9, 1.5)])
+    time.sleep(1.5)
     monitor.finish('[seed 0] [stage 2]')
     monitor.write('[seed 0] [distill] mask AP 12.3')
     monitor.close()
     out = stream.getvalue()
     assert '[seed 0] [stage 2] iter 40/100 ETA 0:00:30 loss 1.25' in out
     assert '[seed 0] [distill] mask AP 12.3' in out
+    assert out.count('pseudo-labels: 3 instances') == 1
     if bars:  # tqdm redraws in place
         assert re.search(r'\[seed 1\] \[baseline\] \|[^|]*\| 7/50, ETA '
                          r'0:00:2\d loss 1.25', out) and '\r' in out
     else:
-        assert '[seed 1] [baseline] iter 7/50' in out
-        assert out.count('[seed 1] [baseline] iter 7/50') >= 3
+        for line in ('[seed 1] [baseline] iter 7/50 ETA 0:00:22 loss 1.25',
+                     '[seed 1] [baseline] iter 9/50 ETA 0:00:20 loss 1.5',
+                     '[seed 0] [stage 2] iter 40/100'):
+            assert out.count(line) == 1, (line, out)

@@ -10,8 +10,12 @@ stage is ``mim train mmdet configs/mmcast/<stage>_<dataset>.py`` (or
 :mod:`mmcast.apis.launchers`); the pseudo-labels are
 made by each stage's ``PseudoLabelHook``. Finished stages (completion
 record, :mod:`mmcast.apis.stage_state`) are skipped, a stage that crashed
-or was killed is resumed with ``--resume`` (or, when its config changed
-since, set aside and trained from the start). While stages run, a progress
+or was killed is resumed from its newest checkpoint (or, when its config
+changed since, set aside and trained from the start). The work dir is
+locked for one pipeline (a second one refuses, exit 75); checkpoints are
+written whole or not at all; Ctrl-C, SIGTERM and SIGHUP stop the stages
+(exit 130, 143, 129), and the stages end with the pipeline even when it is
+killed. While stages run, a progress
 line per stage (or a bar, on a terminal) shows iteration, ETA, loss and val
 AP; a failed stage is told by its own exception. ``--stage-cfg-options``
 changes one stage; with ``--reuse-from`` an ablation trains only the stages

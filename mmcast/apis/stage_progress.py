@@ -7,15 +7,17 @@ interval with ``step``, ``loss`` and ``time`` per iteration, and one per
 validation with ``coco/segm_mAP``). :class:`ProgressMonitor` reads those
 logs in a background thread and shows, for each running stage, the
 iteration, ETA, last loss and last val AP: a tqdm bar per stage on a
-terminal, a plain line per stage every ``interval`` seconds otherwise.
+terminal, otherwise a plain line per stage every ``interval`` seconds when
+it changed, followed by the run's overall progress and ETA.
 """
 import datetime
 import json
+import os
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, TextIO
+from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
 from .stage_state import SEGM_AP_KEY, json_logs
 
@@ -91,12 +93,31 @@ class _Running:
     label: str
     work_dir: str
     max_iters: int
+    watch: Optional[Tuple[str, Callable[[], List[str]]]] = None
     started: float = field(default_factory=time.time)
     bar: object = None
+    shown: str = ''  # the last progress shown (without the running time)
+
+
+@dataclass
+class _Planned:
+    """A stage of the run, for the overall ETA (a test has 0 iterations:
+    its time is not estimated)."""
+    key: str
+    work_dir: str
+    max_iters: int
+    done: bool = False
 
 
 class ProgressMonitor:
     """Shows the progress of the running stages until :meth:`close`.
+
+    Each stage's progress line is shown when it changes (never the same line
+    twice), and, after a round of lines, the run's overall progress and ETA
+    (:meth:`plan`): the iterations every unfinished training stage has left
+    at its measured speed, or at the speed measured for the same stage of
+    another seed, or at the mean speed of the stages measured so far,
+    spread over the stages run at once.
 
     Args:
         interval (float): Seconds between plain lines (non-terminal
@@ -113,15 +134,37 @@ class ProgressMonitor:
         self.stream = stream or sys.stdout
         self.bars = self.stream.isatty() if bars is None else bars
         self._running: Dict[str, _Running] = {}
+        self._planned: Dict[str, _Planned] = {}
+        self._jobs = 1
+        self._overall = ''
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
 
-    def start(self, label: str, work_dir: str, max_iters: int) -> None:
+    def plan(self, stages: List[Tuple[str, str, str, int]],
+             jobs: int = 1) -> None:
+        """The run's stages ``(label, key, work_dir, max_iters)`` (0
+        iterations: a test), for the overall progress; ``jobs`` run at
+        once."""
+        with self._lock:
+            self._planned = {label: _Planned(key, work_dir, max_iters)
+                             for label, key, work_dir, max_iters in stages}
+            self._jobs = max(1, jobs)
+
+    def done(self, label: str) -> None:
+        """A stage of :meth:`plan` is finished (trained, or found done)."""
+        with self._lock:
+            if label in self._planned:
+                self._planned[label].done = True
+
+    def start(self, label: str, work_dir: str, max_iters: int,
+              watch: Optional[Tuple[str, Callable[[], List[str]]]] = None
+              ) -> None:
         """Follow a stage that starts now (``label``: e.g. ``[seed 0]
-        [stage 2]``)."""
-        running = _Running(label, work_dir, max_iters)
+        [stage 2]``). ``watch``: ``(path, lines)``: when the stage writes
+        ``path`` (e.g. its pseudo-labels), ``lines()`` is shown once."""
+        running = _Running(label, work_dir, max_iters, watch)
         if self.bars:
             from tqdm import tqdm
             running.bar = tqdm(
@@ -132,7 +175,7 @@ class ProgressMonitor:
             self._running[label] = running
 
     def finish(self, label: str) -> None:
-        """Stop following a stage; its last state is shown once more."""
+        """Stop following a stage; its last state is shown if it changed."""
         with self._lock:
             running = self._running.pop(label, None)
         if running is not None:
@@ -161,19 +204,78 @@ class ProgressMonitor:
         while not self._stop.wait(period):
             with self._lock:
                 running = list(self._running.values())
-            for stage in running:
-                self._show(stage)
+            shown = [self._show(stage) for stage in running]
+            if any(shown):
+                self._show_overall()
 
-    def _show(self, stage: _Running, final: bool = False) -> None:
+    def _show(self, stage: _Running, final: bool = False) -> bool:
+        """Show the stage's progress if it changed; ``True`` if shown."""
+        self._check_watch(stage)
         progress = StageProgress.read(stage.work_dir)
+        text = progress.describe(stage.max_iters)
+        changed, stage.shown = text != stage.shown, text
         if stage.bar is not None:
             stage.bar.n = min(progress.iteration, stage.max_iters)
-            stage.bar.set_postfix_str(progress.describe(stage.max_iters)
-                                      .split(' ', 2)[-1], refresh=True)
+            stage.bar.set_postfix_str(text.split(' ', 2)[-1], refresh=True)
             if final:
                 stage.bar.close()
-                self.write(f'{stage.label} {progress.describe(stage.max_iters)}')
-            return
+                self.write(f'{stage.label} {text}')
+            return changed
+        if not changed:
+            return False
         elapsed = datetime.timedelta(seconds=round(time.time() - stage.started))
-        self.write(f'{stage.label} {progress.describe(stage.max_iters)} '
-                   f'(running {elapsed})')
+        self.write(f'{stage.label} {text} (running {elapsed})')
+        return True
+
+    def _check_watch(self, stage: _Running) -> None:
+        """Show the watched file's lines once it was written by the stage."""
+        if stage.watch is None:
+            return
+        path, lines = stage.watch
+        try:
+            written = os.path.getmtime(path) >= stage.started - 1
+        except OSError:
+            return
+        if written:
+            stage.watch = None
+            for line in lines():
+                self.write(line)
+
+    def _show_overall(self) -> None:
+        line = self.overall()
+        if line and line != self._overall:
+            self._overall = line
+            self.write(line)
+
+    def overall(self) -> str:
+        """``run: 3 of 14 stages done, ETA 0:20:00`` ('' without a
+        plan)."""
+        with self._lock:
+            planned = list(self._planned.values())
+            jobs = self._jobs
+        if not planned:
+            return ''
+        left, speeds, by_key = [], [], {}
+        for stage in planned:
+            progress = StageProgress.read(stage.work_dir) \
+                if stage.max_iters else StageProgress()
+            if progress.seconds_per_iter is not None:
+                speeds.append(progress.seconds_per_iter)
+                by_key.setdefault(stage.key, progress.seconds_per_iter)
+            if not stage.done:
+                left.append((stage, progress))
+        done = len(planned) - len(left)
+        line = f'run: {done} of {len(planned)} stages done'
+        if not any(st.max_iters for st, _ in left):
+            return line
+        if not speeds:
+            return line + ', ETA -'
+        mean = sum(speeds) / len(speeds)
+        seconds = sum(
+            max(st.max_iters - p.iteration, 0) *
+            (p.seconds_per_iter or by_key.get(st.key, mean))
+            for st, p in left)
+        training = sum(1 for st, _ in left if st.max_iters)
+        eta = datetime.timedelta(seconds=round(seconds /
+                                               min(jobs, training)))
+        return line + f', ETA {eta}'

@@ -15,7 +15,8 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, Optional
+import re
+from typing import Dict, List, Optional
 
 from mmcast.utils.atomic_io import atomic_dump_json
 
@@ -28,17 +29,62 @@ SEGM_AP_KEY = 'coco/segm_mAP'
 EMPTY_RESULTS = 'The testing results of the whole dataset is empty'
 
 FINISHED, CRASHED, NEW = 'finished', 'crashed', 'new'
+_ITER_FILE = re.compile(r'iter_(\d+)\.pth')
 
 
 def last_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint MMEngine's ``last_checkpoint`` file points to, if it
-    exists."""
+    exists.
+
+    The record holds an absolute path; a work dir that was copied or moved
+    since still names the file in its old place, so the file of that name in
+    ``work_dir`` itself is taken when there is one.
+    """
     marker = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(marker):
+    try:
+        with open(marker, encoding='utf-8') as f:
+            path = f.read().strip()
+    except OSError:
         return None
-    with open(marker, encoding='utf-8') as f:
-        path = f.read().strip()
+    if not path:  # an empty record (a full disk under an old MMEngine)
+        return None
+    own = osp.join(work_dir, osp.basename(path))
+    if osp.isfile(own):
+        return own
     return path if osp.isfile(path) else None
+
+
+def iteration_checkpoints(work_dir: str) -> List[str]:
+    """The ``iter_<N>.pth`` files of ``work_dir``, newest iteration first."""
+    found = []
+    for path in glob.glob(osp.join(work_dir, 'iter_*.pth')):
+        match = _ITER_FILE.fullmatch(osp.basename(path))
+        if match and osp.isfile(path):
+            found.append((int(match.group(1)), path))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def checkpoint_damage(path: str) -> Optional[str]:
+    """Why the checkpoint at ``path`` cannot be loaded (it is loaded
+    memory-mapped, so this is quick even for large files), or ``None``."""
+    from mmcast.utils.checkpoint_loading import (CheckpointError,
+                                                 load_checkpoint_file)
+    try:
+        load_checkpoint_file(path, mmap=True)
+    except (CheckpointError, FileNotFoundError) as e:
+        return str(e)
+    return None
+
+
+def set_aside_checkpoint(path: str) -> str:
+    """Rename a damaged checkpoint to ``<path>.damaged`` (nothing is
+    deleted), out of the way of a resume. Returns the new path."""
+    target, n = path + '.damaged', 1
+    while osp.lexists(target):
+        n += 1
+        target = f'{path}.damaged-{n}'
+    os.replace(path, target)
+    return target
 
 
 def json_logs(work_dir: str) -> list:
@@ -115,7 +161,8 @@ def stage_status(work_dir: str, max_iters: int) -> str:
         return FINISHED
     if record is None and at_final and logged_metrics(work_dir) is not None:
         return FINISHED  # completed before completion records existed
-    return CRASHED if last is not None else NEW
+    return CRASHED if last is not None or iteration_checkpoints(work_dir) \
+        else NEW
 
 
 def set_aside(work_dir: str) -> str:

@@ -1,10 +1,10 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The results table of a CAST run: mask AP / AP50 per seed, mean ± sd, the
 split-half evaluation noise and the paired differences it claims."""
-import json
 import os.path as osp
 from typing import Dict, List, Optional
 
+from mmcast.utils.atomic_io import atomic_dump_json, atomic_open
 from .split_half import split_half_noise
 
 ROWS = [
@@ -126,7 +126,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                   f'AP on the {n_val} val images ({NOISE_SPLITS} random '
                   'halves); mean ± sd: over the seeds.']
     table = '\n'.join(lines) + '\n'
-    with open(osp.join(out_dir, 'results.md'), 'w', encoding='utf-8') as f:
+    with atomic_open(osp.join(out_dir, 'results.md'), 'w',
+                     encoding='utf-8') as f:
         f.write(table)
     result = dict(dataset=dataset)
     if teacher:
@@ -142,8 +143,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
     if 'finetune' in result['minus_baseline']:
         result['stage3_minus_baseline'] = \
             result['minus_baseline']['finetune']['mean']
-    with open(osp.join(out_dir, 'results.json'), 'w', encoding='utf-8') as f:
-        json.dump(result, f, indent=2)
+    atomic_dump_json(result, osp.join(out_dir, 'results.json'), indent=2,
+                     sort_keys=False)
     print(table, flush=True)
     return result
 

@@ -15,7 +15,7 @@ pycocotools, MMDetection's ``CocoDataset``/``CityscapesDataset`` and
         'filter': {'score_thr': 0.3, 'max_per_image': 100, 'mask_thr': 0.5,
                    'non_overlapping': True, 'min_area': 1},
         'num_images': 2677, 'num_skipped': 0, 'skipped': [],
-        'num_instances': 41234, 'mmcast_version': '...', 'created': '...'}}
+        'num_instances': 41234, 'mmcast_version': '...'}}
 
 :func:`is_current` compares the identity fields (:data:`IDENTITY_KEYS`) so
 that a stage re-labels only when the teacher, its weights, the unlabeled

@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import os.path as osp
-from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from mmengine.logging import print_log
@@ -163,8 +162,7 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
         num_images=len(images),
         num_skipped=len(skipped),
         skipped=skipped,
-        num_instances=len(annotations),
-        created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+        num_instances=len(annotations))
     try:
         from mmcast import __version__
         out_header['mmcast_version'] = __version__

@@ -152,12 +152,19 @@ class Preflight:
             caller) create: a missing file under them is not a problem.
         num_images (int): Images sampled per annotation file (first, last
             and evenly spaced ones). Defaults to 5.
+        set_aside (Sequence[str]): Files under ``made_here`` that the caller
+            moves away before the stages run (damaged checkpoints of its
+            own): checked as if they were missing.
     """
 
     def __init__(self, made_here: Sequence[str] = (),
-                 num_images: int = 5) -> None:
+                 num_images: int = 5,
+                 set_aside: Sequence[str] = ()) -> None:
         self.made_here = [osp.abspath(p).rstrip(os.sep) + os.sep
                           for p in made_here]
+        self.set_aside = {osp.abspath(p) for p in set_aside}
+        # images of each annotation file read (absolute path)
+        self.image_counts: Dict[str, int] = {}
         self.num_images = num_images
         self.problems: List[str] = []
         self.notes: List[str] = []
@@ -175,7 +182,8 @@ class Preflight:
 
     def made_later(self, path: str) -> bool:
         """Whether a missing ``path`` is made by a stage or the caller."""
-        return not osp.exists(path) and any(
+        missing = not osp.exists(path) or osp.abspath(path) in self.set_aside
+        return missing and any(
             osp.abspath(path).startswith(root) for root in self.made_here)
 
     def _problem(self, message: str) -> None:
@@ -220,6 +228,7 @@ class Preflight:
             self._problem(f'{ann_file}: not a COCO annotation file (no '
                           f'"images"; read by {who})')
             return
+        self.image_counts[osp.abspath(ann_file)] = len(images)
         # a split's problems come from the file it was split from
         name, fix = ann_file, ''
         if source is not None:

@@ -110,16 +110,14 @@ def stage_model_files(stage_dir: str) -> Tuple[str, str]:
     Raises:
         FileNotFoundError: naming the folder, if either is missing.
     """
+    from mmcast.apis.stage_state import last_checkpoint
+
     config = stage_config(stage_dir)
-    marker = osp.join(stage_dir, 'last_checkpoint')
-    checkpoint = None
-    if osp.isfile(marker):
-        with open(marker, encoding='utf-8') as f:
-            checkpoint = f.read().strip()
-    if not checkpoint or not osp.isfile(checkpoint):
+    checkpoint = last_checkpoint(stage_dir)  # also in a copied work dir
+    if checkpoint is None:
         raise FileNotFoundError(
             f'{stage_dir}: no checkpoint (last_checkpoint missing or points '
-            f'to a missing file: {checkpoint!r}); has the stage finished?')
+            'to a missing file); has the stage finished?')
     return config, checkpoint
 
 

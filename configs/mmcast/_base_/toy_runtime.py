@@ -5,7 +5,7 @@ _base_ = 'mmdet::_base_/default_runtime.py'
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=500,
+        type='AtomicCheckpointHook', by_epoch=False, interval=500,
         max_keep_ckpts=2, save_last=True))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 

@@ -11,6 +11,9 @@
 # Local files: checkpoints/bert-base-uncased/ (see grounding_dino_sam2_cityscapes.py)
 # and checkpoints/grounding_dino_swin-l_pretrain_all-56d69e78.pth.
 _base_ = 'mmdet::mm_grounding_dino/cityscapes/grounding_dino_swin-t_finetune_8xb4_50e_cityscapes.py'
+# mmcast's AtomicCheckpointHook: checkpoints written whole or not at all
+custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 lang_model_name = 'checkpoints/bert-base-uncased'
 # D_l: written by tools/split_semi.py (10 % labels, seed 1 by default)

@@ -11,6 +11,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+# checkpoints written whole or not at all
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 lang_model_name = 'checkpoints/bert-base-uncased'
 sam2_checkpoint = 'checkpoints/sam2.1_hiera_large.pt'

@@ -18,6 +18,8 @@ _base_ = [
     '../_base_/models/concept_prompted_teacher_sam3_cityscapes.py',
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+# checkpoints written whole or not at all
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 test_pipeline = {{_base_.sam3_test_pipeline}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -13,11 +13,12 @@ from .cast_pipeline import CASTPipeline
 from .cli import main, quiet_console, run_pipeline
 from .options import parse_args
 from .settings import (GD_CONFIGS, PREFLIGHT_FAILED, REPO_ROOT, TEACHERS,
-                       config_path)
+                       WORK_DIR_BUSY, config_path)
 from .stage import Stage, read_metrics
+from .work_dir_lock import FolderBusy, FolderLock
 
 __all__ = [
     'CASTPipeline', 'main', 'quiet_console', 'run_pipeline', 'parse_args',
     'GD_CONFIGS', 'PREFLIGHT_FAILED', 'REPO_ROOT', 'TEACHERS', 'config_path',
-    'Stage', 'read_metrics'
+    'Stage', 'read_metrics', 'WORK_DIR_BUSY', 'FolderBusy', 'FolderLock'
 ]

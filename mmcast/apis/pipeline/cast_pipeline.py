@@ -11,9 +11,12 @@ import sys
 from typing import Dict, List, Optional
 
 from mmcast.evaluation import ROWS, claims_noise, write_results_table
+from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.cpu_distributed import CPU_DIST_ENV
 from ..launchers import LaunchConfig
 from ..stage_progress import ProgressMonitor
+from ..stage_state import (checkpoint_damage, iteration_checkpoints,
+                           set_aside_checkpoint)
 from .data_preparation import DataPreparation, toy_extra_unlabeled
 from .launching import StageLaunching
 from .planning import StagePlanning
@@ -25,7 +28,9 @@ from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_DATASETS, CUSTOM_ENVS,
                        CUSTOM_SPLIT_SEED_ENV, DEFAULT_TEACHER, METHODS,
                        PREFLIGHT_FAILED, REPO_ROOT, TEACHER_MARKER, TEACHERS,
                        UPSTREAM)
+from .stage import Stage
 from .stage_configs import StageConfigs
+from .work_dir_lock import WORK_DIR_LOCK, FolderLock, describe_holder
 
 
 class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
@@ -122,9 +127,18 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
         # while the stages run: their progress, their processes
         self.monitor: Optional[ProgressMonitor] = None
         self._processes: set = set()
+        # stages whose pseudo-label counts were shown
+        self.pseudo_labels_told: set = set()
         self._configs: Dict[str, object] = {}  # config files, as loaded
         # files the pipeline writes before the stages (not yet on a dry run)
         self.made_here: List[str] = []
+        # its own damaged checkpoints, set aside before the preflight
+        self.damaged: List[str] = []
+        # the bytes of the checkpoints each stage to train keeps (preflight)
+        self.checkpoint_bytes: Dict[str, int] = {}
+        # images of each annotation file the preflight read
+        self.image_counts: Dict[str, int] = {}
+        self.lock = FolderLock(self.work_dir, WORK_DIR_LOCK)
 
     @staticmethod
     def log_to(path: str) -> None:
@@ -173,14 +187,25 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                 f'{self.work_dir} holds the stages of --teacher {previous}; '
                 f'use another --work-dir for --teacher {self.teacher}')
 
+    def _lock_work_dir(self) -> None:
+        """Hold the work dir for this pipeline alone, from before anything
+        is written until it ends (node 0 of a multi-node run): another
+        pipeline there refuses at once (:class:`FolderBusy`)."""
+        if not self.launch.leads:
+            return
+        self.lock.acquire()
+        if self.lock.taken_over:
+            print(f'note: {self.lock.path} was left by a pipeline that is '
+                  f'gone ({describe_holder(self.lock.taken_over)}): taken '
+                  'over', flush=True)
+
     def _claim_work_dir(self) -> None:
         """Create the work dir, record its teacher and log there."""
         marker = osp.join(self.work_dir, TEACHER_MARKER)
         try:
             os.makedirs(self.work_dir, exist_ok=True)
             if not osp.isfile(marker):
-                with open(marker, 'w', encoding='utf-8') as f:
-                    json.dump(dict(teacher=self.teacher), f)
+                atomic_dump_json(dict(teacher=self.teacher), marker)
             self.log_to(osp.join(self.work_dir, 'cast_pipeline.log'))
         except OSError as e:
             print(f'work dir {self.work_dir} cannot be written ({e}): '
@@ -189,6 +214,20 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
 
     def run(self) -> Dict:
         """Plan, preflight, then run every stage (``--dry-run``: no run)."""
+        if self.args.dry_run:
+            holder = self.lock.held_by_another()
+            if holder is not None:
+                print(f'note: a pipeline runs in this work dir now '
+                      f'({describe_holder(holder)}): its stages may finish '
+                      'while you read this plan', flush=True)
+            return self._run_plan()
+        self._lock_work_dir()
+        try:
+            return self._run_plan()
+        finally:
+            self.lock.release()
+
+    def _run_plan(self) -> Dict:
         dry = self.args.dry_run
         self._check_work_dir_teacher()
         if self.args.reuse_from:  # before anything is written
@@ -207,6 +246,7 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
         first, per_seed = self.plan()
         stages = first + [st for seed in per_seed.values() for st in seed]
         self.link_reused(stages, dry)
+        self.set_aside_damaged(stages, dry)
         if dry:
             print('stage plan:')
             for stage in stages:
@@ -220,6 +260,7 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                 print(f'  {line}', file=sys.stderr)
             raise SystemExit(PREFLIGHT_FAILED)
         print('preflight: ok', flush=True)
+        self.print_split(per_seed)
         if dry:
             return {}
         results = self.run_stages(first, per_seed)
@@ -229,6 +270,31 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                         if st.key == 'supervised_student')
         self.write_table(results, self.val_ann_file(baseline))
         return results
+
+    def set_aside_damaged(self, stages: List[Stage], dry: bool) -> None:
+        """Rename the checkpoints of this work dir's stages that cannot be
+        loaded (left truncated by a kill or a full disk while an older
+        version wrote them) to ``*.damaged``, so that their stages resume
+        from the newest intact one; one line each. A dry run only tells.
+        (A damaged checkpoint the user passed in is refused by the
+        preflight.)"""
+        for stage in stages:
+            if stage.max_iters is None or osp.islink(stage.work_dir):
+                continue  # a linked stage is another work dir's
+            for path in iteration_checkpoints(stage.work_dir):
+                reason = checkpoint_damage(path)
+                if reason is None:
+                    continue
+                if dry:
+                    self.damaged.append(path)
+                    print(f'{stage.label} {reason}: a run sets it aside and '
+                          'resumes the stage from its newest intact '
+                          'checkpoint', flush=True)
+                    continue
+                moved = set_aside_checkpoint(path)
+                print(f'{stage.label} {path} cannot be loaded: set aside as '
+                      f'{osp.basename(moved)}; the stage resumes from its '
+                      'newest intact checkpoint (or starts over)', flush=True)
 
     def write_table(self, per_seed: Dict[int, Dict],
                     gt_file: Optional[str] = None) -> Dict:

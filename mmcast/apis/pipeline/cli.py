@@ -1,13 +1,33 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """``tools/cast_pipeline.py``'s command line, and :func:`run_pipeline` for
 notebooks and schedulers."""
+import errno
 import logging
+import signal
 import sys
 from typing import Dict, List, Optional
 
 from ..stage_failure import StageFailed
 from .cast_pipeline import CASTPipeline
 from .options import parse_args
+from .settings import WORK_DIR_BUSY
+from .work_dir_lock import FolderBusy, describe_holder
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stops the stages as Ctrl-C does.
+
+    Args:
+        signum (int): The signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise Terminated(signum)
 
 
 def quiet_console() -> None:
@@ -28,10 +48,14 @@ def quiet_console() -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the pipeline; a failed stage is told by its own exception
-    (exit 1), Ctrl-C stops the stages running (exit 130)."""
+    (exit 1); Ctrl-C, SIGTERM and SIGHUP stop the stages running (exit 130,
+    143, 129); a work dir another pipeline holds is refused (exit
+    :data:`~mmcast.apis.pipeline.settings.WORK_DIR_BUSY`)."""
     args = parse_args(argv)
     if not args.verbose:
         quiet_console()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_terminated)
     try:
         CASTPipeline(args).run()
     except StageFailed as failure:
@@ -39,10 +63,22 @@ def main(argv: Optional[List[str]] = None) -> None:
         print('the finished stages are kept: fix the cause and run the '
               'same command again to go on from there', file=sys.stderr)
         raise SystemExit(1)
-    except KeyboardInterrupt:
+    except FolderBusy as busy:
+        print(f'error: {args.work_dir} is in use by another pipeline '
+              f'({describe_holder(busy.holder)}): nothing was written; wait '
+              'for it to end, or use another --work-dir', file=sys.stderr)
+        raise SystemExit(WORK_DIR_BUSY)
+    except KeyboardInterrupt as stop:
         print('interrupted: the finished stages are kept; run the same '
               'command again to resume', file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(128 + getattr(stop, 'signum', signal.SIGINT))
+    except OSError as e:  # the pipeline's own files (a full disk, say)
+        name = errno.errorcode.get(e.errno, e.errno)
+        print(f'error: {e.strerror or e} ({name}): '
+              f'{e.filename or "a file of the pipeline"}; the finished '
+              'stages are kept: fix the cause and run the same command '
+              'again', file=sys.stderr)
+        raise SystemExit(1)
 
 
 def run_pipeline(dataset: str, work_dir: str, *options: str) -> Dict:
@@ -63,6 +99,8 @@ def run_pipeline(dataset: str, work_dir: str, *options: str) -> Dict:
 
     Raises:
         StageFailed: A stage failed (``.report()`` tells why).
+        FolderBusy: Another pipeline holds ``work_dir`` (``.holder`` says
+            which).
         SystemExit: Bad options, or preflight problems (code 2).
     """
     return CASTPipeline(parse_args([dataset, '--work-dir', work_dir,

@@ -2,15 +2,18 @@
 """The data a run needs before its stages: the toy scenes, the split of your
 own dataset and its checks, the tiny teachers' files."""
 import argparse
+import contextlib
 import importlib
 import json
 import os.path as osp
 import sys
-from typing import List
+from typing import Dict, Iterator, List
 
 from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_PERCENT_ENV, CUSTOM_ROOT_ENV,
                        CUSTOM_SPLIT_SEED_ENV, CUSTOM_TEMPLATE,
                        PREFLIGHT_FAILED, REPO_ROOT)
+from .stage import Stage
+from .work_dir_lock import DATA_LOCK, FolderLock, describe_holder
 
 
 # the toy target's labeled share of its --toy-sizes TRAIN images
@@ -66,12 +69,18 @@ class DataPreparation:
         ``--toy-unlabeled``, the target's extra train images go to the
         unlabeled part only (the labeled 10 % of the first TRAIN images
         are the images of the split without them)."""
-        from mmcast.datasets.semi_split import write_split
-        from mmcast.datasets.toy_scenes import make_toy_dataset
-
         n_train, n_val, n_source = self.args.toy_sizes
         height, width = self.args.toy_image_size
         world = self.args.toy_world
+        with self.data_lock(osp.dirname(self.toy_root)):
+            self._prepare_toy_data(n_train, n_val, n_source, height, width,
+                                   world)
+
+    def _prepare_toy_data(self, n_train: int, n_val: int, n_source: int,
+                          height: int, width: int, world: str) -> None:
+        from mmcast.datasets.semi_split import write_split
+        from mmcast.datasets.toy_scenes import make_toy_dataset
+
         for root, style, train, val in ((self.toy_root, 'target',
                                          n_train + self.toy_extra_unlabeled,
                                          n_val),
@@ -89,6 +98,21 @@ class DataPreparation:
         write_split(osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
                     osp.join(ann_dir, 'semi'), seed=1, percent=TOY_PERCENT,
                     labeled_pool=n_train)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def data_lock(folder: str) -> Iterator[None]:
+        """Hold ``folder`` while the pipeline writes data there: pipelines
+        of other work dirs sharing a data root wait for each other instead
+        of writing the same files at once."""
+        lock = FolderLock(folder, DATA_LOCK)
+        lock.acquire(wait=True, on_wait=lambda holder: print(
+            f'waiting for another pipeline that writes {folder} '
+            f'({describe_holder(holder)})', flush=True))
+        try:
+            yield
+        finally:
+            lock.release()
 
     def custom_settings(self):
         """``custom_dataset.py`` as the stages read it (through the
@@ -127,8 +151,9 @@ class DataPreparation:
             return
         print(f'writing the labeled / unlabeled split: {command}', flush=True)
         try:
-            paths = write_split(train_ann, out_dir, cfg.split_seed,
-                                cfg.percent)
+            with self.data_lock(out_dir):
+                paths = write_split(train_ann, out_dir, cfg.split_seed,
+                                    cfg.percent)
         except (FileNotFoundError, ValueError, KeyError) as e:
             print(f'preflight: cannot write the split of {train_ann} ({e}; '
                   f'data_root of {CUSTOM_TEMPLATE} or --data-root)',
@@ -188,6 +213,41 @@ class DataPreparation:
                     'numbers the labels in that order): reorder classes in '
                     f'{CUSTOM_TEMPLATE} or --classes')
         return problems
+
+    def print_split(self, per_seed: Dict[int, List[Stage]]) -> None:
+        """One line with the images of D_l, D_u and val (as the preflight
+        counted them), and the files they come from."""
+        from mmcast.utils.preflight import dataset_inputs
+
+        stages = {st.key: st for st in next(iter(per_seed.values()))}
+        baseline = stages['supervised_student']
+
+        def files(node) -> List[str]:
+            return [self._in_repo(ann) for ann, _ in dataset_inputs(node)]
+
+        labeled = files(self.load_config(baseline).train_dataloader)
+        val = [self.val_ann_file(baseline)]
+        unlabeled = []
+        # CAST's D_u, else Guided Distillation's
+        semi = stages.get('distill') or stages.get('guided_distillation')
+        if semi is not None:
+            cfg = self.load_config(semi)
+            unlabeled = sorted({
+                p for p in files([cfg.train_dataloader,
+                                  cfg.get('custom_hooks', [])])
+                if p not in labeled + val})
+        parts, lines = [], []
+        for name, what, paths in (('D_l', 'labeled', labeled),
+                                  ('D_u', 'unlabeled', unlabeled),
+                                  ('val', 'val', val)):
+            counts = [self.image_counts.get(osp.abspath(p)) for p in paths]
+            if not paths or None in counts:
+                continue  # made by the run (toy data on a dry run)
+            parts.append(f'{sum(counts)} {what}')
+            lines += [f'  {name}: {p}' for p in paths]
+        if parts:
+            print('split: ' + ' / '.join(parts) + ' images', flush=True)
+            print('\n'.join(lines), flush=True)
 
     def prepare_tiny_teacher_assets(self) -> str:
         """The tiny teacher's offline files (idempotent): the tiny BERT

@@ -34,7 +34,7 @@ class PreflightChecks:
         made_here = [self.work_dir] + self.made_here
         if self.ds == 'toy':
             made_here += [self.toy_root, self.toy_source_root]
-        check = Preflight(made_here)
+        check = Preflight(made_here, set_aside=self.damaged)
         to_train = []
         cwd = os.getcwd()
         os.chdir(REPO_ROOT)
@@ -52,14 +52,19 @@ class PreflightChecks:
                                       stage.checkpoint)
                 if stage.max_iters is not None and stage_status(
                         stage.work_dir, stage.max_iters) != FINISHED:
-                    to_train.append(cfg)
+                    to_train.append((stage, cfg))
             # the estimate builds every model: only worth it when the rest
-            # is in order
-            need = 0 if check.problems else sum(
-                self._checkpoint_bytes(check, cfg) for cfg in to_train)
+            # is in order; each stage checks its own share again before it
+            # starts (another program may fill the disk meanwhile)
+            if not check.problems:
+                for stage, cfg in to_train:
+                    self.checkpoint_bytes[stage.work_dir] = \
+                        self._checkpoint_bytes(check, cfg)
+            need = sum(self.checkpoint_bytes.values())
         finally:
             os.chdir(cwd)
         check.check_work_dir(self.work_dir, need)
+        self.image_counts.update(check.image_counts)
         contention = self._cpu_contention_note()
         for note in check.notes + ([contention] if contention else []):
             print(f'note: {note}', flush=True)
@@ -83,7 +88,8 @@ class PreflightChecks:
 
     @staticmethod
     def _checkpoint_bytes(check, cfg) -> int:
-        """The bytes of the checkpoints a training stage keeps."""
+        """The bytes of the checkpoints a training stage keeps (``0``: no
+        estimate)."""
         hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
         kept = hook.get('max_keep_ckpts', -1)
         kept = 4 if kept is None or kept < 0 else min(kept, 4)

@@ -7,7 +7,7 @@ import os.path as osp
 from typing import List, Tuple
 
 from ..stage_state import FINISHED, stage_status
-from .settings import (LOGGING_ONLY_KEYS, SCRIPT_SET_KEYS, STANDIN_TEACHER,
+from .settings import (RESULT_NEUTRAL_KEYS, SCRIPT_SET_KEYS, STANDIN_TEACHER,
                        STUDENT_FOUNDATION, TEACHER_MARKER, UPSTREAM)
 from .stage import Stage
 
@@ -112,27 +112,37 @@ class StageReuse:
         dumped = osp.join(source, osp.basename(stage.config))
         if not osp.isfile(dumped):
             return False
-        # the work dir the stage was trained in (source may link it from
-        # there, through the links of earlier ablations)
+        try:
+            theirs = Config.fromfile(dumped).to_dict()
+        except Exception:  # noqa: BLE001 - cut short (a full disk, say)
+            return False
+        # the work dir the stage was trained in: the one its dumped config
+        # names (a work dir copied or moved since, or a stage linked from
+        # another run, names its old place), else where source leads
         rel = os.sep + osp.relpath(stage.work_dir, self.work_dir)
-        trained_in = osp.realpath(source)
+        trained_in = str(theirs.get('work_dir') or '')
+        if not trained_in.endswith(rel):
+            trained_in = osp.realpath(source)
         base = trained_in[:-len(rel)] if trained_in.endswith(rel) else \
             source[:-len(rel)]
         ours = self.load_config(stage).to_dict()
         if stage.checkpoint:  # what test.py sets from --checkpoint
             ours['load_from'] = stage.checkpoint
-        theirs = Config.fromfile(dumped).to_dict()
+        if theirs.get('resume'):  # train.py --resume replaced its load_from
+            ours.pop('load_from', None)
+            theirs.pop('load_from', None)
         for key in SCRIPT_SET_KEYS:
             ours.pop(key, None)
             theirs.pop(key, None)
-        for *parents, key in LOGGING_ONLY_KEYS:
+        for *parents, key in RESULT_NEUTRAL_KEYS:
             for cfg in (ours, theirs):
                 for parent in parents:
                     cfg = cfg.get(parent) if isinstance(cfg, dict) else None
                 if isinstance(cfg, dict):
                     cfg.pop(key, None)
-        # paths into this work dir (options, MMCAST_TINY_TEACHERS) moved
-        return _plain(ours, (self.work_dir, base)) == _plain(theirs)
+        # paths into either work dir (options, MMCAST_TINY_TEACHERS) alike
+        return _plain(ours, (self.work_dir, WORK_DIR_MARK)) == \
+            _plain(theirs, (base, WORK_DIR_MARK))
 
     @staticmethod
     def _finished_in(stage: Stage, work_dir: str) -> bool:
@@ -146,6 +156,10 @@ class StageReuse:
             return False
         with open(results, encoding='utf-8') as f:
             return stage.key in json.load(f)
+
+
+# what a path into the work dir becomes when two configs are compared
+WORK_DIR_MARK = '<work_dir>'
 
 
 def _plain(value, move: Tuple[str, str] = ('', '')):

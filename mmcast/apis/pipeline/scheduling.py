@@ -3,11 +3,11 @@
 is made from, and collecting their metrics."""
 import concurrent.futures
 import json
-import os
 import os.path as osp
 import sys
 from typing import Dict, List
 
+from mmcast.utils.atomic_io import atomic_dump_json
 from ..stage_failure import StageFailed
 from ..stage_progress import ProgressMonitor
 from .settings import UPSTREAM
@@ -32,6 +32,8 @@ class StageScheduling:
         """
         jobs = [(None, st) for st in first] + [
             (seed, st) for seed, stages in per_seed.items() for st in stages]
+        for number, (_, stage) in enumerate(jobs, 1):
+            stage.number, stage.count = number, len(jobs)
         index = {(seed, st.key): i for i, (seed, st) in enumerate(jobs)}
         needs = [{index[k] for u in UPSTREAM[st.key]
                   for k in ((seed, u), (None, u)) if k in index}
@@ -42,11 +44,10 @@ class StageScheduling:
             results[seed] = json.load(open(path)) if osp.isfile(path) else {}
         waiting, done, failed = list(range(len(jobs))), set(), []
         self.monitor = ProgressMonitor(self.args.progress_interval)
+        self.monitor.plan([(st.label, st.key, st.work_dir, st.max_iters or 0)
+                           for _, st in jobs], self.args.jobs)
         try:
             self._schedule(jobs, needs, results, waiting, done, failed)
-        except KeyboardInterrupt:
-            self.stop_processes()
-            raise
         finally:
             self.monitor.close()
             self.monitor = None
@@ -60,30 +61,43 @@ class StageScheduling:
     def _schedule(self, jobs: list, needs: list, results: Dict,
                   waiting: list, done: set, failed: list) -> None:
         """:meth:`run_stages`' loop: start what may start, collect what
-        ended."""
+        ended. Ctrl-C, SIGTERM or SIGHUP stop the stages running before the
+        pool waits for its threads."""
         with concurrent.futures.ThreadPoolExecutor(self.args.jobs) as pool:
-            running = {}
-            while waiting or running:
-                ready = [i for i in waiting if needs[i] <= done]
-                while ready and not failed and len(running) < self.args.jobs:
-                    i = ready.pop(0)
-                    waiting.remove(i)
-                    seed, stage = jobs[i]
-                    running[pool.submit(self._run_job, stage,
-                                        results.get(seed, {}))] = i
-                if not running:
-                    break
-                finished, _ = concurrent.futures.wait(
-                    running, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in finished:
-                    i = running.pop(future)
-                    if future.exception() is not None:
-                        failed.append(future.exception())
-                        continue
-                    done.add(i)
-                    seed, stage = jobs[i]
-                    if seed is not None:
-                        self._record(seed, stage, results[seed])
+            try:
+                self._schedule_in(pool, jobs, needs, results, waiting, done,
+                                  failed)
+            except KeyboardInterrupt:
+                self.stop_processes()
+                raise
+
+    def _schedule_in(self, pool, jobs: list, needs: list, results: Dict,
+                     waiting: list, done: set, failed: list) -> None:
+        """Start what may start, collect what ended, until all ended (or
+        one failed and the others running ended)."""
+        running = {}
+        while waiting or running:
+            ready = [i for i in waiting if needs[i] <= done]
+            while ready and not failed and len(running) < self.args.jobs:
+                i = ready.pop(0)
+                waiting.remove(i)
+                seed, stage = jobs[i]
+                running[pool.submit(self._run_job, stage,
+                                    results.get(seed, {}))] = i
+            if not running:
+                break
+            finished, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                i = running.pop(future)
+                if future.exception() is not None:
+                    failed.append(future.exception())
+                    continue
+                done.add(i)
+                seed, stage = jobs[i]
+                self.monitor.done(stage.label)
+                if seed is not None:
+                    self._record(seed, stage, results[seed])
 
     def _run_job(self, stage: Stage, results: Dict) -> None:
         """Train a stage (skipped when finished), or test it when its
@@ -99,10 +113,22 @@ class StageScheduling:
         results_file = osp.join(self.work_dir, f'seed{seed}', 'results.json')
         if stage.key not in results:
             results[stage.key] = read_metrics(stage.work_dir)
-            with open(results_file + '.tmp', 'w', encoding='utf-8') as f:
-                json.dump(results, f, indent=2, sort_keys=True)
-            os.replace(results_file + '.tmp', results_file)
+            atomic_dump_json(results, results_file, indent=2)
         self.say(f'[seed {seed}] [{stage.key}] mask AP '
                  f'{results[stage.key]["segm_AP"]}')
-        for line in pseudo_label_summary(stage):
-            self.say(line)
+        if stage.label not in self.pseudo_labels_told:  # e.g. a done stage
+            for line in self.pseudo_label_lines(stage):
+                self.say(line)
+
+    def pseudo_label_lines(self, stage: Stage) -> List[str]:
+        """:func:`pseudo_label_summary` of ``stage``, once per run."""
+        self.pseudo_labels_told.add(stage.label)
+        return pseudo_label_summary(stage)
+
+    def pseudo_label_watch(self, stage: Stage):
+        """What the progress monitor watches while ``stage`` trains: its
+        pseudo-label file, told as soon as the stage writes it."""
+        path = stage.pseudo_label_file
+        if path is None:
+            return None
+        return path, lambda: self.pseudo_label_lines(stage)

@@ -95,9 +95,10 @@ ITERS_STAGES = ('pretrain', 'adapt_teacher', 'adapt_teacher_selftrain',
                 'distill', 'finetune')
 ITERS_ALIASES = {'1a': 'adapt_teacher', '1b': 'adapt_teacher_selftrain',
                  '2': 'distill', '3': 'finetune'}
-# Config keys compared when deciding whether a stage runs alike, but that
-# change only what is logged.
-LOGGING_ONLY_KEYS = (('default_hooks', 'logger', 'interval'), )
+# Config keys left out when deciding whether a stage runs alike: they change
+# what is logged, or how checkpoints land on disk, not the results.
+RESULT_NEUTRAL_KEYS = (('default_hooks', 'logger', 'interval'),
+                       ('default_hooks', 'checkpoint', 'type'))
 # A stage's json log gets at least this many records (progress lines).
 PROGRESS_RECORDS = 20
 # Guided Distillation's burn-in + distillation config per dataset.
@@ -112,6 +113,9 @@ GD_CONFIGS = {
 # moments, float32.
 CHECKPOINT_BYTES_PER_WEIGHT = 12
 PREFLIGHT_FAILED = 2
+# The exit status when another pipeline holds the work dir (sysexits'
+# EX_TEMPFAIL: try again later).
+WORK_DIR_BUSY = 75
 
 
 def config_path(name: str) -> str:

@@ -23,6 +23,8 @@ class Stage:
         max_iters (int, optional): Iterations of a training stage.
         checkpoint (str, optional): The checkpoint a test stage evaluates.
         seed (int, optional): The seed of a seed's stage.
+        number (int, optional): Its place in the run's schedule (1-based).
+        count (int, optional): The stages of the run's schedule.
     """
     key: str
     name: str
@@ -32,12 +34,21 @@ class Stage:
     max_iters: Optional[int] = None
     checkpoint: Optional[str] = None
     seed: Optional[int] = None
+    number: Optional[int] = None
+    count: Optional[int] = None
 
     @property
     def label(self) -> str:
         """Its name on the console, e.g. ``[seed 0] [stage 2]``."""
         seed = '' if self.seed is None else f'[seed {self.seed}] '
         return f'{seed}[{self.name}]'
+
+    @property
+    def of_plan(self) -> str:
+        """`` (stage 3 of 14)`` once scheduled, else ``''``."""
+        if self.number is None:
+            return ''
+        return f' (stage {self.number} of {self.count})'
 
     @property
     def final(self) -> Optional[str]:

@@ -1,6 +1,10 @@
 # Copyright (c) mmcast contributors. All rights reserved.
+from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .contrast_temperature_hook import ContrastTemperatureHook
 from .guided_teacher_hook import GuidedTeacherHook
 from .pseudo_label_hook import PseudoLabelHook
 
-__all__ = ['ContrastTemperatureHook', 'GuidedTeacherHook', 'PseudoLabelHook']
+__all__ = [
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'ContrastTemperatureHook',
+    'GuidedTeacherHook', 'PseudoLabelHook'
+]
