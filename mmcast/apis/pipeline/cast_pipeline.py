@@ -14,6 +14,7 @@ from mmcast.evaluation import ROWS, claims_noise, write_results_table
 from mmcast.utils.cpu_distributed import CPU_DIST_ENV
 from ..launchers import LaunchConfig
 from ..stage_progress import ProgressMonitor
+from .capacity import RunCapacity
 from .data_preparation import DataPreparation, toy_extra_unlabeled
 from .launching import StageLaunching
 from .planning import StagePlanning
@@ -30,7 +31,7 @@ from .stage_configs import StageConfigs
 
 class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                    PreflightChecks, StageReuse, StageScheduling,
-                   StageLaunching):
+                   StageLaunching, RunCapacity):
     """The stages of one dataset, run through stock MMDet entry points.
 
     Args:

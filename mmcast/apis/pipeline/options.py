@@ -138,6 +138,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='custom / custom-cpu: the seed of the labeled / unlabeled draw '
         '(default: split_seed of configs/mmcast/custom/custom_dataset.py)')
     parser.add_argument(
+        '--max-instances', type=int, metavar='N',
+        help='the instance capacity of every stage: each model gets at '
+        'least N queries (never fewer than its config has) and keeps N '
+        'detections per image, the pseudo-label filter N pseudo-labels, '
+        'the evaluator counts N. Default: custom / custom-cpu choose it '
+        'from the instances per image of D_l and val (the next multiple of '
+        '10 at or above 1.25 x their 99th percentile, at least the '
+        'configs\' own); the other datasets keep their configs\' and get a '
+        'note where D_l is denser')
+    parser.add_argument(
         '--progress-interval', type=float, default=30.0, metavar='SECONDS',
         help='seconds between the progress lines of the running stages '
         '(default 30; on a terminal a bar per stage instead)')
