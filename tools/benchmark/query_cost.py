@@ -11,7 +11,8 @@ is the dense toy world's (:mod:`mmcast.datasets.toy_cells`: 50 to 200
 touching cells an image), the same for every capacity: a train step
 (forward, Hungarian matching, backward, AdamW update) on ``--batch-size``
 images, and ``predict`` (fusion head included) on one. Median seconds of
-``--repeats`` after ``--warmup``; only the ratios of one run compare::
+``--repeats`` rounds after ``--warmup``, the capacities taking turns in
+every round; only the ratios of one run compare::
 
     python tools/benchmark/query_cost.py
     python tools/benchmark/query_cost.py --queries 20 100 200 300 \\
@@ -82,47 +83,63 @@ def cells_batch(batch_size: int, shape: List[int], seed: int = 0) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-def median_seconds(fn, repeats: int, warmup: int, device: str) -> float:
-    """Median seconds of ``fn()`` (each timed to its end on ``device``)."""
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        fn()
-        if device.startswith('cuda'):
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(fn, device: str) -> float:
+    """Seconds of ``fn()``, timed to its end on ``device``."""
+    start = time.perf_counter()
+    fn()
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
-def measure(cfg: Config, queries: int, batch: dict,
-            args: argparse.Namespace) -> Dict[str, float]:
-    """The train step and predict times of ``cfg``'s model at the capacity
-    ``queries``, and its parameters."""
-    torch.manual_seed(0)
-    model = MODELS.build(with_capacity(cfg, queries).model).to(args.device)
-    optim = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+class Capacity:
+    """The model of ``cfg`` at the capacity ``queries``, its optimizer, and
+    its train step and predict on a batch."""
 
-    def train_step() -> None:
-        model.train()
-        model.train_step(copy.deepcopy(batch), optim)
+    def __init__(self, cfg: Config, queries: int, batch: dict,
+                 device: str) -> None:
+        torch.manual_seed(0)
+        self.model = MODELS.build(with_capacity(cfg, queries).model).to(
+            device)
+        self.optim = build_optim_wrapper(self.model,
+                                         copy.deepcopy(cfg.optim_wrapper))
+        self.batch = batch
+        self.one = dict(inputs=batch['inputs'][:1],
+                        data_samples=batch['data_samples'][:1])
 
-    one = dict(inputs=batch['inputs'][:1],
-               data_samples=batch['data_samples'][:1])
+    def train_step(self) -> None:
+        self.model.train()
+        self.model.train_step(copy.deepcopy(self.batch), self.optim)
 
-    def predict() -> None:
-        model.eval()
+    def predict(self) -> None:
+        self.model.eval()
         with torch.no_grad():
-            model.test_step(copy.deepcopy(one))
+            self.model.test_step(copy.deepcopy(self.one))
 
-    return dict(
-        queries=model.panoptic_head.num_queries,
-        max_per_image=model.test_cfg['max_per_image'],
-        params=sum(p.numel() for p in model.parameters()) / 1e6,
-        train=median_seconds(train_step, args.repeats, args.warmup,
-                             args.device),
-        predict=median_seconds(predict, args.repeats, args.warmup,
-                               args.device))
+
+def measure(cfg: Config, batch: dict,
+            args: argparse.Namespace) -> List[Dict[str, float]]:
+    """The median train step and predict times of ``cfg``'s model at each
+    capacity of ``args.queries``, and its parameters. The capacities take
+    turns in every round, so that a load that changes over the run weighs
+    on all of them alike."""
+    models = [Capacity(cfg, q, batch, args.device) for q in args.queries]
+    times = [dict(train=[], predict=[]) for _ in models]
+    for i in range(args.warmup + args.repeats):
+        for model, measured in zip(models, times):
+            for name in ('train', 'predict'):
+                fn = model.train_step if name == 'train' else model.predict
+                seconds = timed(fn, args.device)
+                if i >= args.warmup:
+                    measured[name].append(seconds)
+    return [
+        dict(queries=m.model.panoptic_head.num_queries,
+             max_per_image=m.model.test_cfg['max_per_image'],
+             params=sum(p.numel() for p in m.model.parameters()) / 1e6,
+             train=statistics.median(t['train']),
+             predict=statistics.median(t['predict']))
+        for m, t in zip(models, times)
+    ]
 
 
 def format_table(rows: List[Dict[str, float]]) -> str:
@@ -147,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     cfg = Config.fromfile(args.config)
     batch = cells_batch(args.batch_size, args.shape)
     per_image = [len(s.gt_instances) for s in batch['data_samples']]
-    rows = [measure(cfg, q, batch, args) for q in args.queries]
+    rows = measure(cfg, batch, args)
     print(f'device: {args.device}, threads: {torch.get_num_threads()}, '
           f'{args.config}, batch {args.batch_size} dense toy images '
           f'{args.shape[0]}x{args.shape[1]} with {min(per_image)}-'
