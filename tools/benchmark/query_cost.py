@@ -15,8 +15,9 @@ images, and ``predict`` (fusion head included) on one. Median seconds of
 every round; only the ratios of one run compare::
 
     python tools/benchmark/query_cost.py
-    python tools/benchmark/query_cost.py --queries 20 100 200 300 \\
-        --shape 96 192 --batch-size 4 --repeats 5
+    # a CPU shared with other programs: the CPU time of one thread
+    OMP_NUM_THREADS=1 python tools/benchmark/query_cost.py --clock cpu \\
+        --queries 20 100 200 300 --shape 96 192 --batch-size 4 --repeats 7
 """
 import argparse
 import copy
@@ -55,6 +56,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--clock', choices=('wall', 'cpu'), default='wall',
+        help='wall-clock seconds, or the CPU seconds of this process (with '
+        'OMP_NUM_THREADS=1 on a CPU: its time on an idle core, whatever '
+        'else the machine runs)')
     return parser.parse_args(argv)
 
 
@@ -83,13 +89,15 @@ def cells_batch(batch_size: int, shape: List[int], seed: int = 0) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-def timed(fn, device: str) -> float:
-    """Seconds of ``fn()``, timed to its end on ``device``."""
-    start = time.perf_counter()
+def timed(fn, device: str, clock: str = 'wall') -> float:
+    """Seconds of ``fn()``, timed to its end on ``device``: wall-clock, or
+    the CPU time of this process (``clock='cpu'``)."""
+    now = time.process_time if clock == 'cpu' else time.perf_counter
+    start = now()
     fn()
     if device.startswith('cuda'):
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return now() - start
 
 
 class Capacity:
@@ -129,7 +137,7 @@ def measure(cfg: Config, batch: dict,
         for model, measured in zip(models, times):
             for name in ('train', 'predict'):
                 fn = model.train_step if name == 'train' else model.predict
-                seconds = timed(fn, args.device)
+                seconds = timed(fn, args.device, args.clock)
                 if i >= args.warmup:
                     measured[name].append(seconds)
     return [
@@ -166,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     per_image = [len(s.gt_instances) for s in batch['data_samples']]
     rows = measure(cfg, batch, args)
     print(f'device: {args.device}, threads: {torch.get_num_threads()}, '
-          f'{args.config}, batch {args.batch_size} dense toy images '
+          f'{args.clock} clock, {args.config}, batch {args.batch_size} dense toy images '
           f'{args.shape[0]}x{args.shape[1]} with {min(per_image)}-'
           f'{max(per_image)} instances each, median of {args.repeats}')
     print(format_table(rows))
