@@ -174,9 +174,10 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     per_image = [len(s.gt_instances) for s in batch['data_samples']]
     rows = measure(cfg, batch, args)
     print(f'device: {args.device}, threads: {torch.get_num_threads()}, '
-          f'{args.clock} clock, {args.config}, batch {args.batch_size} dense toy images '
-          f'{args.shape[0]}x{args.shape[1]} with {min(per_image)}-'
-          f'{max(per_image)} instances each, median of {args.repeats}')
+          f'{args.clock} clock, {args.config}, batch {args.batch_size} '
+          f'dense toy images {args.shape[0]}x{args.shape[1]} with '
+          f'{min(per_image)}-{max(per_image)} instances each, median of '
+          f'{args.repeats}')
     print(format_table(rows))
     return rows
 
