@@ -106,11 +106,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--toy-world', choices=WORLDS, default='streets',
         help='toy: the generator of the target and source data: the bundled '
-        'street scenes, or objects on a table seen from above (5 other '
-        'classes, rotation, overlapping colours, wood vs tiles); a world '
-        'other than streets gets its own folders, <data-root>/toy_<world>... '
-        '(python tools/make_toy_dataset.py --world tabletop writes one '
-        'alone)')
+        'street scenes, objects on a table seen from above (5 other '
+        'classes, rotation, overlapping colours, wood vs tiles), or cells '
+        '(50 to 200 small touching cells per image, grayscale, 2 classes); '
+        'a world other than streets gets its own folders, '
+        '<data-root>/toy_<world>... (python tools/make_toy_dataset.py '
+        '--world tabletop writes one alone)')
     parser.add_argument('--toy-image-size', type=int, nargs=2,
                         default=[96, 192], metavar=('H', 'W'),
                         help='toy image height and width')
