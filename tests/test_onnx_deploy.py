@@ -136,6 +136,7 @@ def test_export_is_checked_and_holds_the_runtime_settings(
         meta = {p.key: json.loads(p.value) for p in model.metadata_props}
         assert tuple(meta['classes']) == CLASSES
         assert meta['num_things_classes'] == 8 and meta['max_per_image'] == 50
+        assert (meta['num_queries'], meta['capacity']) == (20, 20)
         assert meta['pad_size_divisor'] == 32
         assert meta['resize']['scale'] == [192, 96]
         assert meta['resize']['keep_ratio'] is True
@@ -200,6 +201,7 @@ def test_inferencer_writes_a_drawing_and_a_json_per_image(
             saved = json.load(f)
         assert saved == json.loads(json.dumps(pred))
         assert len(saved['labels']) == len(saved['scores']) == 50
+        assert saved['max_per_image'] == 50 and saved['num_over_cap'] >= 0
         masks = mask_util.decode(saved['masks'])
         assert masks.shape == (*image.shape[:2], 50)
     assert len(os.listdir(tmp_path / 'vis')) == 5

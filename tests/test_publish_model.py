@@ -99,6 +99,10 @@ def test_published_file_holds_only_the_stock_student(stage, published):
     assert ckpt['meta']['dataset_meta']['classes'] == CLASSES
     assert ckpt['meta']['source_checkpoint'] == 'iter_2.pth'
     assert ckpt['meta']['iter'] == 2 and ckpt['meta']['fp16'] is False
+    # 20 queries keep 50 (query, class) pairs: up to 20 instances an image
+    assert (ckpt['meta']['num_queries'], ckpt['meta']['max_per_image'],
+            ckpt['meta']['capacity']) == (20, 50, 20)
+    assert (published['num_queries'], published['capacity']) == (20, 20)
     stage_state = torch.load(stage[1], map_location='cpu',
                              weights_only=True)['state_dict']
     assert any('projection_head' in k for k in stage_state)

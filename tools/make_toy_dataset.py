@@ -16,6 +16,15 @@ Examples::
     python tools/make_toy_dataset.py --out data/toy_tabletop --world tabletop
     python tools/make_toy_dataset.py --out data/toy_tabletop_source \
         --world tabletop --style source
+    # the dense world: 50-200 touching cells per image, and its corpus
+    python tools/make_toy_dataset.py --out data/toy_cells --world cells
+    python tools/make_toy_dataset.py --out data/toy_cells_source \
+        --world cells --style source
+    # a world in the plain COCO layout of your own data (images/,
+    # annotations/instances_{train,val}.json, its own class names), for
+    # tools/cast_pipeline.py custom-cpu --data-root data/cells
+    python tools/make_toy_dataset.py --out data/cells --world cells \
+        --layout coco --num-train 40 --num-val 8 --height 96 --width 128
     # tiny, for tests
     python tools/make_toy_dataset.py --out /tmp/toy --num-train 6 \
         --num-val 4 --height 64 --width 128
@@ -24,9 +33,9 @@ import argparse
 import sys
 from typing import List, Optional
 
+from mmcast.datasets.toy_coco_layout import make_toy_coco_dataset
 from mmcast.datasets.toy_scenes import (MAX_CITIES, MIN_IMAGE_SIZE, STYLES,
-                                        WORLDS,
-                                        make_toy_dataset)
+                                        WORLDS, make_toy_dataset)
 
 
 def _int_at_least(minimum: int, what: str):
@@ -83,14 +92,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='streets',
         help='"streets": the bundled street scenes (8 classes, side view); '
         '"tabletop": 5 other classes on a table seen from above '
-        '(mmcast.datasets.toy_tabletop)')
+        '(mmcast.datasets.toy_tabletop); "cells": 50 to 200 touching '
+        'cells of 2 classes per image, grayscale (mmcast.datasets.'
+        'toy_cells)')
+    parser.add_argument(
+        '--layout',
+        choices=('cityscapes', 'coco'),
+        default='cityscapes',
+        help='"cityscapes": the layout the toy configs read; "coco": '
+        'images/<split>/ and annotations/instances_<split>.json with the '
+        'world\'s class names, the layout of your own data (train and val '
+        'only)')
     parser.add_argument(
         '--cities', type=_num_cities, default=2, help='cities per split')
     parser.add_argument(
         '--max-instances',
         type=positive,
-        default=6,
-        help='objects placed per image: 1 to this')
+        default=None,
+        help='objects placed per image: 1 to this (cells: a quarter of it '
+        'to this); default 6 (cells: 200)')
     parser.add_argument(
         '--min-visible-px',
         type=non_negative,
@@ -103,6 +123,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    if args.layout == 'coco':
+        try:
+            summary = make_toy_coco_dataset(
+                args.out, world=args.world, num_train=args.num_train,
+                num_val=args.num_val, height=args.height, width=args.width,
+                seed=args.seed, style=args.style,
+                max_instances=args.max_instances,
+                min_visible_px=args.min_visible_px)
+        except ValueError as e:
+            raise SystemExit(f'make_toy_dataset: error: {e}')
+        for split, info in summary.items():
+            print(f'{split}: {info["num_instances"]} instances -> '
+                  f'{info["ann_file"]}')
+        return
     try:
         summary = make_toy_dataset(
             args.out,

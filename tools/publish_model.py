@@ -11,8 +11,10 @@ that ``mim test`` of the stage config evaluates, as a stock MMDetection
 
 * ``<OUT_DIR>/<NAME>-<first 8 hex of sha256>.pth``: ``state_dict`` (keys of
   the stock model, optionally fp16) and ``meta`` of plain types
-  (``dataset_meta`` with the class names, the published config text in
-  ``cfg``, the source checkpoint's name, iteration and sha256), loadable
+  (``dataset_meta`` with the class names, the capacity (``num_queries``,
+  ``max_per_image`` and ``capacity``, the instances per image it finds at
+  most), the published config text in ``cfg``, the source checkpoint's
+  name, iteration and sha256), loadable
   with ``torch.load(weights_only=True)`` without mmcast;
 * ``<OUT_DIR>/<NAME>.py``: the plain MMDetection config of that model with
   the stage config's test/val data, evaluators and runtime settings; it
@@ -261,6 +263,16 @@ def published_config(stage_cfg: Config, model: dict) -> Config:
     return Config(cfg)
 
 
+def model_capacity(model: dict) -> Dict[str, int]:
+    """How many instances per image a published Mask2Former finds:
+    ``num_queries``, ``max_per_image`` (what its fusion head keeps) and the
+    ``capacity``, the fewer of the two."""
+    queries = model['panoptic_head'].get('num_queries', 100)
+    kept = (model.get('test_cfg') or {}).get('max_per_image', 100)
+    return dict(num_queries=queries, max_per_image=kept,
+                capacity=min(queries, kept))
+
+
 def extract_weights(path: str, checkpoint: dict, prefix: str,
                     model: torch.nn.Module) -> 'OrderedDict[str, Tensor]':
     """The weights of ``model`` in a stage checkpoint, prefix stripped.
@@ -354,7 +366,8 @@ def publish(config: str,
 
     Returns:
         dict: ``checkpoint`` (``<name>-<sha8>.pth``), ``config``
-        (``<name>.py``) and ``sha256`` (of the published checkpoint).
+        (``<name>.py``), ``sha256`` (of the published checkpoint) and the
+        capacity (see :func:`model_capacity`).
 
     Raises:
         PublishError: When the stage model has no deployable Mask2Former.
@@ -381,6 +394,7 @@ def publish(config: str,
     source_meta = stage_ckpt.get('meta') or {}
     meta = dict(
         dataset_meta=dataset_meta(stage_ckpt, stage_cfg),
+        **model_capacity(cfg.model),
         cfg=cfg.pretty_text,
         source_checkpoint=osp.basename(checkpoint),
         source_sha256=file_sha256(checkpoint, use_cache=False),
@@ -398,7 +412,8 @@ def publish(config: str,
         f.write(data)
     with atomic_open(out_cfg, 'w', encoding='utf-8') as f:
         f.write(cfg.pretty_text)
-    return dict(checkpoint=out_ckpt, config=out_cfg, sha256=sha)
+    return dict(checkpoint=out_ckpt, config=out_cfg, sha256=sha,
+                **model_capacity(cfg.model))
 
 
 def main() -> None:
@@ -410,6 +425,10 @@ def main() -> None:
         raise SystemExit(f'publish_model: {e}')
     print_log(f'published model: {out["checkpoint"]}', logger='current')
     print_log(f'its config:      {out["config"]}', logger='current')
+    print_log(f'capacity: up to {out["capacity"]} instances per image '
+              f'({out["num_queries"]} queries, test_cfg.max_per_image='
+              f'{out["max_per_image"]}; in the checkpoint\'s meta)',
+              logger='current')
     print(f'sha256: {out["sha256"]}')
 
 

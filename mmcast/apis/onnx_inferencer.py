@@ -222,14 +222,19 @@ class ONNXInferencer:
     @staticmethod
     def pred2dict(sample: DetDataSample) -> Dict[str, list]:
         """``labels``, ``scores``, ``bboxes`` and COCO RLE ``masks``, as
-        ``DetInferencer.pred2dict``."""
+        ``DetInferencer.pred2dict``; and the cap: ``max_per_image`` (the
+        instances kept per image at most) and ``num_over_cap`` (the objects
+        above the score threshold it left out; 0 when it left out none)."""
         pred = sample.pred_instances.numpy()
         masks = encode_mask_results(pred.masks)
         for mask in masks:
             if isinstance(mask['counts'], bytes):
                 mask['counts'] = mask['counts'].decode()
+        meta = sample.pred_instances.metainfo
         return dict(labels=pred.labels.tolist(), scores=pred.scores.tolist(),
-                    bboxes=pred.bboxes.tolist(), masks=masks)
+                    bboxes=pred.bboxes.tolist(), masks=masks,
+                    max_per_image=int(meta.get('max_per_image', 0)),
+                    num_over_cap=int(meta.get('num_over_cap', 0)))
 
     @property
     def visualizer(self):
@@ -271,16 +276,17 @@ class ONNXInferencer:
                 ``DetDataSample`` instead of dicts.
 
         Returns:
-            dict: ``predictions`` (a dict or sample per image) and
+            dict: ``predictions`` (a dict or sample per image),
             ``visualization`` (drawn RGB images if ``return_vis``, else
-            empty).
+            empty) and ``num_capped`` (the images whose cap left out objects
+            above the score threshold).
         """
         items = self.list_inputs(inputs)
         draw_thr = self.score_thr if pred_score_thr is None else \
             pred_score_thr
         save_vis = bool(out_dir) and not no_save_vis
         save_pred = bool(out_dir) and not no_save_pred
-        results = dict(predictions=[], visualization=[])
+        results = dict(predictions=[], visualization=[], num_capped=0)
         for index, (item, image, sample) in enumerate(
                 self._run(items, self.score_thr)):
             name = osp.basename(item) if isinstance(item, str) else \
@@ -297,6 +303,7 @@ class ONNXInferencer:
                     results['visualization'].append(drawn)
             results['predictions'].append(
                 sample if return_datasamples else pred)
+            results['num_capped'] += bool(pred['num_over_cap'])
         return results
 
     @staticmethod

@@ -88,7 +88,7 @@ CATEGORIES: List[dict] = [
 ]
 SPLITS: Tuple[str, ...] = ('train', 'val', 'test')
 STYLES: Tuple[str, ...] = ('target', 'source')
-WORLDS: Tuple[str, ...] = ('streets', 'tabletop')
+WORLDS: Tuple[str, ...] = ('streets', 'tabletop', 'cells')
 FRAME_NB = 19  # the annotated frame of every Cityscapes snippet
 META_FILE = 'toy_meta.json'
 MIN_IMAGE_SIZE = 32
@@ -993,7 +993,18 @@ def _world(name: str) -> Tuple[Callable[..., ToyScene], Tuple[str, ...]]:
     if name == 'tabletop':
         from .toy_tabletop import TABLETOP_CLASSES, render_tabletop_scene
         return render_tabletop_scene, TABLETOP_CLASSES
+    if name == 'cells':
+        from .toy_cells import CELLS_CLASSES, render_cells_scene
+        return render_cells_scene, CELLS_CLASSES
     raise ValueError(f'world must be one of {WORLDS}, got {name!r}')
+
+
+def world_max_instances(world: str) -> int:
+    """The objects a toy world places per image at most, by default."""
+    if world == 'cells':
+        from .toy_cells import DEFAULT_MAX_CELLS
+        return DEFAULT_MAX_CELLS
+    return 6
 
 
 def make_toy_dataset(out_dir: str,
@@ -1005,7 +1016,7 @@ def make_toy_dataset(out_dir: str,
                      style: str = 'target',
                      num_cities: int = 2,
                      num_test: int = 0,
-                     max_instances: int = 6,
+                     max_instances: Optional[int] = None,
                      min_visible_px: int = 20,
                      show_progress: bool = True,
                      world: str = 'streets') -> Dict[str, dict]:
@@ -1024,14 +1035,17 @@ def make_toy_dataset(out_dir: str,
             converter CLI (``tools/dataset_converters/cityscapes.py``) asserts
             that a test split exists; give ``num_test > 0`` to run it as is.
             Defaults to 0.
-        max_instances (int): Objects placed per image: 1 to this. Defaults
-            to 6.
+        max_instances (int, optional): Objects placed per image: 1 to this
+            (cells: a quarter of it to this). Defaults to 6 (cells: 200,
+            :data:`~mmcast.datasets.toy_cells.DEFAULT_MAX_CELLS`).
         min_visible_px (int): Objects with fewer visible pixels are removed.
             Defaults to 20.
         show_progress (bool): Show an mmengine progress bar. Defaults to True.
-        world (str): ``'streets'`` (the scenes of this module) or
+        world (str): ``'streets'`` (the scenes of this module),
             ``'tabletop'`` (:mod:`mmcast.datasets.toy_tabletop`: 5 other
-            classes, seen from above). Defaults to ``'streets'``.
+            classes, seen from above) or ``'cells'``
+            (:mod:`mmcast.datasets.toy_cells`: 50 to 200 touching cells of
+            2 classes, grayscale). Defaults to ``'streets'``.
 
     Returns:
         dict[str, dict]: Per written split: ``stems`` (list of str),
@@ -1039,6 +1053,8 @@ def make_toy_dataset(out_dir: str,
         ``class_counts`` (instances per class name).
     """
     counts = dict(train=num_train, val=num_val, test=num_test)
+    if max_instances is None:
+        max_instances = world_max_instances(world)
     for name, value in (('num_train', num_train), ('num_val', num_val),
                         ('max_instances', max_instances), ('num_cities',
                                                            num_cities)):

@@ -4,8 +4,9 @@
 The exported network (:func:`mmcast.deploy.export_onnx`) maps a padded
 float32 image batch to Mask2Former's logits; everything the runtime needs
 around it (how the test pipeline loads and resizes an image, how the batch
-is padded, the class names, how many instances are kept) is stored in the
-model's ``metadata_props``, one JSON value per key, and read back with
+is padded, the class names, how many instances are kept: ``num_queries``,
+``max_per_image`` and the ``capacity``, the fewer of the two) is stored in
+the model's ``metadata_props``, one JSON value per key, and read back with
 :func:`decode_metadata` (from ``onnx.ModelProto.metadata_props`` or
 ``onnxruntime.InferenceSession.get_modelmeta().custom_metadata_map``).
 This module needs neither ``onnx`` nor ``onnxruntime``.

@@ -15,7 +15,12 @@ pycocotools, MMDetection's ``CocoDataset``/``CityscapesDataset`` and
         'filter': {'score_thr': 0.3, 'max_per_image': 100, 'mask_thr': 0.5,
                    'non_overlapping': True, 'min_area': 1},
         'num_images': 2677, 'num_skipped': 0, 'skipped': [],
-        'num_instances': 41234, 'mmcast_version': '...'}}
+        'num_instances': 41234, 'num_capped_images': 0, 'num_over_cap': 0,
+        'mmcast_version': '...'}}
+
+``num_capped_images`` counts the images where a cap (the teacher's
+``max_per_image`` or the filter's) left out instances above the score
+threshold, ``num_over_cap`` those instances.
 
 :func:`is_current` compares the identity fields (:data:`IDENTITY_KEYS`) so
 that a stage re-labels only when the teacher, its weights, the unlabeled

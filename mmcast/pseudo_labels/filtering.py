@@ -122,6 +122,11 @@ class PseudoLabelFilter:
     (float32 ``(n, 4)`` xyxy recomputed from the masks), sorted by
     descending score, on the device of the predictions (tensors are never
     copied to the host; numpy arrays and MMDet masks give CPU tensors).
+    Its metainfo ``num_over_cap`` counts the instances above ``score_thr``
+    that ``max_per_image`` left out, plus those the teacher's own cap left
+    out (the ``num_over_cap`` of the predictions' metainfo, see
+    :func:`~mmcast.models.seg_heads.lean_maskformer_fusion_head.
+    count_over_cap`), and ``max_per_image`` the lower of the two caps.
     """
 
     def __init__(self, cfg: Optional[dict] = None, **kwargs) -> None:
@@ -152,6 +157,7 @@ class PseudoLabelFilter:
         keep = torch.nonzero(scores > self.score_thr).flatten()
         # descending score, ties broken by the teacher's order (stable)
         order = torch.argsort(scores[keep], descending=True, stable=True)
+        over_cap = max(len(keep) - self.max_per_image, 0)
         keep = keep[order][:self.max_per_image]
         scores, labels, masks = scores[keep], labels[keep], masks[keep]
         if masks.dtype != torch.bool:
@@ -161,7 +167,12 @@ class PseudoLabelFilter:
         ok = masks.flatten(1).sum(dim=1) >= self.min_area
         masks, labels, scores = masks[ok], labels[ok], scores[ok]
 
-        results = InstanceData()
+        teacher = getattr(pred_instances, 'metainfo', {})
+        results = InstanceData(metainfo=dict(
+            max_per_image=min(self.max_per_image,
+                              teacher.get('max_per_image') or
+                              self.max_per_image),
+            num_over_cap=over_cap + int(teacher.get('num_over_cap', 0))))
         results.masks = masks.contiguous()
         results.labels = labels
         results.scores = scores

@@ -19,6 +19,9 @@ from .labeling_dataset import (UnreadableImagesError, _category_ids,
                                check_unreadable)
 
 SHARD_KEY = 'mmcast_pseudo_label_shard'
+# an image's record: the instances above the score threshold that a cap (the
+# teacher's max_per_image or the filter's) left out, when there are any
+OVER_CAP_KEY = 'num_over_cap'
 
 
 def shard_path(out_file: str, rank: int) -> str:
@@ -132,9 +135,11 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
         cat_ids = _category_ids(dataset, [])
         categories = [dict(id=c, name=n) for c, n in zip(cat_ids, classes)]
 
-    images, annotations, skipped = [], [], []
+    images, annotations, skipped, over_cap = [], [], [], []
     for img_id, path in zip(img_ids, paths):
         rec = records[_json_id(img_id)]
+        if rec.get(OVER_CAP_KEY):
+            over_cap.append(rec[OVER_CAP_KEY])
         entry = copy.deepcopy(by_id.get(img_id))
         if entry is None:
             info = dataset.get_data_info(img_ids.index(img_id))
@@ -162,7 +167,9 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
         num_images=len(images),
         num_skipped=len(skipped),
         skipped=skipped,
-        num_instances=len(annotations))
+        num_instances=len(annotations),
+        num_capped_images=len(over_cap),
+        num_over_cap=sum(over_cap))
     try:
         from mmcast import __version__
         out_header['mmcast_version'] = __version__
@@ -173,6 +180,10 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
     _remove_shards(out_file)
     print_log(
         f'pseudo-labels written to {out_file}: {len(images)} images, '
-        f'{len(annotations)} instances, {len(skipped)} skipped',
+        f'{len(annotations)} instances, {len(skipped)} skipped' +
+        (f'; {len(over_cap)} images hit a cap of instances per image '
+         f'(the teacher\'s or the filter\'s max_per_image), which left out '
+         f'{sum(over_cap)} instances above the score threshold'
+         if over_cap else ''),
         logger='current')
     return out_header

@@ -53,7 +53,8 @@ from torch.utils.data import DataLoader, Dataset
 from mmcast.models.seg_heads import score_floor
 from .coco_pseudo_labels import identity, instances_to_coco_annotations
 from .filtering import PseudoLabelFilter, build_filter
-from .label_shards import (SHARD_KEY, _json_id, _read_all_shards, _read_shard,
+from .label_shards import (OVER_CAP_KEY, SHARD_KEY, _json_id,
+                           _read_all_shards, _read_shard,
                            merge_pseudo_label_shards, shard_path)
 from .labeling_dataset import (DEFAULT_MAX_UNREADABLE, _category_ids, _collate,
                                _image_table, _SafeLoadDataset,
@@ -82,17 +83,23 @@ def _to_host(kept: InstanceData) -> InstanceData:
         scores=kept.scores.cpu())
 
 
-def _encode_lines(records: List[Union[dict, Tuple[object, InstanceData]]],
+def _encode_lines(records: List[Union[dict, Tuple[object, InstanceData,
+                                                  int]]],
                   cat_ids: Sequence[int]) -> str:
     """The shard text of one batch. ``records``: per image, its finished
-    line (a skipped image) or its id and kept instances on the host."""
-    lines = [
-        rec if isinstance(rec, dict) else dict(
-            image_id=rec[0],
-            annotations=instances_to_coco_annotations(rec[1], rec[0],
-                                                      cat_ids))
-        for rec in records
-    ]
+    line (a skipped image) or its id, kept instances on the host and the
+    instances a cap left out (written when there are any)."""
+    lines = []
+    for rec in records:
+        if isinstance(rec, dict):
+            lines.append(rec)
+            continue
+        line = dict(image_id=rec[0],
+                    annotations=instances_to_coco_annotations(
+                        rec[1], rec[0], cat_ids))
+        if rec[2]:
+            line[OVER_CAP_KEY] = rec[2]
+        lines.append(line)
     return ''.join(json.dumps(x) + '\n' for x in lines)
 
 
@@ -254,7 +261,9 @@ def label_unlabeled_set(model: torch.nn.Module,
                             pred = sample.pred_instances
                             _check_shape(pred, sample, paths[idx])
                             kept = filt(pred)
-                            records.append((img_ids[idx], _to_host(kept)))
+                            records.append(
+                                (img_ids[idx], _to_host(kept),
+                                 kept.metainfo.get('num_over_cap', 0)))
                     writer.submit(_encode_lines, len(records), records,
                                   cat_ids)
                 writer.drain()

@@ -135,13 +135,19 @@ def build_shape_model(model_cfg: dict) -> nn.Module:
             return MODELS.build(cfg)
 
 
-def model_config_of(config_file: str) -> dict:
-    """The teacher model of a config file (a ``CASTDistiller``'s student)."""
+def model_config_of(config_file: str,
+                    cfg_options: Optional[dict] = None) -> dict:
+    """The teacher model of a config file (a ``CASTDistiller``'s student),
+    with ``cfg_options`` merged as the wrapper merges its
+    ``teacher_cfg_options``."""
     from mmengine.config import Config
 
+    from mmcast.models.teachers.utils import load_model_cfg
+
     model = Config.fromfile(config_file).model
-    return model['student'] if model.get('type') == 'CASTDistiller' \
-        else model
+    if model.get('type') == 'CASTDistiller':
+        model = model['student']
+    return load_model_cfg(model, cfg_options) if cfg_options else model
 
 
 class Preflight:
@@ -393,7 +399,8 @@ class Preflight:
         if isinstance(teacher, str):
             self.check_file(teacher, 'teacher config', f'{who}, model.teacher')
             if osp.isfile(teacher):
-                teacher_model = model_config_of(teacher)
+                teacher_model = model_config_of(
+                    teacher, model.get('teacher_cfg_options'))
         elif isinstance(teacher, dict):
             teacher_model = teacher
         for where, path in checkpoint_inputs(model, 'model'):

@@ -59,6 +59,10 @@ def main() -> None:
     shape = 'x'.join(map(str, meta['input_shape'] or ('H', 'W')))
     print(f'{out["file"]}: input images (B, 3, {shape}), '
           f'{len(meta["classes"])} classes, opset {meta["opset"]}')
+    print(f'capacity: up to {meta["capacity"]} instances per image '
+          f'({meta["num_queries"]} queries, test_cfg.max_per_image='
+          f'{meta["max_per_image"]}); onnx_infer.py reports the images that '
+          'reach it')
     if out['max_rel_diff'] is not None:
         print(f'ONNX Runtime vs PyTorch: max relative difference '
               f'{out["max_rel_diff"]:.1e}')

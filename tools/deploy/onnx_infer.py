@@ -53,6 +53,13 @@ def main() -> None:
     found = sum(len(p['labels']) for p in results['predictions'])
     print(f'{len(results["predictions"])} image(s), {found} instance(s) '
           f'with score >= {args.score_thr}; results in {args.out_dir}')
+    if results['num_capped']:
+        left_out = sum(p['num_over_cap'] for p in results['predictions'])
+        print(f'{results["num_capped"]} image(s) hit the model\'s cap of '
+              f'{inferencer.meta["max_per_image"]} instances per image, which '
+              f'left out {left_out} more with score >= {args.score_thr} '
+              '("num_over_cap" in their preds/*.json): the model\'s '
+              'capacity (docs/en/user_guides/deployment.md)')
 
 
 if __name__ == '__main__':

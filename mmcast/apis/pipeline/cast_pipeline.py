@@ -17,6 +17,7 @@ from ..launchers import LaunchConfig
 from ..stage_progress import ProgressMonitor
 from ..stage_state import (checkpoint_damage, iteration_checkpoints,
                            set_aside_checkpoint)
+from .capacity import RunCapacity
 from .data_preparation import DataPreparation, toy_extra_unlabeled
 from .launching import StageLaunching
 from .planning import StagePlanning
@@ -35,7 +36,7 @@ from .work_dir_lock import WORK_DIR_LOCK, FolderLock, describe_holder
 
 class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
                    PreflightChecks, StageReuse, StageScheduling,
-                   StageLaunching):
+                   StageLaunching, RunCapacity):
     """The stages of one dataset, run through stock MMDet entry points.
 
     Args:

@@ -106,11 +106,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--toy-world', choices=WORLDS, default='streets',
         help='toy: the generator of the target and source data: the bundled '
-        'street scenes, or objects on a table seen from above (5 other '
-        'classes, rotation, overlapping colours, wood vs tiles); a world '
-        'other than streets gets its own folders, <data-root>/toy_<world>... '
-        '(python tools/make_toy_dataset.py --world tabletop writes one '
-        'alone)')
+        'street scenes, objects on a table seen from above (5 other '
+        'classes, rotation, overlapping colours, wood vs tiles), or cells '
+        '(50 to 200 small touching cells per image, grayscale, 2 classes); '
+        'a world other than streets gets its own folders, '
+        '<data-root>/toy_<world>... (python tools/make_toy_dataset.py '
+        '--world tabletop writes one alone)')
     parser.add_argument('--toy-image-size', type=int, nargs=2,
                         default=[96, 192], metavar=('H', 'W'),
                         help='toy image height and width')
@@ -137,6 +138,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--split-seed', type=int,
         help='custom / custom-cpu: the seed of the labeled / unlabeled draw '
         '(default: split_seed of configs/mmcast/custom/custom_dataset.py)')
+    parser.add_argument(
+        '--max-instances', type=int, metavar='N',
+        help='the instance capacity of every stage: each model gets at '
+        'least N queries (never fewer than its config has) and keeps N '
+        'detections per image, the pseudo-label filter N pseudo-labels, '
+        'the evaluator counts N. Default: custom / custom-cpu choose it '
+        'from the instances per image of D_l and val (the next multiple of '
+        '10 at or above 1.25 x their 99th percentile, at least the '
+        'configs\' own); the other datasets keep their configs\' and get a '
+        'note where D_l is denser')
     parser.add_argument(
         '--progress-interval', type=float, default=30.0, metavar='SECONDS',
         help='seconds between the progress lines of the running stages '

@@ -31,9 +31,10 @@ class StagePlanning:
 
     def train_stage(self, key: str, name: str, config: str, work_dir: str,
                     max_iters: int, options: List[str]) -> Stage:
-        """A training stage of ``max_iters`` with its complete options; its
-        json log gets a record at least every ``max_iters /``
-        :data:`PROGRESS_RECORDS` iterations (the progress lines)."""
+        """A training stage of ``max_iters`` with its complete options (the
+        run's instance capacity before ``--cfg-options``); its json log gets
+        a record at least every ``max_iters /`` :data:`PROGRESS_RECORDS`
+        iterations (the progress lines)."""
         interval = self.config_file(config).default_hooks.logger.interval
         opts = [
             f'train_cfg.max_iters={max_iters}',
@@ -42,15 +43,17 @@ class StagePlanning:
             f'default_hooks.checkpoint.interval={max(max_iters // 4, 1)}',
             'default_hooks.logger.interval='
             f'{max(1, min(interval, max_iters // PROGRESS_RECORDS))}',
-        ] + options + self.args.cfg_options + self.stage_options.get(key, [])
+        ] + options + self.stage_capacity_options(config) + \
+            self.args.cfg_options + self.stage_options.get(key, [])
         return Stage(key, name, config, work_dir, opts, max_iters=max_iters)
 
     def test_stage(self, key: str, config: str, checkpoint: str,
                    work_dir: str, options: List[str]) -> Stage:
         """A stage that evaluates ``checkpoint`` with ``config``."""
         return Stage(key, key, config, work_dir,
-                     options + self.args.cfg_options +
-                     self.stage_options.get(key, []), checkpoint=checkpoint)
+                     options + self.stage_capacity_options(config) +
+                     self.args.cfg_options + self.stage_options.get(key, []),
+                     checkpoint=checkpoint)
 
     def eval_options(self, seed_dir: str, key: str,
                      config: str) -> List[str]:

@@ -79,8 +79,9 @@ class Stage:
 
 def pseudo_label_summary(stage: Stage) -> List[str]:
     """Console lines on the pseudo-labels a finished stage trained on: their
-    count and, when the teacher kept no instance at all, a warning (every
-    unlabeled image then teaches the student that it is background)."""
+    count, the images where a cap of instances per image left some out and,
+    when the teacher kept no instance at all, a warning (every unlabeled
+    image then teaches the student that it is background)."""
     from mmcast.pseudo_labels.coco_pseudo_labels import read_header
     path = stage.pseudo_label_file
     header = read_header(path) if path and osp.isfile(path) else None
@@ -89,6 +90,14 @@ def pseudo_label_summary(stage: Stage) -> List[str]:
     count, images = header['num_instances'], header['num_images']
     lines = [f'{stage.label} pseudo-labels: {count} instances on {images} '
              f'unlabeled images ({path})']
+    if header.get('num_capped_images'):
+        lines.append(
+            f'{stage.label} WARNING: on {header["num_capped_images"]} of '
+            f'these images a cap of instances per image (the teacher\'s '
+            'test_cfg.max_per_image or the filter\'s max_per_image, '
+            f'{header["filter"]["max_per_image"]}) left out '
+            f'{header["num_over_cap"]} instances above the score threshold: '
+            'raise the capacity with --max-instances')
     if count == 0 and images:
         lines.append(
             f'{stage.label} WARNING: the teacher kept no instance above its '

@@ -290,6 +290,16 @@ class PseudoLabelHook(Hook):
                 'the teacher\'s score threshold (filter_cfg.score_thr, or '
                 'the teacher\'s own) or train the teacher longer.',
                 logger='current', level=logging.WARNING)
+        if written is not None and written.get('num_capped_images'):
+            print_log(
+                f'PseudoLabelHook: on {written["num_capped_images"]} of the '
+                f'{written["num_images"]} images a cap of instances per '
+                f'image left out {written["num_over_cap"]} instances above '
+                f'the score threshold (filter_cfg.max_per_image='
+                f'{filter_cfg["max_per_image"]}, the teacher\'s '
+                'test_cfg.max_per_image): raise the capacity '
+                '(tools/cast_pipeline.py --max-instances)',
+                logger='current', level=logging.WARNING)
 
     def measure_quality(self, teacher: torch.nn.Module, out_file: str,
                         header: dict) -> None:

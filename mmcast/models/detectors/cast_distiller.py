@@ -54,6 +54,11 @@ class CASTDistiller(TeacherStudentDetector):
         teacher (dict | str, optional): Config of the teacher detector, or
             the path of a config file whose ``model`` is the teacher.
         teacher_checkpoint (str, optional): Its weights, loaded at build.
+        teacher_cfg_options (dict, optional): Merged into the teacher's
+            model config (nested dicts or dotted keys, as
+            ``--cfg-options``), e.g. ``dict(panoptic_head=dict(
+            num_queries=190))``: how a stage changes a teacher named by its
+            config file (the pipeline's instance capacity).
         semi_train_cfg (dict): ``unsup_weight`` (λ_semi, 1.0),
             ``sup_weight`` (1.0), ``pseudo_label_mode`` ('offline' or
             'online'), ``pseudo_label_filter`` (``PseudoLabelFilter``
@@ -67,6 +72,7 @@ class CASTDistiller(TeacherStudentDetector):
                  student: ConfigType,
                  teacher: Optional[Union[ConfigType, str]] = None,
                  teacher_checkpoint: Optional[str] = None,
+                 teacher_cfg_options: Optional[dict] = None,
                  semi_train_cfg: ConfigType = dict(),
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -87,7 +93,8 @@ class CASTDistiller(TeacherStudentDetector):
             raise ValueError('pseudo_label_mode="online" needs a teacher')
         self.teacher_classes: Optional[Tuple[str, ...]] = None
         if teacher is not None:
-            model = build_frozen_teacher(teacher, teacher_checkpoint)
+            model = build_frozen_teacher(teacher, teacher_checkpoint,
+                                         teacher_cfg_options)
             self.teacher_classes = model.teacher_classes
             self._hold_teacher(model)
 

@@ -75,12 +75,18 @@ def lean_instance_results(mask_cls: Tensor,
 
     Returns:
         InstanceData: ``scores`` (n,) float32, ``labels`` (n,) int64,
-        ``bboxes`` (n, 4) float32 and bool ``masks`` (n, H_o, W_o).
+        ``bboxes`` (n, 4) float32 and bool ``masks`` (n, H_o, W_o); its
+        metainfo holds the cap (``max_per_image``, at most ``Q × C``) and
+        ``num_over_cap``, the objects it left out (see
+        :func:`count_over_cap`).
     """
     num_queries, num_classes = mask_cls.shape[0], mask_cls.shape[1] - 1
-    scores = F.softmax(mask_cls.float(), dim=-1)[:, :-1]
+    probs = F.softmax(mask_cls.float(), dim=-1)
+    scores = probs[:, :-1]
     top = min(max_per_image, num_queries * num_classes)
     top_scores, top_index = scores.flatten(0, 1).topk(top, sorted=False)
+    num_over_cap = count_over_cap(probs, top_index, num_things_classes,
+                                  score_thr)
     labels = top_index % num_classes
     queries = top_index // num_classes
     keep = labels < num_things_classes
@@ -114,9 +120,39 @@ def lean_instance_results(mask_cls: Tensor,
     results.labels = labels
     results.masks = binary[pair_to_query]
     results.bboxes = masks_to_bboxes(binary)[pair_to_query]
+    results.set_metainfo(dict(max_per_image=top, num_over_cap=num_over_cap))
     if score_thr > 0:
         results = results[results.scores >= score_thr]
     return results
+
+
+def count_over_cap(probs: Tensor, kept_pairs: Tensor, num_things_classes: int,
+                   score_thr: float = 0.0) -> int:
+    """The objects of one image that a cap on the kept (query, class) pairs
+    left out: queries whose most probable class is a thing (neither "no
+    object" nor stuff), with a probability of at least ``score_thr``, whose
+    pair of that class is not kept.
+
+    Args:
+        probs (Tensor): Class probabilities (Q, C + 1), the last "no
+            object".
+        kept_pairs (Tensor): The kept pairs as flat indices ``q × C + c``
+            (n,).
+        num_things_classes (int): Classes below it are things.
+        score_thr (float): The lowest probability that counts.
+
+    Returns:
+        int: 0 when the cap left out no object.
+    """
+    num_queries, num_classes = probs.shape[0], probs.shape[1] - 1
+    best_prob, best = probs.max(dim=-1)
+    found = (best < num_things_classes) & (best_prob >= score_thr)
+    kept = torch.zeros(num_queries * num_classes, dtype=torch.bool,
+                       device=probs.device)
+    kept[kept_pairs] = True
+    pair = torch.arange(num_queries, device=probs.device) * num_classes + \
+        best.clamp(max=num_classes - 1)
+    return int((found & ~kept[pair]).sum())
 
 
 @MODELS.register_module()

@@ -15,13 +15,15 @@ from torch import nn
 from mmcast.utils.checkpoint_loading import (check_weights_fit,
                                              checkpoint_classes,
                                              load_checkpoint_file)
+from .utils import load_model_cfg
 
 # CASTDistiller checkpoints hold the teacher as the student; DDP's prefix.
 REVISE_KEYS = [(r'^student\.', ''), (r'^module\.', '')]
 
 
 def build_frozen_teacher(config: Union[ConfigType, str],
-                         checkpoint: Optional[str] = None) -> nn.Module:
+                         checkpoint: Optional[str] = None,
+                         cfg_options: Optional[dict] = None) -> nn.Module:
     """Build a teacher detector, load its weights, freeze it.
 
     Args:
@@ -30,6 +32,9 @@ def build_frozen_teacher(config: Union[ConfigType, str],
             ``CASTDistiller`` (stage 1b), its ``student`` is the teacher.
         checkpoint (str, optional): Weights. A ``CASTDistiller`` checkpoint
             is read as its student's weights (``student.`` prefix removed).
+        cfg_options (dict, optional): Merged into the teacher's model config
+            (after a ``CASTDistiller``'s student is taken), e.g. another
+            ``panoptic_head.num_queries``.
 
     Returns:
         nn.Module: The teacher in ``eval()`` mode without gradients; its
@@ -57,6 +62,8 @@ def build_frozen_teacher(config: Union[ConfigType, str],
     config = copy.deepcopy(config)
     if config.get('type') == 'CASTDistiller':
         config = config['student']
+    if cfg_options:
+        config = load_model_cfg(config, cfg_options)
     if DefaultScope.get_current_instance() is not None:
         scope = None
     with DefaultScope.overwrite_default_scope(scope):
