@@ -54,8 +54,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     if not args.verbose:
         quiet_console()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_terminated)
+    previous = {signum: signal.signal(signum, _raise_terminated)
+                for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         CASTPipeline(args).run()
     except StageFailed as failure:
@@ -79,6 +79,9 @@ def main(argv: Optional[List[str]] = None) -> None:
               'stages are kept: fix the cause and run the same command '
               'again', file=sys.stderr)
         raise SystemExit(1)
+    finally:  # main() called from Python (a notebook) leaves them as found
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_pipeline(dataset: str, work_dir: str, *options: str) -> Dict:
