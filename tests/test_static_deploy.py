@@ -38,6 +38,8 @@ register_all_modules()
 STUDENT = ('configs/mmcast/toy/'
            'supervised_dinov2-tiny-dpt_1xb4-2000it_toy-10p.py')
 CANVAS = (96, 192)
+CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
+           'bicycle')
 # ops that make the host wait for the device or give data-dependent shapes
 SYNC_OPS = {'_local_scalar_dense', 'item', 'nonzero', 'argwhere', 'unique',
             '_unique', '_unique2', 'unique_dim', 'unique_consecutive',
@@ -51,6 +53,15 @@ def build_student(config: str = STUDENT) -> torch.nn.Module:
         model = MODELS.build(cfg.model)
         model.init_weights()
     return model.eval()
+
+
+def write_student_checkpoint(path: str) -> torch.nn.Module:
+    """The toy student's random weights as a checkpoint with the toy
+    classes (what tools/publish_model.py writes); returns the model."""
+    model = build_student()
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=CLASSES))), path)
+    return model
 
 
 @pytest.fixture(scope='module')
