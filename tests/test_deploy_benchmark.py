@@ -59,3 +59,32 @@ def test_deploy_table_profiles_and_labelling(tmp_path, capsys):
         assert one['images_per_s'] > 0 and two['images_per_s'] > 0
         assert one['pseudo_labels_per_image'] == \
             two['pseudo_labels_per_image']
+
+
+def test_deploy_ap_rows(toy_data_root, tmp_path, monkeypatch, capsys):
+    """``tools/analysis/deploy_ap.py`` evaluates the model's predict and
+    the static predict at each precision and score resolution with
+    MMDetection's CocoMetric (random weights here: the rows, not their
+    values, are checked; the measured table is in the deployment guide)."""
+    from test_static_deploy import STUDENT, write_student_checkpoint
+    monkeypatch.setenv('MMCAST_TOY_ROOT', toy_data_root + '/')
+    checkpoint = str(tmp_path / 'student.pth')
+    write_student_checkpoint(checkpoint)
+    script = load_script(osp.join(REPO_ROOT, 'tools', 'analysis',
+                                  'deploy_ap.py'))
+    out = tmp_path / 'ap.json'
+    assert script.main([osp.join(REPO_ROOT, STUDENT), checkpoint,
+                        '--precisions', 'float32', 'bfloat16',
+                        '--scale', '128', '64', '--json-out',
+                        str(out)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert list(results) == [
+        'predict (lean fusion head)',
+        'static float32, scores at input resolution',
+        'static float32, scores at low resolution',
+        'static bfloat16, scores at input resolution',
+        'static bfloat16, scores at low resolution']
+    for name, values in results.items():
+        assert set(values) == {'segm_mAP', 'segm_mAP_50'}
+        assert f'| {name} |' in printed

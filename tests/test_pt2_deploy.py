@@ -32,6 +32,7 @@ from test_onnx_deploy import assert_agree
 from test_static_deploy import (CANVAS, CLASSES, STUDENT,
                                 write_student_checkpoint)
 
+pytestmark = pytest.mark.slow_fixture(4)
 FORBIDDEN = ('mmcast', 'mmdet', 'mmcv', 'mmengine', 'mmpretrain')
 # Runs in a subprocess: torch alone. argv: package, inputs .pt, outputs .pt
 TORCH_ONLY_RUN = r'''

@@ -35,6 +35,7 @@ from mmcast.deploy.pt2_package import example_inputs, export_static_program
 from mmcast.deploy.static_predict import Float32LayerNorm
 
 register_all_modules()
+pytestmark = pytest.mark.slow_fixture(3)
 STUDENT = ('configs/mmcast/toy/'
            'supervised_dinov2-tiny-dpt_1xb4-2000it_toy-10p.py')
 CANVAS = (96, 192)

@@ -76,10 +76,10 @@ def example_inputs(input_size: Sequence[int], batch_size: int = 2,
 def export_static_program(predictor: nn.Module, max_batch: int = 64
                           ) -> torch.export.ExportedProgram:
     """``torch.export`` of a static predictor with a dynamic batch size
-    (1 to ``max_batch``) and its fixed canvas."""
+    (1 to ``max_batch``, at least 2) and its fixed canvas."""
     device = predictor.mean.device
     images, sizes = example_inputs(predictor.input_size, 2, device)
-    batch = torch.export.Dim('batch', min=1, max=max_batch)
+    batch = torch.export.Dim('batch', min=1, max=max(2, max_batch))
     with torch.no_grad():
         return torch.export.export(
             predictor, (images, sizes),

@@ -101,9 +101,10 @@ class _Variant:
 
 
 def _static_variant(name: str, model, canvas, device: str,
-                    batch: Tuple, tmp: str) -> _Variant:
+                    batch: Tuple, tmp: str, max_batch: int) -> _Variant:
     """``eager *``, ``*compile*`` and ``.pt2`` on ``batch`` (images,
-    sizes)."""
+    sizes); the ``.pt2`` package is exported once for batches up to
+    ``max_batch`` and reused."""
     dtype = torch.float32 if name == 'eager fp32' else half_dtype(device)
     predictor = build_static_predictor(copy.deepcopy(model), canvas, dtype)
     images, sizes = batch
@@ -125,9 +126,11 @@ def _static_variant(name: str, model, canvas, device: str,
         compile_s = time.perf_counter() - start
     elif name == '.pt2':
         start = time.perf_counter()
-        program = export_static_program(predictor, max_batch=len(images))
-        path = osp.join(tmp, f'student_{len(images)}.pt2')
-        torch._inductor.aoti_compile_and_package(program, package_path=path)
+        path = osp.join(tmp, f'student_{canvas[0]}x{canvas[1]}.pt2')
+        if not osp.exists(path):
+            program = export_static_program(predictor, max_batch=max_batch)
+            torch._inductor.aoti_compile_and_package(program,
+                                                     package_path=path)
         full_fn = torch._inductor.aoti_load_package(path)
         compile_s = time.perf_counter() - start
         post_fn = None
@@ -216,7 +219,7 @@ def deploy_rows(model, cfg_file: str, checkpoint: str, shape, args,
                     model.panoptic_fusion_head.num_things_classes, capacity)
             else:
                 variant = _static_variant(name, model, canvas, device, batch,
-                                          tmp)
+                                          tmp, max(args.batch_sizes))
             seconds = _median_seconds(variant.run, args.warmup, args.repeats,
                                       device)
             post = None if variant.post is None else _median_seconds(
