@@ -6,8 +6,7 @@ teacher at batch 1 and at batch 4 (one forward of the detector, or of
 SAM's image encoder, for 4 images; the prompts per image): the toy
 Mask2Former teacher, the tiny box-prompted teacher (Grounding-DINO +
 SAM 2) and the tiny concept-prompted teacher (SAM 3), random weights. The
-merge time stamp is the only field that may differ between two runs; it is
-held fixed, and the files must then be equal byte for byte.
+file holds no time stamp, so the two files must be equal byte for byte.
 
 Where the kernels themselves depend on the batch size the last bits of a
 score may too: oneDNN picks another algorithm for some of the ResNet's
@@ -22,27 +21,17 @@ the default kernels.
 import contextlib
 import json
 import os.path as osp
-from datetime import datetime, timezone
 
 import pytest
 import torch
 
 from conftest import REPO_ROOT, load_script
-from mmcast.pseudo_labels import label_shards
 
 TEACHERS = {
     'mask2former': 'configs/mmcast/adapt_teacher_toy.py',
     'box-prompted': 'configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py',
     'concept-prompted': 'configs/mmcast/toy/teacher_sam3-tiny_toy.py',
 }
-
-
-class _FixedClock:
-    """``datetime`` of the merge, at one instant."""
-
-    @staticmethod
-    def now(tz=None):
-        return datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +84,6 @@ def _label_at_batch_1_and_4(teacher, checkpoints, toy_data_root, tmp_path,
                             monkeypatch, invariant_convs=False):
     """The bytes of ``tools/pseudo_label.py``'s file at batch 1 and 4."""
     monkeypatch.setenv('MMCAST_TINY_TEACHERS', checkpoints['root'])
-    monkeypatch.setattr(label_shards, 'datetime', _FixedClock)
     tool = load_script(osp.join(REPO_ROOT, 'tools', 'pseudo_label.py'))
     files = []
     for batch_size in (1, 4):
