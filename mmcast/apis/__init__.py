@@ -1,13 +1,14 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Running the CAST stages (their state, progress, failures and the
 options handed to their configs) and the trained models (faster eager
-inference, ONNX Runtime)."""
+inference, ONNX Runtime, .pt2 packages)."""
 from .config_handoffs import (ConfigHandoffError, config_value,
                               evaluator_options, find_item, hook_option,
                               pseudo_label_options, train_dataset_key)
 from .inference_speedups import (FusedMultiheadAttention, fuse_attention,
                                  inference_autocast, prepare_for_inference)
 from .onnx_inferencer import ONNXInferencer
+from .pt2_inferencer import PT2Inferencer
 from .pipeline import CASTPipeline, run_pipeline
 from .stage_failure import StageFailed, last_exception
 from .stage_progress import ProgressMonitor, StageProgress
@@ -16,7 +17,7 @@ from .stage_state import (COMPLETION_FILE, CRASHED, FINAL_EVAL, FINISHED, NEW,
                           set_aside, stage_status, write_completion)
 
 __all__ = [
-    'ONNXInferencer', 'StageFailed', 'last_exception', 'ProgressMonitor',
+    'ONNXInferencer', 'PT2Inferencer', 'StageFailed', 'last_exception', 'ProgressMonitor',
     'StageProgress',
     'COMPLETION_FILE', 'CRASHED', 'FINAL_EVAL', 'FINISHED', 'NEW',
     'last_checkpoint', 'logged_metrics', 'read_completion', 'set_aside',

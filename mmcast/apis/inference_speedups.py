@@ -11,13 +11,15 @@
   does not return them and takes PyTorch's fused kernel. (The DINOv2 and
   Swin backbones already call ``scaled_dot_product_attention``.)
 * **channels-last** memory format for the convolutions;
-* **torch.compile** of the backbone and the pixel decoder (fixed shapes).
+* **torch.compile** of the backbone and the pixel decoder (fixed shapes);
+* ``mode='deploy'``: the whole predict as one static-shape graph in half
+  precision (:mod:`mmcast.deploy.static_predict`).
 
 :func:`inference_autocast` runs the network in fp16 (CUDA) or bf16 (CPU);
 the lean fusion head computes scores, resampling and boxes in fp32.
 """
 import contextlib
-from typing import ContextManager, Optional
+from typing import ContextManager, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -62,8 +64,19 @@ def fuse_attention(model: nn.Module) -> int:
 def prepare_for_inference(model: nn.Module,
                           fused_attention: bool = True,
                           channels_last: bool = False,
-                          compile: bool = False) -> nn.Module:
+                          compile: bool = False,
+                          mode: str = 'eager',
+                          dtype: Optional[torch.dtype] = None,
+                          input_size: Optional[Sequence[int]] = None
+                          ) -> nn.Module:
     """Put a detector in eval mode with the chosen speed-ups.
+
+    ``mode='deploy'`` returns instead the static one-graph predict of a
+    Mask2Former (:func:`mmcast.deploy.build_static_predictor`: weights cast
+    to ``dtype``, fp16 on CUDA and bf16 on the CPU by default, fixed
+    ``input_size`` (H, W); with ``compile``, compiled as one graph), which
+    maps uint8 images (B, H, W, 3) and their sizes (B, 2) to a fixed number
+    of instances per image; ``model`` is cast in place.
 
     Args:
         model (nn.Module): An MMDetection detector (``extract_feat``;
@@ -73,11 +86,24 @@ def prepare_for_inference(model: nn.Module,
             format (the data preprocessor's output is converted to match).
             Defaults to False.
         compile (bool): ``torch.compile`` the backbone and the pixel
-            decoder. Defaults to False.
+            decoder (``mode='deploy'``: the whole predict). Defaults to
+            False.
+        mode (str): ``'eager'`` (the model, sped up) or ``'deploy'``.
+        dtype (torch.dtype, optional): The deploy precision.
+        input_size (Sequence[int], optional): The deploy canvas (H, W).
 
     Returns:
-        nn.Module: The same model.
+        nn.Module: The same model (``'eager'``) or its static predictor.
     """
+    if mode == 'deploy':
+        from mmcast.deploy import build_static_predictor, compile_predictor
+        if input_size is None:
+            raise ValueError('prepare_for_inference(mode="deploy") needs '
+                             'input_size=(H, W)')
+        predictor = build_static_predictor(model, input_size, dtype)
+        return compile_predictor(predictor) if compile else predictor
+    if mode != 'eager':
+        raise ValueError(f'mode must be "eager" or "deploy", got {mode!r}')
     model.eval()
     if fused_attention:
         fuse_attention(model)

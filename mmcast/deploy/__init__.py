@@ -1,5 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Deploy a published student: ONNX export and the metadata it carries.
+"""Deploy a published student: ONNX export and the metadata it carries,
+the static one-graph predict and its ``.pt2`` package.
 
 ``onnx`` is imported only when exporting; reading the metadata needs
 neither ``onnx`` nor ``onnxruntime``.
@@ -8,10 +9,19 @@ from .loading import load_mask2former, raw_pad_value, runtime_metadata
 from .metadata import (FORMAT, INPUT_NAME, OUTPUT_NAMES, DeployError,
                        decode_metadata, encode_metadata, pipeline_settings)
 from .onnx_export import Mask2FormerONNXWrapper, export_onnx
+from .pt2_package import (PT2_FORMAT, export_pt2, load_pt2,
+                          read_pt2_metadata)
+from .static_predict import (STATIC_INPUTS, STATIC_OUTPUTS,
+                             StaticMask2FormerPredictor,
+                             build_static_predictor, cast_network,
+                             compile_predictor, finish_instances)
 
 __all__ = [
     'FORMAT', 'INPUT_NAME', 'OUTPUT_NAMES', 'DeployError', 'decode_metadata',
     'encode_metadata', 'pipeline_settings', 'load_mask2former',
     'raw_pad_value', 'runtime_metadata', 'Mask2FormerONNXWrapper',
-    'export_onnx'
+    'export_onnx', 'PT2_FORMAT', 'export_pt2', 'load_pt2',
+    'read_pt2_metadata', 'STATIC_INPUTS', 'STATIC_OUTPUTS',
+    'StaticMask2FormerPredictor', 'build_static_predictor', 'cast_network',
+    'compile_predictor', 'finish_instances'
 ]

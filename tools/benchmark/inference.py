@@ -25,12 +25,23 @@ For each: median seconds per image, images/s, and the post-processing's
 share of the time (everything after the network's last logits). Then the
 ratios the deployment targets are stated against (student ÷ teachers;
 ONNX Runtime ÷ eager) and, with ``--labeling``, the pseudo-labelling
-throughput (``label_unlabeled_set``) of the toy teacher config at the
-first shape with the stock and the lean head. Only numbers of one run
-compare; absolute times hold for the device printed with them::
+throughput (``labeling_throughput.py``) at each ``--labeling-batch-sizes``.
+Only numbers of one run compare; absolute times hold for the device
+printed with them::
 
     python tools/benchmark/inference.py --shapes 512 1024 1024 2048 \\
         --repeats 3 --labeling --json-out work_dirs/inference.json
+
+``--deploy`` times instead the students' deployment variants (the static
+one-graph predict eager in fp32 and half precision, compiled, captured in
+a CUDA graph, as a ``.pt2`` package, and ONNX Runtime: see
+``deploy_variants.py``) at each ``--batch-sizes``, with images/s,
+post-processing share and achieved TFLOP/s; ``--profile`` adds each
+variant's top operators by device time::
+
+    python tools/benchmark/inference.py --deploy --profile \\
+        --models 'student 52M' --shapes 1024 2048 --batch-sizes 1 4 \\
+        --repeats 10 --warmup 2 --json-out work_dirs/deploy.json
 """
 import argparse
 import copy
@@ -47,12 +58,15 @@ import torch
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from deploy_variants import (DEPLOY_VARIANTS, deploy_rows,  # noqa: E402
+                             format_deploy_report)
+from labeling_throughput import labeling_throughput, stock_head  # noqa
 from real_size_step import CONFIG_DIR  # noqa: E402
 from stage_overhead import packed_batch  # noqa: E402
 
 import mmcast  # noqa: E402,F401  (registers mmcast modules)
 from mmcast.apis import inference_autocast, prepare_for_inference  # noqa
-from mmdet.registry import DATASETS, MODELS  # noqa: E402
+from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 
 MODELS_BENCHED = {
@@ -60,7 +74,10 @@ MODELS_BENCHED = {
     'teacher Mask2Former Swin-L': 'adapt_teacher_{ds}.py',
     'teacher Grounding-DINO-L + SAM 2.1-L':
         'teachers/grounding_dino_sam2_{ds}.py',
+    # the student's architecture at toy width (checks, quick CPU runs)
+    'student toy': 'toy/supervised_dinov2-tiny-dpt_1xb4-2000it_toy-10p.py',
 }
+DEFAULT_MODELS = list(MODELS_BENCHED)[:3]
 MASK2FORMER_VARIANTS = ('stock', 'lean', 'lean top-20', 'lean+fused',
                         'lean+fused+cl', 'lean+fused+autocast')
 DEPLOY_TOP_K = 20  # 'top-20': the 20 best instances, a deployment setting
@@ -76,7 +93,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='H W pairs of the input images')
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--models', nargs='+', default=list(MODELS_BENCHED),
+    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
                         help='which of: ' + ', '.join(MODELS_BENCHED))
     parser.add_argument('--num-queries', type=int, default=None,
                         help='reduce the Mask2Formers\' queries (checks)')
@@ -89,6 +106,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--labeling-score-thr', type=float, default=0.05,
                         help='pseudo-label threshold of the labelling run '
                         '(random weights score low)')
+    parser.add_argument('--labeling-batch-sizes', type=int, nargs='+',
+                        default=[1], help='labelling batch sizes')
+    parser.add_argument(
+        '--deploy', action='store_true',
+        help='instead of the eager variants: the students\' deployment '
+        'variants (eager fp32 / half, +compile, +CUDA graph, .pt2, ONNX '
+        'Runtime) at each --batch-sizes, with achieved TFLOP/s')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 4])
+    parser.add_argument('--deploy-variants', nargs='+',
+                        default=list(DEPLOY_VARIANTS),
+                        help='which of: ' + ', '.join(DEPLOY_VARIANTS))
+    parser.add_argument(
+        '--profile', action='store_true',
+        help='with --deploy: the top operators by device time of each '
+        'variant (torch.profiler)')
+    parser.add_argument('--profile-top', type=int, default=10)
     parser.add_argument('--assets-dir', default='work_dirs/benchmark_assets')
     parser.add_argument('--json-out', default=None)
     args = parser.parse_args(argv)
@@ -119,15 +152,6 @@ def model_config(name: str, args: argparse.Namespace) -> Config:
         model.test_cfg.max_per_image = min(model.test_cfg.max_per_image,
                                            args.num_queries)
     return cfg
-
-
-def stock_head(model_cfg: Config) -> None:
-    """MMDetection's own fusion head (``max_per_image`` within the pairs)."""
-    fusion = model_cfg.panoptic_fusion_head
-    fusion.type = 'MaskFormerFusionHead'
-    pairs = model_cfg.panoptic_head.num_queries * fusion.num_things_classes
-    model_cfg.test_cfg.max_per_image = min(model_cfg.test_cfg.max_per_image,
-                                           pairs)
 
 
 def _sync(device: str) -> None:
@@ -256,55 +280,15 @@ def onnxruntime_student(cfg: Config, shape, args, tmp: str) -> Dict:
     return result
 
 
-def labeling_throughput(args, tmp: str) -> Dict:
-    """``label_unlabeled_set`` of the toy teacher config (random weights)
-    on synthetic images at the first shape, stock vs lean fusion head,
-    keeping detections scored above ``--labeling-score-thr``."""
-    import cv2
-    import numpy as np
-    from teacher_throughput import dataset_cfg
-
-    from mmcast.pseudo_labels import label_unlabeled_set
-    height, width = args.shapes[0]
-    rng = np.random.default_rng(0)
-    os.makedirs(osp.join(tmp, 'images'), exist_ok=True)
-    images = []
-    for i in range(args.labeling_images):
-        name = f'{i:04d}.png'
-        cv2.imwrite(osp.join(tmp, 'images', name),
-                    rng.integers(0, 255, (height, width, 3), np.uint8))
-        images.append(dict(id=i, file_name=name, height=height, width=width))
-    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'adapt_teacher_toy.py'))
-    ann = osp.join(tmp, 'unlabeled.json')
-    ds = dataset_cfg(cfg, argparse.Namespace(
-        data_root=tmp, img_prefix='images/', unlabeled_ann=ann,
-        num_images=args.labeling_images))
-    classes = DATASETS.get(ds['type']).METAINFO['classes']
-    with open(ann, 'w') as f:
-        json.dump(dict(images=images, annotations=[], categories=[
-            dict(id=i + 1, name=n) for i, n in enumerate(classes)]), f)
-    for transform in ds['pipeline']:  # keep the image size
-        if transform['type'] == 'Resize':
-            transform['scale'] = (width, height)
-    out = {}
-    for variant in ('stock', 'lean'):
-        model_cfg = copy.deepcopy(cfg.model)
-        if variant == 'stock':
-            stock_head(model_cfg)
-        torch.manual_seed(0)
-        model = MODELS.build(model_cfg).to(args.device).eval()
-        out_file = osp.join(tmp, f'pseudo_{variant}.json')
-        spent = [0.0]
-        timed(label_unlabeled_set, spent, args.device)(
-            model, ds, out_file, batch_size=1, rank=0, world_size=1,
-            filter_cfg=dict(score_thr=args.labeling_score_thr),
-            progress=False)
-        with open(out_file, encoding='utf-8') as f:
-            num_labels = len(json.load(f)['annotations'])
-        out[variant] = dict(
-            images_per_s=args.labeling_images / spent[0],
-            pseudo_labels_per_image=num_labels / args.labeling_images)
-    return out
+def deploy_student(cfg: Config, shape, args, tmp: str):
+    """The deployment variants of a student (``deploy_variants.py``)."""
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(cfg.model)).to(args.device).eval()
+    config = osp.join(tmp, 'student.py')
+    checkpoint = osp.join(tmp, 'student.pth')
+    cfg.dump(config)
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    return deploy_rows(model, config, checkpoint, shape, args, tmp)
 
 
 def variants(cfg: Config, args) -> List[str]:
@@ -325,7 +309,15 @@ def run(args: argparse.Namespace) -> Dict:
                      if args.device.startswith('cuda') else
                      f'CPU, {torch.get_num_threads()} threads'))
     with tempfile.TemporaryDirectory() as tmp:
-        for shape in args.shapes:
+        for shape in args.shapes if args.deploy else ():
+            for name in args.models:
+                if name.startswith('student'):
+                    rows, profiles = deploy_student(
+                        model_config(name, args), shape, args, tmp)
+                    report.setdefault('deploy', []).extend(
+                        dict(model=name, **r) for r in rows)
+                    report.setdefault('profiles', []).extend(profiles)
+        for shape in () if args.deploy else args.shapes:
             best = {}
             for name in args.models:
                 cfg = model_config(name, args)
@@ -383,23 +375,26 @@ def format_row(row: Dict) -> str:
 
 def format_report(report: Dict) -> str:
     """The report as markdown tables."""
-    lines = [f"device: {report['device_name']}, torch {report['torch']}", '',
-             '| model | input | variant | s / image | images/s | '
-             'post-processing |', '|---|---|---|---|---|---|']
-    lines += [format_row(r) for r in report['rows']]
-    lines += ['', '| input | faster | slower | ratio |', '|---|---|---|---|']
-    lines += [f"| {r['shape'][0]}×{r['shape'][1]} | {r['faster']} | "
-              f"{r['slower']} | {r['ratio']:.2f}× |"
-              for r in report['ratios']]
+    lines = [f"device: {report['device_name']}, torch {report['torch']}", '']
+    if 'deploy' in report:
+        lines.append(format_deploy_report(report['deploy'],
+                                          report['profiles']))
+    else:
+        lines += ['| model | input | variant | s / image | images/s | '
+                  'post-processing |', '|---|---|---|---|---|---|']
+        lines += [format_row(r) for r in report['rows']]
+        lines += ['', '| input | faster | slower | ratio |',
+                  '|---|---|---|---|']
+        lines += [f"| {r['shape'][0]}×{r['shape'][1]} | {r['faster']} | "
+                  f"{r['slower']} | {r['ratio']:.2f}× |"
+                  for r in report['ratios']]
     if 'labeling' in report:
-        lab = report['labeling']
-        lines += ['', '| pseudo-labelling (toy teacher config) | images/s '
-                  '| pseudo-labels per image |', '|---|---|---|']
-        lines += [f"| {k} fusion head | {v['images_per_s']:.2f} | "
-                  f"{v['pseudo_labels_per_image']:.1f} |"
-                  for k, v in lab.items()]
-        speedup = lab['lean']['images_per_s'] / lab['stock']['images_per_s']
-        lines.append(f'| lean ÷ stock | {speedup:.2f}× |')
+        lines += ['', '| pseudo-labelling teacher | batch | images/s | '
+                  'pseudo-labels per image |', '|---|---|---|---|']
+        lines += [f"| {r['teacher']} | {r['batch']} | "
+                  f"{r['images_per_s']:.2f} | "
+                  f"{r['pseudo_labels_per_image']:.1f} |"
+                  for r in report['labeling']]
     return '\n'.join(lines)
 
 

@@ -1,0 +1,339 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Mask2Former instance prediction as one static-shape tensor function.
+
+:class:`StaticMask2FormerPredictor` maps a batch of decoded images, placed
+top-left on a canvas of one fixed deployment size, to a fixed number of
+instances per image. Everything between (normalisation and padding,
+backbone, pixel decoder, masked-attention decoder, top-k selection, mask
+scores, upsampling, binarisation and boxes) is tensor code with shapes
+that depend on the batch size alone: no data-dependent Python branch, no
+``.item()``, no ``nonzero``/``unique``/boolean indexing. So the whole
+predict compiles as one graph (``torch.compile(fullgraph=True)``), can be
+captured in a CUDA graph, exports with ``torch.export`` (AOTInductor) and
+ONNX, and gives every image of a batch what it gives the image alone.
+
+Against the stock ``Mask2Former.predict`` (``LeanMaskFormerFusionHead``):
+
+* the same (query, class) pairs: the top ``capacity`` class probabilities
+  (``capacity = min(test_cfg.max_per_image, Q × C)``), always that many
+  (a consumer drops low scores afterwards; ``score_thr`` is a host step);
+* the padded input is the deployment size, not the batch's own padded
+  size: an image smaller than it sees more padding (Mask2Former does not
+  mask padding), so its logits differ from the stock model's unless it
+  fills the canvas (or the stock model pads to the same size);
+* masks are the kept queries' logits upsampled bilinearly (as stock) to the
+  canvas in the network's precision and thresholded at 0, zeroed outside
+  the image; the caller crops them to the image and resizes them to the
+  original shape (:func:`mmcast.deploy.finish_instances`);
+* ``score_resolution='low'`` (the deployment default) scores a mask by the
+  mean sigmoid of its positive pixels on the head's 1/4-resolution logits
+  inside the image, not on the upsampled mask: the upsampling then runs for
+  the kept masks only and after the scores. ``'input'`` scores the
+  upsampled mask inside the image (stock's score when the original shape
+  is the resized one).
+"""
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmcast.structures import masks_to_bboxes
+from .metadata import DeployError
+
+#: Names of :meth:`StaticMask2FormerPredictor.forward`'s inputs / outputs.
+STATIC_INPUTS = ('images', 'image_sizes')
+STATIC_OUTPUTS = ('scores', 'labels', 'masks', 'boxes')
+SCORE_RESOLUTIONS = ('low', 'input')
+
+
+class Float32LayerNorm(nn.LayerNorm):
+    """``LayerNorm`` computed in float32 (weights too) whatever the input's
+    precision; the output has the input's dtype."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight,
+                            self.bias, self.eps).to(x.dtype)
+
+
+class Float32GroupNorm(nn.GroupNorm):
+    """``GroupNorm`` computed in float32 (weights too); output in the
+    input's dtype."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x.float(), self.num_groups, self.weight,
+                            self.bias, self.eps).to(x.dtype)
+
+
+def _output_to(dtype: torch.dtype):
+    """A forward hook casting a floating-point output to ``dtype``."""
+
+    def hook(module: nn.Module, args, output):
+        if torch.is_tensor(output) and output.is_floating_point():
+            return output.to(dtype)
+        return output
+
+    return hook
+
+
+def cast_network(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast a network's weights to ``dtype`` for end-to-end half precision
+    (in place).
+
+    LayerNorm and GroupNorm keep float32 weights and compute in float32
+    (:class:`Float32LayerNorm`, :class:`Float32GroupNorm`): their variance
+    overflows fp16 on large activations. Positional encodings, which build
+    float32 tensors from coordinates, have their outputs cast to ``dtype``
+    so that no float32 tensor promotes the half-precision path back. With
+    ``dtype=torch.float32`` the model is unchanged.
+
+    Returns:
+        nn.Module: The same model.
+    """
+    if dtype == torch.float32:
+        return model.float()
+    model.to(dtype)
+    for module in model.modules():
+        if type(module) is nn.LayerNorm:
+            module.__class__ = Float32LayerNorm
+            module.float()
+        elif type(module) is nn.GroupNorm:
+            module.__class__ = Float32GroupNorm
+            module.float()
+        elif 'PositionalEncoding' in type(module).__name__:
+            module.register_forward_hook(_output_to(dtype))
+    return model
+
+
+def plain_python_settings(model: nn.Module) -> nn.Module:
+    """Turn NumPy scalars held by modules (mmpretrain's stochastic-depth
+    rates, ``np.linspace`` values) into Python floats, in place: a
+    compiler takes a NumPy scalar for a tensor, and a branch on it
+    (``if drop_prob == 0.``) for data-dependent control flow."""
+    for module in model.modules():
+        for name, value in vars(module).items():
+            if isinstance(value, np.generic):
+                setattr(module, name, value.item())
+    return model
+
+
+def valid_region(image_sizes: Tensor, shape: Sequence[int],
+                 canvas: Sequence[int]) -> Tensor:
+    """Which cells of a ``shape`` (h, w) grid over the ``canvas`` (H, W) lie
+    inside each image: a cell is in when its centre is.
+
+    Args:
+        image_sizes (Tensor): (B, 2) int (height, width) of each image.
+
+    Returns:
+        Tensor: bool (B, h, w).
+    """
+    device = image_sizes.device
+    rows = (torch.arange(shape[0], device=device) + 0.5) * (
+        canvas[0] / shape[0])
+    cols = (torch.arange(shape[1], device=device) + 0.5) * (
+        canvas[1] / shape[1])
+    inside_rows = rows[None, :] < image_sizes[:, :1]  # (B, h)
+    inside_cols = cols[None, :] < image_sizes[:, 1:]  # (B, w)
+    return inside_rows[:, :, None] & inside_cols[:, None, :]
+
+
+class StaticMask2FormerPredictor(nn.Module):
+    """A Mask2Former's instance predict as a static-shape function.
+
+    Args:
+        detector (nn.Module): An mmdet ``Mask2Former`` (``CASTMask2Former``)
+            with a ``Mask2FormerHead``, instance classes only. Used, not
+            copied: cast it (:func:`cast_network`) before, if at all.
+        input_size (Sequence[int]): The canvas (H, W), a multiple of the
+            data preprocessor's ``pad_size_divisor``.
+        capacity (int, optional): Instances kept per image; defaults to
+            ``test_cfg.max_per_image`` (100 if unset), at most Q × C.
+        score_resolution (str): ``'low'`` or ``'input'`` (module doc).
+
+    Inputs of :meth:`forward`: ``images`` uint8 (B, H, W, 3) in the test
+    pipeline's channel order (BGR), each resized image top-left and
+    anything in the rest; ``image_sizes`` int64 (B, 2) their (h, w).
+    """
+
+    def __init__(self,
+                 detector: nn.Module,
+                 input_size: Sequence[int],
+                 capacity: Optional[int] = None,
+                 score_resolution: str = 'low') -> None:
+        super().__init__()
+        head = getattr(detector, 'panoptic_head', None)
+        fusion = getattr(detector, 'panoptic_fusion_head', None)
+        if head is None or fusion is None or not hasattr(head,
+                                                         'num_queries'):
+            raise DeployError(f'{type(detector).__name__} is not a '
+                              'Mask2Former (no panoptic_head / '
+                              'panoptic_fusion_head)')
+        if fusion.num_stuff_classes:
+            raise DeployError('the static predictor does instance '
+                              'segmentation only: num_stuff_classes must be '
+                              f'0, got {fusion.num_stuff_classes}')
+        if score_resolution not in SCORE_RESOLUTIONS:
+            raise DeployError(f'score_resolution must be one of '
+                              f'{SCORE_RESOLUTIONS}, got {score_resolution!r}')
+        pre = detector.data_preprocessor
+        divisor = max(1, int(getattr(pre, 'pad_size_divisor', 1)))
+        self.input_size = tuple(int(s) for s in input_size)
+        if len(self.input_size) != 2 or any(
+                s <= 0 or s % divisor for s in self.input_size):
+            raise DeployError(f'input_size={tuple(input_size)}: (H, W) must '
+                              'be positive multiples of pad_size_divisor '
+                              f'{divisor}')
+        self.detector = plain_python_settings(detector)
+        self.num_classes = fusion.num_things_classes
+        pairs = head.num_queries * self.num_classes
+        if capacity is None:
+            capacity = (detector.test_cfg or {}).get('max_per_image', 100)
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or \
+                capacity < 1:
+            raise DeployError(f'capacity must be an integer >= 1, got '
+                              f'{capacity!r}')
+        self.capacity = min(capacity, pairs)
+        self.score_resolution = score_resolution
+        self.flip_channels = bool(getattr(pre, '_channel_conversion', False))
+        normalize = bool(getattr(pre, '_enable_normalize', False))
+        mean = pre.mean.detach().float().view(1, 3, 1, 1) if normalize \
+            else torch.zeros(1, 3, 1, 1)
+        std = pre.std.detach().float().view(1, 3, 1, 1) if normalize \
+            else torch.ones(1, 3, 1, 1)
+        self.register_buffer('mean', mean.clone(), persistent=False)
+        self.register_buffer('std', std.clone(), persistent=False)
+        self.pad_value = float(getattr(pre, 'pad_value', 0))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision the network computes in (its first weight's)."""
+        return next(self.detector.parameters()).dtype
+
+    def preprocess(self, images: Tensor, image_sizes: Tensor) -> Tensor:
+        """uint8 (B, H, W, 3) → the normalised network input (B, 3, H, W)
+        in the network's precision, ``pad_value`` outside each image (the
+        data preprocessor's normalise-then-pad)."""
+        x = images.permute(0, 3, 1, 2).float()
+        if self.flip_channels:
+            x = x.flip(1)
+        x = (x - self.mean) / self.std
+        inside = valid_region(image_sizes, self.input_size, self.input_size)
+        x = torch.where(inside[:, None], x, self.pad_value)
+        return x.to(self.dtype)
+
+    def network(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+        """Class logits (B, Q, C + 1) and mask logits (B, Q, h, w) of the
+        last decoder layer."""
+        feats = self.detector.extract_feat(inputs)
+        cls_logits, mask_logits = self.detector.panoptic_head(feats, [])
+        return cls_logits[-1], mask_logits[-1]
+
+    def postprocess(self, cls_logits: Tensor, mask_logits: Tensor,
+                    image_sizes: Tensor
+                    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The kept instances of each image (module doc): ``scores``
+        (B, K) float32, ``labels`` (B, K) int64, ``masks`` bool
+        (B, K, H, W) and ``boxes`` (B, K, 4) float32 on the canvas."""
+        num_classes, canvas = self.num_classes, self.input_size
+        probs = F.softmax(cls_logits.float(), dim=-1)[..., :-1]
+        top_probs, top_index = probs.flatten(1).topk(self.capacity, dim=1)
+        labels = top_index % num_classes
+        queries = top_index // num_classes
+        kept = torch.gather(
+            mask_logits, 1, queries[:, :, None, None].expand(
+                -1, -1, *mask_logits.shape[-2:]))  # (B, K, h, w)
+        upsampled = F.interpolate(kept, size=canvas, mode='bilinear',
+                                  align_corners=False)
+        inside = valid_region(image_sizes, canvas, canvas)[:, None]
+        masks = (upsampled > 0) & inside
+        if self.score_resolution == 'low':
+            logits = kept
+            positive = (kept > 0) & valid_region(
+                image_sizes, kept.shape[-2:], canvas)[:, None]
+        else:
+            logits, positive = upsampled, masks
+        inside_sigmoid = torch.where(positive, logits.float().sigmoid(), 0.)
+        mask_scores = inside_sigmoid.sum(dim=(2, 3)) / (
+            positive.sum(dim=(2, 3)) + 1e-6)
+        scores = top_probs * mask_scores
+        boxes = masks_to_bboxes(masks.flatten(0, 1)).view(*masks.shape[:2], 4)
+        return scores, labels, masks, boxes
+
+    def forward(self, images: Tensor, image_sizes: Tensor
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``images`` uint8 (B, H, W, 3), ``image_sizes`` int64 (B, 2) →
+        ``scores``, ``labels``, ``masks``, ``boxes`` (see
+        :meth:`postprocess`)."""
+        cls_logits, mask_logits = self.network(
+            self.preprocess(images, image_sizes))
+        return self.postprocess(cls_logits, mask_logits, image_sizes)
+
+
+def build_static_predictor(model: nn.Module,
+                           input_size: Sequence[int],
+                           dtype: Optional[torch.dtype] = None,
+                           capacity: Optional[int] = None,
+                           score_resolution: str = 'low'
+                           ) -> StaticMask2FormerPredictor:
+    """A :class:`StaticMask2FormerPredictor` of ``model`` with its weights
+    cast to ``dtype`` (:func:`cast_network`), in eval mode, on the model's
+    device. ``dtype`` defaults to float16 on CUDA and bfloat16 on the CPU;
+    ``model`` itself is changed (cast), so pass a copy to keep it."""
+    device = next(model.parameters()).device
+    if dtype is None:
+        dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
+    cast_network(model.eval(), dtype)
+    return StaticMask2FormerPredictor(
+        model, input_size, capacity=capacity,
+        score_resolution=score_resolution).to(device).eval()
+
+
+def compile_predictor(predictor: nn.Module,
+                      cuda_graph: bool = False) -> nn.Module:
+    """``torch.compile`` the whole predict as one graph (``fullgraph``:
+    any graph break is an error) for its fixed input size; with
+    ``cuda_graph`` (CUDA only) inductor also captures it in a CUDA graph
+    (``mode='reduce-overhead'``): then the outputs of a call are
+    overwritten by the next call, so copy or consume them first."""
+    return torch.compile(
+        predictor, fullgraph=True, dynamic=False,
+        mode='reduce-overhead' if cuda_graph else None)
+
+
+def finish_instances(scores: Tensor, labels: Tensor, masks: Tensor,
+                     img_shape: Sequence[int],
+                     ori_shape: Optional[Sequence[int]] = None,
+                     score_thr: float = 0.0) -> InstanceData:
+    """One image's static outputs as ``DetDataSample.pred_instances`` in
+    the original image.
+
+    Instances scored under ``score_thr`` are dropped; masks are cropped to
+    the resized image ``img_shape`` (h, w) and, when ``ori_shape`` differs,
+    resized to it (bilinear on the binary mask, kept at >= 0.5: the stock
+    head resizes the logits before binarising them); boxes are the masks'
+    (:func:`mmcast.structures.masks_to_bboxes`).
+
+    Args:
+        scores (Tensor): (K, ) of :meth:`StaticMask2FormerPredictor.forward`
+            for this image; ``labels`` (K, ) and ``masks`` (K, H, W) too.
+
+    Returns:
+        InstanceData: ``scores``, ``labels``, ``bboxes``, bool ``masks``.
+    """
+    keep = scores >= score_thr
+    h, w = int(img_shape[0]), int(img_shape[1])
+    kept_masks = masks[keep][:, :h, :w]
+    if ori_shape is not None and tuple(ori_shape[:2]) != (h, w):
+        kept_masks = F.interpolate(
+            kept_masks[:, None].float(), size=tuple(ori_shape[:2]),
+            mode='bilinear', align_corners=False,
+            antialias=True)[:, 0] >= 0.5
+    results = InstanceData()
+    results.scores = scores[keep].float()
+    results.labels = labels[keep].long()
+    results.masks = kept_masks
+    results.bboxes = masks_to_bboxes(kept_masks)
+    return results

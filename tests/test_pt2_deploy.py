@@ -1,0 +1,242 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The ``.pt2`` package of the student (``torch.export`` + AOTInductor).
+
+The toy DINOv2 DPT student (random weights) is exported once; the package
+runs in a Python process that imports torch and nothing of mmcast,
+MMDetection or MMCV, and gives the eager static predictor's instances
+(same labels, mask IoU >= 0.99, scores within 1e-3) at batch 4 and, per
+image, at batch 1; it carries its metadata (classes, capacity, input size,
+checkpoint sha256) readable without loading it; ``PT2Inferencer`` gives
+``ONNXInferencer``'s predictions and files, and checks a given sha256
+before anything is loaded.
+"""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO_ROOT, load_script
+from mmcast.apis import ONNXInferencer, PT2Inferencer
+from mmcast.deploy import (DeployError, export_onnx, export_pt2,
+                           read_pt2_metadata)
+from mmcast.deploy.pt2_package import eager_reference
+from mmcast.pseudo_labels import file_sha256
+from test_onnx_deploy import assert_agree
+from test_static_deploy import (CANVAS, CLASSES, STUDENT,
+                                write_student_checkpoint)
+
+pytestmark = pytest.mark.slow_fixture(4)
+FORBIDDEN = ('mmcast', 'mmdet', 'mmcv', 'mmengine', 'mmpretrain')
+# Runs in a subprocess: torch alone. argv: package, inputs .pt, outputs .pt
+TORCH_ONLY_RUN = r'''
+import sys
+import torch
+package = torch._inductor.aoti_load_package(sys.argv[1])
+images, sizes = torch.load(sys.argv[2])
+with torch.no_grad():
+    batched = package(images, sizes)
+    alone = [package(images[i:i + 1], sizes[i:i + 1])
+             for i in range(len(images))]
+loaded = sorted(m for m in sys.modules
+                if m.split('.')[0] in %r)
+torch.save(dict(batched=batched, alone=alone, loaded=loaded,
+                metadata=package.get_metadata()), sys.argv[3])
+''' % (FORBIDDEN, )
+
+
+@pytest.fixture(scope='module')
+def published(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('pt2')
+    checkpoint = str(folder / 'student.pth')
+    model = write_student_checkpoint(checkpoint)
+    return dict(folder=folder, checkpoint=checkpoint, model=model)
+
+
+@pytest.fixture(scope='module')
+def package(published):
+    """Exported with scores from the upsampled masks (the ONNX runtime's
+    and the stock head's), batch 1 to 8."""
+    return export_pt2(STUDENT, published['checkpoint'],
+                      str(published['folder'] / 'student.pt2'),
+                      input_size=CANVAS, score_resolution='input',
+                      max_batch=8)
+
+
+@pytest.fixture(scope='module')
+def images(toy_data_root, tmp_path_factory):
+    """Toy val images at the canvas size (the test resize keeps them) and
+    one at 64x128 (resized to 96x192, results rescaled)."""
+    folder = tmp_path_factory.mktemp('images')
+    root = osp.join(toy_data_root, 'leftImg8bit', 'val')
+    paths = sorted(osp.join(d, f) for d, _, files in os.walk(root)
+                   for f in files if f.endswith('.png'))
+    for i, path in enumerate(paths):
+        image = cv2.imread(path)
+        cv2.imwrite(str(folder / f'{i}.png'), cv2.resize(
+            image, CANVAS[::-1], interpolation=cv2.INTER_LINEAR))
+    cv2.imwrite(str(folder / 'small.png'), cv2.imread(paths[0]))
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def _canvas_batch(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (4, *CANVAS, 3), dtype=torch.uint8,
+                           generator=gen)
+    sizes = torch.tensor([[96, 192], [80, 160], [96, 192], [50, 100]])
+    return images, sizes
+
+
+def _instances(outputs, i):
+    """(scores, labels, masks) of image ``i`` as an InstanceData-like."""
+    from mmengine.structures import InstanceData
+    scores, labels, masks, _ = [o[i] for o in outputs]
+    return InstanceData(scores=scores, labels=labels, masks=masks)
+
+
+def test_package_runs_with_torch_alone_and_gives_eager_instances(
+        package, published, tmp_path):
+    inputs = tmp_path / 'inputs.pt'
+    torch.save(_canvas_batch(), inputs)
+    result = tmp_path / 'outputs.pt'
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)  # mmcast importable
+    proc = subprocess.run(
+        [sys.executable, '-c', TORCH_ONLY_RUN, package['file'], str(inputs),
+         str(result)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = torch.load(result)
+    assert out['loaded'] == []  # no mmcast, mmdet, mmcv, ... imported
+    assert json.loads(out['metadata']['classes']) == list(CLASSES)
+    reference = eager_reference(published['model'], package['metadata'])
+    with torch.no_grad():
+        expected = reference(*_canvas_batch())
+    compared = 0
+    for i in range(4):
+        ref = _instances(expected, i)
+        for got in (_instances(out['batched'], i),
+                    _instances(out['alone'][i], 0)):
+            n, diff, iou = assert_agree(got, ref, 0.)
+            compared += n
+            assert got.masks.shape == (50, *CANVAS)
+    assert compared == 4 * 2 * 50
+
+
+def test_metadata_is_inside_and_read_without_loading(package, published):
+    meta = read_pt2_metadata(package['file'])
+    assert meta == {**meta, **package['metadata']}
+    assert tuple(meta['classes']) == CLASSES
+    assert meta['capacity'] == 50 == meta['max_per_image']  # test_cfg's
+    assert meta['input_size'] == list(CANVAS)
+    assert meta['precision'] == 'float32' and meta['device'] == 'cpu'
+    assert meta['checkpoint_sha256'] == file_sha256(
+        published['checkpoint'], use_cache=False)
+    assert meta['inputs'] == ['images', 'image_sizes']
+    assert meta['outputs'] == ['scores', 'labels', 'masks', 'boxes']
+    assert meta['AOTI_DEVICE_KEY'] == 'cpu'
+    assert package['sha256'] == file_sha256(package['file'],
+                                            use_cache=False)
+    assert not [f for f in os.listdir(published['folder'])
+                if f.startswith('.')]  # written atomically
+
+
+def test_inferencer_gives_the_onnx_inferencers_predictions(
+        package, published, images, tmp_path):
+    onnx_file = export_onnx(STUDENT, published['checkpoint'],
+                            str(tmp_path / 'student.onnx'))['file']
+    ours = PT2Inferencer(package['file'], score_thr=0., batch_size=2,
+                         sha256=package['sha256'])
+    theirs = ONNXInferencer(onnx_file, score_thr=0.)
+    same_size = [p for p in images if 'small' not in p]
+    for a, b in zip(ours.predict(same_size), theirs.predict(same_size)):
+        assert a.ori_shape == b.ori_shape == CANVAS
+        n, _, _ = assert_agree(a.pred_instances, b.pred_instances, 0.)
+        assert n == 50
+    small = [p for p in images if 'small' in p]
+    a, b = ours.predict(small)[0], theirs.predict(small)[0]
+    assert a.pred_instances.masks.shape == b.pred_instances.masks.shape == (
+        50, 64, 128)
+    assert torch.equal(a.pred_instances.labels.sort().values,
+                       b.pred_instances.labels.sort().values)
+    out = ours(images, out_dir=str(tmp_path / 'out'))
+    assert sorted(os.listdir(tmp_path / 'out' / 'preds')) == sorted(
+        osp.basename(p)[:-4] + '.json' for p in images)
+    assert len(out['predictions']) == len(images)
+
+
+def test_sha256_is_checked_before_loading(package, monkeypatch, tmp_path):
+    loads = []
+    monkeypatch.setattr(torch._inductor, 'aoti_load_package',
+                        lambda *a, **k: loads.append(a))
+    with pytest.raises(DeployError, match=f'{package["file"]}: sha256 .* '
+                       'is not the expected'):
+        PT2Inferencer(package['file'], sha256='0' * 64)
+    assert not loads
+    changed = tmp_path / 'changed.pt2'
+    changed.write_bytes(open(package['file'], 'rb').read() + b'\0')
+    with pytest.raises(DeployError, match='changed.pt2: sha256'):
+        PT2Inferencer(str(changed), sha256=package['sha256'])
+    assert not loads
+
+
+def test_bad_inputs_name_the_file(package, published, images, tmp_path):
+    missing = str(tmp_path / 'nope.pt2')
+    with pytest.raises(FileNotFoundError, match=missing):
+        PT2Inferencer(missing)
+    plain = tmp_path / 'plain.pt2'
+    with zipfile.ZipFile(plain, 'w') as archive:
+        archive.writestr('m/data/aotinductor/model/x.wrapper_metadata.json',
+                         json.dumps({'AOTI_DEVICE_KEY': 'cpu'}))
+    with pytest.raises(DeployError, match=f'{plain}: no mmcast metadata'):
+        read_pt2_metadata(str(plain))
+    damaged = tmp_path / 'damaged.pt2'
+    damaged.write_bytes(b'not a package')
+    with pytest.raises(DeployError, match=f'{damaged}: not a .pt2'):
+        PT2Inferencer(str(damaged))
+    inferencer = PT2Inferencer(package['file'])
+    big = tmp_path / 'big.png'
+    cv2.imwrite(str(big), np.zeros((200, 200, 3), np.uint8))
+    inferencer.meta = dict(inferencer.meta, resize=None)
+    with pytest.raises(DeployError, match='takes 96x192 inputs but an '
+                       'image is 200x200'):
+        inferencer.predict(str(big))
+    with pytest.raises(DeployError, match='batch_size must be in'):
+        PT2Inferencer(package['file'], batch_size=9)
+    with pytest.raises(DeployError, match='precision must be one of'):
+        export_pt2(STUDENT, published['checkpoint'], str(tmp_path / 'x'),
+                   CANVAS, precision='int8')
+
+
+def test_msdeformattn_model_is_refused_by_name(tmp_path):
+    """mmcv's deformable attention reads device data on the host: the
+    export fails naming the config, before any compilation."""
+    from test_static_deploy import build_student
+    r18 = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'
+    model = build_student(r18)
+    checkpoint = str(tmp_path / 'r18.pth')
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=CLASSES))),
+               checkpoint)
+    with pytest.raises(DeployError, match=f'{r18}: torch.export failed'):
+        export_pt2(r18, checkpoint, str(tmp_path / 'r18.pt2'), CANVAS)
+    assert not osp.exists(tmp_path / 'r18.pt2')
+
+
+def test_command_line_runs_a_package(package, images, tmp_path, capsys,
+                                     monkeypatch):
+    cli = load_script(osp.join(REPO_ROOT, 'tools', 'deploy', 'pt2_infer.py'))
+    monkeypatch.setattr(sys, 'argv', [
+        'pt2_infer.py', package['file'], images[0], '--out-dir',
+        str(tmp_path / 'o'), '--score-thr', '0', '--sha256',
+        package['sha256']])
+    cli.main()
+    assert '1 image(s), 50 instance(s)' in capsys.readouterr().out
+    monkeypatch.setattr(sys, 'argv', ['pt2_infer.py', package['file'],
+                                      images[0], '--sha256', 'ab' * 32])
+    with pytest.raises(SystemExit, match='pt2_infer: .*sha256'):
+        cli.main()

@@ -1,0 +1,244 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""The student's whole predict as one static-shape graph
+(``mmcast.deploy.static_predict``).
+
+On the toy DINOv2 DPT student (the paper's student architecture at toy
+width, random weights): Dynamo traces normalisation, backbone, pixel
+decoder, masked-attention decoder and post-processing without a graph
+break in float32, bfloat16 and float16; inductor's compiled graph gives
+the eager outputs; ``torch.export`` of it holds no op that reads device
+data on the host; every image of a batch of 2, 4 or 8 gets what it gets
+alone; half precision keeps the float32 predictions (norms in float32);
+the low-resolution mask scores change only the scores, and the host step
+gives the lean head's instances when scores come from the upsampled
+masks.
+"""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+import torch._dynamo
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+import mmcast  # noqa: F401  (registers the modules)
+from conftest import REPO_ROOT
+from mmcast.apis import prepare_for_inference
+from mmcast.deploy import (DeployError, StaticMask2FormerPredictor,
+                           build_static_predictor, cast_network,
+                           finish_instances)
+from mmcast.deploy.pt2_package import example_inputs, export_static_program
+from mmcast.deploy.static_predict import Float32LayerNorm
+
+register_all_modules()
+pytestmark = pytest.mark.slow_fixture(3)
+STUDENT = ('configs/mmcast/toy/'
+           'supervised_dinov2-tiny-dpt_1xb4-2000it_toy-10p.py')
+CANVAS = (96, 192)
+CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
+           'bicycle')
+# ops that make the host wait for the device or give data-dependent shapes
+SYNC_OPS = {'_local_scalar_dense', 'item', 'nonzero', 'argwhere', 'unique',
+            '_unique', '_unique2', 'unique_dim', 'unique_consecutive',
+            'masked_select', 'masked_scatter'}
+
+
+def build_student(config: str = STUDENT) -> torch.nn.Module:
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+    return model.eval()
+
+
+def write_student_checkpoint(path: str) -> torch.nn.Module:
+    """The toy student's random weights as a checkpoint with the toy
+    classes (what tools/publish_model.py writes); returns the model."""
+    model = build_student()
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=CLASSES))), path)
+    return model
+
+
+@pytest.fixture(scope='module')
+def student():
+    return build_student()
+
+
+@pytest.fixture(scope='module')
+def inputs():
+    """8 images: full canvas ones and smaller ones (padded)."""
+    images, sizes = example_inputs(CANVAS, 8, seed=3)
+    sizes[1::3] = torch.tensor([70, 150])
+    return images, sizes
+
+
+def predictor_of(student, dtype=torch.float32, **kwargs):
+    return build_static_predictor(copy.deepcopy(student), CANVAS, dtype,
+                                  **kwargs)
+
+
+def _mask_iou(a, b):
+    inter = (a & b).flatten(-2).sum(-1).float()
+    union = (a | b).flatten(-2).sum(-1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), 1.0)
+
+
+def assert_same_instances(ref, out, score_atol=1e-5, min_iou=0.999):
+    """Same labels in the same order, scores within ``score_atol``, masks
+    equal but for pixels whose logit is within rounding of 0."""
+    assert torch.equal(ref[1], out[1])
+    torch.testing.assert_close(out[0], ref[0], rtol=0, atol=score_atol)
+    assert _mask_iou(ref[2], out[2]).min() >= min_iou
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16,
+                                   torch.float16])
+def test_whole_predict_traces_without_a_graph_break(student, inputs, dtype):
+    predictor = predictor_of(student, dtype)
+    with torch.no_grad():
+        explained = torch._dynamo.explain(predictor)(*inputs)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1
+    torch._dynamo.reset()
+
+
+def test_compiled_graph_gives_the_eager_outputs(student, inputs):
+    """inductor on the CPU, ``fullgraph=True`` (a graph break would raise),
+    float32: the same instances as eager."""
+    predictor = predictor_of(student)
+    compiled = prepare_for_inference(copy.deepcopy(student), mode='deploy',
+                                     dtype=torch.float32,
+                                     input_size=CANVAS, compile=True)
+    with torch.no_grad():
+        ref = predictor(*inputs)
+        out = compiled(*inputs)
+    assert [o.shape for o in out] == [
+        (8, 50), (8, 50), (8, 50, *CANVAS), (8, 50, 4)]
+    assert out[2].dtype == torch.bool and out[0].dtype == torch.float32
+    assert_same_instances(ref, out)
+    torch.testing.assert_close(out[3], ref[3], rtol=0, atol=1)
+    torch._dynamo.reset()
+
+
+def test_exported_graph_has_no_host_synchronisation(student):
+    """``torch.export`` of the whole predict, batch dynamic: no op that
+    reads device data back (``.item()``, ``nonzero``, boolean indexing,
+    ``unique``) and every output shape is the batch size times constants."""
+    program = export_static_program(predictor_of(student, torch.bfloat16))
+    aten_ops = {str(n.target).split('.')[1] for n in program.graph.nodes
+                if str(n.target).startswith('aten.')}
+    assert not aten_ops & SYNC_OPS
+    assert {'topk', 'gather', 'upsample_bilinear2d'} <= aten_ops
+    outputs = [n for n in program.graph.nodes if n.op == 'output'][0]
+    shapes = [o.meta['val'].shape for o in outputs.args[0]]
+    batch = shapes[0][0]
+    assert not isinstance(batch, int)  # the batch symbol
+    assert [tuple(s) for s in shapes] == [
+        (batch, 50), (batch, 50), (batch, 50, *CANVAS), (batch, 50, 4)]
+
+
+def test_batches_give_each_image_its_batch_1_instances(student, inputs):
+    predictor = predictor_of(student)
+    with torch.no_grad():
+        alone = [predictor(inputs[0][i:i + 1], inputs[1][i:i + 1])
+                 for i in range(8)]
+        for batch_size in (2, 4, 8):
+            for start in range(0, 8, batch_size):
+                part = slice(start, start + batch_size)
+                out = predictor(inputs[0][part], inputs[1][part])
+                for i in range(batch_size):
+                    assert_same_instances(
+                        alone[start + i], [o[i:i + 1] for o in out])
+
+
+def test_half_precision_keeps_the_predictions(student, inputs):
+    """Weights cast to bf16 / fp16 with norms in float32: the best scores
+    within half precision of float32's, the top instance's mask the same
+    up to boundary pixels."""
+    ref = predictor_of(student)
+    with torch.no_grad():
+        expected = ref(*inputs)
+        for dtype, atol in ((torch.bfloat16, 2e-2), (torch.float16, 3e-3)):
+            half = predictor_of(student, dtype)
+            assert half.dtype == dtype
+            norms = [m for m in half.modules()
+                     if isinstance(m, Float32LayerNorm)]
+            assert norms and all(m.weight.dtype == torch.float32
+                                 for m in norms)
+            out = half(*inputs)
+            assert out[0].dtype == torch.float32
+            torch.testing.assert_close(out[0].sort(dim=1).values,
+                                       expected[0].sort(dim=1).values,
+                                       rtol=0, atol=atol)
+
+
+def test_low_resolution_scores_change_only_the_scores(student, inputs):
+    """``score_resolution='low'`` and ``'input'`` keep the same pairs and
+    masks; scores differ by the resolution they are averaged at."""
+    with torch.no_grad():
+        low = predictor_of(student)(*inputs)
+        full = predictor_of(student, score_resolution='input')(*inputs)
+    assert torch.equal(low[1], full[1]) and torch.equal(low[2], full[2])
+    assert torch.equal(low[3], full[3])
+    gap = (low[0] - full[0]).abs()
+    assert 0 < gap.max() < 0.05
+
+
+def test_host_step_gives_the_lean_heads_instances(student, inputs):
+    """With ``score_resolution='input'``, an image filling the canvas,
+    ``finish_instances`` gives ``CASTMask2Former.predict``'s instances
+    (same labels and masks, scores to 1e-5); rescaled to another original
+    shape, the same labels and nearly the same masks (resized binary
+    masks, not resized logits)."""
+    predictor = predictor_of(student, score_resolution='input')
+    images, sizes = inputs[0][:1], inputs[1][:1]
+    model = copy.deepcopy(student)
+    model.test_cfg['max_per_image'] = 50
+    sample = DetDataSample(metainfo=dict(
+        img_shape=CANVAS, ori_shape=(48, 96), scale_factor=(2., 2.),
+        batch_input_shape=CANVAS, pad_shape=CANVAS))
+    with torch.no_grad():
+        scores, labels, masks, _ = [o[0] for o in predictor(images, sizes)]
+        data = model.data_preprocessor(dict(
+            inputs=[images[0].permute(2, 0, 1)], data_samples=[sample]))
+        for rescale in (False, True):
+            ref = model.predict(data['inputs'], copy.deepcopy(
+                data['data_samples']), rescale=rescale)[0].pred_instances
+            out = finish_instances(scores, labels, masks, CANVAS,
+                                   (48, 96) if rescale else None, 0.)
+            order = ref.scores.argsort(descending=True)
+            mine = out.scores.argsort(descending=True)
+            assert torch.equal(ref.labels[order], out.labels[mine])
+            if not rescale:  # stock scores the resized mask
+                torch.testing.assert_close(out.scores[mine],
+                                           ref.scores[order], rtol=0,
+                                           atol=1e-5)
+            iou = _mask_iou(ref.masks[order], out.masks[mine])
+            if rescale:  # random weights: ragged masks, rescaled 2x down
+                assert iou.mean() >= 0.9
+            else:
+                assert iou.min() >= 0.999
+            assert out.bboxes.shape == (50, 4)
+    kept = finish_instances(scores, labels, masks, (70, 150), None, 0.1)
+    assert (kept.scores >= 0.1).all() and kept.masks.shape[1:] == (70, 150)
+
+
+def test_bad_settings_name_the_value(student):
+    with pytest.raises(DeployError, match='multiples of pad_size_divisor'):
+        StaticMask2FormerPredictor(student, (100, 192))
+    with pytest.raises(DeployError, match='score_resolution'):
+        StaticMask2FormerPredictor(student, CANVAS, score_resolution='x')
+    with pytest.raises(DeployError, match='capacity'):
+        StaticMask2FormerPredictor(student, CANVAS, capacity=0)
+    with pytest.raises(ValueError, match='input_size'):
+        prepare_for_inference(student, mode='deploy')
+    assert StaticMask2FormerPredictor(student, CANVAS,
+                                      capacity=10_000).capacity == 20 * 8
+    model = cast_network(copy.deepcopy(student), torch.float32)
+    assert next(model.parameters()).dtype == torch.float32
