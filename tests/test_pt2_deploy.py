@@ -96,7 +96,7 @@ def _canvas_batch(seed=0):
 def _instances(outputs, i):
     """(scores, labels, masks) of image ``i`` as an InstanceData-like."""
     from mmengine.structures import InstanceData
-    scores, labels, masks, _ = [o[i] for o in outputs]
+    scores, labels, masks, *_ = [o[i] for o in outputs]
     return InstanceData(scores=scores, labels=labels, masks=masks)
 
 
@@ -137,7 +137,8 @@ def test_metadata_is_inside_and_read_without_loading(package, published):
     assert meta['checkpoint_sha256'] == file_sha256(
         published['checkpoint'], use_cache=False)
     assert meta['inputs'] == ['images', 'image_sizes']
-    assert meta['outputs'] == ['scores', 'labels', 'masks', 'boxes']
+    assert meta['outputs'] == ['scores', 'labels', 'masks', 'boxes',
+                               'left_out']
     assert meta['AOTI_DEVICE_KEY'] == 'cpu'
     assert package['sha256'] == file_sha256(package['file'],
                                             use_cache=False)
@@ -157,6 +158,9 @@ def test_inferencer_gives_the_onnx_inferencers_predictions(
         assert a.ori_shape == b.ori_shape == CANVAS
         n, _, _ = assert_agree(a.pred_instances, b.pred_instances, 0.)
         assert n == 50
+        # the cap of 50 of the 20 x 8 pairs, and the objects it left out
+        assert a.pred_instances.metainfo == b.pred_instances.metainfo
+        assert a.pred_instances.metainfo['max_per_image'] == 50
     small = [p for p in images if 'small' in p]
     a, b = ours.predict(small)[0], theirs.predict(small)[0]
     assert a.pred_instances.masks.shape == b.pred_instances.masks.shape == (

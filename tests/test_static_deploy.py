@@ -204,7 +204,7 @@ def test_host_step_gives_the_lean_heads_instances(student, inputs):
         img_shape=CANVAS, ori_shape=(48, 96), scale_factor=(2., 2.),
         batch_input_shape=CANVAS, pad_shape=CANVAS))
     with torch.no_grad():
-        scores, labels, masks, _ = [o[0] for o in predictor(images, sizes)]
+        scores, labels, masks, *_ = [o[0] for o in predictor(images, sizes)]
         data = model.data_preprocessor(dict(
             inputs=[images[0].permute(2, 0, 1)], data_samples=[sample]))
         for rescale in (False, True):
@@ -242,3 +242,31 @@ def test_bad_settings_name_the_value(student):
                                       capacity=10_000).capacity == 20 * 8
     model = cast_network(copy.deepcopy(student), torch.float32)
     assert next(model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize('capacity', [5, 12, 40])
+def test_the_objects_the_cap_leaves_out_are_counted(student, capacity):
+    """``left_out`` counts what the lean fusion head's
+    ``count_over_cap`` counts: 12 confident queries of one class and the
+    rest "no object" at a cap of 5 leave 7 out; random logits alike."""
+    from mmcast.models.seg_heads.lean_maskformer_fusion_head import \
+        count_over_cap
+    predictor = StaticMask2FormerPredictor(
+        copy.deepcopy(student), CANVAS, capacity=capacity)
+    num_queries, num_classes = 20, len(CLASSES)
+    sizes = torch.tensor([CANVAS])
+    masks = torch.randn(1, num_queries, 24, 48)
+    confident = torch.full((1, num_queries, num_classes + 1), -8.)
+    confident[0, :12, 0], confident[0, 12:, -1] = 8., 8.
+    torch.manual_seed(capacity)
+    for cls_logits in (confident, torch.randn(1, num_queries,
+                                              num_classes + 1) * 3):
+        *_, left_out = predictor.postprocess(cls_logits, masks, sizes)
+        assert left_out.shape == (1, num_queries)
+        probs = cls_logits[0].softmax(-1)
+        top = probs[:, :-1].flatten().topk(predictor.capacity).indices
+        for thr in (0., 0.3, 0.9):
+            assert int((left_out[0] >= thr).sum()) == count_over_cap(
+                probs, top, num_classes, thr)
+    *_, left_out = predictor.postprocess(confident, masks, sizes)
+    assert int((left_out >= 0.3).sum()) == max(12 - capacity, 0)

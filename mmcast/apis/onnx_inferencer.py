@@ -236,6 +236,25 @@ class ONNXInferencer:
                     max_per_image=int(meta.get('max_per_image', 0)),
                     num_over_cap=int(meta.get('num_over_cap', 0)))
 
+    @staticmethod
+    def summary(results: dict, score_thr: float, out_dir: str) -> List[str]:
+        """The lines a command line prints after :meth:`__call__`: images
+        and instances found, and the images whose cap left out objects."""
+        preds = results['predictions']
+        lines = [f'{len(preds)} image(s), '
+                 f'{sum(len(p["labels"]) for p in preds)} instance(s) with '
+                 f'score >= {score_thr}; results in {out_dir}']
+        if results['num_capped']:
+            cap = max(p['max_per_image'] for p in preds)
+            left_out = sum(p['num_over_cap'] for p in preds)
+            lines.append(
+                f'{results["num_capped"]} image(s) hit the model\'s cap of '
+                f'{cap} instances per image, which left out {left_out} more '
+                f'with score >= {score_thr} ("num_over_cap" in their '
+                'preds/*.json): the model\'s capacity '
+                '(docs/en/user_guides/deployment.md)')
+        return lines
+
     @property
     def visualizer(self):
         """MMDetection's ``DetLocalVisualizer`` with the model's classes."""

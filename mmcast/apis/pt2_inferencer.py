@@ -89,7 +89,9 @@ class PT2Inferencer(ONNXInferencer):
     def forward(self, images: torch.Tensor, sizes: torch.Tensor
                 ) -> Tuple[torch.Tensor, ...]:
         """``scores`` (B, K), ``labels`` (B, K), ``masks`` (B, K, H, W),
-        ``boxes`` (B, K, 4) on the canvas."""
+        ``boxes`` (B, K, 4) on the canvas, ``left_out`` (B, Q) (the
+        objects the cap left out, see
+        :meth:`~mmcast.deploy.StaticMask2FormerPredictor.postprocess`)."""
         with torch.no_grad():
             return tuple(self.package(images, sizes))
 
@@ -101,7 +103,7 @@ class PT2Inferencer(ONNXInferencer):
             originals = [self.load_image(i) for i in chunk]
             resized = [self.resize(img) for img in originals]
             images, sizes = self.pad_batch([img for img, _ in resized])
-            scores, labels, masks, _ = self.forward(images, sizes)
+            scores, labels, masks, _, left_out = self.forward(images, sizes)
             for i, (item, ori, (img, factor)) in enumerate(
                     zip(chunk, originals, resized)):
                 meta = dict(
@@ -115,4 +117,7 @@ class PT2Inferencer(ONNXInferencer):
                 sample.pred_instances = finish_instances(
                     scores[i], labels[i], masks[i], img.shape[:2],
                     ori.shape[:2], score_thr).cpu()
+                sample.pred_instances.set_metainfo(dict(
+                    max_per_image=int(scores.shape[1]),
+                    num_over_cap=int((left_out[i] >= score_thr).sum())))
                 yield item, ori, sample

@@ -10,7 +10,7 @@ MMDetection or MMCV)::
 
     import torch
     model = torch._inductor.aoti_load_package('student.pt2')
-    scores, labels, masks, boxes = model(images, image_sizes)
+    scores, labels, masks, boxes, left_out = model(images, image_sizes)
     model.get_metadata()  # JSON text per key, see below
 
 ``images`` are uint8 (B, H, W, 3) BGR on the canvas the package was built

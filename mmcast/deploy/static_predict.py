@@ -45,7 +45,7 @@ from .metadata import DeployError
 
 #: Names of :meth:`StaticMask2FormerPredictor.forward`'s inputs / outputs.
 STATIC_INPUTS = ('images', 'image_sizes')
-STATIC_OUTPUTS = ('scores', 'labels', 'masks', 'boxes')
+STATIC_OUTPUTS = ('scores', 'labels', 'masks', 'boxes', 'left_out')
 SCORE_RESOLUTIONS = ('low', 'input')
 
 
@@ -233,13 +233,21 @@ class StaticMask2FormerPredictor(nn.Module):
 
     def postprocess(self, cls_logits: Tensor, mask_logits: Tensor,
                     image_sizes: Tensor
-                    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                    ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The kept instances of each image (module doc): ``scores``
         (B, K) float32, ``labels`` (B, K) int64, ``masks`` bool
-        (B, K, H, W) and ``boxes`` (B, K, 4) float32 on the canvas."""
+        (B, K, H, W) and ``boxes`` (B, K, 4) float32 on the canvas; and
+        ``left_out`` (B, Q) float32: for each query whose most probable
+        class is an object and whose (query, class) pair the cap of K did
+        not keep, that probability, else -1 (the objects the cap left out
+        above a threshold t are ``(left_out >= t).sum(1)``, as
+        :func:`~mmcast.models.seg_heads.lean_maskformer_fusion_head.
+        count_over_cap` counts them)."""
         num_classes, canvas = self.num_classes, self.input_size
-        probs = F.softmax(cls_logits.float(), dim=-1)[..., :-1]
+        all_probs = F.softmax(cls_logits.float(), dim=-1)
+        probs = all_probs[..., :-1]
         top_probs, top_index = probs.flatten(1).topk(self.capacity, dim=1)
+        left_out = self.left_out(all_probs, top_index)
         labels = top_index % num_classes
         queries = top_index // num_classes
         kept = torch.gather(
@@ -260,12 +268,25 @@ class StaticMask2FormerPredictor(nn.Module):
             positive.sum(dim=(2, 3)) + 1e-6)
         scores = top_probs * mask_scores
         boxes = masks_to_bboxes(masks.flatten(0, 1)).view(*masks.shape[:2], 4)
-        return scores, labels, masks, boxes
+        return scores, labels, masks, boxes, left_out
+
+    def left_out(self, probs: Tensor, top_index: Tensor) -> Tensor:
+        """``probs`` (B, Q, C + 1), the kept pairs ``top_index`` (B, K) as
+        flat ``q × C + c`` → ``left_out`` (B, Q) of :meth:`postprocess`."""
+        num_queries, num_classes = probs.shape[1], self.num_classes
+        best_prob, best = probs.max(dim=-1)
+        kept = torch.zeros(probs.shape[0], num_queries * num_classes,
+                           dtype=torch.bool, device=probs.device)
+        kept = kept.scatter(1, top_index, True)
+        pair = torch.arange(num_queries, device=probs.device) * num_classes \
+            + best.clamp(max=num_classes - 1)
+        missed = (best < num_classes) & ~torch.gather(kept, 1, pair)
+        return torch.where(missed, best_prob, -1.)
 
     def forward(self, images: Tensor, image_sizes: Tensor
-                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """``images`` uint8 (B, H, W, 3), ``image_sizes`` int64 (B, 2) →
-        ``scores``, ``labels``, ``masks``, ``boxes`` (see
+        ``scores``, ``labels``, ``masks``, ``boxes``, ``left_out`` (see
         :meth:`postprocess`)."""
         cls_logits, mask_logits = self.network(
             self.preprocess(images, image_sizes))

@@ -86,7 +86,7 @@ def _static_predictions(predictor, data: dict) -> List:
         sizes.append((h, w))
     device = predictor.mean.device
     with torch.no_grad():
-        scores, labels, masks, _ = predictor(
+        scores, labels, masks, *_ = predictor(
             images.to(device), torch.tensor(sizes, device=device))
     for i, sample in enumerate(samples):
         sample.pred_instances = finish_instances(

@@ -50,16 +50,8 @@ def main() -> None:
                              no_save_vis=args.no_save_vis)
     except (DeployError, FileNotFoundError) as e:
         raise SystemExit(f'onnx_infer: {e}')
-    found = sum(len(p['labels']) for p in results['predictions'])
-    print(f'{len(results["predictions"])} image(s), {found} instance(s) '
-          f'with score >= {args.score_thr}; results in {args.out_dir}')
-    if results['num_capped']:
-        left_out = sum(p['num_over_cap'] for p in results['predictions'])
-        print(f'{results["num_capped"]} image(s) hit the model\'s cap of '
-              f'{inferencer.meta["max_per_image"]} instances per image, which '
-              f'left out {left_out} more with score >= {args.score_thr} '
-              '("num_over_cap" in their preds/*.json): the model\'s '
-              'capacity (docs/en/user_guides/deployment.md)')
+    for line in inferencer.summary(results, args.score_thr, args.out_dir):
+        print(line)
 
 
 if __name__ == '__main__':

@@ -50,9 +50,8 @@ def main() -> None:
                              no_save_vis=args.no_save_vis)
     except (DeployError, FileNotFoundError) as e:
         raise SystemExit(f'pt2_infer: {e}')
-    found = sum(len(p['labels']) for p in results['predictions'])
-    print(f'{len(results["predictions"])} image(s), {found} instance(s) '
-          f'with score >= {args.score_thr}; results in {args.out_dir}')
+    for line in inferencer.summary(results, args.score_thr, args.out_dir):
+        print(line)
 
 
 if __name__ == '__main__':
