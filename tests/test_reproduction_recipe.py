@@ -295,10 +295,16 @@ def test_guided_distillation_plan_is_the_papers(tmp_path, ds, iters, burn_in):
 # ------------------------------------------------------------ hand-offs
 def test_an_overridden_max_iters_hands_over_in_the_plan(tmp_path):
     pipeline = _plan('cityscapes', '--work-dir', str(tmp_path),
-                     '--pretrained-teacher', TEACHER0, '--stage-cfg-options',
+                     '--pretrained-teacher', TEACHER0, '--methods', 'cast',
+                     'gd', '--stage-cfg-options',
                      'distill:train_cfg.max_iters=7',
-                     'adapt_teacher:train_cfg.max_iters=5')
+                     'adapt_teacher:train_cfg.max_iters=5',
+                     'guided_distillation:train_cfg.max_iters=900')
     stages = _training(pipeline)
+    gd = pipeline.load_config(stages['guided_distillation'])
+    assert stages['guided_distillation'].max_iters == 900
+    assert [h.burn_in_iters for h in gd.custom_hooks
+            if h.type == 'GuidedTeacherHook'] == [500]  # 50k of 90k
     assert stages['distill'].max_iters == 7
     assert stages['distill'].final.endswith('distill/iter_7.pth')
     finetune = pipeline.load_config(stages['finetune'])

@@ -201,7 +201,8 @@ class StagePlanning:
         """Guided Distillation from the seed's baseline (its supervised
         teacher), for its config's iterations and burn-in (Cityscapes:
         the paper's 90k / 50k); a baseline shortened or lengthened
-        (``--iters``) scales both alike."""
+        (``--iters``) scales both alike, a length of its own
+        (``train_cfg.max_iters`` in the options) scales the burn-in."""
         if self.ds not in GD_CONFIGS:
             raise SystemExit(f'no Guided Distillation config for {self.ds!r} '
                              f'(have: {", ".join(sorted(GD_CONFIGS))})')
@@ -212,7 +213,9 @@ class StagePlanning:
         own = cfg.train_cfg.max_iters
         scale = baseline.max_iters / self._config_iters(
             self.stage_config('supervised_student'))
-        max_iters = max(1, round(own * scale))
+        max_iters = given_max_iters(
+            self.args.cfg_options + self.stage_options.get(key, [])) or max(
+                1, round(own * scale))
         # the switch stays inside the run
         burn_in = round(config_value(cfg, hook)['burn_in_iters'] *
                         max_iters / own)
