@@ -15,7 +15,8 @@ run it.
 - a stage whose ``max_iters`` is overridden hands over to the next (the
   pipeline's plan, and ``work-dir://`` in a run by hand);
 - two runs evaluated by ``CityScapesMetric`` keep their files in their own
-  work dirs.
+  work dirs;
+- a toy stage trained by the version before these changes still runs alike.
 
 The runs by hand train the toy labels-only student for 2 iterations on the
 session's tiny toy data (a few seconds); the rest builds plans only.
@@ -471,3 +472,25 @@ def test_two_runs_keep_their_cityscapes_files_apart(hand_run, tmp_path,
     assert len(glob.glob(osp.join(second, '*_pred.txt'))) == 4
     assert osp.isfile(osp.join(second, 'gtInstances.json'))
     assert {p: os.stat(p).st_mtime_ns for p in kept} == kept
+
+
+def test_stages_trained_before_still_run_alike(tmp_path):
+    """A toy stage dumped by the version before (a literal ``iter_N.pth``
+    hand-off variable, MMEngine's runner, no metric-folder hook) is the
+    same stage: its finished work dir is kept (and ``--reuse-from`` links
+    it); a changed lr is not."""
+    pipeline = _plan('toy', '--work-dir', str(tmp_path))
+    stage = _training(pipeline)['finetune']
+    before = pipeline.load_config(stage)
+    before.work_dir = stage.work_dir
+    before.distilled_student = ('work_dirs/cast-distill_mask2former-r18_'
+                                '1xb4-1600it_toy-semi-10p/iter_1600.pth')
+    before.pop('runner_type')
+    before.default_hooks.pop('metric_output')
+    os.makedirs(stage.work_dir)
+    dumped = osp.join(stage.work_dir, osp.basename(stage.config))
+    before.dump(dumped)
+    assert pipeline._same_config(stage, stage.work_dir)
+    before.optim_wrapper.optimizer.lr *= 2
+    before.dump(dumped)
+    assert not pipeline._same_config(stage, stage.work_dir)

@@ -98,10 +98,13 @@ ITERS_ALIASES = {'1a': 'adapt_teacher', '1b': 'adapt_teacher_selftrain',
 # Config keys left out when deciding whether a stage runs alike: they change
 # what is logged, how checkpoints and metric files land on disk, or the
 # runner class that logs the batch (whose lr the options fix), not the
-# results.
+# results; and the configs' variables naming a default hand-off checkpoint,
+# whose every use the pipeline's options set.
 RESULT_NEUTRAL_KEYS = (('default_hooks', 'logger', 'interval'),
                        ('default_hooks', 'checkpoint', 'type'),
-                       ('default_hooks', 'metric_output'), ('runner_type', ))
+                       ('default_hooks', 'metric_output'), ('runner_type', ),
+                       ('pretrained_teacher', ), ('adapted_teacher', ),
+                       ('distilled_student', ), ('supervised_teacher', ))
 # A stage's json log gets at least this many records (progress lines).
 PROGRESS_RECORDS = 20
 # The datasets whose configs name their split files as tools/split_semi.py
