@@ -231,9 +231,13 @@ def test_pipeline_missing_dataset_and_truncated_checkpoint(tmp_path):
     assert 'Traceback' not in err and 'no stage was started' in err
     assert f'{trunc}: truncated' in err
     for name in ('instancesonly_filtered_gtFine_val.json', 'gtFine/val',
-                 'instancesonly_filtered_gtFine_train.1@10.json',
-                 'instancesonly_filtered_gtFine_train.1@10-unlabeled.json'):
+                 'instancesonly_filtered_gtFine_train.1@perc_10.json',
+                 'instancesonly_filtered_gtFine_train.1@perc_10-unlabeled'
+                 '.json'):
         assert name in err, name
+    # the command that writes the split, Guided Distillation's list
+    assert 'write it with: python tools/split_semi.py ' in err
+    assert '--image-list cityscapes/perc_10 --out-dir ' in err
     assert not osp.exists(tmp_path / 'wd' / 'seed0')
 
     missing = str(tmp_path / 'no_teacher.pth')

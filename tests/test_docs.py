@@ -185,3 +185,46 @@ def test_toy_results_agree_with_the_metafiles():
                 (spec['model'], metric)
             checked += 1
     assert checked == 14
+
+
+# what the deviations page points at, by the text of the line it names
+DEVIATION_LINES = {
+    'configs/mmcast/_base_/datasets/semi_cityscapes_instance.py':
+    ("labeled_split = 'perc_10'", "dict(type='PhotoMetricDistortion')",
+     'source_ratio=[1, 1]'),
+    'configs/mmcast/_base_/models/cast_student_dinov2-s_dpt.py':
+    ("sampler='fused'", 'neg_margin=0.5', "negatives_from='global'",
+     'jitter_prob=0.8'),
+    'configs/mmcast/_base_/schedules/cast_90k.py':
+    ("'backbone.readout_projects'", 'base_batch_size=8'),
+    'mmcast/models/losses/instance_aware_pixel_contrast_loss.py':
+    ("negative_keys: str = 'weak'", ),
+    'mmcast/apis/pipeline/settings.py':
+    ("DEFAULT_TEACHER = 'mask2former'", 'PRIMARY_METRIC = ', 'GD_CONFIGS = '),
+    'mmcast/engine/batch_scaling.py': ('def scaled_lr', ),
+    'configs/mmcast/guided_distillation/guided-distillation_dinov2-s_coco.py':
+    ('max_iters = 368750', 'burn_in_iters = 50000'),
+}
+
+
+def test_deviations_name_the_lines_that_set_them():
+    """Every ``file:line`` of the deviations page is a line of a file of
+    the repository; the key ones hold what the page says they set."""
+    import re
+
+    path = osp.join(REPO_ROOT, 'docs', 'en', 'notes', 'deviations.md')
+    with open(path, encoding='utf-8') as f:
+        refs = re.findall(r'`([\w./-]+\.py):(\d+)`', f.read())
+    assert len(refs) >= 30
+    found = {}
+    for name, number in refs:
+        with open(osp.join(REPO_ROOT, name), encoding='utf-8') as f:
+            lines = f.read().splitlines()
+        assert 1 <= int(number) <= len(lines), (name, number)
+        line = lines[int(number) - 1]
+        assert line.strip(), (name, number)
+        found.setdefault(name, []).append(line)
+    for name, texts in DEVIATION_LINES.items():
+        for text in texts:
+            assert any(text in line for line in found.get(name, [])), \
+                (name, text)

@@ -411,7 +411,7 @@ def test_real_size_config_follows_the_spec(repo_root, ds):
     assert check_guided_rule_cfg(model.semi_train_cfg.pseudo_label_rule) == \
         dict(score_thr=0.7, min_mask_area=5.0, mask_thr=0.5)
     # GD's schedule: AdamW 1e-4 at 16 + 16 images, here 5e-5 at 4 + 4
-    # (square-root scaling), wd 0.05, backbone x0.1, clip 0.01, AMP
+    # (square-root rule), wd 0.05, backbone x0.1, clip 0.01, AMP
     optim = cfg.optim_wrapper
     assert optim.type == 'AmpOptimWrapper'
     assert (optim.optimizer.type, optim.optimizer.lr,
@@ -420,7 +420,25 @@ def test_real_size_config_follows_the_spec(repo_root, ds):
     assert optim.paramwise_cfg.custom_keys['backbone'].lr_mult == 0.1
     hook = [h for h in cfg.custom_hooks if h.type == 'GuidedTeacherHook']
     assert len(hook) == 1 and hook[0].decay == 0.9996
-    assert 0 < hook[0].burn_in_iters < cfg.train_cfg.max_iters
+    assert hook[0].burn_in_iters == 50000
+    # GD's schedules: Cityscapes 90k poly; COCO 368,750 iterations, the lr
+    # divided by 10 at 327,778 and 355,092
+    if ds == 'coco':
+        assert cfg.train_cfg.max_iters == 368750
+        assert (cfg.param_scheduler.type, cfg.param_scheduler.milestones,
+                cfg.param_scheduler.gamma) == ('MultiStepLR',
+                                               [327778, 355092], 0.1)
+    else:
+        assert cfg.train_cfg.max_iters == 90000
+        assert cfg.param_scheduler.type == 'PolyLR'
+    # the lr written at the global batch of 4 GPUs x 2 (the square-root
+    # rule's 1e-4 x sqrt(8 / 32)); --auto-scale-lr scales it from there
+    assert cfg.auto_scale_lr.base_batch_size == 8
+    assert cfg.runner_type == 'BatchScaledRunner'
+    # its teacher: the labels-only baseline's default work dir
+    assert cfg.model.teacher_checkpoint == (
+        'work-dir://work_dirs/supervised_dinov2-s-dpt_4xb2-100k_'
+        f'{ds}-10p')
     # 1:1 batches; the unlabeled pool is every train image, unannotated
     assert cfg.train_dataloader.sampler.source_ratio == [1, 1]
     sup, pool = cfg.train_dataloader.dataset.datasets

@@ -1,5 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 import json
+import os.path as osp
 import subprocess
 import sys
 
@@ -134,3 +135,31 @@ def test_published_cityscapes_lists_ship_with_the_repository(repo_root,
         list(range(1, 297))
     with pytest.raises(FileNotFoundError, match='cityscapes/perc_10'):
         published_split_file('cityscapes/perc_15')
+
+
+def test_the_command_that_writes_a_split_file(tmp_path):
+    """What the preflight prints for a missing split file: the command of
+    its name (a published list, a seeded draw, a count), and one that
+    writes exactly that file."""
+    from mmcast.datasets.semi_split import split_command
+
+    semi = 'data/cityscapes/annotations/semi'
+    stem = 'instancesonly_filtered_gtFine_train'
+    assert split_command(f'{semi}/{stem}.1@perc_10-unlabeled.json') == (
+        f'python tools/split_semi.py <{stem}.json> --image-list '
+        f'cityscapes/perc_10 --out-dir {semi}')
+    assert split_command('semi_anns/x.2@5.json', 'x.json') == (
+        'python tools/split_semi.py x.json --percent 5 --seed 2 --out-dir '
+        'semi_anns')
+    assert split_command('a/x.3@n40.json').endswith(
+        '--count 40 --seed 3 --out-dir a')
+    assert split_command('a/x.json') is None
+    assert split_command('a/x.1@perc_15.json') is None  # no such list
+    ann = tmp_path / 'x.json'
+    ann.write_text(json.dumps(_coco()))
+    command = split_command(str(tmp_path / 'out' / 'x.1@25.json'), str(ann))
+    words = command.split()
+    proc = subprocess.run([sys.executable] + words[1:], capture_output=True,
+                          text=True, cwd=osp.dirname(osp.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / 'out' / 'x.1@25.json').is_file()

@@ -25,11 +25,13 @@ STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune',
           'supervised_student')
 NUM_CLASSES = dict(cityscapes=8, ade20k=100, coco=80)
 # data_root, full train json (relative), --out-dir of tools/split_semi.py
-# (relative to data_root), label percentages the base configs name
+# (relative to data_root), the splits the base configs name: label
+# percentages of a seeded draw (seed 1), or a published list (Cityscapes:
+# Guided Distillation's perc_10, the default of every stage)
 SPLITS = dict(
     cityscapes=('data/cityscapes/',
                 'annotations/instancesonly_filtered_gtFine_train.json',
-                'annotations/semi', (10, )),
+                'annotations/semi', ('cityscapes/perc_10', )),
     ade20k=('data/ADEChallengeData2016/', 'ade20k_instance_train.json',
             'semi_anns', (10, )),
     coco=('data/coco/', 'annotations/instances_train2017.json', 'semi_anns',
@@ -189,7 +191,9 @@ def test_stages_chain_through_default_work_dirs(ds):
     iters = {st: c.train_cfg.max_iters for st, c in cfgs.items()}
 
     def ckpt(stage):
-        return f'{work_dir(stage, ds)}/iter_{iters[stage]}.pth'
+        # the finished checkpoint of its default work dir, whatever its
+        # iterations (mmcast/utils/work_dir_checkpoint.py)
+        return f'work-dir://{work_dir(stage, ds)}'
 
     teacher0 = cfgs['adapt_teacher'].load_from
     assert teacher0.startswith('checkpoints/mask2former_swin-l')
@@ -245,26 +249,36 @@ def test_cast_pipeline_override_keys(ds, stage):
 # ------------------------------------------------------------ data files
 @pytest.mark.parametrize('ds', DATASETS)
 def test_split_files_are_what_split_semi_writes(ds, tmp_path):
-    from mmcast.datasets.semi_split import write_split
+    from mmcast.datasets.semi_split import published_split_file, write_split
 
     data_root, train_json, out_dir, percents = SPLITS[ds]
     src = tmp_path / data_root / train_json
     src.parent.mkdir(parents=True, exist_ok=True)
-    images = [dict(id=i + 1, file_name=f'{i}.png', height=4, width=4)
-              for i in range(100)]
+    names = [f'{i}.png' for i in range(100)]
+    for split in percents:
+        if isinstance(split, str):  # a list's images, and as many others
+            with open(published_split_file(split)) as f:
+                names += [ln.strip().replace('gtFine_instanceIds',
+                                             'leftImg8bit') for ln in f]
+    images = [dict(id=i + 1, file_name=name, height=4, width=4)
+              for i, name in enumerate(names)]
     src.write_text(json.dumps(dict(images=images, annotations=[],
                                    categories=[dict(id=1, name='x')])))
     base = load(f'configs/mmcast/_base_/datasets/semi_{ds}_instance.py')
     assert base.data_root == data_root
-    for percent in percents:
+    for split in percents:
+        listed = isinstance(split, str)
         paths = write_split(str(src), str(tmp_path / data_root / out_dir),
-                            seed=1, percent=percent)
+                            seed=1, percent=None if listed else split,
+                            image_list_file=split if listed else None)
         rel = {k: osp.relpath(v, tmp_path / data_root)
                for k, v in paths.items()}
+        tag = osp.basename(split) if listed else split
+        default = '@perc_10' if ds == 'cityscapes' else '@10'
         assert rel['labeled'] == base.labeled_ann_file.replace(
-            '@10.', f'@{percent}.')
+            f'{default}.', f'@{tag}.')
         assert rel['unlabeled'] == base.unlabeled_ann_file.replace(
-            '@10-', f'@{percent}-')
+            f'{default}-', f'@{tag}-')
     # every stage reads exactly these files
     for stage in STAGES:
         cfg = load(stage_path(stage, ds))

@@ -98,6 +98,7 @@ from mmengine.config import Config, ConfigDict
 from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
 from mmcast.apis.pipeline import GD_CONFIGS, REPO_ROOT, config_path
 from mmcast.testing import forget_visualizers
+from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 # (stage, label) in the order of tools/cast_pipeline.py
@@ -230,9 +231,12 @@ def smoke_overrides(cfg: Config, work_dir: str, data_dir: str, device: str,
         if node.get('type') == 'CityScapesMetric':
             node['outfile_prefix'] = osp.join(work_dir, 'cityscapes_metric')
         init_cfg = node.get('init_cfg')
+        checkpoint = str((init_cfg or {}).get('checkpoint')) if isinstance(
+            init_cfg, dict) else ''
+        # a download (the chain sets the previous stage's work-dir:// one)
         if isinstance(init_cfg, dict) and init_cfg.get(
-                'type') == 'Pretrained' and '://' in str(
-                    init_cfg.get('checkpoint')):
+                'type') == 'Pretrained' and '://' in checkpoint and \
+                not checkpoint.startswith(WORK_DIR_SCHEME):
             node['init_cfg'] = None
         if node.get('type') == 'PseudoLabelHook':
             node['filter_cfg'] = dict(PSEUDO_LABEL_FILTER)

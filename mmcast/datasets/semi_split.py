@@ -13,6 +13,7 @@ import glob
 import json
 import math
 import os.path as osp
+import re
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -50,6 +51,35 @@ def published_split_file(name_or_path: str) -> str:
         f'image list not found: {name_or_path} (neither a file nor one of '
         f'the published lists shipped with mmcast: '
         f'{", ".join(published_split_names())})')
+
+
+def split_command(ann_file: str,
+                  source: Optional[str] = None) -> Optional[str]:
+    """The ``tools/split_semi.py`` command that writes the split file
+    ``ann_file`` (``<stem>.<seed>@<tag>[-unlabeled].json``, as
+    :func:`write_split` names it), or ``None`` for another name.
+
+    Args:
+        ann_file (str): The split file.
+        source (str, optional): The annotation file it is split from
+            (default: ``<<stem>.json>``, a placeholder).
+    """
+    match = re.fullmatch(r'(.+)\.(\d+)@([^@]+?)(-unlabeled)?\.json',
+                         osp.basename(ann_file))
+    if match is None:
+        return None
+    stem, seed, tag = match.group(1), match.group(2), match.group(3)
+    lists = [n for n in published_split_names() if n.endswith('/' + tag)]
+    if lists:
+        how = f'--image-list {lists[0]}'
+    elif re.fullmatch(r'\d+(\.\d+)?', tag):
+        how = f'--percent {tag} --seed {seed}'
+    elif re.fullmatch(r'n\d+', tag):
+        how = f'--count {tag[1:]} --seed {seed}'
+    else:
+        return None
+    return (f'python tools/split_semi.py {source or f"<{stem}.json>"} {how} '
+            f'--out-dir {osp.dirname(ann_file) or "."}')
 
 
 def load_coco_json(ann_file: str) -> dict:

@@ -29,6 +29,8 @@ CLAIMS = [
     ('finetune', 'adapt_teacher_selftrain'),  # the paper's headline
 ]
 NOISE_SPLITS = 50  # random val halves of the split-half standard errors
+# What each metric of the table is, in its title (stage.METRICS)
+METRIC_NAMES = {'coco': 'COCO-style', 'cityscapes': 'cityscapesscripts'}
 
 
 def claims_noise(prediction_files: Dict[str, str], gt_file: str,
@@ -46,7 +48,8 @@ def claims_noise(prediction_files: Dict[str, str], gt_file: str,
 
 def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                         dataset: str, methods: str, teacher: str = '',
-                        noise: Optional[Dict[int, Dict]] = None) -> Dict:
+                        noise: Optional[Dict[int, Dict]] = None,
+                        metric: str = 'coco') -> Dict:
     """Write ``results.md`` / ``results.json`` into ``out_dir``, print the
     table and return the json's content.
 
@@ -59,27 +62,35 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         teacher (str): A teacher other than the default (title and json).
         noise (dict, optional): ``{seed: split_half_noise(...)}`` of the
             rows and :data:`CLAIMS` (see :func:`claims_noise`).
+        metric (str): The metric of ``segm_AP`` / ``segm_AP50``
+            (:data:`METRIC_NAMES`); for another than ``'coco'`` the rows
+            also hold the COCO-style ``coco_segm_AP`` / ``coco_segm_AP50``,
+            shown (mean over the seeds) in a last column.
 
     Each row: mask AP / AP50 per seed, mean ± standard deviation over
     the seeds, and the evaluation noise: the split-half standard error
     of a seed's AP on the val images (mean over the seeds). The claimed
     differences (:data:`CLAIMS`) are paired per seed, with their mean ±
     standard deviation over the seeds and their split-half standard
-    error. With a teacher other than the default, the title names it
-    and the json has a ``teacher`` key.
+    error (of the COCO-style AP: it comes from the COCO results files).
+    With a teacher other than the default, the title names it and the json
+    has a ``teacher`` key.
     """
     seeds = sorted(per_seed)
     noise = noise or {}
     keys = [k for k, _ in ROWS if all(k in per_seed[s] for s in seeds)]
     n_val = next((n['num_images'] for n in noise.values() if n), None)
+    second = metric != 'coco'
     lines = [
         f'# {methods} on {dataset}' +
         (f' (teacher: {teacher})' if teacher else '') +
-        ': mask AP / AP50 (COCO-style, ×100)',
+        f': mask AP / AP50 ({METRIC_NAMES[metric]}, ×100)' +
+        ('; last column COCO-style (pycocotools)' if second else ''),
         '',
         '| model | ' + ' | '.join(f'seed {s}' for s in seeds) +
-        ' | mean ± sd AP | eval SE |',
-        '|---|' + '---|' * (len(seeds) + 2)
+        ' | mean ± sd AP | eval SE |' +
+        (' COCO-style AP / AP50 (mean) |' if second else ''),
+        '|---|' + '---|' * (len(seeds) + 2 + second)
     ]
     summary = {}
     for key, label in ROWS:
@@ -98,7 +109,7 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             f'{c["segm_AP"]} / {c["segm_AP50"]}' for c in cells) +
             f' | {_pm(stats)} | ' +
             (f'{sum(ses) / len(ses):.1f}' if len(ses) == len(seeds)
-             else '') + ' |')
+             else '') + ' |' + (f' {_coco_means(cells)} |' if second else ''))
     gains = {}
     for key, ref in CLAIMS:
         if key not in summary or ref not in summary:
@@ -123,13 +134,14 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                   f': {per})']
     if n_val:
         lines += ['', f'eval SE: split-half standard error of one seed\'s '
-                  f'AP on the {n_val} val images ({NOISE_SPLITS} random '
-                  'halves); mean ± sd: over the seeds.']
+                  f'{"COCO-style " if second else ""}AP on the {n_val} val '
+                  f'images ({NOISE_SPLITS} random halves); mean ± sd: over '
+                  'the seeds.']
     table = '\n'.join(lines) + '\n'
     with atomic_open(osp.join(out_dir, 'results.md'), 'w',
                      encoding='utf-8') as f:
         f.write(table)
-    result = dict(dataset=dataset)
+    result = dict(dataset=dataset, metric=metric)
     if teacher:
         result['teacher'] = teacher
     result.update(seeds=seeds, rows=summary, differences=gains,
@@ -147,6 +159,13 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                      sort_keys=False)
     print(table, flush=True)
     return result
+
+
+def _coco_means(cells: List[Dict]) -> str:
+    """The COCO-style AP / AP50 of a row, mean over its seeds."""
+    means = [sum(c[k] for c in cells) / len(cells)
+             for k in ('coco_segm_AP', 'coco_segm_AP50')]
+    return f'{means[0]:.1f} / {means[1]:.1f}'
 
 
 def _rounded(values: List[float]) -> List[float]:

@@ -42,6 +42,7 @@ import torch
 from mmengine.structures import InstanceData
 
 from mmcast.utils import atomic_open
+from mmcast.utils.work_dir_checkpoint import resolve_checkpoint
 from .filtering import check_filter_cfg
 
 HEADER_KEY = 'mmcast_pseudo_labels'
@@ -144,7 +145,9 @@ def state_dict_sha256(module: torch.nn.Module) -> str:
 
 
 def checkpoint_sha256(checkpoint: str) -> str:
-    """sha256 of a local checkpoint file; of the name for a URL."""
+    """sha256 of a local checkpoint file (for ``work-dir://<dir>``: of the
+    checkpoint it stands for); of the name for a URL."""
+    checkpoint = resolve_checkpoint(checkpoint)
     if '://' in checkpoint and not osp.exists(checkpoint):
         return 'url:' + hashlib.sha256(checkpoint.encode()).hexdigest()
     return file_sha256(checkpoint)

@@ -5,7 +5,10 @@ The real-size CAST configs read Cityscapes, ADE20K and COCO from fixed
 paths. This module writes a few toy scenes (:mod:`mmcast.datasets.toy_scenes`)
 into exactly those layouts, with the datasets' real class lists, and the 10 %
 semi-supervised split (seed 1) that :mod:`mmcast.datasets.semi_split` writes,
-so that the configs run unchanged except for their data root:
+under the name the dataset config reads (Cityscapes: ``1@perc_10``, Guided
+Distillation's published list, which these images are not in, so a 10 %
+draw stands in for it), so that the configs run unchanged except for their
+data root:
 
 * ``cityscapes`` (8 thing classes): the toy generator's own Cityscapes layout
   (``leftImg8bit/``, ``gtFine/`` with the files ``CityScapesMetric`` reads,
@@ -94,10 +97,19 @@ def _write_coco_style(root: str, split: str, num: int, height: int,
     return path
 
 
-def _split(train_json: str, out_dir: str) -> Dict[str, str]:
-    """The 10 % split (seed 1) the dataset configs name."""
-    return write_split(train_json, out_dir, seed=SPLIT_SEED,
-                       percent=SPLIT_PERCENT)
+def _split(train_json: str, out_dir: str,
+           tag: str = f'{SPLIT_PERCENT}') -> Dict[str, str]:
+    """The 10 % split (seed 1), named with ``tag`` as the dataset config
+    names it (``'perc_10'``: the published list's name)."""
+    paths = write_split(train_json, out_dir, seed=SPLIT_SEED,
+                        percent=SPLIT_PERCENT)
+    drawn, named = f'.{SPLIT_SEED}@{SPLIT_PERCENT}', f'.{SPLIT_SEED}@{tag}'
+    for key, path in paths.items():
+        base = osp.basename(path)
+        paths[key] = osp.join(osp.dirname(path),
+                              base.replace(drawn, named, 1))
+        os.replace(path, paths[key])
+    return paths
 
 
 def write_cityscapes(root: str, num_train: int, num_val: int, height: int,
@@ -109,7 +121,7 @@ def write_cityscapes(root: str, num_train: int, num_val: int, height: int,
     ann_dir = osp.join(root, 'annotations')
     return _split(
         osp.join(ann_dir, 'instancesonly_filtered_gtFine_train.json'),
-        osp.join(ann_dir, 'semi'))
+        osp.join(ann_dir, 'semi'), 'perc_10')
 
 
 def write_ade20k(root: str, num_train: int, num_val: int, height: int,

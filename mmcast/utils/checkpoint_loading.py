@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .work_dir_checkpoint import resolve_checkpoint
+
 RevisedKeys = Sequence[Tuple[str, str]]
 
 
@@ -52,8 +54,10 @@ def load_checkpoint_file(path: str,
     """Load a checkpoint with ``weights_only=True``.
 
     Args:
-        path (str): A local file, or a URL / ``open-mmlab://`` name (loaded
-            through MMEngine's ``CheckpointLoader``).
+        path (str): A local file, ``work-dir://<work dir>`` (its finished
+            run's checkpoint, :mod:`~mmcast.utils.work_dir_checkpoint`), or
+            a URL / ``open-mmlab://`` name (loaded through MMEngine's
+            ``CheckpointLoader``).
         map_location (str): Where to put the tensors. Defaults to ``'cpu'``.
         mmap (bool): Memory-map a local file instead of reading it (fast
             for large files; falls back to a plain load for the legacy
@@ -63,10 +67,11 @@ def load_checkpoint_file(path: str,
         dict: The checkpoint.
 
     Raises:
-        FileNotFoundError: Naming a missing local file.
+        FileNotFoundError: Naming a missing local file (or work dir).
         CheckpointError: ``'<path>: <reason>'`` for a truncated or damaged
             file, a file of another kind, or one that holds no dict.
     """
+    path = resolve_checkpoint(path)
     try:
         if '://' in path and not osp.exists(path):
             from mmengine.runner import CheckpointLoader

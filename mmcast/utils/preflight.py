@@ -28,6 +28,7 @@ from torch import nn
 from . import coco_file_checks as coco_checks
 from .checkpoint_loading import (CheckpointError, check_weights_fit,
                                  checkpoint_classes, load_checkpoint_file)
+from .work_dir_checkpoint import resolve_checkpoint
 
 # Keys whose string value is a checkpoint the model (or a part) loads.
 CHECKPOINT_KEYS = ('checkpoint', 'teacher_checkpoint', 'detector_checkpoint')
@@ -216,8 +217,11 @@ class Preflight:
         if not osp.isfile(ann_file):
             if not self._first_time('missing', ann_file):
                 return
-            hint = ('write it with tools/split_semi.py (README "Semi-'
-                    'supervised splits")') if '@' in osp.basename(ann_file) \
+            from mmcast.datasets.semi_split import split_command
+            command = split_command(ann_file, source)
+            hint = f'write it with: {command}' if command else (
+                'write it with tools/split_semi.py (README "Semi-'
+                'supervised splits")') if '@' in osp.basename(ann_file) \
                 else 'put the dataset there or point data_root at it'
             self._problem(f'missing annotation file {ann_file} (read by '
                           f'{who}): {hint}')
@@ -296,6 +300,11 @@ class Preflight:
         """
         if not self._first_time('ckpt', path, role) or \
                 self.made_later(path):
+            return
+        try:
+            path = resolve_checkpoint(path)
+        except FileNotFoundError as e:
+            self._problem(f'{e} ({who})')
             return
         if '://' in path and not osp.exists(path):
             self.notes.append(f'{path} ({who}) is downloaded by MMEngine '

@@ -6,8 +6,17 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
         type='AtomicCheckpointHook', by_epoch=False, interval=500,
-        max_keep_ckpts=2, save_last=True))
+        max_keep_ckpts=2, save_last=True),
+    # CityScapesMetric without an outfile_prefix writes its files into
+    # <work_dir>/cityscapes_metric/results/: two runs never share the folder
+    # (mmcast/engine/hooks/metric_output_hook.py)
+    metric_output=dict(type='MetricOutputHook'))
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
+# MMEngine's Runner with the square-root lr rule for auto_scale_lr
+# (--auto-scale-lr), a refusal of a semi-supervised batch that leaves a source
+# without an image, and the run's global batch and lr in the log
+# (mmcast/engine/batch_scaled_runner.py).
+runner_type = 'BatchScaledRunner'
 
 # Logging backends (MMEngine's vis_backends). LocalVisBackend, always on,
 # writes <work_dir>/<timestamp>/vis_data/scalars.json, which the pipeline's

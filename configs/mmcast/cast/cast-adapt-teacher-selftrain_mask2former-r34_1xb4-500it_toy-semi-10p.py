@@ -10,7 +10,7 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
-pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2500.pth'  # noqa: E501
+pretrained_teacher = 'work-dir://work_dirs/mask2former_r34_source-pretrain_toy'  # noqa: E501
 pseudo_label_file = 'work_dirs/cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p/pseudo_labels.json'  # noqa: E501
 
 model = dict(
@@ -19,7 +19,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained_teacher)),
     # θ_T' (stage 1a) labels D_u.
     teacher='configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p.py',  # noqa: E501
-    teacher_checkpoint='work_dirs/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p/iter_300.pth')  # noqa: E501
+    teacher_checkpoint='work-dir://work_dirs/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p')  # noqa: E501
 
 train_dataloader = dict(
     dataset=dict(datasets=[

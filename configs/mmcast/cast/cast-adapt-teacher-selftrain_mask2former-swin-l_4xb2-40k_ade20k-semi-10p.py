@@ -3,7 +3,7 @@
 # -> theta_T'' (_base_/cast_stages/adapt_teacher_selftrain.py).
 #   mim train mmdet configs/mmcast/cast/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_ade20k-semi-10p.py --launcher pytorch --gpus 4
 # Needs stage 1a's default work dir:
-#   work_dirs/cast-adapt-teacher_mask2former-swin-l_4xb2-20k_ade20k-semi-10p/iter_20000.pth
+#   work_dirs/cast-adapt-teacher_mask2former-swin-l_4xb2-20k_ade20k-semi-10p/
 # Semi-supervised stages need >= 2 images per
 # GPU (one per branch); default 4 GPUs x 2 = 8. Iterations: not given by the
 # paper (our choice).
@@ -25,7 +25,7 @@ model = dict(
     # theta_T' (stage 1a) labels D_u (tools/cast_pipeline.py overrides
     # model.teacher_checkpoint)
     teacher='configs/mmcast/cast/cast-adapt-teacher_mask2former-swin-l_4xb2-20k_ade20k-semi-10p.py',  # noqa: E501
-    teacher_checkpoint='work_dirs/cast-adapt-teacher_mask2former-swin-l_4xb2-20k_ade20k-semi-10p/iter_20000.pth')  # noqa: E501
+    teacher_checkpoint='work-dir://work_dirs/cast-adapt-teacher_mask2former-swin-l_4xb2-20k_ade20k-semi-10p')  # noqa: E501
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup"),
 # 1:1 per batch. tools/cast_pipeline.py sets the PseudoLabeledDataset's

@@ -12,8 +12,8 @@ _base_ = [
     '../_base_/models/concept_prompted_teacher_toy_sam3.py',
 ]
 
-pretrained_teacher = ('work_dirs/teacher_sam3-tiny_source-pretrain_toy/'
-                      'iter_1000.pth')
+pretrained_teacher = \
+    'work-dir://work_dirs/teacher_sam3-tiny_source-pretrain_toy'
 pseudo_label_file = ('work_dirs/cast-adapt-teacher-selftrain_sam3-tiny_1xb4-500it_toy-semi-10p/'  # noqa: E501
                      'pseudo_labels.json')
 
@@ -33,7 +33,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained_teacher)),
     # θ_T' (stage 1a) labels D_u.
     teacher='configs/mmcast/cast/cast-adapt-teacher_sam3-tiny_1xb4-300it_toy-semi-10p.py',  # noqa: E501
-    teacher_checkpoint='work_dirs/cast-adapt-teacher_sam3-tiny_1xb4-300it_toy-semi-10p/iter_300.pth',  # noqa: E501
+    teacher_checkpoint='work-dir://work_dirs/cast-adapt-teacher_sam3-tiny_1xb4-300it_toy-semi-10p',  # noqa: E501
     semi_train_cfg=dict(
         sup_weight=1.0, unsup_weight=1.0, pseudo_label_mode='offline'),
     data_preprocessor=dict(

@@ -13,8 +13,8 @@ _base_ = '../toy/teacher_gdino-tiny_sam2-tiny_toy.py'
 
 # θ_T^0: the tiny Grounding-DINO pre-trained on the domain-shifted source
 # corpus (toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py).
-pretrained_teacher = ('work_dirs/teacher_gdino-tiny_sam2-tiny_'
-                      'source-pretrain_toy/iter_1000.pth')
+pretrained_teacher = ('work-dir://work_dirs/teacher_gdino-tiny_sam2-tiny_'
+                      'source-pretrain_toy')
 load_from = pretrained_teacher
 
 # D_l: the labeled 10 % split (as

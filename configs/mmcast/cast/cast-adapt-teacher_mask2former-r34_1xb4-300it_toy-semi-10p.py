@@ -10,7 +10,7 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 # θ_T^0: the toy foundation-model stand-in.
-pretrained_teacher = 'work_dirs/mask2former_r34_source-pretrain_toy/iter_2500.pth'  # noqa: E501
+pretrained_teacher = 'work-dir://work_dirs/mask2former_r34_source-pretrain_toy'  # noqa: E501
 load_from = pretrained_teacher
 
 train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)

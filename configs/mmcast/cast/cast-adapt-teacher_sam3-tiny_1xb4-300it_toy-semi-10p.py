@@ -14,8 +14,8 @@ _base_ = '../toy/teacher_sam3-tiny_toy.py'
 
 # θ_T^0: the tiny SAM 3 pre-trained on the domain-shifted source corpus
 # (toy/teacher_sam3-tiny_source-pretrain_toy.py).
-pretrained_teacher = ('work_dirs/teacher_sam3-tiny_source-pretrain_toy/'
-                      'iter_1000.pth')
+pretrained_teacher = \
+    'work-dir://work_dirs/teacher_sam3-tiny_source-pretrain_toy'
 load_from = pretrained_teacher
 
 # D_l: the labeled 10 % split (as

@@ -6,7 +6,7 @@
 #   mim train mmdet configs/mmcast/cast/cast-distill_dinov2-s-dpt_4xb2-160k_ade20k-semi-10p.py
 #   mim train mmdet configs/mmcast/cast/cast-distill_dinov2-s-dpt_4xb2-160k_ade20k-semi-10p.py --launcher pytorch --gpus 4
 # Needs stage 1b's default work dir:
-#   work_dirs/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_ade20k-semi-10p/iter_40000.pth
+#   work_dirs/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_ade20k-semi-10p/
 # Semi-supervised stages need >= 2 images per
 # GPU (one per branch); 4 GPUs x 2 give the total of 8
 # (_base_/schedules/cast_90k.py).
@@ -20,7 +20,7 @@ num_classes = 100  # ADE20K thing classes
 
 pseudo_label_file = 'work_dirs/cast-distill_dinov2-s-dpt_4xb2-160k_ade20k-semi-10p/pseudo_labels.json'  # noqa: E501
 # theta_T'' (stage 1b's default work dir)
-adapted_teacher = 'work_dirs/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_ade20k-semi-10p/iter_40000.pth'  # noqa: E501
+adapted_teacher = 'work-dir://work_dirs/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_ade20k-semi-10p'  # noqa: E501
 
 model = dict(
     student=dict(

@@ -15,7 +15,7 @@ pseudo_label_file = 'work_dirs/cast-distill_mask2former-r18_1xb4-1600it_toy-semi
 model = dict(
     # θ_T'': the teacher architecture of stage 1a, weights of stage 1b.
     teacher='configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p.py',  # noqa: E501
-    teacher_checkpoint='work_dirs/cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p/iter_500.pth',  # noqa: E501
+    teacher_checkpoint='work-dir://work_dirs/cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p',  # noqa: E501
     semi_train_cfg=dict(unsup_weight=1.0))
 
 # 1 labeled : 3 pseudo-labeled images per batch of 4. D_l is 20 images and

@@ -10,7 +10,7 @@
 # cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py and
 # supervised_mask2former-r18_1xb4-2000it_toy-10p.py serve both teachers, e.g.
 #   mim train mmdet configs/mmcast/cast/cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py --cfg-options \
-#       model.init_cfg.checkpoint=work_dirs/cast-distill_mask2former-r18_gdino-tiny-sam2-tiny-teacher_1xb4-1600it_toy-semi-10p/iter_1600.pth
+#       model.init_cfg.checkpoint=work-dir://work_dirs/cast-distill_mask2former-r18_gdino-tiny-sam2-tiny-teacher_1xb4-1600it_toy-semi-10p
 _base_ = './cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p.py'
 
 pseudo_label_file = 'work_dirs/cast-distill_mask2former-r18_gdino-tiny-sam2-tiny-teacher_1xb4-1600it_toy-semi-10p/pseudo_labels.json'  # noqa: E501
@@ -18,8 +18,8 @@ pseudo_label_file = 'work_dirs/cast-distill_mask2former-r18_gdino-tiny-sam2-tiny
 model = dict(
     # θ_T'': the teacher architecture of stage 1a, weights of stage 1b.
     teacher='configs/mmcast/cast/cast-adapt-teacher_gdino-tiny_sam2-tiny_1xb4-300it_toy-semi-10p.py',  # noqa: E501
-    teacher_checkpoint=('work_dirs/cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p/'  # noqa: E501
-                        'iter_500.pth'))
+    teacher_checkpoint=('work-dir://work_dirs/'
+                        'cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p'))  # noqa: E501
 
 train_dataloader = dict(
     dataset=dict(datasets=[

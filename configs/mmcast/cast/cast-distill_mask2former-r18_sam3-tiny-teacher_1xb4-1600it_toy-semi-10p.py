@@ -15,8 +15,8 @@ pseudo_label_file = 'work_dirs/cast-distill_mask2former-r18_sam3-tiny-teacher_1x
 model = dict(
     # θ_T'': the teacher architecture of stage 1a, weights of stage 1b.
     teacher='configs/mmcast/cast/cast-adapt-teacher_sam3-tiny_1xb4-300it_toy-semi-10p.py',  # noqa: E501
-    teacher_checkpoint=('work_dirs/cast-adapt-teacher-selftrain_sam3-tiny_1xb4-500it_toy-semi-10p/'  # noqa: E501
-                        'iter_500.pth'))
+    teacher_checkpoint=('work-dir://work_dirs/'
+                        'cast-adapt-teacher-selftrain_sam3-tiny_1xb4-500it_toy-semi-10p'))  # noqa: E501
 
 train_dataloader = dict(
     dataset=dict(datasets=[

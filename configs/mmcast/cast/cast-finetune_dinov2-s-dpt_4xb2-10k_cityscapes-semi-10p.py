@@ -2,7 +2,7 @@
 # split D_l only, with L_sup only (_base_/cast_stages/finetune.py).
 #   mim train mmdet configs/mmcast/cast/cast-finetune_dinov2-s-dpt_4xb2-10k_cityscapes-semi-10p.py --launcher pytorch --gpus 4
 # Needs stage 2's default work dir:
-#   work_dirs/cast-distill_dinov2-s-dpt_4xb2-90k_cityscapes-semi-10p/iter_90000.pth
+#   work_dirs/cast-distill_dinov2-s-dpt_4xb2-90k_cityscapes-semi-10p/
 # Iterations: not given by the paper (our choice).
 _base_ = [
     '../_base_/cast_stages/finetune.py',
@@ -13,7 +13,7 @@ _base_ = [
 num_classes = 8  # Cityscapes thing classes
 
 # (tools/cast_pipeline.py overrides model.init_cfg.checkpoint)
-distilled_student = 'work_dirs/cast-distill_dinov2-s-dpt_4xb2-90k_cityscapes-semi-10p/iter_90000.pth'  # noqa: E501
+distilled_student = 'work-dir://work_dirs/cast-distill_dinov2-s-dpt_4xb2-90k_cityscapes-semi-10p'  # noqa: E501
 model = dict(
     panoptic_head=dict(
         num_things_classes=num_classes,

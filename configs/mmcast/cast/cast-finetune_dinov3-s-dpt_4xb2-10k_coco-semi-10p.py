@@ -4,14 +4,14 @@
 # 2 of cast-distill_dinov3-s-dpt_4xb2-90k_coco-semi-10p.py.
 #   mim train mmdet configs/mmcast/cast/cast-finetune_dinov3-s-dpt_4xb2-10k_coco-semi-10p.py --launcher pytorch --gpus 4
 # Needs stage 2's default work dir:
-#   work_dirs/cast-distill_dinov3-s-dpt_4xb2-90k_coco-semi-10p/iter_90000.pth
+#   work_dirs/cast-distill_dinov3-s-dpt_4xb2-90k_coco-semi-10p/
 _base_ = [
     './cast-finetune_dinov2-s-dpt_4xb2-10k_coco-semi-10p.py',
     '../_base_/models/dinov3_backbones.py',
 ]
 
 # (tools/cast_pipeline.py overrides model.init_cfg.checkpoint)
-distilled_student = 'work_dirs/cast-distill_dinov3-s-dpt_4xb2-90k_coco-semi-10p/iter_90000.pth'  # noqa: E501
+distilled_student = 'work-dir://work_dirs/cast-distill_dinov3-s-dpt_4xb2-90k_coco-semi-10p'  # noqa: E501
 data_preprocessor = dict(pad_size_divisor=_base_.dinov3_pad_size_divisor)
 
 model = dict(

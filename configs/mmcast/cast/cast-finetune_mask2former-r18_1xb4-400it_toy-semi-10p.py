@@ -11,7 +11,7 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 # The student weights of a CASTDistiller checkpoint live under "student.".
-distilled_student = 'work_dirs/cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p/iter_1600.pth'  # noqa: E501
+distilled_student = 'work-dir://work_dirs/cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p'  # noqa: E501
 model = dict(
     panoptic_head=dict(loss_pixel_contrast=None),
     init_cfg=dict(

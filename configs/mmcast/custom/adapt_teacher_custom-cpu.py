@@ -23,7 +23,7 @@ num_classes = _base_.num_dataset_classes  # len(classes), custom_dataset.py
 model = _base_.head_classes
 
 # theta_T^0 (tools/cast_pipeline.py --pretrained-teacher overrides load_from)
-pretrained_teacher = 'work_dirs/custom-cpu_teacher0/iter_300.pth'
+pretrained_teacher = 'work-dir://work_dirs/custom-cpu_teacher0'
 load_from = pretrained_teacher
 
 # D_l only, with ground truth (no MultiBranch)

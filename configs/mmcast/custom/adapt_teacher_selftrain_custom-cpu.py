@@ -3,7 +3,7 @@
 # from the ORIGINAL weights theta_T^0 and trained on D_l + pseudo(D_u) with
 # lambda_semi = 1 and L_pxl -> theta_T''.
 #   mim train mmdet configs/mmcast/custom/adapt_teacher_selftrain_custom-cpu.py
-# Needs work_dirs/adapt_teacher_custom-cpu/iter_300.pth (stage 1a's default
+# Needs work_dirs/adapt_teacher_custom-cpu/ (stage 1a's default
 # work dir).
 _base_ = [
     '../_base_/models/cast_distiller_r34_toy.py',
@@ -15,7 +15,7 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 num_classes = _base_.num_dataset_classes  # len(classes), custom_dataset.py
-pretrained_teacher = 'work_dirs/custom-cpu_teacher0/iter_300.pth'
+pretrained_teacher = 'work-dir://work_dirs/custom-cpu_teacher0'
 pseudo_label_file = \
     'work_dirs/adapt_teacher_selftrain_custom-cpu/pseudo_labels.json'
 
@@ -28,7 +28,7 @@ model = dict(
     # theta_T' (stage 1a) labels D_u (tools/cast_pipeline.py overrides
     # model.teacher_checkpoint)
     teacher='configs/mmcast/custom/adapt_teacher_custom-cpu.py',
-    teacher_checkpoint='work_dirs/adapt_teacher_custom-cpu/iter_300.pth')
+    teacher_checkpoint='work-dir://work_dirs/adapt_teacher_custom-cpu')
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup");
 # tools/cast_pipeline.py sets the PseudoLabeledDataset's ann_file (found by

@@ -5,7 +5,7 @@
 # (../_base_/cast_stages/adapt_teacher_selftrain.py).
 #   mim train mmdet configs/mmcast/custom/adapt_teacher_selftrain_custom.py \
 #       --launcher pytorch --gpus 4
-# Needs work_dirs/adapt_teacher_custom/iter_20000.pth (stage 1a's default
+# Needs work_dirs/adapt_teacher_custom/ (stage 1a's default
 # work dir). Semi-supervised stages need >= 2 images per GPU (one per branch).
 _base_ = [
     '../_base_/cast_stages/adapt_teacher_selftrain.py',
@@ -21,7 +21,7 @@ model = dict(
     # theta_T' (stage 1a) labels D_u (tools/cast_pipeline.py overrides
     # model.teacher_checkpoint)
     teacher='configs/mmcast/custom/adapt_teacher_custom.py',
-    teacher_checkpoint='work_dirs/adapt_teacher_custom/iter_20000.pth')
+    teacher_checkpoint='work-dir://work_dirs/adapt_teacher_custom')
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup"),
 # 1:1 per batch. tools/cast_pipeline.py sets the PseudoLabeledDataset's

@@ -6,7 +6,7 @@
 # toy pipeline (with 10 % labels, 1:1 shows each labeled image ~9x as often
 # as each pseudo-labeled one).
 #   mim train mmdet configs/mmcast/custom/distill_custom-cpu.py
-# Needs work_dirs/adapt_teacher_selftrain_custom-cpu/iter_500.pth (stage 1b's
+# Needs work_dirs/adapt_teacher_selftrain_custom-cpu/ (stage 1b's
 # default work dir).
 _base_ = [
     '../_base_/models/cast_distiller_r18_toy.py',
@@ -26,7 +26,7 @@ model = dict(
     # (tools/cast_pipeline.py overrides model.teacher_checkpoint)
     teacher='configs/mmcast/custom/adapt_teacher_custom-cpu.py',
     teacher_checkpoint=(
-        'work_dirs/adapt_teacher_selftrain_custom-cpu/iter_500.pth'),
+        'work-dir://work_dirs/adapt_teacher_selftrain_custom-cpu'),
     semi_train_cfg=dict(unsup_weight=1.0))
 
 # source_ratio follows the datasets' order: 1 image of D_l, 3 pseudo-labeled

@@ -6,7 +6,7 @@
 # AMP).
 #   mim train mmdet configs/mmcast/custom/distill_custom.py \
 #       --launcher pytorch --gpus 4
-# Needs work_dirs/adapt_teacher_selftrain_custom/iter_40000.pth (stage 1b's
+# Needs work_dirs/adapt_teacher_selftrain_custom/ (stage 1b's
 # default work dir).
 _base_ = [
     '../_base_/cast_stages/distill.py',
@@ -23,7 +23,7 @@ model = dict(
     # (tools/cast_pipeline.py overrides model.teacher_checkpoint)
     teacher='configs/mmcast/custom/adapt_teacher_custom.py',
     teacher_checkpoint=(
-        'work_dirs/adapt_teacher_selftrain_custom/iter_40000.pth'))
+        'work-dir://work_dirs/adapt_teacher_selftrain_custom'))
 
 # D_l (branch "sup") and the offline pseudo-labels of D_u (branch "unsup"),
 # 1:1 per batch (tools/cast_pipeline.py finds the PseudoLabeledDataset by

@@ -3,7 +3,7 @@
 # only, with L_sup only (lambda_semi = lambda_pxl = 0), to remove residual
 # pseudo-label bias.
 #   mim train mmdet configs/mmcast/custom/finetune_custom-cpu.py
-# Needs work_dirs/distill_custom-cpu/iter_1600.pth (stage 2's default work
+# Needs work_dirs/distill_custom-cpu/ (stage 2's default work
 # dir).
 _base_ = [
     '../_base_/models/cast_mask2former_r18_toy.py',
@@ -16,7 +16,7 @@ custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 num_classes = _base_.num_dataset_classes  # len(classes), custom_dataset.py
 # The student weights of a CASTDistiller checkpoint live under "student."
 # (tools/cast_pipeline.py overrides model.init_cfg.checkpoint).
-distilled_student = 'work_dirs/distill_custom-cpu/iter_1600.pth'
+distilled_student = 'work-dir://work_dirs/distill_custom-cpu'
 model = dict(
     panoptic_head=dict(
         _base_.head_classes.panoptic_head, loss_pixel_contrast=None),

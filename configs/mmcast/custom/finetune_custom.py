@@ -3,7 +3,7 @@
 # only (../_base_/cast_stages/finetune.py).
 #   mim train mmdet configs/mmcast/custom/finetune_custom.py \
 #       --launcher pytorch --gpus 4
-# Needs work_dirs/distill_custom/iter_90000.pth (stage 2's default work dir).
+# Needs work_dirs/distill_custom/ (stage 2's default work dir).
 _base_ = [
     '../_base_/cast_stages/finetune.py',
     './_base_/semi_custom_instance.py',
@@ -12,7 +12,7 @@ _base_ = [
 
 num_classes = _base_.num_dataset_classes  # len(classes), custom_dataset.py
 # (tools/cast_pipeline.py overrides model.init_cfg.checkpoint)
-distilled_student = 'work_dirs/distill_custom/iter_90000.pth'
+distilled_student = 'work-dir://work_dirs/distill_custom'
 model = dict(
     _base_.head_classes, init_cfg=dict(checkpoint=distilled_student))
 

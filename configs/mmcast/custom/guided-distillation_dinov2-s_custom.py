@@ -22,7 +22,7 @@ custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 num_classes = _base_.num_dataset_classes  # len(classes), custom_dataset.py
 # phase 1's default work dir (tools/cast_pipeline.py --methods gd sets it)
-supervised_teacher = 'work_dirs/supervised_student_custom/iter_100000.pth'
+supervised_teacher = 'work-dir://work_dirs/supervised_student_custom'
 
 model = dict(
     student=_base_.head_classes,

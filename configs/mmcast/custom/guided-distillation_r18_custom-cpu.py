@@ -22,7 +22,7 @@ num_classes = _base_.num_dataset_classes  # len(classes), custom_dataset.py
 model = dict(
     student=_base_.head_classes,
     teacher=_base_.head_classes,
-    teacher_checkpoint='work_dirs/supervised_student_custom-cpu/iter_2000.pth')
+    teacher_checkpoint='work-dir://work_dirs/supervised_student_custom-cpu')
 
 train_dataloader = dict(
     sampler=dict(source_ratio=[1, 3]),

@@ -3,27 +3,27 @@
 # CAST 33.9 mask AP at 10 % labels).
 # Phase 1, the supervised teacher:
 #   configs/mmcast/cast/supervised_dinov2-s-dpt_4xb2-100k_cityscapes-10p.py
-# on the same labeled split (teacher and student share the architecture).
+# on the same labeled split (teacher and student share the architecture);
+# its finished checkpoint is found in its default work dir (work-dir://).
 # Phases 2-4 here: guided burn-in (50k iterations, the frozen teacher labels
-# every unlabeled batch), switch, EMA teacher (decay 0.9996) to 90k.
-# Labeled split: Guided Distillation's published 10 % list (shipped with
-# mmcast: mmcast/datasets/splits/cityscapes/perc_10.txt), written by
-#   python tools/split_semi.py \
-#       data/cityscapes/annotations/instancesonly_filtered_gtFine_train.json \
-#       --image-list cityscapes/perc_10 --out-dir data/cityscapes/annotations/semi
-# (perc_5/20/30: set labeled_split below, or --cfg-options
-#  train_dataloader.dataset.datasets.0.dataset.ann_file=...@perc_5.json).
+# every unlabeled batch), switch, EMA teacher (decay 0.9996) to 90k, as the
+# paper (tools/cast_pipeline.py --methods gd runs the same 90k / 50k).
+# Labeled split: the dataset base's D_l, Guided Distillation's published
+# 10 % list (mmcast/datasets/splits/cityscapes/perc_10.txt), the same for
+# every stage and method (see ../_base_/datasets/semi_cityscapes_instance.py
+# for the command that writes it, and for other splits).
 # Unlabeled pool: all 2975 train images. 1:1 per batch (2 per GPU, 4xb2).
 # Labeled side: GD's class-balanced repeat sampling, threshold 10 (see
 # labeled_repeat_thr below).
 # Schedule (GD): AdamW, wd 0.05, backbone x0.1, clip 0.01, poly, AMP.
-# Batch and lr: GD trains at 16 labeled + 16 unlabeled images with lr 1e-4;
-# this config runs the project's 4xb2 = 4 + 4 (a quarter of GD's batch) and
-# scales the lr by the square-root rule of Adam-type optimisers,
-# 1e-4 x sqrt(8 / 32) = 5e-5 (the linear rule, 2.5e-5, is the SGD one and
-# would halve the lr CAST's spec gives this same student at the same batch
-# of 8: 5e-5). At GD's batch (16xb2) set optim_wrapper.optimizer.lr=1e-4;
-# --auto-scale-lr scales linearly and would give 2e-4 there.
+# Batch and lr: GD trains at 16 labeled + 16 unlabeled images with lr 1e-4.
+# mmcast's one rule for the lr of another global batch is the square-root
+# rule of Adam-type optimisers (mmcast/engine/batch_scaling.py): at this
+# config's 4xb2 = 4 + 4 images, 1e-4 x sqrt(8 / 32) = 5e-5, written below
+# with auto_scale_lr.base_batch_size 8 (which is CAST's lr for the same
+# student at the same batch). On another number of GPUs pass --auto-scale-lr
+# (square-root rule, mmcast's BatchScaledRunner): at GD's 16xb2 it gives
+# 1e-4; tools/cast_pipeline.py applies the rule itself.
 #   mim train mmdet configs/mmcast/guided_distillation/guided-distillation_dinov2-s_cityscapes.py \
 #       --launcher pytorch --gpus 4
 _base_ = [
@@ -35,10 +35,10 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 num_classes = 8  # Cityscapes thing classes
-labeled_split = 'perc_10'  # a published list, or '10' for the seeded draw
-# phase 1's default work dir (tools/cast_pipeline.py --methods gd sets it)
-supervised_teacher = ('work_dirs/supervised_dinov2-s-dpt_4xb2-100k_cityscapes-10p/'
-                      'iter_100000.pth')
+# phase 1's default work dir, its finished checkpoint (tools/cast_pipeline.py
+# --methods gd sets the file)
+supervised_teacher = \
+    'work-dir://work_dirs/supervised_dinov2-s-dpt_4xb2-100k_cityscapes-10p'
 
 head = dict(
     panoptic_head=dict(
@@ -65,8 +65,7 @@ train_dataloader = dict(
             dataset=dict(
                 type={{_base_.dataset_type}},
                 data_root={{_base_.data_root}},
-                ann_file='annotations/semi/instancesonly_filtered_gtFine_'
-                f'train.1@{labeled_split}.json',
+                ann_file={{_base_.labeled_ann_file}},
                 data_prefix=dict(img={{_base_.train_img_prefix}}),
                 filter_cfg=dict(filter_empty_gt=True, min_size=0),
                 pipeline={{_base_.sup_pipeline}},
@@ -74,7 +73,8 @@ train_dataloader = dict(
         {{_base_.unlabeled_pool_dataset}},
     ]))
 
-# GD's lr 1e-4 at 16 + 16 images, square-root scaled to 4 + 4 (see above)
+# GD's lr 1e-4 at 16 + 16 images, square-root scaled to 4 + 4 (see above);
+# auto_scale_lr.base_batch_size 8 (../_base_/schedules/cast_90k.py)
 optim_wrapper = dict(optimizer=dict(lr=5e-5, weight_decay=0.05))
 burn_in_iters = 50000
 custom_hooks = [

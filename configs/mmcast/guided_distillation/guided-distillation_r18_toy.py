@@ -32,8 +32,8 @@ _base_ = [
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 
 model = dict(
-    teacher_checkpoint=('work_dirs/supervised_mask2former-r18_1xb4-2000it_toy-10p/'
-                        'iter_2000.pth'))
+    teacher_checkpoint=('work-dir://work_dirs/'
+                        'supervised_mask2former-r18_1xb4-2000it_toy-10p'))
 
 train_dataloader = dict(
     sampler=dict(source_ratio=[1, 1]),

@@ -17,6 +17,7 @@ from ..launchers import LaunchConfig
 from ..stage_progress import ProgressMonitor
 from ..stage_state import (checkpoint_damage, iteration_checkpoints,
                            set_aside_checkpoint)
+from .batch_plan import BatchPlanning
 from .capacity import RunCapacity
 from .data_preparation import DataPreparation, toy_extra_unlabeled
 from .launching import StageLaunching
@@ -26,16 +27,16 @@ from .reuse import StageReuse
 from .scheduling import StageScheduling
 from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_DATASETS, CUSTOM_ENVS,
                        CUSTOM_PERCENT_ENV, CUSTOM_ROOT_ENV,
-                       CUSTOM_SPLIT_SEED_ENV, DEFAULT_TEACHER, METHODS,
-                       PREFLIGHT_FAILED, REPO_ROOT, TEACHER_MARKER, TEACHERS,
-                       UPSTREAM)
+                       CUSTOM_SPLIT_SEED_ENV, DEFAULT_METRIC, DEFAULT_TEACHER,
+                       METHODS, PREFLIGHT_FAILED, PRIMARY_METRIC, REPO_ROOT,
+                       TEACHER_MARKER, TEACHERS, UPSTREAM)
 from .stage import Stage
 from .stage_configs import StageConfigs
 from .work_dir_lock import WORK_DIR_LOCK, FolderLock, describe_holder
 
 
-class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
-                   PreflightChecks, StageReuse, StageScheduling,
+class CASTPipeline(StagePlanning, BatchPlanning, DataPreparation,
+                   StageConfigs, PreflightChecks, StageReuse, StageScheduling,
                    StageLaunching, RunCapacity):
     """The stages of one dataset, run through stock MMDet entry points.
 
@@ -253,7 +254,8 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
             for stage in stages:
                 print('  ' + stage.describe())
                 print('    --cfg-options ' + ' '.join(stage.options))
-        problems += self.preflight(stages)
+        problems += self.preflight(stages) + self.batch_problems(stages)
+        self.print_batches(stages)
         if problems:
             print(f'preflight: {len(problems)} problem(s), no stage was '
                   'started:', file=sys.stderr)
@@ -316,4 +318,4 @@ class CASTPipeline(StagePlanning, DataPreparation, StageConfigs,
         return write_results_table(
             per_seed, self.work_dir, self.ds, methods,
             teacher='' if self.teacher == DEFAULT_TEACHER else self.teacher,
-            noise=noise)
+            noise=noise, metric=PRIMARY_METRIC.get(self.ds, DEFAULT_METRIC))

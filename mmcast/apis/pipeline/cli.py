@@ -97,7 +97,9 @@ def run_pipeline(dataset: str, work_dir: str, *options: str) -> Dict:
             ``'--seeds', '0', '1', '--iters', 'distill=400'``.
 
     Returns:
-        dict: ``{seed: {stage key: dict(segm_AP, segm_AP50)}}``; ``{}`` for
+        dict: ``{seed: {stage key: dict(segm_AP, segm_AP50, metric)}}``
+        (Cityscapes: cityscapesscripts' AP, and pycocotools' as
+        ``coco_segm_AP``, ``coco_segm_AP50``); ``{}`` for
         ``--dry-run``.
 
     Raises:

@@ -45,7 +45,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'pretrain: θ_T^0 or its stand-in and the students\' backbone); the '
         'others keep their config\'s. The former five positional values '
         '(pretrain, 1a, 1b, 2, 3) still work, with 0 for a stage the run '
-        'does not have. The baseline and Guided Distillation get 2 + 3')
+        'does not have. The baseline gets 2 + 3; Guided Distillation its '
+        'config\'s length and burn-in (Cityscapes: 90k / 50k), scaled as the '
+        'baseline is')
     parser.add_argument(
         '--student-init', choices=('random', 'source-pretrained'),
         default='random',
@@ -54,6 +56,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         f'θ_T^0 ({STUDENT_PRETRAIN_CONFIG}, trained once and cached)')
     parser.add_argument('--nproc', type=int, default=1,
                         help='processes (GPUs) per node and stage')
+    parser.add_argument(
+        '--batch-per-gpu', type=int, metavar='N',
+        help='training images per GPU of every stage (default: each '
+        'config\'s, 2 for the real-size ones). The global batch is GPUs x '
+        'N; every stage\'s lr follows it from its recipe\'s batch by the '
+        'square-root rule, iterations stay, and the preflight prints the '
+        'global batch, lr and epochs of each stage (semi-supervised stages '
+        'need N >= 2)')
+    parser.add_argument(
+        '--labeled-split', metavar='SEED@TAG',
+        help='cityscapes, ade20k, coco: the labeled split D_l of every stage '
+        'and method, as tools/split_semi.py names its files: 1@perc_5 '
+        '(a published list, Cityscapes: perc_5/10/20/30) or 1@10 (a seeded '
+        '10 %% draw, seed 1); default: the dataset config\'s (Cityscapes '
+        '1@perc_10, ADE20K and COCO 1@10)')
     parser.add_argument(
         '--launcher', choices=LAUNCHERS, default=None,
         help='none (mim train), pytorch (torchrun on one or --nnodes '

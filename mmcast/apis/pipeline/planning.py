@@ -3,15 +3,26 @@
 the students' backbone, then per seed 1a, 1b, 2, 3, the baseline and
 Guided Distillation), each with its config, options and iterations."""
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..config_handoffs import (config_value, evaluator_options, find_item,
                                hook_option, pseudo_label_options)
+from .labeled_split import check_split_name, labeled_split_options
 from .settings import (CUSTOM_CONFIG_DIR, GD_CONFIGS, ITERS_ALIASES,
                        ITERS_STAGES, PROGRESS_RECORDS, SHARED_STAGES_SEED,
-                       STANDIN_TEACHER, STUDENT_FOUNDATION,
+                       SPLIT_DATASETS, STANDIN_TEACHER, STUDENT_FOUNDATION,
                        STUDENT_PRETRAIN_CONFIG, TEACHER_STAGES, config_path)
 from .stage import Stage
+
+
+def given_max_iters(options: List[str]) -> Optional[int]:
+    """The last ``train_cfg.max_iters=N`` of ``options``, or ``None``."""
+    found = None
+    for option in options:
+        key, _, value = option.partition('=')
+        if key.strip() == 'train_cfg.max_iters' and value.strip().isdigit():
+            found = int(value)
+    return found
 
 
 class StagePlanning:
@@ -34,8 +45,18 @@ class StagePlanning:
         """A training stage of ``max_iters`` with its complete options (the
         run's instance capacity before ``--cfg-options``); its json log gets
         a record at least every ``max_iters /`` :data:`PROGRESS_RECORDS`
-        iterations (the progress lines)."""
+        iterations (the progress lines).
+
+        A ``train_cfg.max_iters`` of the command line's options
+        (``--cfg-options``, ``--stage-cfg-options``) is the stage's length,
+        so that its final checkpoint, which the next stage loads, is the one
+        it writes. The stage reads ``--labeled-split`` and gets the batch
+        and lr of the run's GPU count
+        (:meth:`~mmcast.apis.pipeline.batch_plan.BatchPlanning.apply_batch`).
+        """
         interval = self.config_file(config).default_hooks.logger.interval
+        given = self.args.cfg_options + self.stage_options.get(key, [])
+        max_iters = given_max_iters(given) or max_iters
         opts = [
             f'train_cfg.max_iters={max_iters}',
             f'train_cfg.val_interval={max_iters}',
@@ -43,9 +64,25 @@ class StagePlanning:
             f'default_hooks.checkpoint.interval={max(max_iters // 4, 1)}',
             'default_hooks.logger.interval='
             f'{max(1, min(interval, max_iters // PROGRESS_RECORDS))}',
-        ] + options + self.stage_capacity_options(config) + \
-            self.args.cfg_options + self.stage_options.get(key, [])
-        return Stage(key, name, config, work_dir, opts, max_iters=max_iters)
+        ] + self.split_options(config) + options + \
+            self.stage_capacity_options(config) + given
+        stage = Stage(key, name, config, work_dir, opts, max_iters=max_iters)
+        self.apply_batch(stage)
+        return stage
+
+    def split_options(self, config: str) -> List[str]:
+        """The options that make ``config`` read ``--labeled-split``
+        (:mod:`~mmcast.apis.pipeline.labeled_split`); none without it."""
+        split = self.args.labeled_split
+        if split is None:
+            return []
+        if self.ds not in SPLIT_DATASETS:
+            raise SystemExit(
+                f'--labeled-split is for {", ".join(SPLIT_DATASETS)}, not '
+                f'{self.ds}' + (' (your own dataset: --percent and '
+                                '--split-seed)' if self.custom else ''))
+        check_split_name(split)
+        return labeled_split_options(self.config_file(config), split)
 
     def test_stage(self, key: str, config: str, checkpoint: str,
                    work_dir: str, options: List[str]) -> Stage:
@@ -62,11 +99,10 @@ class StagePlanning:
         ``CocoMetric`` writes the predictions on val to
         :meth:`predictions_file` (for the split-half noise of the results
         table). A ``CityScapesMetric`` (toy and Cityscapes configs) writes
-        (and first deletes) one fixed folder under
-        ``./work_dirs/cityscapes_metric/``; each stage gets its own folder so
-        that concurrent runs do not clear each other's files. (Neither inside
-        the stage's work dir, where :func:`read_metrics` looks for logs.)
-        The metrics are found in ``config`` by type.
+        (and first deletes) a folder: each stage gets its own,
+        ``<seed dir>/cityscapes_metric/<key>`` (a run by hand gets
+        ``<work_dir>/cityscapes_metric/`` from ``MetricOutputHook``). The
+        metrics are found in ``config`` by type.
         """
         coco = self.predictions_file(seed_dir, key)[:-len('.segm.json')]
         return evaluator_options(
@@ -166,7 +202,10 @@ class StagePlanning:
 
     def gd_stage(self, wd: str, baseline: Stage, opts) -> Stage:
         """Guided Distillation from the seed's baseline (its supervised
-        teacher), as long as the baseline; burn-in scaled alike."""
+        teacher), for its config's iterations and burn-in (Cityscapes:
+        the paper's 90k / 50k); a baseline shortened or lengthened
+        (``--iters``) scales both alike, a length of its own
+        (``train_cfg.max_iters`` in the options) scales the burn-in."""
         if self.ds not in GD_CONFIGS:
             raise SystemExit(f'no Guided Distillation config for {self.ds!r} '
                              f'(have: {", ".join(sorted(GD_CONFIGS))})')
@@ -174,13 +213,19 @@ class StagePlanning:
         config = config_path(GD_CONFIGS[self.ds])
         cfg = self.config_file(config)
         hook = find_item(cfg, 'custom_hooks', 'GuidedTeacherHook')
-        # scaled alike, and the switch stays inside the run
+        own = cfg.train_cfg.max_iters
+        scale = baseline.max_iters / self._config_iters(
+            self.stage_config('supervised_student'))
+        max_iters = given_max_iters(
+            self.args.cfg_options + self.stage_options.get(key, [])) or max(
+                1, round(own * scale))
+        # the switch stays inside the run
         burn_in = round(config_value(cfg, hook)['burn_in_iters'] *
-                        baseline.max_iters / cfg.train_cfg.max_iters)
-        burn_in = max(1, min(burn_in, baseline.max_iters - 1))
+                        max_iters / own)
+        burn_in = max(1, min(burn_in, max_iters - 1))
         return self.train_stage(
             key, 'Guided Distillation', config, osp.join(wd, key),
-            baseline.max_iters, opts(key, config) + [
+            max_iters, opts(key, config) + [
                 f'model.teacher_checkpoint={baseline.final}',
                 hook_option(cfg, 'GuidedTeacherHook', 'burn_in_iters',
                             burn_in)

@@ -10,7 +10,7 @@ from typing import Dict, List
 from mmcast.utils.atomic_io import atomic_dump_json
 from ..stage_failure import StageFailed
 from ..stage_progress import ProgressMonitor
-from .settings import UPSTREAM
+from .settings import DEFAULT_METRIC, PRIMARY_METRIC, UPSTREAM
 from .stage import Stage, pseudo_label_summary, read_metrics
 
 
@@ -109,13 +109,18 @@ class StageScheduling:
             self.test(stage)
 
     def _record(self, seed: int, stage: Stage, results: Dict) -> None:
-        """Add a finished stage's metrics to its seed's results.json."""
+        """Add a finished stage's metrics to its seed's results.json (read
+        again from its logs when the row holds another metric than the
+        dataset's, e.g. written before Cityscapes read cityscapesscripts').
+        """
         results_file = osp.join(self.work_dir, f'seed{seed}', 'results.json')
-        if stage.key not in results:
-            results[stage.key] = read_metrics(stage.work_dir)
+        metric = PRIMARY_METRIC.get(self.ds, DEFAULT_METRIC)
+        row = results.get(stage.key)
+        if row is None or row.get('metric', DEFAULT_METRIC) != metric:
+            results[stage.key] = read_metrics(stage.work_dir, metric)
             atomic_dump_json(results, results_file, indent=2)
         self.say(f'[seed {seed}] [{stage.key}] mask AP '
-                 f'{results[stage.key]["segm_AP"]}')
+                 f'{results[stage.key]["segm_AP"]} ({metric})')
         if stage.label not in self.pseudo_labels_told:  # e.g. a done stage
             for line in self.pseudo_label_lines(stage):
                 self.say(line)

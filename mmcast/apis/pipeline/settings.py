@@ -96,11 +96,20 @@ ITERS_STAGES = ('pretrain', 'adapt_teacher', 'adapt_teacher_selftrain',
 ITERS_ALIASES = {'1a': 'adapt_teacher', '1b': 'adapt_teacher_selftrain',
                  '2': 'distill', '3': 'finetune'}
 # Config keys left out when deciding whether a stage runs alike: they change
-# what is logged, or how checkpoints land on disk, not the results.
+# what is logged, how checkpoints and metric files land on disk, or the
+# runner class that logs the batch (whose lr the options fix), not the
+# results; and the configs' variables naming a default hand-off checkpoint,
+# whose every use the pipeline's options set.
 RESULT_NEUTRAL_KEYS = (('default_hooks', 'logger', 'interval'),
-                       ('default_hooks', 'checkpoint', 'type'))
+                       ('default_hooks', 'checkpoint', 'type'),
+                       ('default_hooks', 'metric_output'), ('runner_type', ),
+                       ('pretrained_teacher', ), ('adapted_teacher', ),
+                       ('distilled_student', ), ('supervised_teacher', ))
 # A stage's json log gets at least this many records (progress lines).
 PROGRESS_RECORDS = 20
+# The datasets whose configs name their split files as tools/split_semi.py
+# writes them (--labeled-split switches every stage to another split).
+SPLIT_DATASETS = ('cityscapes', 'ade20k', 'coco')
 # Guided Distillation's burn-in + distillation config per dataset.
 GD_CONFIGS = {
     'toy': 'guided_distillation/guided-distillation_r18_toy',
@@ -109,6 +118,13 @@ GD_CONFIGS = {
     'custom': 'custom/guided-distillation_dinov2-s_custom',
     'custom-cpu': 'custom/guided-distillation_r18_custom-cpu',
 }
+# The metric each dataset's results table reads first (stage.METRICS): the
+# papers' Cityscapes numbers are cityscapesscripts' mask AP / AP50
+# (CityScapesMetric), the COCO-style ones follow in a second column; every
+# other dataset (toy included: its research log is COCO-style) reads
+# pycocotools' (CocoMetric).
+PRIMARY_METRIC = {'cityscapes': 'cityscapes'}
+DEFAULT_METRIC = 'coco'
 # Bytes per weight in a training checkpoint: the weights and AdamW's two
 # moments, float32.
 CHECKPOINT_BYTES_PER_WEIGHT = 12

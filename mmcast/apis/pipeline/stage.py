@@ -6,8 +6,16 @@ from typing import Dict, List, Optional
 
 from ..stage_state import logged_metrics
 
-# the results table's columns: the metrics of a stage's MMEngine log
-METRICS = {'segm_AP': 'coco/segm_mAP', 'segm_AP50': 'coco/segm_mAP_50'}
+# The results table's mask AP / AP50, by the evaluator they come from: the
+# keys of a stage's MMEngine log (×1, the table shows ×100). Which one a
+# dataset's table reads first is settings.PRIMARY_METRIC.
+METRICS = {
+    'coco': {'segm_AP': 'coco/segm_mAP', 'segm_AP50': 'coco/segm_mAP_50'},
+    'cityscapes': {'segm_AP': 'cityscapes/mAP',
+                   'segm_AP50': 'cityscapes/AP@50'},
+}
+# the COCO-style columns of a table whose first metric is another one
+SECOND_COLUMNS = {'segm_AP': 'coco_segm_AP', 'segm_AP50': 'coco_segm_AP50'}
 
 
 @dataclass
@@ -25,6 +33,8 @@ class Stage:
         seed (int, optional): The seed of a seed's stage.
         number (int, optional): Its place in the run's schedule (1-based).
         count (int, optional): The stages of the run's schedule.
+        batch (StageBatch, optional): A training stage's global batch and
+            lr (:mod:`~mmcast.apis.pipeline.batch_plan`).
     """
     key: str
     name: str
@@ -36,6 +46,7 @@ class Stage:
     seed: Optional[int] = None
     number: Optional[int] = None
     count: Optional[int] = None
+    batch: Optional[object] = None
 
     @property
     def label(self) -> str:
@@ -108,17 +119,35 @@ def pseudo_label_summary(stage: Stage) -> List[str]:
     return lines
 
 
-def read_metrics(work_dir: str) -> Dict[str, float]:
-    """The last COCO mask metrics logged in ``work_dir`` (×100).
+def read_metrics(work_dir: str, metric: str = 'coco') -> Dict:
+    """The last mask AP / AP50 logged in ``work_dir`` (×100) by the
+    evaluator ``metric`` (:data:`METRICS`), with ``metric`` named in the
+    row; for another metric than ``'coco'`` the COCO-style ones too
+    (:data:`SECOND_COLUMNS`).
 
     A run whose model predicted nothing at all (a box-prompted teacher with
     no detection above its score threshold) gets no COCO metric from mmdet's
     ``CocoMetric``, which logs that instead: its AP is 0.
+
+    Raises:
+        RuntimeError: Nothing logged, or a record without ``metric``'s keys
+            (the config has no such evaluator).
     """
+    keys = dict(METRICS[metric])
+    if metric != 'coco':
+        keys.update({SECOND_COLUMNS[k]: v
+                     for k, v in METRICS['coco'].items()})
     record = logged_metrics(work_dir)
     if record is None:
-        raise RuntimeError(f'no {METRICS["segm_AP"]} logged under {work_dir}')
+        raise RuntimeError(
+            f'no {METRICS["coco"]["segm_AP"]} logged under {work_dir}')
     if not record:
         print(f'no predictions at all in {work_dir}: mask AP 0', flush=True)
-        return {k: 0.0 for k in METRICS}
-    return {k: round(100 * record[v], 1) for k, v in METRICS.items()}
+        return dict({k: 0.0 for k in keys}, metric=metric)
+    missing = [v for v in keys.values() if v not in record]
+    if missing:
+        raise RuntimeError(f'{work_dir}: its log has no {", ".join(missing)}'
+                           f' (the {metric} metric of this dataset\'s '
+                           'results table): is that evaluator in its config?')
+    return dict({k: round(100 * record[v], 1) for k, v in keys.items()},
+                metric=metric)

@@ -2,9 +2,10 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .contrast_temperature_hook import ContrastTemperatureHook
 from .guided_teacher_hook import GuidedTeacherHook
+from .metric_output_hook import MetricOutputHook
 from .pseudo_label_hook import PseudoLabelHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'ContrastTemperatureHook',
-    'GuidedTeacherHook', 'PseudoLabelHook'
+    'GuidedTeacherHook', 'MetricOutputHook', 'PseudoLabelHook'
 ]

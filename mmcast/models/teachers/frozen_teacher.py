@@ -15,6 +15,7 @@ from torch import nn
 from mmcast.utils.checkpoint_loading import (check_weights_fit,
                                              checkpoint_classes,
                                              load_checkpoint_file)
+from mmcast.utils.work_dir_checkpoint import resolve_checkpoint
 from .utils import load_model_cfg
 
 # CASTDistiller checkpoints hold the teacher as the student; DDP's prefix.
@@ -47,6 +48,7 @@ def build_frozen_teacher(config: Union[ConfigType, str],
             truncated, not a checkpoint, or holds weights of another
             architecture (none of the teacher's, or some of other shapes).
     """
+    checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is not None and '://' not in checkpoint \
             and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'teacher checkpoint not found: {checkpoint}')

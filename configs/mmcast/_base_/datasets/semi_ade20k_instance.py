@@ -1,21 +1,27 @@
 # Semi-supervised ADE20K instance segmentation (100 thing classes) for CAST,
 # built like semi_cityscapes_instance.py: D_l with ground truth in the "sup"
 # branch, D_u with the teacher's offline pseudo-labels in the "unsup" branch,
-# 1:1 per batch; geometric augmentation before MultiBranch.
+# 1:1 per batch; geometric and colour augmentation before MultiBranch.
 #
 # Annotations: MMDetection's ADE20K instance jsons
 # (tools/dataset_converters/ade20k2coco.py writes ade20k_instance_train.json
-# and ade20k_instance_val.json into data/ADEChallengeData2016/). The 10 %
-# split (seed 1) is written by
+# and ade20k_instance_val.json into data/ADEChallengeData2016/). ADE20K has
+# no published semi-supervised list (CAST's authors did not publish theirs):
+# D_l is a seeded 10 % draw (seed 1), the one labeled set of every stage.
+# The split files every shipped ADE20K config reads, written by
 #   python tools/split_semi.py \
 #       data/ADEChallengeData2016/ade20k_instance_train.json \
 #       --percent 10 --seed 1 --out-dir data/ADEChallengeData2016/semi_anns
+# -> semi_anns/ade20k_instance_train.1@10.json (D_l) and
+#    ...1@10-unlabeled.json (D_u). Another seed or share: write it the same
+# way and run tools/cast_pipeline.py with --labeled-split SEED@PERCENT.
 #
 # Training crops 630x630 (spec: the paper's ADE20K crop; 630 = 14 x 45 patches
 # of DINOv2). The DINOv2-S student pads batches to a multiple of 28 (its
 # stride-28 level), so a 630x630 batch becomes 644x644 with zero padding.
 # Scale jitter as Mask2Former's ADE20K instance recipe: short side
-# 640 x (0.5 ... 2.0), long side <= 2560. Test: short side 640.
+# 640 x (0.5 ... 2.0), long side <= 2560; SSD colour augmentation
+# (COLOR_AUG_SSD of that recipe). Test: short side 640.
 # Per-GPU batch 2 (4xb2 = 8 in total, see schedules/cast_90k.py).
 _base_ = [
     'mmdet::_base_/datasets/ade20k_instance.py',
@@ -66,6 +72,9 @@ geometric_pipeline = [
         crop_type='absolute',
         recompute_bbox=True,
         allow_negative_crop=True),
+    # Detectron2's ColorAugSSDTransform: brightness +-32, contrast and
+    # saturation x0.5-1.5, hue +-18, each with probability 0.5
+    dict(type='PhotoMetricDistortion'),
     dict(type='RandomFlip', prob=0.5),
     dict(
         type='FilterAnnotations',

@@ -1,20 +1,31 @@
-# Semi-supervised Cityscapes instance segmentation (8 thing classes) for CAST:
-# the labeled split D_l with ground truth (branch "sup") and the unlabeled
-# rest D_u with the teacher's offline pseudo-labels (branch "unsup"), mixed
-# 1:1 in every batch by MultiSourceSampler. All geometric augmentation runs
-# before MultiBranch, on image and masks together, so pseudo-masks stay
-# aligned with the student's view.
+# Semi-supervised Cityscapes instance segmentation (8 thing classes) for CAST
+# and Guided Distillation: the labeled split D_l with ground truth (branch
+# "sup") and the unlabeled rest D_u with the teacher's offline pseudo-labels
+# (branch "unsup"), mixed 1:1 in every batch by MultiSourceSampler. The
+# geometric augmentation and the colour augmentation run before MultiBranch,
+# on image and masks together, so pseudo-masks stay aligned with the
+# student's view.
 #
-# The 10 % split (seed 1) is written by
+# D_l: Guided Distillation's published 10 % list (296 of the 2975 train
+# images; shipped in mmcast/datasets/splits/cityscapes/perc_10.txt), the one
+# labeled set of every stage and method (CAST 1a/1b/2/3, the labels-only
+# baseline, Guided Distillation). The split files every shipped Cityscapes
+# config reads, all written by one command:
 #   python tools/split_semi.py \
 #       data/cityscapes/annotations/instancesonly_filtered_gtFine_train.json \
-#       --percent 10 --seed 1 --out-dir data/cityscapes/annotations/semi
-# (other fractions/seeds: write them the same way and override
-# labeled_ann_file / unlabeled_ann_file of the datasets below, e.g.
-# train_dataloader.dataset.datasets.0.ann_file=annotations/semi/...1@5.json).
+#       --image-list cityscapes/perc_10 \
+#       --out-dir data/cityscapes/annotations/semi
+# -> annotations/semi/instancesonly_filtered_gtFine_train.1@perc_10.json (D_l)
+#    and ...1@perc_10-unlabeled.json (D_u, CAST's stages 1b and 2); Guided
+#    Distillation's unlabeled pool is the full train json itself.
+# Other splits: --image-list cityscapes/perc_5 (perc_20, perc_30), or a seeded
+# draw (--percent 10 --seed 1 -> ...1@10.json); tools/cast_pipeline.py
+# --labeled-split 1@perc_5 (or 1@10) switches every stage to it; by hand, set
+# labeled_split / split_seed below.
 #
 # Training crops 512x1024 (spec "Student schedule"): random resize of the
-# 2048x1024 image by 0.5-2.0, random 512x1024 crop, flip. Test: 2048x1024.
+# 2048x1024 image by 0.5-2.0, random 512x1024 crop, SSD colour augmentation
+# (Mask2Former's Cityscapes recipe, COLOR_AUG_SSD), flip. Test: 2048x1024.
 # Per-GPU batch 2 (4xb2 = 8 in total, see schedules/cast_90k.py).
 _base_ = [
     'mmdet::_base_/datasets/cityscapes_instance.py',
@@ -25,8 +36,14 @@ dataset_type = 'CityscapesDataset'
 data_root = 'data/cityscapes/'
 classes = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
            'bicycle')
-labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
-unlabeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10-unlabeled.json'  # noqa
+# D_l: a published list (perc_5, perc_10, perc_20, perc_30) or a percentage
+# of a seeded draw ('10' with split_seed 1 -> 1@10); a list's files carry
+# the default seed 1 of tools/split_semi.py in their name
+labeled_split = 'perc_10'
+split_seed = 1
+split_stem = f'annotations/semi/instancesonly_filtered_gtFine_train.{split_seed}@{labeled_split}'  # noqa: E501
+labeled_ann_file = f'{split_stem}.json'
+unlabeled_ann_file = f'{split_stem}-unlabeled.json'
 # The offline pseudo-labels of D_u (written by PseudoLabelHook). Stage
 # configs point it at their work dir. Relative to the working directory,
 # NOT to data_root: the pseudo-labeled dataset has data_root='' (its image
@@ -52,6 +69,9 @@ geometric_pipeline = [
         crop_type='absolute',
         recompute_bbox=True,
         allow_negative_crop=True),
+    # Detectron2's ColorAugSSDTransform: brightness +-32, contrast and
+    # saturation x0.5-1.5, hue +-18, each with probability 0.5
+    dict(type='PhotoMetricDistortion'),
     dict(type='RandomFlip', prob=0.5),
     dict(
         type='FilterAnnotations',
@@ -180,7 +200,9 @@ val_evaluator = [
     dict(
         type='CityScapesMetric',
         seg_prefix=data_root + 'gtFine/val',
-        outfile_prefix='./work_dirs/cityscapes_metric/instance',
+        # no folder of its own: MetricOutputHook (the runtime's
+        # default_hooks) writes its files into <work_dir>/cityscapes_metric/
+        outfile_prefix=None,
         backend_args={{_base_.backend_args}})
 ]
 test_evaluator = val_evaluator

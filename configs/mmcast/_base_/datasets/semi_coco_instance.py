@@ -3,12 +3,17 @@
 # with the teacher's offline pseudo-labels in the "unsup" branch, 1:1 per
 # batch; geometric augmentation before MultiBranch.
 #
-# Splits (MMDetection's semi-supervised naming, 1/2/5/10 %, seed 1):
+# Splits (MMDetection's semi-supervised naming, 1/2/5/10 %, seed 1): the
+# standard COCO lists (Unbiased Teacher's, which Guided Distillation uses)
+# are not shipped with mmcast, so D_l is a seeded draw, the one labeled set
+# of every stage and method (CAST, the baseline, Guided Distillation). The
+# split files the shipped COCO configs read:
 #   for p in 1 2 5 10; do python tools/split_semi.py \
 #       data/coco/annotations/instances_train2017.json \
 #       --percent $p --seed 1 --out-dir data/coco/semi_anns; done
 # -> semi_anns/instances_train2017.1@{1,2,5,10}.json (+ -unlabeled.json).
-# The default is 10 %; for another split override the ann files, e.g.
+# The default is 10 %; tools/cast_pipeline.py --labeled-split 1@1 switches
+# every stage; by hand, override the ann files, e.g.
 #   --cfg-options \
 #     train_dataloader.dataset.datasets.0.ann_file=semi_anns/instances_train2017.1@1.json \
 #     ...datasets.1.unlabeled_ann_file=data/coco/semi_anns/instances_train2017.1@1-unlabeled.json \

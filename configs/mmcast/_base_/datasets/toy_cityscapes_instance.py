@@ -66,7 +66,9 @@ val_evaluator = [
     dict(
         type='CityScapesMetric',
         seg_prefix=data_root + 'gtFine/val',
-        outfile_prefix='./work_dirs/cityscapes_metric/toy',
+        # no folder of its own: MetricOutputHook (the runtime's
+        # default_hooks) writes its files into <work_dir>/cityscapes_metric/
+        outfile_prefix=None,
         backend_args={{_base_.backend_args}})
 ]
 test_evaluator = val_evaluator

@@ -3,17 +3,21 @@
 # iterations, batch 8, backbone lr x0.1, gradient clipping at max_norm 0.01
 # (Mask2Former's full-model clip), mixed precision.
 #
-# Batch size: 8 images per iteration in total. The dataloaders set the batch
-# PER GPU (``train_dataloader.batch_size``), so the total is GPUs x per-GPU:
-#   4xb2 (the default of the mmcast dataset bases): 4 GPUs x 2 images; the
-#        semi-supervised stages need >= 2 per GPU (one labeled + one
-#        pseudo-labeled image, MultiSourceSampler source_ratio [1, 1]);
-#   8xb1: 8 GPUs x 1 image, supervised-only stages (1a, 3, the baseline):
-#        --cfg-options train_dataloader.batch_size=1;
-#   1xb8: 1 GPU x 8 images (memory permitting; the semi-supervised stages
-#        also need train_dataloader.sampler.batch_size=8).
-# auto_scale_lr is off: lr is for a total batch of 8; with another total,
-# pass --auto-scale-lr to scale it linearly.
+# Batch and lr: the lr above is the recipe's at a global batch of 8
+# (auto_scale_lr.base_batch_size). The dataloaders set the batch PER GPU
+# (train_dataloader.batch_size, 2), so the global batch is GPUs x per-GPU:
+# 4xb2 = 8 trains the recipe as written. On another number of GPUs (or
+# images per GPU) pass --auto-scale-lr (auto_scale_lr.enable=True): mmcast's
+# BatchScaledRunner (_base_/cast_runtime.py) scales the lr by the square
+# root of global batch / 8, the rule of Adam-type optimisers
+# (mmcast/engine/batch_scaling.py; not MMEngine's linear one); the
+# iterations stay 90k, so the epochs follow the batch. tools/cast_pipeline.py
+# applies the same rule from --nproc / --nnodes (and --batch-per-gpu) and
+# prints the global batch, lr and epochs of every stage before it starts.
+# Semi-supervised stages need >= 2 images per GPU (one labeled + one
+# pseudo-labeled image, MultiSourceSampler source_ratio [1, 1]); with fewer
+# the run is refused. More images per GPU: train_dataloader.batch_size=N and
+# train_dataloader.sampler.batch_size=N for the semi-supervised stages.
 #
 # AMP: AmpOptimWrapper needs a GPU (MMEngine refuses it on CPU). On CPU run
 # with --cfg-options optim_wrapper.type=OptimWrapper.

@@ -1,0 +1,197 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Each training stage's global batch and lr from the run's GPU count.
+
+The global batch of a stage is GPUs (``--nproc`` × ``--nnodes``) × images
+per GPU (``--batch-per-gpu``, default the config's). Its lr follows from
+the recipe's lr at the recipe's global batch
+(``auto_scale_lr.base_batch_size``; a config without one is a recipe for
+its own batch on one GPU) by mmcast's one rule, the square-root rule of
+:mod:`mmcast.engine.batch_scaling`; the iterations stay. The pipeline
+passes the lr (and the batch) as options, so a stage's dumped config says
+what it trained with, and prints, before the stages start, every stage's
+global batch, lr, iterations and epochs. A semi-supervised stage with a
+source that gets no image per GPU is a preflight problem.
+"""
+import math
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from mmcast.engine.batch_scaling import (LR_RULE, scaled_lr,
+                                         semi_batch_problem, source_slots)
+from .stage import Stage
+
+LR_KEY = 'optim_wrapper.optimizer.lr'
+
+
+@dataclass
+class StageBatch:
+    """The batch and lr a training stage runs with.
+
+    Args:
+        gpus (int): Processes of the stage (all nodes).
+        per_gpu (int): Training images per GPU.
+        slots (list[int]): Images per GPU of each source (one source for a
+            labels-only stage; labeled, then unlabeled for a
+            ``MultiSourceSampler``).
+        lr (float): The lr it trains with.
+        recipe_lr (float): The lr of its config.
+        recipe_batch (int): The global batch ``recipe_lr`` is for.
+        lr_given (bool): An option of the command line sets the lr: kept
+            as given.
+        source_files (list[str]): The annotation file of each source.
+        problem (str, optional): Why the stage cannot train with this batch.
+    """
+    gpus: int
+    per_gpu: int
+    slots: List[int]
+    lr: float
+    recipe_lr: float
+    recipe_batch: int
+    lr_given: bool = False
+    source_files: List[str] = field(default_factory=list)
+    problem: Optional[str] = None
+
+    @property
+    def batch(self) -> int:
+        """The global batch."""
+        return self.gpus * self.per_gpu
+
+    def describe(self, max_iters: int, counts: Dict[str, int]) -> str:
+        """``global batch 16 (8 GPU(s) x 2: 8 labeled + 8 unlabeled), lr
+        7.07e-05 (5e-05 at batch 8, square-root rule), 90000 iterations =
+        2432.4 epochs of the labeled images (296), ...``; ``counts``: the
+        images of each annotation file (absolute path) where known."""
+        split = ''
+        if len(self.slots) > 1:
+            split = ': ' + ' + '.join(
+                f'{n * self.gpus} {what}' for n, what in
+                zip(self.slots, ('labeled', 'unlabeled', 'other')))
+        if self.lr_given:
+            why = 'as given'
+        elif self.batch == self.recipe_batch:
+            why = 'the recipe\'s, at its batch'
+        else:
+            why = (f'{self.recipe_lr:.3g} at batch {self.recipe_batch}, '
+                   f'{LR_RULE} rule')
+        lr = f'lr {self.lr:.3g} ({why})'
+        epochs = []
+        for n, path, name in zip(self.slots, self.source_files,
+                                 ('labeled', 'unlabeled', 'other')):
+            images = counts.get(osp.abspath(path)) if path else None
+            if images:
+                epochs.append(f'{max_iters * n * self.gpus / images:.1f} '
+                              f'epochs of the {name} images ({images})')
+            else:
+                epochs.append(f'epochs of the {name} images: not counted '
+                              f'({osp.basename(path) or "no file"} not '
+                              'read)')
+        return (f'global batch {self.batch} ({self.gpus} GPU(s) x '
+                f'{self.per_gpu}{split}), {lr}, {max_iters} iterations = ' +
+                ', '.join(epochs))
+
+
+def listed_images(split_file: str) -> Optional[int]:
+    """The labeled images of a split file made from a published list
+    (``...1@perc_10.json``: the lines of ``cityscapes/perc_10``) before the
+    file is written; ``None`` for other files."""
+    from mmcast.datasets.semi_split import (published_split_file,
+                                            published_split_names)
+    found = re.search(r'\.\d+@([A-Za-z_][\w.]*)\.json$', split_file)
+    names = [n for n in published_split_names()
+             if found and n.endswith('/' + found.group(1))]
+    if not names:
+        return None
+    with open(published_split_file(names[0]), encoding='utf-8') as f:
+        return sum(1 for line in f if line.strip())
+
+
+class BatchPlanning:
+    """Each training stage's global batch and lr from the run's GPU count.
+
+    A part of :class:`~mmcast.apis.pipeline.CASTPipeline`; it uses the
+    attributes that class sets.
+    """
+
+    def apply_batch(self, stage: Stage) -> None:
+        """Set ``stage.batch`` and append the options that give the stage
+        its images per GPU and scaled lr (none where they are the
+        config's)."""
+        cfg = self.load_config(stage)
+        loader = cfg.train_dataloader
+        sampler = loader.get('sampler') or {}
+        own = loader.batch_size
+        per_gpu = self.args.batch_per_gpu or own
+        if per_gpu < 1:
+            raise SystemExit(f'--batch-per-gpu {per_gpu}: at least 1')
+        gpus = self.launch.nproc * self.launch.nnodes
+        scale = cfg.get('auto_scale_lr') or {}
+        recipe_batch = scale.get('base_batch_size') or own
+        recipe_lr = cfg.optim_wrapper.optimizer.lr  # or the one given
+        lr_given = any(o.startswith(LR_KEY + '=') for o in stage.options)
+        lr = recipe_lr if lr_given else scaled_lr(
+            recipe_lr, gpus * per_gpu, recipe_batch)
+        ratio = sampler.get('source_ratio') if sampler.get(
+            'type') == 'MultiSourceSampler' else None
+        options = []
+        if per_gpu != own:
+            options.append(f'train_dataloader.batch_size={per_gpu}')
+        if 'batch_size' in sampler and sampler['batch_size'] != per_gpu:
+            options.append(f'train_dataloader.sampler.batch_size={per_gpu}')
+        if not math.isclose(lr, recipe_lr, rel_tol=1e-9):
+            options.append(f'{LR_KEY}={lr:.6g}')
+        if scale.get('enable'):  # the lr above is already the scaled one
+            options.append('auto_scale_lr.enable=False')
+        stage.options += options
+        stage.batch = StageBatch(
+            gpus=gpus, per_gpu=per_gpu,
+            slots=source_slots(per_gpu, ratio) if ratio else [per_gpu],
+            lr=lr, recipe_lr=recipe_lr, recipe_batch=recipe_batch,
+            lr_given=lr_given, source_files=self._source_files(loader),
+            problem=semi_batch_problem(per_gpu, ratio) if ratio else None)
+
+    def _source_files(self, loader) -> List[str]:
+        """The annotation file of each source of a train dataloader (of the
+        ``ConcatDataset``'s datasets, in order), in the repository."""
+        from mmcast.utils.preflight import dataset_inputs
+
+        dataset = loader.dataset
+        sources = dataset.get('datasets') or [dataset]
+        files = []
+        for source in sources:
+            found = [ann for ann, _ in dataset_inputs(source)]
+            files.append(self._in_repo(found[0]) if found else '')
+        return files
+
+    def batch_problems(self, stages: List[Stage]) -> List[str]:
+        """Preflight problems: the stages whose batch leaves a source
+        without an image."""
+        return [f'{st.label} ({st.config}): {st.batch.problem}'
+                for st in stages if st.batch is not None and
+                st.batch.problem]
+
+    def print_batches(self, stages: List[Stage]) -> None:
+        """Before the stages start: the global batch, lr, iterations and
+        epochs of every training stage (the first seed's; the others'
+        are alike)."""
+        seeds = sorted({st.seed for st in stages if st.seed is not None})
+        shown = [st for st in stages if st.batch is not None and
+                 st.seed in (None, seeds[0] if seeds else None)]
+        if not shown:
+            return
+        gpus = shown[0].batch.gpus
+        counts = dict(self.image_counts)
+        for stage in shown:
+            for path in stage.batch.source_files:
+                if path and osp.abspath(path) not in counts:
+                    listed = listed_images(path)
+                    if listed:
+                        counts[osp.abspath(path)] = listed
+        print(f'batch and lr ({gpus} GPU(s); each recipe\'s lr scaled to '
+              f'the global batch by the {LR_RULE} rule, iterations as the '
+              'recipe defines):', flush=True)
+        for stage in shown:
+            print(f'  {stage.label} ' +
+                  stage.batch.describe(stage.max_iters, counts),
+                  flush=True)
