@@ -119,10 +119,11 @@ def test_compiled_graph_gives_the_eager_outputs(student, inputs):
         ref = predictor(*inputs)
         out = compiled(*inputs)
     assert [o.shape for o in out] == [
-        (8, 50), (8, 50), (8, 50, *CANVAS), (8, 50, 4)]
+        (8, 50), (8, 50), (8, 50, *CANVAS), (8, 50, 4), (8, 20)]
     assert out[2].dtype == torch.bool and out[0].dtype == torch.float32
     assert_same_instances(ref, out)
     torch.testing.assert_close(out[3], ref[3], rtol=0, atol=1)
+    torch.testing.assert_close(out[4], ref[4])
     torch._dynamo.reset()
 
 
@@ -140,7 +141,8 @@ def test_exported_graph_has_no_host_synchronisation(student):
     batch = shapes[0][0]
     assert not isinstance(batch, int)  # the batch symbol
     assert [tuple(s) for s in shapes] == [
-        (batch, 50), (batch, 50), (batch, 50, *CANVAS), (batch, 50, 4)]
+        (batch, 50), (batch, 50), (batch, 50, *CANVAS), (batch, 50, 4),
+        (batch, 20)]
 
 
 def test_batches_give_each_image_its_batch_1_instances(student, inputs):
