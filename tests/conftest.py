@@ -47,10 +47,11 @@ _cache_external_config_lookups()
 
 
 def config_names() -> dict:
-    """Short config name -> conventional name (``configs/mmcast/cast/``)."""
-    with open(osp.join(REPO_ROOT, 'configs', 'mmcast',
-                       'config_names.json')) as f:
-        return json.load(f)
+    """Short config name -> conventional name (``configs/mmcast/cast/``), of
+    the table of stage configs (``configs/mmcast/stages.json``)."""
+    from mmcast.apis.pipeline import stage_rows
+    return {row['short']: osp.basename(row['config'])
+            for row in stage_rows(REPO_ROOT) if row['short']}
 
 
 def conventional_config(short: str) -> str:
@@ -64,6 +65,13 @@ def is_config_alias(path: str) -> bool:
     rel = osp.relpath(osp.join(REPO_ROOT, path), REPO_ROOT)
     return osp.dirname(rel) == osp.join('configs', 'mmcast') and \
         osp.splitext(osp.basename(rel))[0] in config_names()
+
+
+def pipeline_of(*argv: str):
+    """The :class:`~mmcast.apis.pipeline.CASTPipeline` of a command line of
+    ``tools/cast_pipeline.py`` (its options checked, nothing run)."""
+    from mmcast.apis.pipeline import CASTPipeline, RunSpec, parse_args
+    return CASTPipeline(RunSpec.from_args(parse_args(list(argv))))
 
 
 def load_script(path: str) -> ModuleType:

@@ -32,8 +32,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, config_names, conventional_config
-from mmcast.apis.pipeline import CASTPipeline, parse_args
+from conftest import REPO_ROOT, config_names, conventional_config, pipeline_of
 
 pytestmark = pytest.mark.slow_fixture(10)
 
@@ -322,10 +321,7 @@ def test_pseudo_label_summary_of_a_stage(tmp_path):
         write_pseudo_label_json
     path = str(tmp_path / 'stage2.json')
     stage = Stage('distill', 'stage 2', 'c.py', str(tmp_path), seed=1,
-                  options=['randomness.seed=1',
-                           'train_dataloader.dataset.datasets.1.ann_file=x',
-                           f'custom_hooks.0.out_file={path}'])
-    assert stage.pseudo_label_file == path
+                  pseudo_label_file=path)
     assert pseudo_label_summary(stage) == []  # not written (yet)
     images = [dict(id=i, file_name=f'{i}.png', height=4, width=4)
               for i in range(3)]
@@ -341,7 +337,7 @@ def test_pseudo_label_summary_of_a_stage(tmp_path):
         assert said[0] == (f'[seed 1] [stage 2] pseudo-labels: {len(anns)} '
                            f'instances on 3 unlabeled images ({path})')
         assert ('taught the student background' in said[-1]) == (not anns)
-    assert Stage('x', 'stage 3', 'c.py', '.').pseudo_label_file is None
+    assert pseudo_label_summary(Stage('x', 'stage 3', 'c.py', '.')) == []
 
 
 def test_results_have_every_row_with_finite_numbers(run):
@@ -698,14 +694,14 @@ def test_guided_distillation_from_the_baseline_joins_the_table(tmp_path):
 
 def test_results_table_spread_over_seeds(tmp_path):
     """Mean ± sample sd per row and paired per-seed differences."""
-    args = parse_args(['toy', '--work-dir', str(tmp_path),
-                       '--seeds', '0', '1', '2'])
+    pipeline = pipeline_of('toy', '--work-dir', str(tmp_path), '--seeds',
+                           '0', '1', '2')
     aps = dict(supervised_student=[30.0, 32.0, 31.0],
                adapt_teacher_selftrain=[40.0, 39.0, 41.0],
                finetune=[33.0, 36.0, 33.5])
     per_seed = {s: {k: dict(segm_AP=v[s], segm_AP50=2 * v[s])
                     for k, v in aps.items()} for s in range(3)}
-    CASTPipeline(args).write_table(per_seed)
+    pipeline.write_table(per_seed)
     with open(tmp_path / 'results.json') as f:
         results = json.load(f)
     row = results['rows']['finetune']

@@ -15,10 +15,9 @@ import os.path as osp
 import pytest
 from mmengine.config import Config, DictAction
 
-from conftest import REPO_ROOT, is_config_alias
+from conftest import REPO_ROOT, is_config_alias, pipeline_of
 from mmcast.apis import (ConfigHandoffError, config_value, evaluator_options,
                          find_item, pseudo_label_options)
-from mmcast.apis.pipeline import CASTPipeline, parse_args
 
 
 def _pseudo_label_configs() -> dict:
@@ -117,10 +116,9 @@ def test_pipeline_plan_targets_reordered_configs(tmp_path, monkeypatch):
     """The toy plan of seed 0 with every stage config reordered: stages 1b
     and 2 set their own PseudoLabeledDataset / PseudoLabelHook, Guided
     Distillation its GuidedTeacherHook."""
-    args = parse_args(['toy', '--work-dir', str(tmp_path),
-                       '--seeds', '0', '--methods', 'cast', 'gd'])
-    plan = CASTPipeline(args)
-    load = plan.config_file
+    pipeline = pipeline_of('toy', '--work-dir', str(tmp_path), '--seeds',
+                           '0', '--methods', 'cast', 'gd')
+    load = pipeline.loader.config_file
 
     def reordered(path):
         cfg = load(path)
@@ -128,9 +126,9 @@ def test_pipeline_plan_targets_reordered_configs(tmp_path, monkeypatch):
             cfg = _reordered(cfg)
         return cfg
 
-    monkeypatch.setattr(plan, 'config_file', reordered)
-    _, per_seed = plan.plan()
-    stages = {s.key: s for s in per_seed[0]}
+    monkeypatch.setattr(pipeline.loader, 'config_file', reordered)
+    plan = pipeline.plan()
+    stages = {s.key: s for s in plan.per_seed[0]}
     for key in ('adapt_teacher_selftrain', 'distill'):
         stage = stages[key]
         merged = _merge(reordered(stage.config), stage.options)

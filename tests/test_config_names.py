@@ -1,24 +1,33 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""The CAST stage configs' names: OpenMMLab's convention in
-``configs/mmcast/cast/``, the short names of ``configs/mmcast/`` kept as
-aliases that load to the same config.
+"""The table of stage configs (``configs/mmcast/stages.json``) and the
+configs' names: OpenMMLab's convention in ``configs/mmcast/cast/``, the
+short names of ``configs/mmcast/`` written from the table as aliases that
+load to the same config.
 
-``configs/mmcast/config_names.json`` maps each short name to its
-conventional one; an alias is ``_base_ = './cast/<name>.py'`` and that
-config's default ``work_dir``, so commands, the pipeline (which runs the
-short names, sets ``--work-dir`` and keeps its work dirs and dumped config
-names) and the conventional names all train the same model, and stages run
-one after another by either name find each other's checkpoints.
+Each row of the table names a config; a CAST config of a shipped dataset
+has a short name, whose file is ``_base_ = './cast/<name>.py'`` and that
+config's default ``work_dir`` (``tools/misc/config_aliases.py``), so
+commands, the pipeline (which runs the short names, sets ``--work-dir`` and
+keeps its work dirs and dumped config names) and the conventional names
+all train the same model, and stages run one after another by either name
+find each other's checkpoints. The pipeline finds every stage of every
+dataset and teacher in the table, and the metafile lists its configs.
 """
 import glob
 import os.path as osp
 import re
+import subprocess
+import sys
 from functools import lru_cache
 
 import pytest
+import yaml
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, config_names, is_config_alias
+from mmcast.apis.pipeline import PipelineError, find_row, stage_rows
+from mmcast.apis.pipeline.settings import TEACHERS, UPSTREAM
+from mmcast.apis.pipeline.stage_table import alias_text
 
 CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast')
 CAST_DIR = osp.join(CONFIG_DIR, 'cast')
@@ -35,12 +44,7 @@ CONVENTION = re.compile(
 SHORT = re.compile(r'^(adapt_teacher|adapt_teacher_selftrain|distill|'
                    r'finetune|supervised_student)_(cityscapes|ade20k|coco|'
                    r'toy)(_[\w-]+)?$')
-ALIAS_TEXT = (
-    '# Short name of the config below, kept so that existing commands keep\n'
-    "# working; it trains in that config's work dir, where the next stage's\n"
-    '# config looks for its checkpoint.\n'
-    "_base_ = './cast/{name}.py'  # noqa: E501\n"
-    "work_dir = './work_dirs/{name}'  # noqa: E501\n")
+ROWS = {row['short']: row for row in stage_rows(REPO_ROOT) if row['short']}
 
 
 @lru_cache(maxsize=None)
@@ -95,7 +99,64 @@ def test_every_stage_config_has_an_alias_and_every_alias_a_target():
 @pytest.mark.parametrize('short', sorted(NAMES))
 def test_alias_is_only_a_base_on_its_target(short):
     with open(osp.join(CONFIG_DIR, f'{short}.py'), encoding='utf-8') as f:
-        assert f.read() == ALIAS_TEXT.format(name=NAMES[short])
+        assert f.read() == alias_text(ROWS[short]) == (
+            '# Short name of the config below (generated from '
+            'configs/mmcast/stages.json\n'
+            '# by tools/misc/config_aliases.py); it trains in that config\'s '
+            'work dir,\n'
+            '# where the next stage\'s config looks for its checkpoint.\n'
+            f"_base_ = './cast/{NAMES[short]}.py'  # noqa: E501\n"
+            f"work_dir = './work_dirs/{NAMES[short]}'  # noqa: E501\n")
+
+
+def test_the_alias_files_are_the_tables():
+    """``tools/misc/config_aliases.py --check``: every short name's file is
+    written from the table, and no other file is in configs/mmcast/."""
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'misc',
+                                  'config_aliases.py'), '--check'],
+        cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_table_has_one_config_per_stage_and_every_one_exists():
+    rows = stage_rows(REPO_ROOT)
+    keys = [(r['dataset'], r['stage'], r['teacher'], r['variant'])
+            for r in rows]
+    assert len(keys) == len(set(keys))
+    for row in rows:
+        assert osp.isfile(osp.join(CONFIG_DIR, f'{row["config"]}.py')), row
+        assert row['stage'] in UPSTREAM, row
+        assert row['teacher'] in (None, *TEACHERS), row
+    # every stage the pipeline runs, for every dataset and teacher it has
+    for ds in ('toy', 'cityscapes', 'ade20k', 'coco', 'custom',
+               'custom-cpu'):
+        for stage in ('adapt_teacher', 'adapt_teacher_selftrain', 'distill'):
+            assert find_row(ds, stage, 'mask2former')
+        for stage in ('finetune', 'supervised_student'):
+            assert find_row(ds, stage)
+    for teacher in TEACHERS:
+        assert find_row('toy', 'toy_foundation', teacher)
+        assert find_row('toy', 'distill', teacher)
+    with pytest.raises(PipelineError, match='no config for stage '
+                       'guided_distillation of ade20k'):
+        find_row('ade20k', 'guided_distillation')
+
+
+def test_the_metafile_lists_the_tables_cast_configs():
+    """The mim metafile beside the CAST configs: one model per config of
+    ``configs/mmcast/cast/``, each a row of the table (and the toy, custom
+    and teacher configs beside them)."""
+    with open(osp.join(CAST_DIR, 'metafile.yml'), encoding='utf-8') as f:
+        models = yaml.safe_load(f)['Models']
+    listed = {m['Config'] for m in models if '/cast/' in m['Config']}
+    in_table = {f'configs/mmcast/{r["config"]}.py'
+                for r in stage_rows(REPO_ROOT)
+                if r['config'].startswith('cast/')}
+    assert listed == in_table
+    with open(osp.join(REPO_ROOT, 'model-index.yml'), encoding='utf-8') as f:
+        assert 'configs/mmcast/cast/metafile.yml' in \
+            yaml.safe_load(f)['Import']
 
 
 @pytest.mark.parametrize('short', sorted(NAMES))

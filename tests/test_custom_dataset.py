@@ -34,8 +34,10 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, pipeline_of
 from mmcast.apis import pipeline as pipeline_api
+from mmcast.apis.pipeline.data_preparation import (check_custom_dataset,
+                                                   prepare_custom_split)
 
 pytestmark = pytest.mark.slow_fixture(11)
 
@@ -414,11 +416,11 @@ def test_pipeline_writes_a_missing_split_like_split_semi(pipeline, tmp_path,
     args = ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
             '--work-dir', work_dir, '--pretrained-teacher', teacher0]
     ann_dir = osp.join(data_root, 'annotations')
-    runner = script.CASTPipeline(script.parse_args(args))
-    runner.prepare_custom_split(dry=True)
+    loader = pipeline_of(*args).loader
+    prepare_custom_split(loader, dry=True)
     assert 'python tools/split_semi.py' in capsys.readouterr().out
     assert not osp.exists(osp.join(ann_dir, SPLIT_FILES[0]))
-    runner.prepare_custom_split(dry=False)
+    prepare_custom_split(loader, dry=False)
     by_tool = str(tmp_path / 'by_tool')  # what tools/split_semi.py calls
     write_split(osp.join(ann_dir, 'instances_train.json'), by_tool, seed=1,
                 percent=10)
@@ -430,23 +432,23 @@ def test_pipeline_writes_a_missing_split_like_split_semi(pipeline, tmp_path,
 
 def test_pipeline_refuses_classes_it_would_mislabel(pipeline, capsys):
     script, data_root, teacher0, work_dir = pipeline
-    with pytest.raises(SystemExit) as exc:
-        script.main(['custom-cpu', '--data-root', data_root, '--classes',
-                     'apple', 'pear', '--work-dir', work_dir,
-                     '--pretrained-teacher', teacher0, '--dry-run'])
-    assert exc.value.code == script.PREFLIGHT_FAILED
+    assert script.main(['custom-cpu', '--data-root', data_root, '--classes',
+                        'apple', 'pear', '--work-dir', work_dir,
+                        '--pretrained-teacher', teacher0, '--dry-run']) \
+        == script.PREFLIGHT_FAILED
     err = capsys.readouterr().err
     assert "no category named ['pear']" in err
     assert 'instances_train.json' in err and 'instances_val.json' in err
-    with pytest.raises(SystemExit):  # names that CocoDataset would mislabel
-        script.main(['custom-cpu', '--data-root', data_root, '--classes',
-                     'mug', 'apple', '--work-dir', work_dir,
-                     '--pretrained-teacher', teacher0, '--dry-run'])
+    # names that CocoDataset would mislabel
+    assert script.main(['custom-cpu', '--data-root', data_root, '--classes',
+                        'mug', 'apple', '--work-dir', work_dir,
+                        '--pretrained-teacher', teacher0, '--dry-run']) \
+        == script.PREFLIGHT_FAILED
     assert "are not in the order of its categories, ['apple', 'mug']" in \
         capsys.readouterr().err
-    with pytest.raises(SystemExit, match='--classes is for your own dataset'):
-        script.CASTPipeline(script.parse_args(
-            ['toy', '--classes', 'apple', '--work-dir', work_dir]))
+    with pytest.raises(script.PipelineError,
+                       match='--classes is for your own dataset'):
+        pipeline_of('toy', '--classes', 'apple', '--work-dir', work_dir)
 
 
 def test_iters_by_stage_name_and_refused_where_they_do_not_apply(pipeline):
@@ -458,9 +460,8 @@ def test_iters_by_stage_name_and_refused_where_they_do_not_apply(pipeline):
             '--work-dir', work_dir]
 
     def plan(*args):
-        first, per_seed = script.CASTPipeline(script.parse_args(
-            base + list(args))).plan()
-        return {st.key: st.max_iters for st in first + per_seed[0]}
+        stages = pipeline_of(*base, *args).plan().stages
+        return {st.key: st.max_iters for st in stages if st.seed in (None, 0)}
 
     iters = plan('--pretrained-teacher', teacher0, '--iters', 'distill=7',
                  '3=5')
@@ -484,27 +485,26 @@ def test_iters_by_stage_name_and_refused_where_they_do_not_apply(pipeline):
             (['--iters', 'distill=0'], '--iters distill=0: at least 1'),
             (['--percent', '100'], '--percent 100: the labeled share'),
     ):
-        with pytest.raises(SystemExit, match=re.escape(message)):
+        with pytest.raises(script.PipelineError, match=re.escape(message)):
             plan(*args)
-    with pytest.raises(SystemExit, match='--percent is for your own data'):
-        script.CASTPipeline(script.parse_args(
-            ['toy', '--percent', '5', '--work-dir', work_dir]))
+    with pytest.raises(script.PipelineError,
+                       match='--percent is for your own data'):
+        pipeline_of('toy', '--percent', '5', '--work-dir', work_dir)
 
 
 def test_percent_and_split_seed_reach_every_stage(pipeline):
     """--percent / --split-seed choose the split files every stage reads."""
     script, data_root, teacher0, work_dir = pipeline
-    runner = script.CASTPipeline(script.parse_args(
-        ['custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
-         '--work-dir', work_dir, '--pretrained-teacher', teacher0,
-         '--percent', '50', '--split-seed', '0']))
-    assert runner.check_custom_dataset() == []
-    cfg = runner.custom_settings()
+    runner = pipeline_of(
+        'custom-cpu', '--data-root', data_root, '--classes', *CLASSES,
+        '--work-dir', work_dir, '--pretrained-teacher', teacher0,
+        '--percent', '50', '--split-seed', '0')
+    assert check_custom_dataset(runner.spec, runner.loader) == []
+    cfg = runner.loader.config_file(
+        runner.loader.stage_config('supervised_student'))
     assert (cfg.percent, cfg.split_seed) == (50.0, 0)
-    first, per_seed = runner.plan()
-    stage_1b = next(st for st in per_seed[0]
-                    if st.key == 'adapt_teacher_selftrain')
-    unlabeled = runner.load_config(stage_1b).train_dataloader.dataset \
+    stage_1b = runner.plan().seed_stage(0, 'adapt_teacher_selftrain')
+    unlabeled = runner.loader.load(stage_1b).train_dataloader.dataset \
         .datasets[1].unlabeled_ann_file
     assert unlabeled == osp.join(data_root, 'annotations',
                                  'instances_train.0@50-unlabeled.json')

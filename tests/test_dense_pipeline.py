@@ -26,10 +26,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT, load_script, pipeline_of
 from mmcast.apis.instance_capacity import (EVALUATOR, QUERIES, capacity_keys,
                                            config_capacity)
-from mmcast.apis.pipeline import CASTPipeline, parse_args
+from mmcast.apis.pipeline import CASTPipeline
+from mmcast.apis.pipeline.data_preparation import prepare_toy_data
 from mmcast.datasets.instance_statistics import (CAPACITY_MARGIN,
                                                  capacity_for,
                                                  instance_statistics)
@@ -90,10 +91,9 @@ def test_dense_custom_data_give_every_stage_their_capacity(
         tmp_path, capsys, monkeypatch):
     root = str(tmp_path / 'dense')
     write_dense_dataset(root)
-    pipeline = CASTPipeline(parse_args([
+    pipeline = pipeline_of(
         'custom-cpu', '--data-root', root, '--classes', 'cell',
-        '--work-dir', str(tmp_path / 'work'), '--percent', '25',
-        '--dry-run']))
+        '--work-dir', str(tmp_path / 'work'), '--percent', '25', '--dry-run')
     pipeline.run()
     printed = capsys.readouterr().out
     assert 'instances per image, D_l: ' in printed
@@ -108,20 +108,19 @@ def test_dense_custom_data_give_every_stage_their_capacity(
             'next multiple of 10 at or above 1.25 x 150') in printed
     assert '--max-instances N sets another' in printed
     monkeypatch.chdir(REPO_ROOT)
-    first, per_seed = pipeline.plan()
-    stages = first + per_seed[0]
+    stages = pipeline.plan().stages
     assert {s.key for s in stages} == {
         'teacher_standin', 'teacher_pretrained', 'adapt_teacher',
         'adapt_teacher_selftrain', 'distill', 'finetune',
         'supervised_student'}
     needed = CAPACITY_MARGIN * 150
     for stage in stages:
-        cfg = pipeline.load_config(stage)
+        cfg = pipeline.loader.load(stage)
         caps = _stage_caps(cfg)
         assert all(min(v) >= needed for v in caps.values()), stage.key
         assert config_capacity(cfg) == 190, stage.key
         assert (QUERIES, False) in caps and (EVALUATOR, False) in caps
-    distill = pipeline.load_config(
+    distill = pipeline.loader.load(
         next(s for s in stages if s.key == 'distill'))
     # student, teacher, filter and evaluator
     assert set(_stage_caps(distill)) == {
@@ -133,20 +132,18 @@ def test_dense_custom_data_give_every_stage_their_capacity(
 def _toy_pipeline(tmp_path, world: str, *extra: str) -> CASTPipeline:
     """A toy run on small generated data of ``world`` (the data made as
     the run makes them)."""
-    pipeline = CASTPipeline(parse_args([
+    pipeline = pipeline_of(
         'toy', '--work-dir', str(tmp_path / f'work_{world}'), '--data-root',
         str(tmp_path / 'data'), '--toy-world', world, '--toy-sizes', '20',
-        '2', '2', '--toy-image-size', '96', '128', *extra]))
-    pipeline.prepare_toy_data()
+        '2', '2', '--toy-image-size', '96', '128', *extra)
+    prepare_toy_data(pipeline.spec)
     return pipeline
 
 
-def test_a_shipped_dataset_denser_than_its_configs_gets_a_note(
-        tmp_path, capsys):
-    cells = _toy_pipeline(tmp_path, 'cells')
-    capsys.readouterr()
-    assert cells.capacity is None  # a shipped dataset keeps its configs'
-    printed = capsys.readouterr().out
+def test_a_shipped_dataset_denser_than_its_configs_gets_a_note(tmp_path):
+    plan = _toy_pipeline(tmp_path, 'cells').plan()
+    assert plan.capacity is None  # a shipped dataset keeps its configs'
+    printed = '\n'.join(plan.notes)
     ann_dir = tmp_path / 'data' / 'toy_cells' / 'annotations'
     d_l = glob.glob(str(ann_dir / 'semi' / '*@10.json'))[0]
     p99 = instance_statistics(d_l).p99
@@ -163,34 +160,32 @@ def test_a_shipped_dataset_denser_than_its_configs_gets_a_note(
         f'predicted; --max-instances {needed} raises the '
         'capacity (what more queries cost: docs/en/user_guides/'
         'custom_dataset.md)']
-    streets = _toy_pipeline(tmp_path, 'streets')
-    capsys.readouterr()
-    assert streets.capacity is None
-    printed = capsys.readouterr().out
+    plan = _toy_pipeline(tmp_path, 'streets').plan()
+    assert plan.capacity is None
+    printed = '\n'.join(plan.notes)
     assert 'instances per image, D_l: ' in printed
     assert 'note:' not in printed
 
 
-def test_max_instances_sets_the_capacity_of_any_dataset(tmp_path, capsys,
+def test_max_instances_sets_the_capacity_of_any_dataset(tmp_path,
                                                         monkeypatch):
     pipeline = _toy_pipeline(tmp_path, 'cells', '--max-instances', '240')
     monkeypatch.chdir(REPO_ROOT)
-    first, per_seed = pipeline.plan()
-    assert 'capacity: 240 instances per image (--max-instances' in \
-        capsys.readouterr().out
-    for stage in first + per_seed[0]:
-        assert config_capacity(pipeline.load_config(stage)) == 240, stage
-    distill = next(s for s in per_seed[0] if s.key == 'distill')
+    plan = pipeline.plan()
+    assert any(line.startswith('capacity: 240 instances per image '
+                               '(--max-instances') for line in plan.notes)
+    for stage in plan.stages:
+        assert config_capacity(pipeline.loader.load(stage)) == 240, stage
+    distill = plan.seed_stage(0, 'distill')
     assert 'model.teacher_cfg_options.panoptic_head.num_queries=240' in \
         distill.options
     # the user's --cfg-options come after the capacity's
-    pipeline = CASTPipeline(parse_args([
+    pipeline = pipeline_of(
         'toy', '--work-dir', str(tmp_path / 'w'), '--data-root',
         str(tmp_path / 'data'), '--toy-world', 'cells', '--max-instances',
-        '240', '--cfg-options', 'model.test_cfg.max_per_image=250']))
-    baseline = next(s for s in pipeline.plan()[1][0]
-                    if s.key == 'supervised_student')
-    assert pipeline.load_config(baseline).model.test_cfg.max_per_image == 250
+        '240', '--cfg-options', 'model.test_cfg.max_per_image=250')
+    baseline = pipeline.plan().seed_stage(0, 'supervised_student')
+    assert pipeline.loader.load(baseline).model.test_cfg.max_per_image == 250
 
 
 # ------------------------------------------------------------ end to end

@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import mmcast  # noqa: F401  (MMEngine checkpoints load with weights_only)
-from conftest import REPO_ROOT, toy_cfg_options
+from conftest import REPO_ROOT, pipeline_of, toy_cfg_options
 from mmcast.apis.launchers import LaunchConfig, stage_command
-from mmcast.apis.pipeline import CASTPipeline, parse_args
+from mmcast.apis.pipeline import PipelineError, StageRunner
 
 TOY = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'
 
@@ -94,20 +94,19 @@ def test_slurm_script_and_pipeline_compose_the_same_srun(tmp_path):
         '--quotatype=auto']
     assert script[-4:] == ['--work-dir=wd', '--launcher=slurm',
                            '--cfg-options', 'a=1']
-    args = parse_args([
+    pipeline = pipeline_of(
         'toy', '--work-dir', str(tmp_path / 'run'), '--launcher', 'slurm',
         '--partition', 'gpu', '--nproc', '8', '--nnodes', '2',
-        '--srun-args=--quotatype=auto'])
-    cmd = CASTPipeline(args)._command(
+        '--srun-args=--quotatype=auto')
+    cmd = StageRunner(pipeline.spec, pipeline.loader)._command(
         'train', 'configs/mmcast/distill_cityscapes.py', 'distill',
         ['--cfg-options', 'a=1'])
     assert cmd[0] == 'srun'
     assert _srun_options(cmd[1:]) == _srun_options(script)
     assert cmd[-4:] == ['--launcher', 'slurm', '--work-dir', 'distill']
-    with pytest.raises(SystemExit, match='partition'):
-        CASTPipeline(parse_args([
-            'toy', '--work-dir', str(tmp_path / 'run'), '--launcher',
-            'slurm']))
+    with pytest.raises(PipelineError, match='partition'):
+        pipeline_of('toy', '--work-dir', str(tmp_path / 'run'), '--launcher',
+                    'slurm')
 
 
 def _free_port() -> int:

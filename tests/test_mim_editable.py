@@ -67,7 +67,7 @@ def test_package_lookup_finds_the_imported_package_and_its_mim_files(lookup):
         path = lookup[tool]
         assert osp.isdir(path), f'{tool} looks for mmcast in missing {path}'
         assert osp.samefile(path, lookup['imported']), (tool, lookup)
-        for name in ('model-index.yml', 'configs/mmcast/metafile.yml',
+        for name in ('model-index.yml', 'configs/mmcast/cast/metafile.yml',
                      'tools/train.py', 'tools/test.py'):
             assert osp.isfile(osp.join(path, '.mim', name)), (tool, name)
 

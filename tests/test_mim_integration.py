@@ -88,7 +88,7 @@ def test_metafile_names_every_shipped_config_and_only_existing_ones():
 def test_install_packages_model_index_configs_and_tools(site):
     mim_dir = osp.join(site, 'mmcast', '.mim')
     for name in ('model-index.yml', 'tools/train.py', 'tools/test.py',
-                 'configs/mmcast/metafile.yml',
+                 'configs/mmcast/cast/metafile.yml',
                  'configs/mmcast/_base_/toy_runtime.py'):
         assert osp.isfile(osp.join(mim_dir, name)), name
     assert not osp.islink(osp.join(mim_dir, 'configs'))  # copies, not links

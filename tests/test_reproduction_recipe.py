@@ -24,11 +24,14 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from typing import Tuple
 
 import pytest
 
-from conftest import REPO_ROOT
-from mmcast.apis.pipeline import CASTPipeline, parse_args
+from conftest import REPO_ROOT, pipeline_of
+from mmcast.apis.pipeline import (CASTPipeline, PipelineError, Plan,
+                                  StageRunner)
+from mmcast.apis.pipeline.batch_plan import batch_problems, print_batches
 
 SCRIPT = osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')
 TEACHER0 = 'checkpoints/teacher0.pth'  # a plan needs no file
@@ -44,15 +47,14 @@ SPLIT_DIR = dict(cityscapes='data/cityscapes/annotations/semi',
 SEMI = ('adapt_teacher_selftrain', 'distill', 'guided_distillation')
 
 
-def _plan(*argv: str) -> CASTPipeline:
-    pipeline = CASTPipeline(parse_args(list(argv)))
-    pipeline.first, pipeline.per_seed = pipeline.plan()
-    return pipeline
+def _plan(*argv: str) -> Tuple[CASTPipeline, Plan]:
+    pipeline = pipeline_of(*argv)
+    return pipeline, pipeline.plan()
 
 
-def _training(pipeline: CASTPipeline) -> dict:
+def _training(plan: Plan) -> dict:
     """The training stages of seed 0, by key."""
-    return {st.key: st for st in pipeline.per_seed[0]
+    return {st.key: st for st in plan.per_seed[0]
             if st.max_iters is not None}
 
 
@@ -85,15 +87,15 @@ def _image_ids(root: str, path: str) -> frozenset:
         return frozenset(img['id'] for img in json.load(f)['images'])
 
 
-def _read_sets(pipeline: CASTPipeline, root: str) -> dict:
+def _read_sets(pipeline: CASTPipeline, plan: Plan, root: str) -> dict:
     """Per training stage: the image ids of its labeled source and of the
     unlabeled sets it reads (D_u of the pseudo-labeled source and of the
     PseudoLabelHook), from its config as the pipeline runs it."""
     from mmcast.utils.preflight import dataset_inputs
 
     sets = {}
-    for key, stage in _training(pipeline).items():
-        cfg = pipeline.load_config(stage)
+    for key, stage in _training(plan).items():
+        cfg = pipeline.loader.load(stage)
         dataset = cfg.train_dataloader.dataset
         sources = dataset.get('datasets') or [dataset]
         labeled = [ann for ann, _ in dataset_inputs(sources[0])]
@@ -120,8 +122,8 @@ def test_every_stage_and_method_reads_one_labeled_set(tmp_path, ds, split,
     methods = ['cast', 'gd'] if ds != 'ade20k' else ['cast']
     argv = [ds, '--work-dir', str(tmp_path / 'run'), '--pretrained-teacher',
             TEACHER0, '--methods', *methods]
-    sets = _read_sets(_plan(*argv + (['--labeled-split', split]
-                                     if split else [])), root)
+    sets = _read_sets(*_plan(*argv + (['--labeled-split', split]
+                                      if split else [])), root)
     expected = {'adapt_teacher', 'adapt_teacher_selftrain', 'distill',
                 'finetune', 'supervised_student'} | (
                     {'guided_distillation'} if 'gd' in methods else set())
@@ -138,10 +140,10 @@ def test_every_stage_and_method_reads_one_labeled_set(tmp_path, ds, split,
 
 
 def test_a_split_name_that_is_no_split_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match='expected SEED@TAG'):
+    with pytest.raises(PipelineError, match='expected SEED@TAG'):
         _plan('cityscapes', '--work-dir', str(tmp_path), '--pretrained-'
               'teacher', TEACHER0, '--labeled-split', 'perc_10')
-    with pytest.raises(SystemExit, match='--percent and --split-seed'):
+    with pytest.raises(PipelineError, match='--percent and --split-seed'):
         _plan('custom-cpu', '--work-dir', str(tmp_path), '--labeled-split',
               '1@10')
 
@@ -164,18 +166,19 @@ def test_cityscapes_rows_read_cityscapesscripts_ap(tmp_path):
     and keeps such a row."""
     record = {'coco/segm_mAP': 0.252, 'coco/segm_mAP_50': 0.471,
               'cityscapes/mAP': 0.339, 'cityscapes/AP@50': 0.587}
-    pipelines = {ds: CASTPipeline(parse_args(
-        [ds, '--work-dir', str(tmp_path / ds), '--seeds', '0', '1']))
-        for ds in ('cityscapes', 'toy')}
+    pipelines = {ds: pipeline_of(
+        ds, '--work-dir', str(tmp_path / ds), '--seeds', '0', '1',
+        '--pretrained-teacher', TEACHER0) for ds in ('cityscapes', 'toy')}
     for ds, pipeline in pipelines.items():
         per_seed = {}
+        plan = pipeline.plan()
+        runner = StageRunner(pipeline.spec, pipeline.loader)
         for seed in (0, 1):
             stage_dir = tmp_path / ds / f'seed{seed}' / 'finetune'
             _metrics_log(str(stage_dir), record)
-            stage = next(st for st in pipeline.seed_stages(
-                seed, TEACHER0, [1, 1, 1, 1]) if st.key == 'finetune')
+            stage = plan.seed_stage(seed, 'finetune')
             stale = {'finetune': dict(segm_AP=25.2, segm_AP50=47.1)}
-            pipeline._record(seed, stage, stale)
+            runner._record(seed, stage, stale)
             per_seed[seed] = stale
         row = per_seed[0]['finetune']
         if ds == 'cityscapes':
@@ -217,16 +220,16 @@ def test_batch_and_lr_follow_the_gpus(tmp_path, capsys, gpus):
     square-root rule (CAST: 5e-5 at 8; Guided Distillation: 1e-4 at 32,
     written 5e-5 at 8); iterations as the recipe's; applied as options and
     printed."""
-    pipeline = _plan('cityscapes', '--work-dir', str(tmp_path),
-                     '--pretrained-teacher', TEACHER0, '--methods', 'cast',
-                     'gd', '--nproc', str(gpus))
-    stages = _training(pipeline)
+    pipeline, plan = _plan('cityscapes', '--work-dir', str(tmp_path),
+                           '--pretrained-teacher', TEACHER0, '--methods',
+                           'cast', 'gd', '--nproc', str(gpus))
+    stages = _training(plan)
     lr = 5e-5 * math.sqrt(2 * gpus / 8)
     iters = dict(adapt_teacher=10000, adapt_teacher_selftrain=30000,
                  distill=90000, finetune=10000, supervised_student=100000,
                  guided_distillation=90000)
     for key, stage in stages.items():
-        cfg = pipeline.load_config(stage)
+        cfg = pipeline.loader.load(stage)
         assert cfg.optim_wrapper.optimizer.lr == pytest.approx(lr), key
         assert cfg.train_dataloader.batch_size == 2
         assert cfg.auto_scale_lr.enable is False  # applied once, here
@@ -235,8 +238,7 @@ def test_batch_and_lr_follow_the_gpus(tmp_path, capsys, gpus):
     assert gpus == 4 or any(
         o.startswith('optim_wrapper.optimizer.lr=')
         for o in stages['distill'].options)
-    pipeline.image_counts = {}
-    pipeline.print_batches(pipeline.first + pipeline.per_seed[0])
+    print_batches(plan.first + plan.per_seed[0], {})
     out = capsys.readouterr().out
     assert f'batch and lr ({gpus} GPU(s); ' in out
     line = next(ln for ln in out.splitlines() if '[stage 2]' in ln)
@@ -246,7 +248,7 @@ def test_batch_and_lr_follow_the_gpus(tmp_path, capsys, gpus):
     # the published list's 296 images count before the split is written
     assert f'{90000 * gpus / 296:.1f} epochs of the labeled images (296)' \
         in line
-    assert pipeline.batch_problems(list(stages.values())) == []
+    assert batch_problems(list(stages.values())) == []
 
 
 def test_one_image_per_gpu_of_a_semi_supervised_stage_is_refused(tmp_path):
@@ -273,37 +275,39 @@ def test_one_image_per_gpu_of_a_semi_supervised_stage_is_refused(tmp_path):
 @pytest.mark.parametrize('ds,iters,burn_in', [
     ('cityscapes', 90000, 50000), ('coco', 368750, 50000)])
 def test_guided_distillation_plan_is_the_papers(tmp_path, ds, iters, burn_in):
-    pipeline = _plan(ds, '--work-dir', str(tmp_path), '--methods', 'gd')
-    gd = _training(pipeline)['guided_distillation']
+    pipeline, plan = _plan(ds, '--work-dir', str(tmp_path), '--methods',
+                           'gd')
+    gd = _training(plan)['guided_distillation']
     assert gd.max_iters == iters
-    cfg = pipeline.load_config(gd)
+    cfg = pipeline.loader.load(gd)
     (hook, ) = [h for h in cfg.custom_hooks if h.type == 'GuidedTeacherHook']
     assert hook.burn_in_iters == burn_in
     assert cfg.param_scheduler.end == iters
     # its teacher: the labels-only baseline's final checkpoint
-    baseline = _training(pipeline)['supervised_student']
+    baseline = _training(plan)['supervised_student']
     assert cfg.model.teacher_checkpoint == baseline.final
 
 
 # ------------------------------------------------------------ hand-offs
 def test_an_overridden_max_iters_hands_over_in_the_plan(tmp_path):
-    pipeline = _plan('cityscapes', '--work-dir', str(tmp_path),
-                     '--pretrained-teacher', TEACHER0, '--methods', 'cast',
-                     'gd', '--stage-cfg-options',
-                     'distill:train_cfg.max_iters=7',
-                     'adapt_teacher:train_cfg.max_iters=5',
-                     'guided_distillation:train_cfg.max_iters=900')
-    stages = _training(pipeline)
-    gd = pipeline.load_config(stages['guided_distillation'])
+    pipeline, plan = _plan('cityscapes', '--work-dir', str(tmp_path),
+                           '--pretrained-teacher', TEACHER0, '--methods',
+                           'cast', 'gd', '--stage-cfg-options',
+                           'distill:train_cfg.max_iters=7',
+                           'adapt_teacher:train_cfg.max_iters=5',
+                           'guided_distillation:train_cfg.max_iters=900')
+    stages = _training(plan)
+    load = pipeline.loader.load
+    gd = load(stages['guided_distillation'])
     assert stages['guided_distillation'].max_iters == 900
     assert [h.burn_in_iters for h in gd.custom_hooks
             if h.type == 'GuidedTeacherHook'] == [500]  # 50k of 90k
     assert stages['distill'].max_iters == 7
     assert stages['distill'].final.endswith('distill/iter_7.pth')
-    finetune = pipeline.load_config(stages['finetune'])
+    finetune = load(stages['finetune'])
     assert finetune.model.init_cfg.checkpoint == stages['distill'].final
-    assert pipeline.load_config(stages['distill']).param_scheduler.end == 7
-    selftrain = pipeline.load_config(stages['adapt_teacher_selftrain'])
+    assert load(stages['distill']).param_scheduler.end == 7
+    selftrain = load(stages['adapt_teacher_selftrain'])
     assert selftrain.model.teacher_checkpoint.endswith(
         'adapt_teacher/iter_5.pth')
 
@@ -313,9 +317,9 @@ def test_stages_trained_before_still_run_alike(tmp_path):
     hand-off variable, MMEngine's runner, no metric-folder hook) is the
     same stage: its finished work dir is kept (and ``--reuse-from`` links
     it); a changed lr is not."""
-    pipeline = _plan('toy', '--work-dir', str(tmp_path))
-    stage = _training(pipeline)['finetune']
-    before = pipeline.load_config(stage)
+    pipeline, plan = _plan('toy', '--work-dir', str(tmp_path))
+    stage = _training(plan)['finetune']
+    before = pipeline.loader.load(stage)
     before.work_dir = stage.work_dir
     before.distilled_student = ('work_dirs/cast-distill_mask2former-r18_'
                                 '1xb4-1600it_toy-semi-10p/iter_1600.pth')
@@ -324,7 +328,7 @@ def test_stages_trained_before_still_run_alike(tmp_path):
     os.makedirs(stage.work_dir)
     dumped = osp.join(stage.work_dir, osp.basename(stage.config))
     before.dump(dumped)
-    assert pipeline._same_config(stage, stage.work_dir)
+    assert pipeline.loader.same_config(stage, stage.work_dir)
     before.optim_wrapper.optimizer.lr *= 2
     before.dump(dumped)
-    assert not pipeline._same_config(stage, stage.work_dir)
+    assert not pipeline.loader.same_config(stage, stage.work_dir)

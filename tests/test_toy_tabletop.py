@@ -9,7 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mmcast.apis.pipeline import CASTPipeline, parse_args
+from conftest import pipeline_of
+from mmcast.apis.pipeline import PipelineError, RunSpec
+from mmcast.apis.pipeline.data_preparation import (toy_data_current,
+                                                   prepare_toy_data)
 from mmcast.datasets.toy_scenes import (LABEL_IDS, META_FILE, THING_CLASSES,
                                         make_toy_dataset)
 from mmcast.datasets.toy_tabletop import STORED_AS, TABLETOP_CLASSES
@@ -159,41 +162,40 @@ def test_unknown_world_is_refused(tmp_path):
         make_toy_dataset(str(tmp_path / 'x'), world='moon', **SIZE)
 
 
-def _pipeline(tmp_path, *extra: str) -> CASTPipeline:
-    return CASTPipeline(parse_args(
-        ['toy', '--work-dir', str(tmp_path / 'work'), '--toy-sizes', '20',
-         '2', '2', '--toy-image-size', '64', '128'] + list(extra)))
+def _pipeline(tmp_path, *extra: str) -> RunSpec:
+    return pipeline_of('toy', '--work-dir', str(tmp_path / 'work'),
+                       '--toy-sizes', '20', '2', '2', '--toy-image-size',
+                       '64', '128', *extra).spec
 
 
 def test_pipeline_world_has_its_own_folders_and_stages_read_them(tmp_path):
     streets = _pipeline(tmp_path, '--data-root', str(tmp_path / 'data'))
     world = _pipeline(tmp_path, '--data-root', str(tmp_path / 'data'),
                       '--toy-world', 'tabletop', '--toy-unlabeled', '30')
-    assert osp.basename(world.toy_root) == 'toy_tabletop_u30'
-    assert osp.basename(world.toy_source_root) == 'toy_tabletop_source'
-    assert world.env['MMCAST_TOY_ROOT'] == world.toy_root + '/'
-    world.prepare_toy_data()
-    streets.prepare_toy_data()
+    assert osp.basename(world.toy.root) == 'toy_tabletop_u30'
+    assert osp.basename(world.toy.source_root) == 'toy_tabletop_source'
+    assert world.env['MMCAST_TOY_ROOT'] == world.toy.root + '/'
+    prepare_toy_data(world)
+    prepare_toy_data(streets)
     # the labeled images are the world's, with its classes only; the streets
     # beside it are untouched and keep all 8
     semi = osp.join('annotations', 'semi',
                     'instancesonly_filtered_gtFine_train.1@10')
     for pipeline, classes in ((world, set(TABLETOP_CLASSES)),
                               (streets, set(THING_CLASSES))):
-        for root in (pipeline.toy_root, pipeline.toy_source_root):
+        for root in (pipeline.toy.root, pipeline.toy.source_root):
             with open(osp.join(root, META_FILE)) as f:
                 assert json.load(f).get('world', 'streets') == (
                     'tabletop' if pipeline is world else 'streets')
-        with open(osp.join(pipeline.toy_root, 'annotations',
+        with open(osp.join(pipeline.toy.root, 'annotations',
                            'instancesonly_filtered_gtFine_train.json')) as f:
             coco = json.load(f)
         by_id = {c['id']: c['name'] for c in coco['categories']}
         assert {by_id[a['category_id']]
                 for a in coco['annotations']} <= classes
-        assert osp.isfile(osp.join(pipeline.toy_root, semi + '.json'))
-    assert world._toy_data_current(world.toy_source_root, world='tabletop')
-    assert not world._toy_data_current(streets.toy_source_root,
-                                       world='tabletop')
+        assert osp.isfile(osp.join(pipeline.toy.root, semi + '.json'))
+    assert toy_data_current(world.toy.source_root, world='tabletop')
+    assert not toy_data_current(streets.toy.source_root, world='tabletop')
 
 
 def test_pipeline_world_without_data_root_is_still_passed_on(tmp_path):
@@ -202,7 +204,7 @@ def test_pipeline_world_without_data_root_is_still_passed_on(tmp_path):
 
 
 def test_pipeline_world_is_for_the_toy_data(tmp_path):
-    with pytest.raises(SystemExit, match='--toy-world is for the toy data'):
-        CASTPipeline(parse_args(['custom-cpu', '--work-dir',
-                                 str(tmp_path / 'w'), '--toy-world',
-                                 'tabletop']))
+    with pytest.raises(PipelineError,
+                       match='--toy-world is for the toy data'):
+        pipeline_of('custom-cpu', '--work-dir', str(tmp_path / 'w'),
+                    '--toy-world', 'tabletop')

@@ -8,7 +8,9 @@ import mmcv
 import numpy as np
 import pytest
 
-from mmcast.apis.pipeline import CASTPipeline, parse_args
+from conftest import pipeline_of
+from mmcast.apis.pipeline import PipelineError, RunSpec
+from mmcast.apis.pipeline.data_preparation import prepare_toy_data
 from mmcast.datasets.semi_split import split_coco
 
 
@@ -42,11 +44,11 @@ def test_labeled_pool_out_of_range_is_refused():
         split_coco(_coco(5), seed=1, percent=10, labeled_pool=6)
 
 
-def _pipeline(tmp_path, *extra: str) -> CASTPipeline:
-    return CASTPipeline(parse_args(
-        ['toy', '--work-dir', str(tmp_path / 'work'), '--data-root',
-         str(tmp_path / 'data'), '--toy-sizes', '20', '2', '2',
-         '--toy-image-size', '64', '128'] + list(extra)))
+def _pipeline(tmp_path, *extra: str) -> RunSpec:
+    return pipeline_of('toy', '--work-dir', str(tmp_path / 'work'),
+                       '--data-root', str(tmp_path / 'data'), '--toy-sizes',
+                       '20', '2', '2', '--toy-image-size', '64', '128',
+                       *extra).spec
 
 
 def test_toy_unlabeled_grows_d_u_and_keeps_the_labeled_images(tmp_path):
@@ -56,23 +58,24 @@ def test_toy_unlabeled_grows_d_u_and_keeps_the_labeled_images(tmp_path):
     default split labels."""
     base, grown = _pipeline(tmp_path), _pipeline(tmp_path, '--toy-unlabeled',
                                                  '30')
-    assert base.toy_extra_unlabeled == 0 and grown.toy_extra_unlabeled == 12
-    assert osp.basename(grown.toy_root) == 'toy_u30'
-    assert grown.toy_source_root == base.toy_source_root
-    assert grown.env['MMCAST_TOY_ROOT'] == grown.toy_root + '/'
+    assert base.toy.extra_unlabeled == 0
+    assert grown.toy.extra_unlabeled == 12
+    assert osp.basename(grown.toy.root) == 'toy_u30'
+    assert grown.toy.source_root == base.toy.source_root
+    assert grown.env['MMCAST_TOY_ROOT'] == grown.toy.root + '/'
     parts = {}
-    for pipeline in (base, grown):
-        pipeline.prepare_toy_data()
-        semi = osp.join(pipeline.toy_root, 'annotations', 'semi',
+    for spec in (base, grown):
+        prepare_toy_data(spec)
+        semi = osp.join(spec.toy.root, 'annotations', 'semi',
                         'instancesonly_filtered_gtFine_train.1@10')
         with open(semi + '.json') as f:
             labeled = json.load(f)
         with open(semi + '-unlabeled.json') as f:
             unlabeled = json.load(f)
-        images = [mmcv.imread(osp.join(pipeline.toy_root, 'leftImg8bit',
+        images = [mmcv.imread(osp.join(spec.toy.root, 'leftImg8bit',
                                        'train', img['file_name']))
                   for img in labeled['images']]
-        parts[pipeline.toy_root] = (labeled, unlabeled, images)
+        parts[spec.toy.root] = (labeled, unlabeled, images)
     (lab0, unl0, img0), (lab1, unl1, img1) = parts.values()
     assert len(lab0['images']) == len(lab1['images']) == 2
     assert (len(unl0['images']), len(unl1['images'])) == (18, 30)
@@ -82,12 +85,11 @@ def test_toy_unlabeled_grows_d_u_and_keeps_the_labeled_images(tmp_path):
 
 
 def test_toy_unlabeled_below_the_split_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match='leaves 18 unlabeled already'):
+    with pytest.raises(PipelineError, match='leaves 18 unlabeled already'):
         _pipeline(tmp_path, '--toy-unlabeled', '17')
 
 
 def test_toy_unlabeled_is_for_the_toy_data(tmp_path):
-    with pytest.raises(SystemExit, match='is for the toy data'):
-        CASTPipeline(parse_args(['custom-cpu', '--work-dir',
-                                 str(tmp_path / 'w'), '--toy-unlabeled',
-                                 '500']))
+    with pytest.raises(PipelineError, match='is for the toy data'):
+        pipeline_of('custom-cpu', '--work-dir', str(tmp_path / 'w'),
+                    '--toy-unlabeled', '500')

@@ -122,7 +122,9 @@ Examples::
 The logic lives in :mod:`mmcast.apis.pipeline` (``run_pipeline`` runs the
 same from Python); this file is its command line.
 """
+import sys
+
 from mmcast.apis.pipeline import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

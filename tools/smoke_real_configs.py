@@ -96,7 +96,7 @@ from typing import Any, Callable, Dict, List, Optional
 from mmengine.config import Config, ConfigDict
 
 from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
-from mmcast.apis.pipeline import GD_CONFIGS, REPO_ROOT, config_path
+from mmcast.apis.pipeline import REPO_ROOT, stage_rows
 from mmcast.testing import forget_visualizers
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
@@ -206,6 +206,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------- config edits
+def config_path(name: str) -> str:
+    """``configs/mmcast/<name>.py`` (a short name, or one under a folder of
+    ``configs/mmcast/``), relative to the repository."""
+    return osp.join('configs', 'mmcast', f'{name}.py')
+
+
 def walk(node: Any, visit: Callable[[dict], None]) -> None:
     """Call ``visit`` on every dict inside ``node`` (lists and dicts)."""
     if isinstance(node, dict):
@@ -582,13 +588,15 @@ class SmokeRun:
         for ckpt in variant_prev.values():
             self.discard(ckpt)
         self.discard(prev)
-        if ds in GD_CONFIGS and baseline is not None:
+        gd_configs = {row['dataset']: row['config'] for row in stage_rows()
+                      if row['stage'] == 'guided_distillation'}
+        if ds in gd_configs and baseline is not None:
             gd_cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
-                GD_CONFIGS[ds])))
+                gd_configs[ds])))
             labeled = find_item(gd_cfg, 'train_dataloader.dataset.datasets',
                                 'ClassBalancedDataset')
             hook = find_item(gd_cfg, 'custom_hooks', 'GuidedTeacherHook')
-            self.discard(self.train(ds, GD_CONFIGS[ds], 'GD', {
+            self.discard(self.train(ds, gd_configs[ds], 'GD', {
                 'model.teacher_checkpoint': baseline,
                 # the labeled split the data writer made (CAST's)
                 f'{labeled}.dataset.ann_file':

@@ -1,5 +1,5 @@
-# Short name of the config below, kept so that existing commands keep
-# working; it trains in that config's work dir, where the next stage's
-# config looks for its checkpoint.
+# Short name of the config below (generated from configs/mmcast/stages.json
+# by tools/misc/config_aliases.py); it trains in that config's work dir,
+# where the next stage's config looks for its checkpoint.
 _base_ = './cast/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_coco-semi-10p.py'  # noqa: E501
 work_dir = './work_dirs/cast-adapt-teacher-selftrain_mask2former-swin-l_4xb2-40k_coco-semi-10p'  # noqa: E501

@@ -20,8 +20,9 @@ index (``model-index.yml`` and the metafiles it imports):
   ``toy_demo.json``, other results from the metafiles or the paper);
 * ``paper_headline``: the paper's mask AP per dataset, from the rows of
   ``model_zoo.json`` that carry a ``headline``;
-* ``config_names``: the short config names and the conventional ones they
-  stand for, from ``configs/mmcast/config_names.json``;
+* ``stage_configs``: the table of stage configs,
+  ``configs/mmcast/stages.json`` (which config each stage of each dataset
+  and teacher runs, and its short name);
 * any name of ``docs/en/results/tables.json`` (``columns`` and ``rows``).
 
 Files scanned: ``README.md``, ``docs/**/*.md`` and ``configs/**/README.md``.
@@ -53,7 +54,7 @@ BLOCK = re.compile(
     r'^([ \t]*)<!-- table:([\w.-]+) -->\n(.*?)^\1<!-- /table -->$',
     re.S | re.M)
 PAPER = 'paper'
-CONFIG_NAMES = osp.join('configs', 'mmcast', 'config_names.json')
+STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
 PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop')
 
@@ -224,13 +225,17 @@ def render_headline(zoo: Dict) -> str:
     return markdown_table(['mask AP, 10 % labels'] + HEADLINE, rows)
 
 
-def render_config_names(root: str) -> str:
-    """Short config name -> the conventional config it stands for."""
-    with open(osp.join(root, CONFIG_NAMES), encoding='utf-8') as f:
-        names = json.load(f)
+def render_stage_configs(root: str) -> str:
+    """The rows of the table of stage configs."""
+    with open(osp.join(root, STAGE_TABLE), encoding='utf-8') as f:
+        rows = json.load(f)
     return markdown_table(
-        ['short name (alias)', 'config'],
-        [[f'`{old}.py`', f'`cast/{new}.py`'] for old, new in names.items()])
+        ['dataset', 'stage', 'teacher', 'student variant', 'config',
+         'short name'],
+        [[row['dataset'], row['stage'], row['teacher'] or '',
+          row['variant'] or '', f'`{row["config"]}.py`',
+          f'`{row["short"]}.py`' if row['short'] else '']
+         for row in rows])
 
 
 def renderers(root: str) -> Dict[str, Callable[[str], str]]:
@@ -243,7 +248,7 @@ def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     models = load_metafiles(root)
     out: Dict[str, Callable[[str], str]] = {
         'paper_headline': lambda md: render_headline(zoo),
-        'config_names': lambda md: render_config_names(root)}
+        'stage_configs': lambda md: render_stage_configs(root)}
     for name, result in results.items():
         out[name] = lambda md, r=result: render_results(r)
     for name, section in zoo.items():

@@ -16,10 +16,12 @@ import math
 import os.path as osp
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from mmcast.engine.batch_scaling import (LR_RULE, scaled_lr,
                                          semi_batch_problem, source_slots)
+from .config_loader import ConfigLoader
+from .run_spec import RunSpec
 from .stage import Stage
 
 LR_KEY = 'optim_wrapper.optimizer.lr'
@@ -107,91 +109,85 @@ def listed_images(split_file: str) -> Optional[int]:
         return sum(1 for line in f if line.strip())
 
 
-class BatchPlanning:
-    """Each training stage's global batch and lr from the run's GPU count.
+def stage_batch(spec: RunSpec, loader: ConfigLoader,
+                stage: Stage) -> Tuple[StageBatch, List[str]]:
+    """The batch and lr a training stage runs with, and the options that
+    give it its images per GPU and scaled lr (none where they are the
+    config's)."""
+    cfg = loader.load(stage)
+    train_loader = cfg.train_dataloader
+    sampler = train_loader.get('sampler') or {}
+    own = train_loader.batch_size
+    per_gpu = spec.batch_per_gpu or own
+    gpus = spec.launch.nproc * spec.launch.nnodes
+    scale = cfg.get('auto_scale_lr') or {}
+    recipe_batch = scale.get('base_batch_size') or own
+    recipe_lr = cfg.optim_wrapper.optimizer.lr  # or the one given
+    lr_given = any(o.startswith(LR_KEY + '=') for o in stage.options)
+    lr = recipe_lr if lr_given else scaled_lr(recipe_lr, gpus * per_gpu,
+                                              recipe_batch)
+    ratio = sampler.get('source_ratio') if sampler.get(
+        'type') == 'MultiSourceSampler' else None
+    options = []
+    if per_gpu != own:
+        options.append(f'train_dataloader.batch_size={per_gpu}')
+    if 'batch_size' in sampler and sampler['batch_size'] != per_gpu:
+        options.append(f'train_dataloader.sampler.batch_size={per_gpu}')
+    if not math.isclose(lr, recipe_lr, rel_tol=1e-9):
+        options.append(f'{LR_KEY}={lr:.6g}')
+    if scale.get('enable'):  # the lr above is already the scaled one
+        options.append('auto_scale_lr.enable=False')
+    batch = StageBatch(
+        gpus=gpus, per_gpu=per_gpu,
+        slots=source_slots(per_gpu, ratio) if ratio else [per_gpu],
+        lr=lr, recipe_lr=recipe_lr, recipe_batch=recipe_batch,
+        lr_given=lr_given, source_files=_source_files(train_loader),
+        problem=semi_batch_problem(per_gpu, ratio) if ratio else None)
+    return batch, options
 
-    A part of :class:`~mmcast.apis.pipeline.CASTPipeline`; it uses the
-    attributes that class sets.
-    """
 
-    def apply_batch(self, stage: Stage) -> None:
-        """Set ``stage.batch`` and append the options that give the stage
-        its images per GPU and scaled lr (none where they are the
-        config's)."""
-        cfg = self.load_config(stage)
-        loader = cfg.train_dataloader
-        sampler = loader.get('sampler') or {}
-        own = loader.batch_size
-        per_gpu = self.args.batch_per_gpu or own
-        if per_gpu < 1:
-            raise SystemExit(f'--batch-per-gpu {per_gpu}: at least 1')
-        gpus = self.launch.nproc * self.launch.nnodes
-        scale = cfg.get('auto_scale_lr') or {}
-        recipe_batch = scale.get('base_batch_size') or own
-        recipe_lr = cfg.optim_wrapper.optimizer.lr  # or the one given
-        lr_given = any(o.startswith(LR_KEY + '=') for o in stage.options)
-        lr = recipe_lr if lr_given else scaled_lr(
-            recipe_lr, gpus * per_gpu, recipe_batch)
-        ratio = sampler.get('source_ratio') if sampler.get(
-            'type') == 'MultiSourceSampler' else None
-        options = []
-        if per_gpu != own:
-            options.append(f'train_dataloader.batch_size={per_gpu}')
-        if 'batch_size' in sampler and sampler['batch_size'] != per_gpu:
-            options.append(f'train_dataloader.sampler.batch_size={per_gpu}')
-        if not math.isclose(lr, recipe_lr, rel_tol=1e-9):
-            options.append(f'{LR_KEY}={lr:.6g}')
-        if scale.get('enable'):  # the lr above is already the scaled one
-            options.append('auto_scale_lr.enable=False')
-        stage.options += options
-        stage.batch = StageBatch(
-            gpus=gpus, per_gpu=per_gpu,
-            slots=source_slots(per_gpu, ratio) if ratio else [per_gpu],
-            lr=lr, recipe_lr=recipe_lr, recipe_batch=recipe_batch,
-            lr_given=lr_given, source_files=self._source_files(loader),
-            problem=semi_batch_problem(per_gpu, ratio) if ratio else None)
+def _source_files(train_loader) -> List[str]:
+    """The annotation file of each source of a train dataloader (of the
+    ``ConcatDataset``'s datasets, in order), in the repository."""
+    from mmcast.utils.preflight import dataset_inputs
 
-    def _source_files(self, loader) -> List[str]:
-        """The annotation file of each source of a train dataloader (of the
-        ``ConcatDataset``'s datasets, in order), in the repository."""
-        from mmcast.utils.preflight import dataset_inputs
+    dataset = train_loader.dataset
+    sources = dataset.get('datasets') or [dataset]
+    files = []
+    for source in sources:
+        found = [ann for ann, _ in dataset_inputs(source)]
+        files.append(ConfigLoader.in_repo(found[0]) if found else '')
+    return files
 
-        dataset = loader.dataset
-        sources = dataset.get('datasets') or [dataset]
-        files = []
-        for source in sources:
-            found = [ann for ann, _ in dataset_inputs(source)]
-            files.append(self._in_repo(found[0]) if found else '')
-        return files
 
-    def batch_problems(self, stages: List[Stage]) -> List[str]:
-        """Preflight problems: the stages whose batch leaves a source
-        without an image."""
-        return [f'{st.label} ({st.config}): {st.batch.problem}'
-                for st in stages if st.batch is not None and
-                st.batch.problem]
+def batch_problems(stages: List[Stage]) -> List[str]:
+    """Preflight problems: the stages whose batch leaves a source without an
+    image."""
+    return [f'{st.label} ({st.config}): {st.batch.problem}'
+            for st in stages if st.batch is not None and st.batch.problem]
 
-    def print_batches(self, stages: List[Stage]) -> None:
-        """Before the stages start: the global batch, lr, iterations and
-        epochs of every training stage (the first seed's; the others'
-        are alike)."""
-        seeds = sorted({st.seed for st in stages if st.seed is not None})
-        shown = [st for st in stages if st.batch is not None and
-                 st.seed in (None, seeds[0] if seeds else None)]
-        if not shown:
-            return
-        gpus = shown[0].batch.gpus
-        counts = dict(self.image_counts)
-        for stage in shown:
-            for path in stage.batch.source_files:
-                if path and osp.abspath(path) not in counts:
-                    listed = listed_images(path)
-                    if listed:
-                        counts[osp.abspath(path)] = listed
-        print(f'batch and lr ({gpus} GPU(s); each recipe\'s lr scaled to '
-              f'the global batch by the {LR_RULE} rule, iterations as the '
-              'recipe defines):', flush=True)
-        for stage in shown:
-            print(f'  {stage.label} ' +
-                  stage.batch.describe(stage.max_iters, counts),
-                  flush=True)
+
+def print_batches(stages: List[Stage], image_counts: Dict[str, int]) -> None:
+    """Before the stages start: the global batch, lr, iterations and epochs
+    of every training stage (the first seed's; the others' are alike);
+    ``image_counts``: the images of each annotation file the preflight
+    read."""
+    seeds = sorted({st.seed for st in stages if st.seed is not None})
+    shown = [st for st in stages if st.batch is not None and
+             st.seed in (None, seeds[0] if seeds else None)]
+    if not shown:
+        return
+    gpus = shown[0].batch.gpus
+    counts = dict(image_counts)
+    for stage in shown:
+        for path in stage.batch.source_files:
+            if path and osp.abspath(path) not in counts:
+                listed = listed_images(path)
+                if listed:
+                    counts[osp.abspath(path)] = listed
+    print(f'batch and lr ({gpus} GPU(s); each recipe\'s lr scaled to the '
+          f'global batch by the {LR_RULE} rule, iterations as the recipe '
+          'defines):', flush=True)
+    for stage in shown:
+        print(f'  {stage.label} ' +
+              stage.batch.describe(stage.max_iters, counts), flush=True)

@@ -9,7 +9,9 @@ from typing import Dict, List, Optional
 
 from ..stage_failure import StageFailed
 from .cast_pipeline import CASTPipeline
+from .errors import PREFLIGHT_FAILED, PipelineError
 from .options import parse_args
+from .run_spec import RunSpec
 from .settings import WORK_DIR_BUSY
 from .work_dir_lock import FolderBusy, describe_holder
 
@@ -46,39 +48,46 @@ def quiet_console() -> None:
     warnings_logger.propagate = False
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    """Run the pipeline; a failed stage is told by its own exception
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the pipeline; options or files it cannot run with are told in
+    one message (exit 2); a failed stage is told by its own exception
     (exit 1); Ctrl-C, SIGTERM and SIGHUP stop the stages running (exit 130,
     143, 129); a work dir another pipeline holds is refused (exit
-    :data:`~mmcast.apis.pipeline.settings.WORK_DIR_BUSY`)."""
+    :data:`~mmcast.apis.pipeline.settings.WORK_DIR_BUSY`). Returns the exit
+    status (0: every stage ran); ``tools/cast_pipeline.py`` exits with
+    it."""
     args = parse_args(argv)
     if not args.verbose:
         quiet_console()
     previous = {signum: signal.signal(signum, _raise_terminated)
                 for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        CASTPipeline(args).run()
+        CASTPipeline(RunSpec.from_args(args)).run()
+        return 0
+    except PipelineError as error:
+        print(error, file=sys.stderr, flush=True)
+        return PREFLIGHT_FAILED
     except StageFailed as failure:
         print(failure.report(), file=sys.stderr, flush=True)
         print('the finished stages are kept: fix the cause and run the '
               'same command again to go on from there', file=sys.stderr)
-        raise SystemExit(1)
+        return 1
     except FolderBusy as busy:
         print(f'error: {args.work_dir} is in use by another pipeline '
               f'({describe_holder(busy.holder)}): nothing was written; wait '
               'for it to end, or use another --work-dir', file=sys.stderr)
-        raise SystemExit(WORK_DIR_BUSY)
+        return WORK_DIR_BUSY
     except KeyboardInterrupt as stop:
         print('interrupted: the finished stages are kept; run the same '
               'command again to resume', file=sys.stderr)
-        raise SystemExit(128 + getattr(stop, 'signum', signal.SIGINT))
+        return 128 + getattr(stop, 'signum', signal.SIGINT)
     except OSError as e:  # the pipeline's own files (a full disk, say)
         name = errno.errorcode.get(e.errno, e.errno)
         print(f'error: {e.strerror or e} ({name}): '
               f'{e.filename or "a file of the pipeline"}; the finished '
               'stages are kept: fix the cause and run the same command '
               'again', file=sys.stderr)
-        raise SystemExit(1)
+        return 1
     finally:  # main() called from Python (a notebook) leaves them as found
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -103,10 +112,11 @@ def run_pipeline(dataset: str, work_dir: str, *options: str) -> Dict:
         ``--dry-run``.
 
     Raises:
+        PipelineError: Options or files it cannot run with, preflight
+            problems (:class:`PreflightFailed`) included.
         StageFailed: A stage failed (``.report()`` tells why).
         FolderBusy: Another pipeline holds ``work_dir`` (``.holder`` says
             which).
-        SystemExit: Bad options, or preflight problems (code 2).
     """
-    return CASTPipeline(parse_args([dataset, '--work-dir', work_dir,
-                                    *options])).run()
+    return CASTPipeline(RunSpec.from_args(parse_args(
+        [dataset, '--work-dir', work_dir, *options]))).run()

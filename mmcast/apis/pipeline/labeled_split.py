@@ -16,6 +16,8 @@ import os.path as osp
 import re
 from typing import Iterator, List, Optional, Tuple
 
+from .errors import PipelineError
+
 # a split as tools/split_semi.py names it: seed @ percent or list name
 SPLIT_NAME = re.compile(r'^\d+@[A-Za-z0-9_.]+$')
 _SPLIT_FILE = re.compile(r'\.(\d+@[A-Za-z0-9_.]+?)\.json$')
@@ -36,10 +38,10 @@ def check_split_name(split: str) -> None:
     """Refuse a ``--labeled-split`` that is no split file name.
 
     Raises:
-        SystemExit: Naming the expected form.
+        PipelineError: Naming the expected form.
     """
     if not SPLIT_NAME.match(split):
-        raise SystemExit(
+        raise PipelineError(
             f'--labeled-split {split!r}: expected SEED@TAG as '
             'tools/split_semi.py names its files, e.g. 1@perc_10 (a '
             'published list) or 1@10 (a seeded 10 % draw, seed 1)')
@@ -50,13 +52,14 @@ def labeled_split_options(cfg, split: str) -> List[str]:
     its own (:func:`config_split`); none when they are the same.
 
     Raises:
-        SystemExit: The config names no split (a dataset without
+        PipelineError: The config names no split (a dataset without
             semi-supervised split files).
     """
     own = config_split(cfg)
     if own is None:
-        raise SystemExit(f'--labeled-split: {cfg.filename} names no labeled '
-                         'split file (labeled_ann_file) to replace')
+        raise PipelineError(
+            f'--labeled-split: {cfg.filename} names no labeled split file '
+            '(labeled_ann_file) to replace')
     if own == split:
         return []
     old = re.compile(re.escape(f'.{own}') + r'(?=(-unlabeled)?\.json$)')

@@ -7,7 +7,8 @@ from mmcast.datasets.toy_scenes import WORLDS
 
 from ..launchers import LAUNCHERS
 from .settings import (DEFAULT_TEACHER, ITERS_STAGES, METHODS,
-                       STUDENT_PRETRAIN_CONFIG, TEACHERS, UPSTREAM)
+                       STUDENT_FOUNDATION, TEACHERS, UPSTREAM)
+from .stage_table import stage_config_path
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -53,7 +54,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='random',
         help='toy: the students\' backbone starts from random weights '
         '(default) or from an R-18 pre-trained on the source corpus like '
-        f'θ_T^0 ({STUDENT_PRETRAIN_CONFIG}, trained once and cached)')
+        f'θ_T^0 ({stage_config_path("toy", STUDENT_FOUNDATION)}, trained '
+        'once and cached)')
     parser.add_argument('--nproc', type=int, default=1,
                         help='processes (GPUs) per node and stage')
     parser.add_argument(

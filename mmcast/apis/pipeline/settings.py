@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The pipeline's fixed settings: teachers, stage dependencies, custom
-datasets, ``--iters`` names, Guided Distillation configs."""
+datasets, ``--iters`` names, metrics. Which config each stage runs is the
+table of stage configs (:mod:`~mmcast.apis.pipeline.stage_table`)."""
 import os.path as osp
 
 
@@ -16,11 +17,9 @@ def _project_root() -> str:
 
 # Stage commands run here; config paths are relative to it.
 REPO_ROOT = _project_root()
-TOY_PRETRAIN_CONFIG = 'configs/mmcast/toy/mask2former_r34_source-pretrain_toy.py'
 # --student-init source-pretrained (toy): the students load the backbone of
-# this R-18, pre-trained on the source corpus like θ_T^0, cached in the folder.
-STUDENT_PRETRAIN_CONFIG = \
-    'configs/mmcast/toy/mask2former_r18_source-pretrain_toy.py'
+# an R-18 pre-trained on the source corpus like θ_T^0, cached in this folder
+# of the work dir (and this stage key of the table).
 STUDENT_FOUNDATION = 'student_foundation'
 # custom-cpu without --pretrained-teacher: θ_T^0 is a stand-in, the stage-1a
 # config trained from scratch on D_l, in this folder of the work dir.
@@ -29,30 +28,20 @@ STANDIN_TEACHER = 'teacher_standin'
 # or stand-in, the students' backbone); a seed's own stages get that seed.
 SHARED_STAGES_SEED = 0
 DEFAULT_TEACHER = 'mask2former'
-# suffix: appended to the config names of TEACHER_STAGES;
-# toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
-# work-dir folder it is cached in; tiny_assets: the function (module:name)
-# that writes the tiny offline files the toy teacher reads (tiny BERT and
-# SAM 2; tiny SAM 3 and its vocabulary), or None.
+# toy_foundation: the work-dir folder θ_T^0 of the toy source corpus is
+# cached in (its config: the table's toy_foundation row of the teacher);
+# tiny_assets: the function (module:name) that writes the tiny offline files
+# the toy teacher reads (tiny BERT and SAM 2; tiny SAM 3 and its
+# vocabulary), or None.
 TEACHERS = {
     'mask2former':
-    dict(
-        suffix='',
-        toy_pretrain_config=TOY_PRETRAIN_CONFIG,
-        toy_foundation='toy_foundation',
-        tiny_assets=None),
+    dict(toy_foundation='toy_foundation', tiny_assets=None),
     'gdino-sam2':
     dict(
-        suffix='_gdino-sam2',
-        toy_pretrain_config='configs/mmcast/toy/'
-        'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py',
         toy_foundation='toy_foundation_gdino-sam2',
         tiny_assets='mmcast.testing.tiny_teachers:build_tiny_teacher_assets'),
     'sam3':
     dict(
-        suffix='_sam3',
-        toy_pretrain_config='configs/mmcast/toy/'
-        'teacher_sam3-tiny_source-pretrain_toy.py',
         toy_foundation='toy_foundation_sam3',
         tiny_assets='mmcast.testing.tiny_sam3:build_tiny_sam3_assets'),
 }
@@ -80,7 +69,6 @@ METHODS = ('cast', 'gd')
 # reading configs/mmcast/custom/custom_dataset.py; the environment variables
 # that replace its data root and class names (Python literals).
 CUSTOM_DATASETS = ('custom', 'custom-cpu')
-CUSTOM_CONFIG_DIR = 'custom'
 CUSTOM_TEMPLATE = 'configs/mmcast/custom/custom_dataset.py'
 CUSTOM_ROOT_ENV = 'MMCAST_CUSTOM_ROOT'
 CUSTOM_CLASSES_ENV = 'MMCAST_CUSTOM_CLASSES'
@@ -110,14 +98,6 @@ PROGRESS_RECORDS = 20
 # The datasets whose configs name their split files as tools/split_semi.py
 # writes them (--labeled-split switches every stage to another split).
 SPLIT_DATASETS = ('cityscapes', 'ade20k', 'coco')
-# Guided Distillation's burn-in + distillation config per dataset.
-GD_CONFIGS = {
-    'toy': 'guided_distillation/guided-distillation_r18_toy',
-    'cityscapes': 'guided_distillation/guided-distillation_dinov2-s_cityscapes',
-    'coco': 'guided_distillation/guided-distillation_dinov2-s_coco',
-    'custom': 'custom/guided-distillation_dinov2-s_custom',
-    'custom-cpu': 'custom/guided-distillation_r18_custom-cpu',
-}
 # The metric each dataset's results table reads first (stage.METRICS): the
 # papers' Cityscapes numbers are cityscapesscripts' mask AP / AP50
 # (CityScapesMetric), the COCO-style ones follow in a second column; every
@@ -128,16 +108,6 @@ DEFAULT_METRIC = 'coco'
 # Bytes per weight in a training checkpoint: the weights and AdamW's two
 # moments, float32.
 CHECKPOINT_BYTES_PER_WEIGHT = 12
-PREFLIGHT_FAILED = 2
 # The exit status when another pipeline holds the work dir (sysexits'
 # EX_TEMPFAIL: try again later).
 WORK_DIR_BUSY = 75
-
-
-def config_path(name: str) -> str:
-    """``configs/mmcast/<name>.py``, with an error naming a missing file."""
-    path = osp.join('configs', 'mmcast', f'{name}.py')
-    if not osp.isfile(osp.join(REPO_ROOT, path)):
-        raise FileNotFoundError(
-            f'no config {path} for this dataset (and teacher)')
-    return path

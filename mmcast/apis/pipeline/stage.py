@@ -33,6 +33,8 @@ class Stage:
         seed (int, optional): The seed of a seed's stage.
         number (int, optional): Its place in the run's schedule (1-based).
         count (int, optional): The stages of the run's schedule.
+        pseudo_label_file (str, optional): The file its ``PseudoLabelHook``
+            writes (stages 1b and 2).
         batch (StageBatch, optional): A training stage's global batch and
             lr (:mod:`~mmcast.apis.pipeline.batch_plan`).
     """
@@ -46,6 +48,7 @@ class Stage:
     seed: Optional[int] = None
     number: Optional[int] = None
     count: Optional[int] = None
+    pseudo_label_file: Optional[str] = None
     batch: Optional[object] = None
 
     @property
@@ -67,17 +70,6 @@ class Stage:
         if self.max_iters is None:
             return None
         return osp.join(self.work_dir, f'iter_{self.max_iters}.pth')
-
-    @property
-    def pseudo_label_file(self) -> Optional[str]:
-        """The file its ``PseudoLabelHook`` writes (the option that
-        :func:`~mmcast.apis.config_handoffs.pseudo_label_options` sets), or
-        ``None`` for a stage without one."""
-        for option in self.options:
-            key, _, value = option.partition('=')
-            if key.startswith('custom_hooks.') and key.endswith('.out_file'):
-                return value
-        return None
 
     def describe(self) -> str:
         """One line of the plan."""

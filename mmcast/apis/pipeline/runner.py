@@ -1,0 +1,284 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""Running a plan's stages: ``--jobs`` at once, each after the stages it is
+made from, each as its own process group (:mod:`mmcast.apis.stage_guard`)
+with its log, trained or resumed with the completion record last, its
+progress on the console, its metrics collected."""
+import concurrent.futures
+import json
+import os
+import os.path as osp
+import shutil
+import signal
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+from mmcast.utils.atomic_io import atomic_dump_json
+from .. import stage_guard
+from ..launchers import printable, stage_command
+from ..stage_failure import StageFailed, disk_full_cause
+from ..stage_progress import ProgressMonitor
+from ..stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
+                           iteration_checkpoints, logged_metrics, set_aside,
+                           stage_status, write_completion)
+from .config_loader import ConfigLoader
+from .planning import Plan
+from .run_spec import RunSpec
+from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT, UPSTREAM
+from .stage import Stage, pseudo_label_summary, read_metrics
+
+
+class StageRunner:
+    """Runs the stages of a plan.
+
+    Args:
+        spec (RunSpec): The run (launch settings, jobs, environment).
+        loader (ConfigLoader): Its configs (a crashed stage resumes only
+            with the config it ran with).
+        checkpoint_bytes (dict): ``{stage work dir: bytes}`` of the
+            checkpoints each stage keeps (the preflight's estimate).
+    """
+
+    def __init__(self, spec: RunSpec, loader: ConfigLoader,
+                 checkpoint_bytes: Optional[Dict[str, int]] = None) -> None:
+        self.spec = spec
+        self.loader = loader
+        self.checkpoint_bytes = dict(checkpoint_bytes or {})
+        self.monitor: Optional[ProgressMonitor] = None
+        self._processes: set = set()
+        self._told: set = set()  # stages whose pseudo-label counts were shown
+
+    # ----------------------------------------------------------- the plan
+    def run(self, plan: Plan) -> Dict[int, Dict]:
+        """Run (or skip) every stage, up to ``--jobs`` at once, each after
+        the stages it is made from (:data:`~mmcast.apis.pipeline.settings.
+        UPSTREAM`); among the stages that may start, the first in the plan
+        starts first. Returns each seed's metrics (also kept in
+        ``seed<N>/results.json``). After a failed stage no other starts;
+        those running finish, then it raises."""
+        jobs = [(None, st) for st in plan.first] + [
+            (seed, st) for seed, stages in plan.per_seed.items()
+            for st in stages]
+        for number, (_, stage) in enumerate(jobs, 1):
+            stage.number, stage.count = number, len(jobs)
+        index = {(seed, st.key): i for i, (seed, st) in enumerate(jobs)}
+        needs = [{index[k] for u in UPSTREAM[st.key]
+                  for k in ((seed, u), (None, u)) if k in index}
+                 for seed, st in jobs]
+        results = {}
+        for seed in plan.per_seed:
+            path = osp.join(self.spec.work_dir, f'seed{seed}', 'results.json')
+            results[seed] = json.load(open(path)) if osp.isfile(path) else {}
+        failed: list = []
+        self.monitor = ProgressMonitor(self.spec.progress_interval)
+        self.monitor.plan([(st.label, st.key, st.work_dir, st.max_iters or 0)
+                           for _, st in jobs], self.spec.jobs)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.spec.jobs) as pool:
+                try:
+                    self._schedule(pool, jobs, needs, results, failed)
+                except KeyboardInterrupt:  # stopped before the pool waits
+                    self.stop_processes()
+                    raise
+        finally:
+            self.monitor.close()
+            self.monitor = None
+        for other in failed[1:]:
+            print(other.report() if isinstance(other, StageFailed) else
+                  repr(other), file=sys.stderr, flush=True)
+        if failed:
+            raise failed[0]
+        return results
+
+    def _schedule(self, pool, jobs: list, needs: list, results: Dict,
+                  failed: list) -> None:
+        """Start what may start, collect what ended, until all ended (or
+        one failed and the others running ended)."""
+        waiting, done, running = list(range(len(jobs))), set(), {}
+        while waiting or running:
+            ready = [i for i in waiting if needs[i] <= done]
+            while ready and not failed and len(running) < self.spec.jobs:
+                i = ready.pop(0)
+                waiting.remove(i)
+                seed, stage = jobs[i]
+                running[pool.submit(self._run_job, stage,
+                                    results.get(seed, {}))] = i
+            if not running:
+                break
+            finished, _ = concurrent.futures.wait(
+                running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                i = running.pop(future)
+                if future.exception() is not None:
+                    failed.append(future.exception())
+                    continue
+                done.add(i)
+                seed, stage = jobs[i]
+                self.monitor.done(stage.label)
+                if seed is not None:
+                    self._record(seed, stage, results[seed])
+
+    def _run_job(self, stage: Stage, results: Dict) -> None:
+        """Train a stage (skipped when finished), or test it when its
+        seed's ``results`` have no row for it yet (a linked one was tested
+        where it lives)."""
+        if stage.max_iters is not None:
+            self.train(stage)
+        elif stage.key not in results and not osp.islink(stage.work_dir):
+            self.test(stage)
+
+    def _record(self, seed: int, stage: Stage, results: Dict) -> None:
+        """Add a finished stage's metrics to its seed's results.json (read
+        again from its logs when the row holds another metric than the
+        dataset's, e.g. written before Cityscapes read cityscapesscripts').
+        """
+        results_file = osp.join(self.spec.work_dir, f'seed{seed}',
+                                'results.json')
+        metric = PRIMARY_METRIC.get(self.spec.dataset, DEFAULT_METRIC)
+        row = results.get(stage.key)
+        if row is None or row.get('metric', DEFAULT_METRIC) != metric:
+            results[stage.key] = read_metrics(stage.work_dir, metric)
+            atomic_dump_json(results, results_file, indent=2)
+        self.say(f'[seed {seed}] [{stage.key}] mask AP '
+                 f'{results[stage.key]["segm_AP"]} ({metric})')
+        if stage.label not in self._told:  # e.g. a stage found done
+            for line in self._pseudo_label_lines(stage):
+                self.say(line)
+
+    def _pseudo_label_lines(self, stage: Stage) -> List[str]:
+        """:func:`pseudo_label_summary` of ``stage``, once per run."""
+        self._told.add(stage.label)
+        return pseudo_label_summary(stage)
+
+    # ---------------------------------------------------------- one stage
+    def train(self, stage: Stage) -> str:
+        """Train one stage → its final checkpoint.
+
+        Finished (:func:`~mmcast.apis.stage_status`): skipped. Crashed with
+        the config of this run: resumed from its newest checkpoint; when it
+        crashed after its last checkpoint (in the final evaluation, say),
+        that checkpoint is evaluated. Crashed with another config: its work
+        dir is set aside and the stage trains from the start. The
+        completion record is written last.
+        """
+        final = stage.final
+        status = stage_status(stage.work_dir, stage.max_iters)
+        leads = self.spec.launch.leads
+        if status == FINISHED:
+            self.say(f'{stage.label} done{stage.of_plan}: {final}')
+            return final
+        if status == CRASHED and leads and \
+                not self.loader.same_config(stage, stage.work_dir):
+            moved = set_aside(stage.work_dir)
+            self.say(f'{stage.label} the unfinished run in {stage.work_dir} '
+                     f'had another config: moved to {moved}; training from '
+                     'the start')
+            status = NEW
+        os.makedirs(stage.work_dir, exist_ok=True)
+        found = iteration_checkpoints(stage.work_dir)
+        last = found[0] if status == CRASHED and found else None
+        if last is None or osp.realpath(last) != osp.realpath(final):
+            self.check_free_space(stage)
+            self.say(f'{stage.label} training{stage.of_plan} {stage.config} '
+                     f'for {stage.max_iters} iterations' +
+                     (f' (resumed from {osp.basename(last)})' if last
+                      else ''))
+            # the checkpoint by path: MMEngine's own --resume would read the
+            # absolute path last_checkpoint recorded, which is stale in a
+            # copied or moved work dir
+            self._run(stage, self._command(
+                'train', stage.config, stage.work_dir,
+                (['--resume', last] if last else []) + ['--cfg-options'] +
+                stage.options))
+        if logged_metrics(stage.work_dir) is None:
+            # trained, but not evaluated: e.g. it crashed in its final
+            # evaluation, after its last checkpoint
+            self.say(f'{stage.label} evaluating {final}')
+            self._run(stage, self._command(
+                'test', stage.config, osp.join(stage.work_dir, FINAL_EVAL),
+                ['--checkpoint', final, '--cfg-options'] + stage.options))
+        if leads:  # the other nodes only join the runs
+            write_completion(stage.work_dir, final, stage.max_iters)
+        return final
+
+    def test(self, stage: Stage) -> None:
+        """Evaluate the stage's checkpoint with ``mim test``."""
+        self.say(f'{stage.label} testing{stage.of_plan} {stage.checkpoint}')
+        os.makedirs(stage.work_dir, exist_ok=True)
+        self._run(stage, self._command(
+            'test', stage.config, stage.work_dir,
+            ['--checkpoint', stage.checkpoint, '--cfg-options'] +
+            stage.options))
+
+    def check_free_space(self, stage: Stage) -> None:
+        """Before a stage trains: room for its checkpoints (the preflight's
+        estimate for that stage), else :class:`StageFailed` naming both
+        figures."""
+        need = self.checkpoint_bytes.get(stage.work_dir)
+        if not need:
+            return
+        free = shutil.disk_usage(stage.work_dir).free
+        if free < need:
+            raise StageFailed(
+                stage.label, None, osp.join(stage.work_dir, 'pipeline.log'),
+                cause=f'not started: {stage.work_dir} has {free >> 20} MiB '
+                f'free, its checkpoints take about {need >> 20} MiB: free '
+                'space (or use another --work-dir) and run the same command '
+                'again')
+
+    def _command(self, mode: str, config: str, work_dir: str,
+                 extra: List[str]) -> List[str]:
+        return stage_command(mode, config, work_dir, extra, self.spec.launch,
+                             job_name=osp.basename(work_dir))
+
+    def _run(self, stage: Stage, cmd: List[str]) -> None:
+        """Run ``cmd`` for ``stage`` under :mod:`~mmcast.apis.stage_guard`
+        (its processes end with the pipeline), its output into the stage's
+        log; a training run's progress (and its pseudo-label count, as soon
+        as it writes them) is shown meanwhile."""
+        log_file = osp.join(stage.work_dir, 'pipeline.log')
+        self.say('$ ' + printable(cmd))
+        followed = stage.max_iters is not None and self.monitor is not None
+        if followed:
+            watch = None if stage.pseudo_label_file is None else (
+                stage.pseudo_label_file,
+                lambda: self._pseudo_label_lines(stage))
+            self.monitor.start(stage.label, stage.work_dir, stage.max_iters,
+                               watch=watch)
+        guard = [sys.executable, stage_guard.__file__, str(os.getpid())]
+        try:
+            with open(log_file, 'a', encoding='utf-8') as log:
+                proc = subprocess.Popen(guard + cmd, cwd=REPO_ROOT,
+                                        stdout=log, stderr=subprocess.STDOUT,
+                                        env=self.spec.env)
+                self._processes.add(proc)
+                try:
+                    returncode = proc.wait()
+                finally:
+                    self._processes.discard(proc)
+        finally:
+            if followed:
+                self.monitor.finish(stage.label)
+        if returncode != 0:
+            raise StageFailed(stage.label, returncode, log_file,
+                              cause=disk_full_cause(
+                                  stage.work_dir, log_file,
+                                  self.checkpoint_bytes.get(stage.work_dir)))
+
+    def stop_processes(self) -> None:
+        """Stop the stages still running (Ctrl-C, SIGTERM, SIGHUP): each
+        guard stops its stage's process group, then exits."""
+        for proc in list(self._processes):
+            proc.send_signal(signal.SIGTERM)
+        for proc in list(self._processes):
+            try:
+                proc.wait(timeout=stage_guard.GRACE_S + 25)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def say(self, line: str) -> None:
+        """Print a line of the pipeline's own (between progress bars)."""
+        if self.monitor is not None:
+            self.monitor.write(line)
+        else:
+            print(line, flush=True)
