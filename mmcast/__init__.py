@@ -11,7 +11,8 @@ is left as it is (see :mod:`mmcast.utils.cpu_distributed`).
 from .utils.checkpoint_safety import allow_mmengine_checkpoint_globals
 from .utils.cpu_distributed import (allow_cpu_pytorch_launcher,
                                     cpu_launcher_requested)
-from .utils.work_dir_checkpoint import WORK_DIR_SCHEME  # noqa: F401
+# registers work-dir:// with MMEngine's CheckpointLoader
+from .utils.checkpoint_loading import load_from_work_dir  # noqa: F401
 from .version import __version__, version_info
 
 allow_mmengine_checkpoint_globals()

@@ -117,7 +117,7 @@ def test_a_full_disk_during_a_checkpoint(tmp_path, monkeypatch, hook):
                    if not osp.isdir(p))
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         last = f.read()
-    from mmcast.apis.stage_state import checkpoint_damage
+    from mmcast.utils.checkpoint_loading import checkpoint_damage
     if hook == 'AtomicCheckpointHook':
         # nothing but whole files: iter_2 kept, no temporary left
         assert [n for n in names if n.endswith('.pth')] == ['iter_2.pth']

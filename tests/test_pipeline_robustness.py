@@ -341,7 +341,7 @@ def full_disk(tmp_path_factory):
         stage_dir = osp.join(work_dir, 'seed0', 'supervised_student')
         seen['files'] = sorted(os.listdir(stage_dir))
         seen['checkpoints'] = {}
-        from mmcast.apis.stage_state import checkpoint_damage
+        from mmcast.utils.checkpoint_loading import checkpoint_damage
         for path in glob.glob(osp.join(stage_dir, '*.pth')):
             seen['checkpoints'][osp.basename(path)] = checkpoint_damage(path)
         if mounted:

@@ -129,7 +129,7 @@ def test_work_dir_hands_over_the_finished_checkpoint(hand_run, tmp_path):
     with pytest.raises(FileNotFoundError,
                        match='stopped at iteration 1 of 2'):
         finished_checkpoint(stopped)
-    from mmcast.apis.stage_state import write_completion
+    from mmcast.utils.stage_state import write_completion
     write_completion(stopped, 'iter_1.pth', 1)
     assert finished_checkpoint(stopped) == osp.join(stopped, 'iter_1.pth')
     with pytest.raises(FileNotFoundError, match='no such work dir'):

@@ -9,7 +9,7 @@ stage is ``mim train mmdet configs/mmcast/<stage>_<dataset>.py`` (or
 ``torchrun`` on one or several nodes, or ``srun``: ``--launcher``,
 :mod:`mmcast.apis.launchers`); the pseudo-labels are
 made by each stage's ``PseudoLabelHook``. Finished stages (completion
-record, :mod:`mmcast.apis.stage_state`) are skipped, a stage that crashed
+record, :mod:`mmcast.utils.stage_state`) are skipped, a stage that crashed
 or was killed is resumed from its newest checkpoint (or, when its config
 changed since, set aside and trained from the start). The work dir is
 locked for one pipeline (a second one refuses, exit 75); checkpoints are

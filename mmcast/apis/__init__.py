@@ -1,7 +1,13 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Running the CAST stages (their state, progress, failures and the
 options handed to their configs) and the trained models (faster eager
-inference, ONNX Runtime, .pt2 packages)."""
+inference, ONNX Runtime, .pt2 packages). A stage's state (finished, crashed,
+its checkpoints) is :mod:`mmcast.utils.stage_state`, named here too."""
+from mmcast.utils.stage_state import (COMPLETION_FILE, CRASHED, FINAL_EVAL,
+                                      FINISHED, NEW, last_checkpoint,
+                                      logged_metrics, read_completion,
+                                      set_aside, stage_status,
+                                      write_completion)
 from .config_handoffs import (ConfigHandoffError, config_value,
                               evaluator_options, find_item, hook_option,
                               pseudo_label_options, train_dataset_key)
@@ -12,13 +18,10 @@ from .pt2_inferencer import PT2Inferencer
 from .pipeline import CASTPipeline, run_pipeline
 from .stage_failure import StageFailed, last_exception
 from .stage_progress import ProgressMonitor, StageProgress
-from .stage_state import (COMPLETION_FILE, CRASHED, FINAL_EVAL, FINISHED, NEW,
-                          last_checkpoint, logged_metrics, read_completion,
-                          set_aside, stage_status, write_completion)
 
 __all__ = [
-    'ONNXInferencer', 'PT2Inferencer', 'StageFailed', 'last_exception', 'ProgressMonitor',
-    'StageProgress',
+    'ONNXInferencer', 'PT2Inferencer', 'StageFailed', 'last_exception',
+    'ProgressMonitor', 'StageProgress',
     'COMPLETION_FILE', 'CRASHED', 'FINAL_EVAL', 'FINISHED', 'NEW',
     'last_checkpoint', 'logged_metrics', 'read_completion', 'set_aside',
     'stage_status', 'write_completion', 'FusedMultiheadAttention',

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, TextIO, Tuple
 
-from .stage_state import SEGM_AP_KEY, json_logs
+from mmcast.utils.stage_state import SEGM_AP_KEY, json_logs
 
 
 @dataclass

@@ -17,9 +17,10 @@ import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.runner import CheckpointLoader
 from torch import nn
 
-from .work_dir_checkpoint import resolve_checkpoint
+from .work_dir_checkpoint import WORK_DIR_SCHEME, resolve_checkpoint
 
 RevisedKeys = Sequence[Tuple[str, str]]
 
@@ -74,7 +75,6 @@ def load_checkpoint_file(path: str,
     path = resolve_checkpoint(path)
     try:
         if '://' in path and not osp.exists(path):
-            from mmengine.runner import CheckpointLoader
             ckpt = CheckpointLoader.load_checkpoint(path, map_location)
         elif not osp.isfile(path):
             raise FileNotFoundError(f'checkpoint not found: {path}')
@@ -98,6 +98,16 @@ def load_checkpoint_file(path: str,
         raise CheckpointError(f'{path}: not a checkpoint (it holds a '
                               f'{type(ckpt).__name__}, not a dict)')
     return ckpt
+
+
+def checkpoint_damage(path: str) -> Optional[str]:
+    """Why the checkpoint at ``path`` cannot be loaded (it is loaded
+    memory-mapped, so this is quick even for large files), or ``None``."""
+    try:
+        load_checkpoint_file(path, mmap=True)
+    except (CheckpointError, FileNotFoundError) as e:
+        return str(e)
+    return None
 
 
 def state_dict_of(checkpoint: dict) -> Dict[str, object]:
@@ -194,3 +204,13 @@ def checkpoint_classes(checkpoint: dict) -> Optional[Tuple[str, ...]]:
         meta = meta[0] if meta else {}
     classes = meta.get('classes') if isinstance(meta, dict) else None
     return tuple(classes) if classes is not None else None
+
+
+@CheckpointLoader.register_scheme(prefixes=WORK_DIR_SCHEME)
+def load_from_work_dir(filename: str,
+                       map_location: Optional[str] = None) -> dict:
+    """MMEngine's checkpoint loader of ``work-dir://<work dir>``: the
+    finished run's checkpoint (:func:`~mmcast.utils.work_dir_checkpoint.
+    finished_checkpoint`), loaded with ``weights_only=True``."""
+    return load_checkpoint_file(resolve_checkpoint(filename),
+                                map_location or 'cpu')

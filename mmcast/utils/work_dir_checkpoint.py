@@ -10,7 +10,8 @@ over::
     teacher_checkpoint = 'work-dir://work_dirs/cast-adapt-teacher_...'
     init_cfg = dict(type='Pretrained', checkpoint='work-dir://work_dirs/...')
 
-The name is registered as a scheme of MMEngine's ``CheckpointLoader`` (so
+The name is registered as a scheme of MMEngine's ``CheckpointLoader``
+(:func:`~mmcast.utils.checkpoint_loading.load_from_work_dir`: so
 ``load_from``, ``init_cfg`` and ``--checkpoint`` take it) and read by
 mmcast's own loaders (:func:`~mmcast.utils.checkpoint_loading.
 load_checkpoint_file`, the teachers, the preflight, the pseudo-labels'
@@ -28,8 +29,6 @@ import os.path as osp
 import re
 from typing import Optional
 
-from mmengine.runner import CheckpointLoader
-
 WORK_DIR_SCHEME = 'work-dir://'
 _ITERATION = re.compile(r'iter_(\d+)\.pth$')
 
@@ -41,7 +40,7 @@ def finished_checkpoint(work_dir: str) -> str:
         FileNotFoundError: Naming the work dir: it does not exist, holds no
             checkpoint, or its run stopped before its last iteration.
     """
-    from mmcast.apis.stage_state import last_checkpoint, read_completion
+    from .stage_state import last_checkpoint, read_completion
 
     name = WORK_DIR_SCHEME + work_dir
     if not osp.isdir(work_dir):
@@ -95,15 +94,3 @@ def dumped_max_iters(work_dir: str) -> Optional[int]:
 def _iteration(checkpoint: str) -> Optional[int]:
     found = _ITERATION.search(osp.basename(checkpoint))
     return int(found.group(1)) if found else None
-
-
-@CheckpointLoader.register_scheme(prefixes=WORK_DIR_SCHEME)
-def load_from_work_dir(filename: str,
-                       map_location: Optional[str] = None) -> dict:
-    """Checkpoint loader of ``work-dir://<work dir>``: the finished run's
-    checkpoint (:func:`finished_checkpoint`), loaded with
-    ``weights_only=True``."""
-    from .checkpoint_loading import load_checkpoint_file
-
-    return load_checkpoint_file(resolve_checkpoint(filename),
-                                map_location or 'cpu')

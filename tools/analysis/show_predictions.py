@@ -110,7 +110,7 @@ def stage_model_files(stage_dir: str) -> Tuple[str, str]:
     Raises:
         FileNotFoundError: naming the folder, if either is missing.
     """
-    from mmcast.apis.stage_state import last_checkpoint
+    from mmcast.utils.stage_state import last_checkpoint
 
     config = stage_config(stage_dir)
     checkpoint = last_checkpoint(stage_dir)  # also in a copied work dir

@@ -17,8 +17,9 @@ from typing import Dict, List, Optional
 
 from mmcast.evaluation import ROWS, claims_noise, write_results_table
 from mmcast.utils.atomic_io import atomic_dump_json
-from ..stage_state import (checkpoint_damage, iteration_checkpoints,
-                           set_aside_checkpoint)
+from mmcast.utils.checkpoint_loading import checkpoint_damage
+from mmcast.utils.stage_state import (iteration_checkpoints,
+                                      set_aside_checkpoint)
 from .batch_plan import print_batches
 from .config_loader import ConfigLoader
 from .data_preparation import (check_custom_dataset, prepare_custom_split,

@@ -5,7 +5,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from ..stage_state import FINISHED, stage_status
+from mmcast.utils.stage_state import FINISHED, stage_status
 from .batch_plan import batch_problems
 from .config_loader import ConfigLoader
 from .cpu_share import busy_cpus, cpu_contention_note

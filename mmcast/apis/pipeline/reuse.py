@@ -8,7 +8,7 @@ import os
 import os.path as osp
 from typing import List, Set
 
-from ..stage_state import FINISHED, stage_status
+from mmcast.utils.stage_state import FINISHED, stage_status
 from .config_loader import ConfigLoader
 from .errors import PipelineError
 from .planning import Plan, predictions_file

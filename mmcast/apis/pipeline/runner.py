@@ -14,13 +14,14 @@ import sys
 from typing import Dict, List, Optional
 
 from mmcast.utils.atomic_io import atomic_dump_json
+from mmcast.utils.stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
+                                      iteration_checkpoints, logged_metrics,
+                                      set_aside, stage_status,
+                                      write_completion)
 from .. import stage_guard
 from ..launchers import printable, stage_command
 from ..stage_failure import StageFailed, disk_full_cause
 from ..stage_progress import ProgressMonitor
-from ..stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
-                           iteration_checkpoints, logged_metrics, set_aside,
-                           stage_status, write_completion)
 from .config_loader import ConfigLoader
 from .planning import Plan
 from .run_spec import RunSpec

@@ -4,7 +4,7 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ..stage_state import logged_metrics
+from mmcast.utils.stage_state import logged_metrics
 
 # The results table's mask AP / AP50, by the evaluator they come from: the
 # keys of a stage's MMEngine log (×1, the table shows ×100). Which one a

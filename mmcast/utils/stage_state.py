@@ -64,18 +64,6 @@ def iteration_checkpoints(work_dir: str) -> List[str]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
-def checkpoint_damage(path: str) -> Optional[str]:
-    """Why the checkpoint at ``path`` cannot be loaded (it is loaded
-    memory-mapped, so this is quick even for large files), or ``None``."""
-    from mmcast.utils.checkpoint_loading import (CheckpointError,
-                                                 load_checkpoint_file)
-    try:
-        load_checkpoint_file(path, mmap=True)
-    except (CheckpointError, FileNotFoundError) as e:
-        return str(e)
-    return None
-
-
 def set_aside_checkpoint(path: str) -> str:
     """Rename a damaged checkpoint to ``<path>.damaged`` (nothing is
     deleted), out of the way of a resume. Returns the new path."""
