@@ -45,8 +45,8 @@ from mmcast.datasets.toy_scenes import (coco_annotations, render_scene,
                                         scene_rng)
 from mmcast.models.seg_heads import LeanMaskFormerFusionHead
 from mmcast.models.teachers.utils import load_model_cfg
-from mmcast.testing import build_tiny_teacher_assets
-from mmcast.testing.tiny_teachers import TEACHER_FILENAME
+from mmcast.toy.tiny_teachers import (TEACHER_FILENAME,
+                                      build_tiny_teacher_assets)
 from mmcast.utils import atomic_dump_json
 
 register_all_modules()

@@ -3,7 +3,6 @@
 own dataset and its checks, the tiny teachers' files."""
 import argparse
 import contextlib
-import importlib
 import json
 import os.path as osp
 import sys
@@ -256,8 +255,6 @@ class DataPreparation:
         Written into ``<work-dir>/tiny_teachers`` and passed to the stages
         as ``MMCAST_TINY_TEACHERS``.
         """
-        module, name = self.teacher_cfg['tiny_assets'].split(':')
-        build_assets = getattr(importlib.import_module(module), name)
         root = self.env['MMCAST_TINY_TEACHERS']
-        build_assets(root)
+        self.teacher_cfg['tiny_assets'](root)
         return root

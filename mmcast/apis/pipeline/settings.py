@@ -3,6 +3,9 @@
 datasets, ``--iters`` names, Guided Distillation configs."""
 import os.path as osp
 
+from mmcast.toy.tiny_sam3 import build_tiny_sam3_assets
+from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
+
 
 def _project_root() -> str:
     """The folder the stage configs are found in: the source checkout, or
@@ -31,9 +34,9 @@ SHARED_STAGES_SEED = 0
 DEFAULT_TEACHER = 'mask2former'
 # suffix: appended to the config names of TEACHER_STAGES;
 # toy_pretrain_config / toy_foundation: θ_T^0 on the toy source corpus and the
-# work-dir folder it is cached in; tiny_assets: the function (module:name)
-# that writes the tiny offline files the toy teacher reads (tiny BERT and
-# SAM 2; tiny SAM 3 and its vocabulary), or None.
+# work-dir folder it is cached in; tiny_assets: the function that writes the
+# tiny offline files the toy teacher reads (tiny BERT and SAM 2; tiny SAM 3
+# and its vocabulary) into the folder it is given, or None.
 TEACHERS = {
     'mask2former':
     dict(
@@ -47,14 +50,14 @@ TEACHERS = {
         toy_pretrain_config='configs/mmcast/toy/'
         'teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py',
         toy_foundation='toy_foundation_gdino-sam2',
-        tiny_assets='mmcast.testing.tiny_teachers:build_tiny_teacher_assets'),
+        tiny_assets=build_tiny_teacher_assets),
     'sam3':
     dict(
         suffix='_sam3',
         toy_pretrain_config='configs/mmcast/toy/'
         'teacher_sam3-tiny_source-pretrain_toy.py',
         toy_foundation='toy_foundation_sam3',
-        tiny_assets='mmcast.testing.tiny_sam3:build_tiny_sam3_assets'),
+        tiny_assets=build_tiny_sam3_assets),
 }
 # What each stage is trained (or tested) from: ``--reuse-from`` links a
 # stage only when it runs unchanged and so did everything upstream of it.
