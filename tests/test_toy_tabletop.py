@@ -1,6 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The second toy world, objects on a table seen from above
-(mmcast.datasets.toy_tabletop), and ``tools/cast_pipeline.py toy
+(mmcast.toy.tabletop), and ``tools/cast_pipeline.py toy
 --toy-world tabletop``."""
 import json
 import os.path as osp
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from mmcast.apis.pipeline import CASTPipeline, parse_args
-from mmcast.datasets.toy_scenes import (LABEL_IDS, META_FILE, THING_CLASSES,
-                                        make_toy_dataset)
-from mmcast.datasets.toy_tabletop import STORED_AS, TABLETOP_CLASSES
+from mmcast.toy.cityscapes_layout import META_FILE
+from mmcast.toy.scene import LABEL_IDS, THING_CLASSES
+from mmcast.toy.tabletop import STORED_AS, TABLETOP_CLASSES
+from mmcast.toy.worlds import make_toy_dataset
 
 pytestmark = pytest.mark.filterwarnings(
     'ignore:__array__ implementation:DeprecationWarning')

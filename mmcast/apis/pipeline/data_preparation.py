@@ -78,7 +78,7 @@ class DataPreparation:
     def _prepare_toy_data(self, n_train: int, n_val: int, n_source: int,
                           height: int, width: int, world: str) -> None:
         from mmcast.datasets.semi_split import write_split
-        from mmcast.datasets.toy_scenes import make_toy_dataset
+        from mmcast.toy.worlds import make_toy_dataset
 
         for root, style, train, val in ((self.toy_root, 'target',
                                          n_train + self.toy_extra_unlabeled,
