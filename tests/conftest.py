@@ -236,7 +236,7 @@ def repo_root() -> str:
 def toy_data_root(tmp_path_factory) -> str:
     """A tiny toy dataset (8 train / 4 val images, 64×128) with a 25 % split."""
     from mmcast.datasets.semi_split import write_split
-    from mmcast.datasets.toy_scenes import make_toy_dataset
+    from mmcast.toy.worlds import make_toy_dataset
 
     root = str(tmp_path_factory.mktemp('toy'))
     make_toy_dataset(root, num_train=8, num_val=4, height=64, width=128,

@@ -41,8 +41,8 @@ def checkpoints(tmp_path_factory):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from mmcast.testing import build_tiny_teacher_assets
-    from mmcast.testing.tiny_sam3 import build_tiny_sam3_assets
+    from mmcast.toy.tiny_sam3 import build_tiny_sam3_assets
+    from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
     root = str(tmp_path_factory.mktemp('tiny'))
     boxes = build_tiny_teacher_assets(root)
     concepts = build_tiny_sam3_assets(root)

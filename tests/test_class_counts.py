@@ -41,12 +41,13 @@ from mmengine.runner import load_checkpoint
 import mmcast  # noqa: F401  (registers the modules)
 from conftest import REPO_ROOT, is_config_alias, load_script
 from mmcast.datasets.semi_split import write_split
-from mmcast.datasets.toy_scenes import (coco_annotations, render_scene,
-                                        scene_rng)
 from mmcast.models.seg_heads import LeanMaskFormerFusionHead
 from mmcast.models.teachers.utils import load_model_cfg
-from mmcast.testing import build_tiny_teacher_assets
-from mmcast.testing.tiny_teachers import TEACHER_FILENAME
+from mmcast.toy.cityscapes_layout import coco_annotations
+from mmcast.toy.scene import scene_rng
+from mmcast.toy.streets import render_scene
+from mmcast.toy.tiny_teachers import (TEACHER_FILENAME,
+                                      build_tiny_teacher_assets)
 from mmcast.utils import atomic_dump_json
 
 register_all_modules()

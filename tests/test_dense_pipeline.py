@@ -193,7 +193,7 @@ def test_max_instances_sets_the_capacity_of_any_dataset(tmp_path,
 def dense_run(tmp_path_factory):
     """tools/cast_pipeline.py custom-cpu on the dense toy world in the COCO
     layout, as a user would run it (1 iteration per stage)."""
-    from mmcast.datasets.toy_coco_layout import make_toy_coco_dataset
+    from mmcast.toy.coco_layout import make_toy_coco_dataset
     tmp = tmp_path_factory.mktemp('dense_run')
     data_root, work_dir = str(tmp / 'cells'), str(tmp / 'work')
     make_toy_coco_dataset(data_root, world='cells', num_train=8, num_val=2,

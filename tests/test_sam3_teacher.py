@@ -1,6 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The concept-prompted SAM 3 teacher on a tiny, randomly initialised but
-real ``sam3`` ``Sam3Image`` written by ``mmcast.testing.tiny_sam3``."""
+real ``sam3`` ``Sam3Image`` written by ``mmcast.toy.tiny_sam3``."""
 import copy
 import os.path as osp
 
@@ -25,8 +25,8 @@ from mmcast.models.teachers.concept_prompt_merging import (merge_views,
 from mmcast.models.teachers.sam3_building import (build_sam3_image,
                                                   load_sam3_checkpoint)
 from mmcast.pseudo_labels import PseudoLabelFilter
-from mmcast.testing.tiny_sam3 import (TINY_SAM3_ARCH, build_tiny_sam3_assets,
-                                      tiny_concept_prompted_teacher_cfg)
+from mmcast.toy.tiny_sam3 import (TINY_SAM3_ARCH, build_tiny_sam3_assets,
+                                  tiny_concept_prompted_teacher_cfg)
 
 register_all_modules(init_default_scope=False)
 
@@ -388,9 +388,9 @@ def test_ensemble_with_the_box_prompted_teacher(assets, batch, tmp_path):
     normalisation, fused by TeacherEnsemble: the ensemble's output is the
     fusion of the members' own predictions."""
     from mmcast.models.teachers import fuse_instances
-    from mmcast.testing.tiny_teachers import (CITYSCAPES_CLASSES,
-                                              build_tiny_teacher_assets,
-                                              tiny_box_prompted_teacher_cfg)
+    from mmcast.toy.tiny_teachers import (CITYSCAPES_CLASSES,
+                                          build_tiny_teacher_assets,
+                                          tiny_box_prompted_teacher_cfg)
     box_assets = build_tiny_teacher_assets(str(tmp_path / 'box'))
     members = [
         dict(model=tiny_concept_prompted_teacher_cfg(assets['root']),

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mmcast.models.teachers import build_frozen_teacher
-from mmcast.testing import build_tiny_teacher_assets
+from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
 from mmengine.config import Config
 
 from conftest import load_script

@@ -3,7 +3,7 @@
 
 Everything runs offline on tiny, randomly initialised but real models
 (mmdet's GroundingDINO with a 1-layer BERT, a shrunk SAM2Base) written by
-``mmcast.testing.tiny_teachers``.
+``mmcast.toy.tiny_teachers``.
 """
 import copy
 import os.path as osp
@@ -28,9 +28,9 @@ from mmcast.models.teachers import (BoxPromptedTeacher,  # noqa: E402
                                     TeacherEnsemble, fuse_instances)
 from mmcast.models.teachers.teacher_ensemble import mask_iou  # noqa: E402
 from mmcast.models.teachers.utils import build_label_mapping  # noqa: E402
-from mmcast.testing import (CITYSCAPES_CLASSES,  # noqa: E402
-                            build_tiny_teacher_assets,
-                            tiny_box_prompted_teacher_cfg)
+from mmcast.toy.tiny_teachers import (  # noqa: E402
+    CITYSCAPES_CLASSES, build_tiny_teacher_assets,
+    tiny_box_prompted_teacher_cfg)
 
 register_all_modules(init_default_scope=False)
 

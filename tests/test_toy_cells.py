@@ -18,8 +18,8 @@ import numpy as np
 
 from conftest import REPO_ROOT, load_script
 from mmcast.datasets.instance_statistics import instance_statistics
-from mmcast.datasets.toy_cells import render_cells_scene
-from mmcast.datasets.toy_scenes import make_toy_dataset
+from mmcast.toy.cells import render_cells_scene
+from mmcast.toy.worlds import make_toy_dataset
 
 
 def _touching_pairs(instance_ids: np.ndarray) -> int:

@@ -1,5 +1,5 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""The toy Cityscapes-layout generator (mmcast.datasets.toy_scenes)."""
+"""The toy Cityscapes-layout generator (mmcast.toy.worlds)."""
 import glob
 import json
 import os
@@ -13,9 +13,10 @@ from PIL import Image
 
 from conftest import load_script
 
-from mmcast.datasets.toy_scenes import (CATEGORIES, LABEL_COLORS, LABEL_IDS,
-                                        META_FILE, THING_CLASSES,
-                                        make_toy_dataset)
+from mmcast.toy.cityscapes_layout import META_FILE
+from mmcast.toy.scene import (CATEGORIES, LABEL_COLORS, LABEL_IDS,
+                              THING_CLASSES)
+from mmcast.toy.worlds import make_toy_dataset
 
 # pycocotools' decode under NumPy 2
 pytestmark = pytest.mark.filterwarnings(

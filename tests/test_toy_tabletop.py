@@ -1,6 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The second toy world, objects on a table seen from above
-(mmcast.datasets.toy_tabletop), and ``tools/cast_pipeline.py toy
+(mmcast.toy.tabletop), and ``tools/cast_pipeline.py toy
 --toy-world tabletop``."""
 import json
 import os.path as osp
@@ -11,11 +11,12 @@ import pytest
 
 from conftest import pipeline_of
 from mmcast.apis.pipeline import PipelineError, RunSpec
-from mmcast.apis.pipeline.data_preparation import (toy_data_current,
-                                                   prepare_toy_data)
-from mmcast.datasets.toy_scenes import (LABEL_IDS, META_FILE, THING_CLASSES,
-                                        make_toy_dataset)
-from mmcast.datasets.toy_tabletop import STORED_AS, TABLETOP_CLASSES
+from mmcast.apis.pipeline.data_preparation import (prepare_toy_data,
+                                                   toy_data_current)
+from mmcast.toy.cityscapes_layout import META_FILE
+from mmcast.toy.scene import LABEL_IDS, THING_CLASSES
+from mmcast.toy.tabletop import STORED_AS, TABLETOP_CLASSES
+from mmcast.toy.worlds import make_toy_dataset
 
 pytestmark = pytest.mark.filterwarnings(
     'ignore:__array__ implementation:DeprecationWarning')

@@ -50,12 +50,12 @@ cached in the work dir: the R-34 Mask2Former of
 Grounding-DINO + tiny (random, frozen) SAM 2 of
 ``configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py``
 (in ``toy_foundation_gdino-sam2/``; its tiny BERT and SAM 2 checkpoint are
-written first by :mod:`mmcast.testing.tiny_teachers` into
+written first by :mod:`mmcast.toy.tiny_teachers` into
 ``<work-dir>/tiny_teachers``, passed on as ``MMCAST_TINY_TEACHERS``), or,
 with ``--teacher sam3``, the tiny SAM 3 of
 ``configs/mmcast/toy/teacher_sam3-tiny_source-pretrain_toy.py`` (in
 ``toy_foundation_sam3/``; its tiny checkpoint and BPE vocabulary written by
-:mod:`mmcast.testing.tiny_sam3` into the same folder).
+:mod:`mmcast.toy.tiny_sam3` into the same folder).
 
 Your own COCO-format dataset (``images/`` + ``annotations/instances_{train,
 val}.json``, any classes) runs as ``custom`` (the paper's sizes: Swin-L

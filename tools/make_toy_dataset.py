@@ -4,7 +4,7 @@
 Writes ``leftImg8bit/``, ``gtFine/`` (instanceIds, labelIds, color,
 polygons) and ``annotations/instancesonly_filtered_gtFine_{train,val}.json``
 (what MMDetection's ``tools/dataset_converters/cityscapes.py`` would write),
-deterministically for a seed. See :mod:`mmcast.datasets.toy_scenes`.
+deterministically for a seed. See :mod:`mmcast.toy.worlds`.
 
 Examples::
 
@@ -33,9 +33,10 @@ import argparse
 import sys
 from typing import List, Optional
 
-from mmcast.datasets.toy_coco_layout import make_toy_coco_dataset
-from mmcast.datasets.toy_scenes import (MAX_CITIES, MIN_IMAGE_SIZE, STYLES,
-                                        WORLDS, make_toy_dataset)
+from mmcast.toy.coco_layout import make_toy_coco_dataset
+from mmcast.toy.scene import STYLES
+from mmcast.toy.worlds import (MAX_CITIES, MIN_IMAGE_SIZE, WORLDS,
+                               make_toy_dataset)
 
 
 def _int_at_least(minimum: int, what: str):
@@ -92,9 +93,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='streets',
         help='"streets": the bundled street scenes (8 classes, side view); '
         '"tabletop": 5 other classes on a table seen from above '
-        '(mmcast.datasets.toy_tabletop); "cells": 50 to 200 touching '
-        'cells of 2 classes per image, grayscale (mmcast.datasets.'
-        'toy_cells)')
+        '(mmcast.toy.tabletop); "cells": 50 to 200 touching cells of 2 '
+        'classes per image, grayscale (mmcast.toy.cells)')
     parser.add_argument(
         '--layout',
         choices=('cityscapes', 'coco'),

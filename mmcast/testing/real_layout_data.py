@@ -2,7 +2,7 @@
 """Tiny synthetic datasets in the on-disk layouts of the real benchmarks.
 
 The real-size CAST configs read Cityscapes, ADE20K and COCO from fixed
-paths. This module writes a few toy scenes (:mod:`mmcast.datasets.toy_scenes`)
+paths. This module writes a few toy scenes (:mod:`mmcast.toy.streets`)
 into exactly those layouts, with the datasets' real class lists, and the 10 %
 semi-supervised split (seed 1) that :mod:`mmcast.datasets.semi_split` writes,
 under the name the dataset config reads (Cityscapes: ``1@perc_10``, Guided
@@ -33,9 +33,10 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import cv2
 
 from mmcast.datasets.semi_split import write_split
-from mmcast.datasets.toy_scenes import (LABEL_IDS, THING_CLASSES,
-                                        coco_annotations, make_toy_dataset,
-                                        render_scene, scene_rng)
+from mmcast.toy.cityscapes_layout import coco_annotations
+from mmcast.toy.scene import LABEL_IDS, THING_CLASSES, scene_rng
+from mmcast.toy.streets import render_scene
+from mmcast.toy.worlds import make_toy_dataset
 from mmcast.utils import atomic_dump_json
 
 #: The data root of each dataset in ``configs/mmcast/_base_/datasets``.

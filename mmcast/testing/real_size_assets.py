@@ -34,9 +34,10 @@ from typing import Optional, Sequence
 
 import torch
 
-from .tiny_sam3 import write_tiny_bpe
-from .tiny_teachers import (_quiet_mmengine_logger, _seeded,
-                            calibrate_tiny_detector, write_tiny_bert)
+from mmcast.toy.tiny_sam3 import write_tiny_bpe
+from mmcast.toy.tiny_teachers import (_quiet_mmengine_logger, _seeded,
+                                      calibrate_tiny_detector,
+                                      write_tiny_bert)
 
 #: MMDetection's config of the zoo checkpoint that stage 1a starts from.
 TEACHER0_CONFIG = ('mmdet::mask2former/mask2former_swin-l-p4-w12-384-in21k_'

@@ -57,8 +57,8 @@ def test_real_size_smoke_on_cuda(tmp_path, capsys):
 @pytest.fixture(scope='module')
 def toy_teacher(tmp_path_factory):
     """Arguments of teacher_throughput.py: the tiny teacher on toy data."""
-    from mmcast.datasets.toy_scenes import make_toy_dataset
-    from mmcast.testing import build_tiny_teacher_assets
+    from mmcast.toy.worlds import make_toy_dataset
+    from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
     root = tmp_path_factory.mktemp('throughput')
     assets = build_tiny_teacher_assets(str(root / 'tiny'))
     data = str(root / 'toy')

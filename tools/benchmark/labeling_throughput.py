@@ -73,7 +73,7 @@ def labeling_throughput(args, tmp: str) -> List[Dict]:
     detections scored above ``--labeling-score-thr``."""
     from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
     from mmcast.pseudo_labels import label_unlabeled_set
-    from mmcast.testing import build_tiny_teacher_assets
+    from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
     assets = build_tiny_teacher_assets(
         osp.join(args.assets_dir, 'tiny_teachers'))
     os.environ['MMCAST_TINY_TEACHERS'] = assets['root']

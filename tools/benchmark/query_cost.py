@@ -7,7 +7,7 @@ supervised_student_toy.py``) given the capacity by
 :func:`mmcast.apis.instance_capacity.with_capacity`, the options
 ``tools/cast_pipeline.py --max-instances`` uses (queries and
 ``test_cfg.max_per_image`` follow it), built with the same seed. The batch
-is the dense toy world's (:mod:`mmcast.datasets.toy_cells`: 50 to 200
+is the dense toy world's (:mod:`mmcast.toy.cells`: 50 to 200
 touching cells an image), the same for every capacity: a train step
 (forward, Hungarian matching, backward, AdamW update) on ``--batch-size``
 images, and ``predict`` (fusion head included) on one. Median seconds of
@@ -39,7 +39,7 @@ from mmengine.structures import InstanceData
 
 import mmcast  # noqa: F401  (registers mmcast's modules)
 from mmcast.apis.instance_capacity import with_capacity
-from mmcast.datasets.toy_cells import render_cells_scene
+from mmcast.toy.cells import render_cells_scene
 
 CONFIG = 'configs/mmcast/supervised_student_toy.py'
 

@@ -17,7 +17,7 @@ the labelling overhead is free).
 Examples::
 
     # toy teacher (tiny Grounding-DINO + tiny SAM 2) on the toy data
-    python -m mmcast.testing.tiny_teachers --out work_dirs/tiny_teachers
+    python -m mmcast.toy.tiny_teachers --out work_dirs/tiny_teachers
     python tools/benchmark/teacher_throughput.py \\
         configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py \\
         work_dirs/tiny_teachers/teacher_gdino-tiny_sam2-tiny.pth \\

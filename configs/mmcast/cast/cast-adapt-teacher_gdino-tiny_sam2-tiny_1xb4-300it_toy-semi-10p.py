@@ -4,7 +4,7 @@
 # → θ_T'. BoxPromptedTeacher.loss trains the Grounding-DINO part on boxes
 # (AdamW, backbone lr ×0.1, BERT frozen); SAM 2 stays frozen, so there is no
 # L_pxl (and no temperature hook) in the teacher stages of this variant.
-#   python -m mmcast.testing.tiny_teachers --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_teachers --out work_dirs/tiny_teachers
 #   mim train mmdet configs/mmcast/cast/cast-adapt-teacher_gdino-tiny_sam2-tiny_1xb4-300it_toy-semi-10p.py
 # or, all stages: python tools/cast_pipeline.py toy --teacher gdino-sam2 ...
 # This file is also the teacher architecture of stages 1b and 2 (their

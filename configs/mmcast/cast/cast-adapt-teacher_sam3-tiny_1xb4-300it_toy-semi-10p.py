@@ -5,7 +5,7 @@
 # scoring and segmentation head (AdamW); the vision, text, geometry and
 # fusion encoders stay frozen, so there is no L_pxl (and no temperature hook)
 # in the teacher stages of this variant.
-#   python -m mmcast.testing.tiny_sam3 --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_sam3 --out work_dirs/tiny_teachers
 #   mim train mmdet configs/mmcast/cast/cast-adapt-teacher_sam3-tiny_1xb4-300it_toy-semi-10p.py
 # or, all stages: python tools/cast_pipeline.py toy --teacher sam3 ...
 # This file is also the teacher architecture of stages 1b and 2 (their

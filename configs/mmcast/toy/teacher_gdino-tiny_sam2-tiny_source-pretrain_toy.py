@@ -6,7 +6,7 @@
 # mask2former_r34_source-pretrain_toy.py). SAM 2 stays frozen at its random
 # weights: the masks are only as good as a random SAM 2 makes them.
 #   python tools/make_toy_dataset.py --out data/toy_source --style source
-#   python -m mmcast.testing.tiny_teachers --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_teachers --out work_dirs/tiny_teachers
 #   mim train mmdet configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py
 _base_ = './teacher_gdino-tiny_sam2-tiny_toy.py'
 

@@ -7,7 +7,7 @@
 # Drop-in replacement of the Mask2Former teacher of the toy pipeline.
 #
 # Write the tiny BERT folder and checkpoints first (idempotent, ~2 s):
-#   python -m mmcast.testing.tiny_teachers --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_teachers --out work_dirs/tiny_teachers
 # then use work_dirs/tiny_teachers/teacher_gdino-tiny_sam2-tiny.pth as the
 # teacher checkpoint, e.g.
 #   mim test mmdet configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py \
@@ -22,7 +22,7 @@
 # The tiny BERT folder and SAM 2 checkpoint are read from $MMCAST_TINY_TEACHERS
 # (default work_dirs/tiny_teachers). The model parts live in
 # ../_base_/models/box_prompted_teacher_toy_gdino-sam2.py (kept equal to
-# mmcast.testing.tiny_box_prompted_teacher_cfg by the tests).
+# mmcast.toy.tiny_teachers.tiny_box_prompted_teacher_cfg by the tests).
 _base_ = [
     '../_base_/models/box_prompted_teacher_toy_gdino-sam2.py',
     '../_base_/datasets/toy_cityscapes_instance.py',

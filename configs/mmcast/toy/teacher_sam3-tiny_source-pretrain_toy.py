@@ -7,7 +7,7 @@
 # teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py). Stages 1a / 1b then
 # adapt the decoder and heads only, as for the released SAM 3.
 #   python tools/make_toy_dataset.py --out data/toy_source --style source
-#   python -m mmcast.testing.tiny_sam3 --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_sam3 --out work_dirs/tiny_teachers
 #   mim train mmdet configs/mmcast/toy/teacher_sam3-tiny_source-pretrain_toy.py
 _base_ = './teacher_sam3-tiny_toy.py'
 

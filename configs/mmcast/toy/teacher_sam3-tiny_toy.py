@@ -7,7 +7,7 @@
 # Mask2Former teacher of the toy pipeline.
 #
 # Write the tiny BPE vocabulary and checkpoints first (idempotent, ~3 s):
-#   python -m mmcast.testing.tiny_sam3 --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_sam3 --out work_dirs/tiny_teachers
 # then use work_dirs/tiny_teachers/teacher_sam3-tiny.pth as the teacher
 # checkpoint, e.g.
 #   mim test mmdet configs/mmcast/toy/teacher_sam3-tiny_toy.py \
@@ -20,7 +20,7 @@
 # The tiny files are read from $MMCAST_TINY_TEACHERS (default
 # work_dirs/tiny_teachers). The model parts live in
 # ../_base_/models/concept_prompted_teacher_toy_sam3.py (kept equal to
-# mmcast.testing.tiny_sam3.tiny_concept_prompted_teacher_cfg by the tests).
+# mmcast.toy.tiny_sam3.tiny_concept_prompted_teacher_cfg by the tests).
 _base_ = [
     '../_base_/models/concept_prompted_teacher_toy_sam3.py',
     '../_base_/datasets/toy_cityscapes_instance.py',

@@ -3,7 +3,6 @@
 own dataset and its checks, the tiny teachers' files; and the split told on
 the console."""
 import contextlib
-import importlib
 import json
 import os.path as osp
 from typing import Dict, Iterator, List
@@ -51,7 +50,7 @@ def prepare_toy_data(spec: RunSpec) -> None:
     unlabeled part only (the labeled 10 % of the first TRAIN images are the
     images of the split without them)."""
     from mmcast.datasets.semi_split import write_split
-    from mmcast.datasets.toy_scenes import make_toy_dataset
+    from mmcast.toy.worlds import make_toy_dataset
 
     toy = spec.toy
     height, width = toy.image_size
@@ -78,9 +77,7 @@ def prepare_tiny_teacher_assets(spec: RunSpec) -> str:
     """The tiny teacher's offline files (idempotent): the tiny BERT folder
     and SAM 2 checkpoint, or the tiny SAM 3 and its vocabulary, written into
     ``<work-dir>/tiny_teachers`` (the stages' ``MMCAST_TINY_TEACHERS``)."""
-    module, name = spec.teacher_settings['tiny_assets'].split(':')
-    build_assets = getattr(importlib.import_module(module), name)
-    build_assets(spec.tiny_teachers)
+    spec.teacher_settings['tiny_assets'](spec.tiny_teachers)
     return spec.tiny_teachers
 
 

@@ -3,7 +3,7 @@
 import argparse
 from typing import List, Optional
 
-from mmcast.datasets.toy_scenes import WORLDS
+from mmcast.toy.worlds import WORLDS
 
 from ..launchers import LAUNCHERS
 from .settings import (DEFAULT_TEACHER, ITERS_STAGES, METHODS,

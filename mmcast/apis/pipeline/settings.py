@@ -4,6 +4,9 @@ datasets, ``--iters`` names, metrics. Which config each stage runs is the
 table of stage configs (:mod:`~mmcast.apis.pipeline.stage_table`)."""
 import os.path as osp
 
+from mmcast.toy.tiny_sam3 import build_tiny_sam3_assets
+from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
+
 
 def _project_root() -> str:
     """The folder the stage configs are found in: the source checkout, or
@@ -30,20 +33,20 @@ SHARED_STAGES_SEED = 0
 DEFAULT_TEACHER = 'mask2former'
 # toy_foundation: the work-dir folder θ_T^0 of the toy source corpus is
 # cached in (its config: the table's toy_foundation row of the teacher);
-# tiny_assets: the function (module:name) that writes the tiny offline files
-# the toy teacher reads (tiny BERT and SAM 2; tiny SAM 3 and its
-# vocabulary), or None.
+# tiny_assets: the function that writes the tiny offline files the toy
+# teacher reads (tiny BERT and SAM 2; tiny SAM 3 and its vocabulary), or
+# None.
 TEACHERS = {
     'mask2former':
     dict(toy_foundation='toy_foundation', tiny_assets=None),
     'gdino-sam2':
     dict(
         toy_foundation='toy_foundation_gdino-sam2',
-        tiny_assets='mmcast.testing.tiny_teachers:build_tiny_teacher_assets'),
+        tiny_assets=build_tiny_teacher_assets),
     'sam3':
     dict(
         toy_foundation='toy_foundation_sam3',
-        tiny_assets='mmcast.testing.tiny_sam3:build_tiny_sam3_assets'),
+        tiny_assets=build_tiny_sam3_assets),
 }
 # What each stage is trained (or tested) from: ``--reuse-from`` links a
 # stage only when it runs unchanged and so did everything upstream of it.

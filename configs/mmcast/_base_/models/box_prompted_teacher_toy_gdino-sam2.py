@@ -11,7 +11,7 @@
 # The tiny BERT folder and SAM 2 checkpoint are read from the folder named by
 # the environment variable MMCAST_TINY_TEACHERS (default
 # work_dirs/tiny_teachers), written (idempotently) by
-#   python -m mmcast.testing.tiny_teachers --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_teachers --out work_dirs/tiny_teachers
 toy_tiny_teachers_root = '{{$MMCAST_TINY_TEACHERS:work_dirs/tiny_teachers}}'
 # mmdet's Grounding-DINO encoder hard-codes 256-d text positions
 toy_gdino_embed = 256

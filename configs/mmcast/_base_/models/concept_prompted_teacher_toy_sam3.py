@@ -9,7 +9,7 @@
 # The tiny BPE vocabulary and SAM 3 checkpoint are read from the folder named
 # by the environment variable MMCAST_TINY_TEACHERS (default
 # work_dirs/tiny_teachers), written (idempotently) by
-#   python -m mmcast.testing.tiny_sam3 --out work_dirs/tiny_teachers
+#   python -m mmcast.toy.tiny_sam3 --out work_dirs/tiny_teachers
 toy_tiny_teachers_root = '{{$MMCAST_TINY_TEACHERS:work_dirs/tiny_teachers}}'
 
 # a tiny Sam3Image: 112-px input, ViT 32-d x 2 blocks, d_model 32, one

@@ -1,7 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """A toy world as a plain COCO dataset, the layout of your own data.
 
-:func:`~mmcast.datasets.toy_scenes.make_toy_dataset` writes the toy worlds
+:func:`~mmcast.toy.worlds.make_toy_dataset` writes the toy worlds
 in the Cityscapes layout the toy configs read. :func:`make_toy_coco_dataset`
 writes the same scenes (same renderer, random streams and arguments) the way
 ``configs/mmcast/custom/custom_dataset.py`` expects a dataset of your own::
@@ -18,9 +18,12 @@ data.
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
-from .toy_scenes import (LABEL_IDS, THING_CLASSES, _atomic_write,
-                         _json_bytes, _png, _world, coco_annotations,
-                         image_stems, scene_rng, world_max_instances)
+from .cells import STORED_AS as CELLS_STORED_AS
+from .cityscapes_layout import (coco_annotations, json_bytes, png_bytes,
+                                write_atomically)
+from .scene import LABEL_IDS, THING_CLASSES, image_stems, scene_rng
+from .tabletop import STORED_AS as TABLETOP_STORED_AS
+from .worlds import world_max_instances, world_renderer
 
 # which class comes first in an image, by split (as make_toy_dataset draws)
 _SPLIT_OFFSETS = {'train': 0, 'val': 3}
@@ -29,11 +32,9 @@ _SPLIT_OFFSETS = {'train': 0, 'val': 3}
 def world_class_names(world: str) -> Dict[str, str]:
     """The class name of each Cityscapes label a world draws."""
     if world == 'tabletop':
-        from .toy_tabletop import STORED_AS
-        return dict(STORED_AS)
+        return dict(TABLETOP_STORED_AS)
     if world == 'cells':
-        from .toy_cells import STORED_AS
-        return dict(STORED_AS)
+        return dict(CELLS_STORED_AS)
     return {name: name for name in THING_CLASSES}
 
 
@@ -60,14 +61,13 @@ def make_toy_coco_dataset(out_dir: str,
         style (str): ``'target'`` or ``'source'``. Defaults to
             ``'target'``.
         max_instances (int, optional): Objects per image at most (default:
-            the world's, :func:`~mmcast.datasets.toy_scenes.
-            world_max_instances`).
+            the world's, :func:`~mmcast.toy.worlds.world_max_instances`).
         min_visible_px (int): Objects with fewer visible pixels are removed.
 
     Returns:
         dict[str, dict]: Per split: ``ann_file`` and ``num_instances``.
     """
-    render, classes = _world(world)
+    render, classes = world_renderer(world)
     names = world_class_names(world)
     if max_instances is None:
         max_instances = world_max_instances(world)
@@ -92,7 +92,8 @@ def make_toy_coco_dataset(out_dir: str,
                 max_instances=max_instances,
                 min_visible_px=min_visible_px)
             name = f'{split}/{stem}.png'
-            _atomic_write(osp.join(out_dir, 'images', name), _png(scene.image))
+            write_atomically(osp.join(out_dir, 'images', name),
+                             png_bytes(scene.image))
             image_id = len(images) + 1
             images.append(dict(id=image_id, file_name=name, height=height,
                                width=width))
@@ -107,7 +108,7 @@ def make_toy_coco_dataset(out_dir: str,
             categories=[dict(id=i, name=n, supercategory='thing')
                         for i, n in sorted(category.values())])
         ann_file = osp.join(out_dir, 'annotations', f'instances_{split}.json')
-        _atomic_write(ann_file, _json_bytes(coco))
+        write_atomically(ann_file, json_bytes(coco))
         summary[split] = dict(ann_file=ann_file,
                               num_instances=len(annotations))
     return summary

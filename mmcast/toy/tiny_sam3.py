@@ -19,7 +19,7 @@ same ``sam3`` classes:
 
 Command line (idempotent, same folder as ``tiny_teachers``)::
 
-    python -m mmcast.testing.tiny_sam3 --out work_dirs/tiny_teachers
+    python -m mmcast.toy.tiny_sam3 --out work_dirs/tiny_teachers
 """
 import argparse
 import copy

@@ -1,8 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """A dense toy world: cells under a microscope.
 
-The streets and the tabletop (:mod:`~mmcast.datasets.toy_scenes`,
-:mod:`~mmcast.datasets.toy_tabletop`) have 1 to 6 objects an image; this
+The streets and the tabletop (:mod:`~mmcast.toy.streets`,
+:mod:`~mmcast.toy.tabletop`) have 1 to 6 objects an image; this
 world has 50 to 200, small and touching, as cell microscopy, crowds,
 shelves and aerial images have, so that a model's instance capacity (its
 queries, the detections and pseudo-labels it keeps) is what limits it:
@@ -22,10 +22,10 @@ queries, the detections and pseudo-labels it keeps) is what limits it:
   cells on a dark background), with larger cells, more blur and noise.
 
 The files are the streets' Cityscapes layout, written by
-:func:`~mmcast.datasets.toy_scenes.make_toy_dataset` with ``world='cells'``
+:func:`~mmcast.toy.worlds.make_toy_dataset` with ``world='cells'``
 (the classes stored under the toy's Cityscapes thing labels of
 :data:`STORED_AS`, the background labelled ``road``), or a plain COCO
-layout (:func:`~mmcast.datasets.toy_coco_layout.make_toy_coco_dataset`)
+layout (:func:`~mmcast.toy.coco_layout.make_toy_coco_dataset`)
 with the class names themselves.
 """
 from typing import Dict, Optional, Tuple
@@ -33,7 +33,7 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from .toy_scenes import LABEL_IDS, ToyScene, paint_layers
+from .scene import LABEL_IDS, ToyScene, paint_layers
 
 #: This world's classes, by the Cityscapes thing label each is stored as.
 STORED_AS: Dict[str, str] = {'person': 'cell', 'rider': 'dividing'}

@@ -1,8 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """A second toy world: objects on a table seen from above.
 
-The bundled toy (:mod:`mmcast.datasets.toy_scenes`, world ``'streets'``) is
-a side view of 8 upright classes, one size law (nearer is bigger), a
+The bundled toy (:mod:`mmcast.toy.streets`, world ``'streets'``) is a
+side view of 8 upright classes, one size law (nearer is bigger), a
 horizon and occlusion by depth. This world changes every one of those, so
 that a recipe tuned on the streets is tried on data it was not tuned to:
 
@@ -22,19 +22,19 @@ that a recipe tuned on the streets is tried on data it was not tuned to:
   noise and a slight blur.
 
 The files are the streets' Cityscapes layout, written by
-:func:`mmcast.datasets.toy_scenes.make_toy_dataset` with ``world=
-'tabletop'``, so the toy configs, CityscapesDataset and both metrics read it
-unchanged. For that the 5 classes are stored under 5 of the toy's Cityscapes
-thing labels (:data:`STORED_AS`; the models keep the toy's 8 outputs, and
-COCO's and Cityscapes' AP average over the classes with ground truth), and
-the table is labelled ``road``.
+:func:`mmcast.toy.worlds.make_toy_dataset` with ``world='tabletop'``, so
+the toy configs, CityscapesDataset and both metrics read it unchanged. For
+that the 5 classes are stored under 5 of the toy's Cityscapes thing labels
+(:data:`STORED_AS`; the models keep the toy's 8 outputs, and COCO's and
+Cityscapes' AP average over the classes with ground truth), and the table
+is labelled ``road``.
 """
 from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from .toy_scenes import LABEL_IDS, ToyScene, paint_layers, visible_layers
+from .scene import LABEL_IDS, ToyScene, paint_layers, visible_layers
 
 #: This world's classes, by the Cityscapes thing label each is stored as.
 STORED_AS: Dict[str, str] = {

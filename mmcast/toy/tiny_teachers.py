@@ -22,7 +22,7 @@ needs into a local folder, using the very same classes:
 
 Command line (idempotent)::
 
-    python -m mmcast.testing.tiny_teachers --out work_dirs/tiny_teachers
+    python -m mmcast.toy.tiny_teachers --out work_dirs/tiny_teachers
 """
 import argparse
 import json
