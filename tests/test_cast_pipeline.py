@@ -602,17 +602,17 @@ def test_prompted_teacher_configs_build_one_teacher(teacher, monkeypatch):
     assert source.data_root == 'data/toy_source/'
     assert adapt.train_dataloader.dataset.ann_file.endswith('1@10.json')
 
-    def final(cfg, name):
-        """The last checkpoint in the default work dir of config ``name``
-        (a short name: that of its conventional config)."""
-        name = config_names().get(name, name)
-        return f'work_dirs/{name}/iter_{cfg.train_cfg.max_iters}.pth'
+    def handed_over(name):
+        """The finished checkpoint of config ``name``'s default work dir
+        (a short name: that of its conventional config): ``work-dir://``
+        finds it whatever length the run had."""
+        return f'work-dir://work_dirs/{config_names().get(name, name)}'
 
-    assert adapt.load_from == final(source, f'{name}_source-pretrain_toy')
-    assert selftrain.model.teacher_checkpoint == final(
-        adapt, f'adapt_teacher_toy_{teacher}')
-    assert distill.model.teacher_checkpoint == final(
-        selftrain, f'adapt_teacher_selftrain_toy_{teacher}')
+    assert adapt.load_from == handed_over(f'{name}_source-pretrain_toy')
+    assert selftrain.model.teacher_checkpoint == handed_over(
+        f'adapt_teacher_toy_{teacher}')
+    assert distill.model.teacher_checkpoint == handed_over(
+        f'adapt_teacher_selftrain_toy_{teacher}')
 
 
 @pytest.mark.parametrize('name', GDINO_CONFIGS + SAM3_CONFIGS)

@@ -1,140 +1,16 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""The toy package (``mmcast/toy``): its imports run one way, the product
-does not import the test helpers, and every world writes the data it wrote
-when the digests below were recorded."""
-import ast
-import glob
+"""Every toy world (``mmcast/toy``) writes the data it wrote when the
+digests below were recorded: the toy results of the research log stay
+reproducible. (The package's imports: ``tests/test_package_structure.py``.)
+"""
 import hashlib
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Set
 
 import cv2
 import pytest
 
-from conftest import REPO_ROOT
 from mmcast.toy.worlds import WORLDS, make_toy_dataset
-
-TOY = osp.join(REPO_ROOT, 'mmcast', 'toy')
-# the code that runs a user's work: the package (less its test helpers) and
-# the pipeline's command line
-PRODUCT = [
-    path for path in glob.glob(
-        osp.join(REPO_ROOT, 'mmcast', '**', '*.py'), recursive=True)
-    if not osp.relpath(path, REPO_ROOT).startswith('mmcast/testing/')
-] + [osp.join(REPO_ROOT, 'tools', 'cast_pipeline.py')]
-MAX_LINES = 450
-
-
-def module_name(path: str, root: str) -> str:
-    """``a.b.c`` of ``<root>/a/b/c.py`` (``a.b`` of ``a/b/__init__.py``)."""
-    parts = osp.splitext(osp.relpath(path, root))[0].split(os.sep)
-    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
-
-
-def imported_modules(path: str, module: str) -> Set[str]:
-    """The modules a file imports anywhere in it (also inside functions),
-    relative imports resolved against ``module``; for ``from m import n``
-    both ``m`` and ``m.n`` (``n`` may be a module)."""
-    package = module if path.endswith('__init__.py') else module.rpartition(
-        '.')[0]
-    with open(path, encoding='utf-8') as f:
-        tree = ast.parse(f.read(), path)
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split('.')
-            if node.level:
-                base = base[:len(base) - node.level + 1]
-                source = '.'.join(base + ([node.module] if node.module else
-                                          []))
-            else:
-                source = node.module
-            found.add(source)
-            found.update(f'{source}.{alias.name}' for alias in node.names)
-    return found
-
-
-def import_graph(folder: str, root: str) -> Dict[str, Set[str]]:
-    """Module -> the modules of ``folder`` it imports."""
-    paths = glob.glob(osp.join(folder, '**', '*.py'), recursive=True)
-    modules = {module_name(p, root): p for p in paths}
-    return {
-        name: imported_modules(path, name) & set(modules) - {name}
-        for name, path in modules.items()
-    }
-
-
-def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
-    """A cycle of ``graph`` as ``[a, b, ..., a]``, or None."""
-    state: Dict[str, str] = {}  # 'open' on the path, 'done' after it
-
-    def visit(node: str, path: List[str]) -> Optional[List[str]]:
-        state[node] = 'open'
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 'open':
-                return path[path.index(nxt):] + [node, nxt]
-            if nxt not in state:
-                cycle = visit(nxt, path + [node])
-                if cycle:
-                    return cycle
-        state[node] = 'done'
-        return None
-
-    for node in sorted(graph):
-        if node not in state:
-            cycle = visit(node, [])
-            if cycle:
-                return cycle
-    return None
-
-
-def test_the_check_finds_a_cycle_through_a_lazy_import(tmp_path):
-    pkg = tmp_path / 'pkg'
-    pkg.mkdir()
-    (pkg / '__init__.py').write_text('')
-    (pkg / 'a.py').write_text('from .b import B\nA = 1\n')
-    (pkg / 'b.py').write_text('B = 2\n\n\ndef f():\n    from . import a\n')
-    (pkg / 'c.py').write_text('from pkg.a import A\n')
-    graph = import_graph(str(pkg), str(tmp_path))
-    assert graph['pkg.c'] == {'pkg.a'}
-    assert find_cycle(graph) == ['pkg.a', 'pkg.b', 'pkg.a']
-    (pkg / 'b.py').write_text('B = 2\n')
-    assert find_cycle(import_graph(str(pkg), str(tmp_path))) is None
-
-
-def test_the_toy_package_imports_one_way():
-    graph = import_graph(TOY, REPO_ROOT)
-    assert {'mmcast.toy.worlds', 'mmcast.toy.scene',
-            'mmcast.toy.tiny_teachers'} <= set(graph)
-    assert find_cycle(graph) is None
-    # the shared parts import no world
-    for module in ('mmcast.toy.scene', 'mmcast.toy.drawing',
-                   'mmcast.toy.cityscapes_layout'):
-        assert graph[module] <= {'mmcast.toy.scene'}, module
-
-
-def test_toy_files_are_short():
-    for path in glob.glob(osp.join(TOY, '*.py')):
-        with open(path, encoding='utf-8') as f:
-            assert len(f.readlines()) <= MAX_LINES, path
-
-
-def test_the_product_does_not_import_the_test_helpers():
-    assert len(PRODUCT) > 100
-    named = []
-    for path in PRODUCT:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-        module = module_name(path, REPO_ROOT)
-        if 'mmcast.testing' in text or any(
-                m == 'mmcast.testing' or m.startswith('mmcast.testing.')
-                for m in imported_modules(path, module)):
-            named.append(osp.relpath(path, REPO_ROOT))
-    assert not named, named
-
 
 # SHA-256 of each world's tiny dataset (see _digest), recorded from the
 # generator as it was before it moved into this package: a change of one
