@@ -3,8 +3,9 @@
 # 19-class semantic segmentation, SwinV2-B from SimMIM weights, WGAN-GP
 # critic; batch 4 of 480x480 crops, 80k iterations.
 #
-#   mim train mmseg configs/mmcast/swinmtl/swinmtl_swinv2-b_cityscapes.py
-#   mim test mmseg configs/mmcast/swinmtl/swinmtl_swinv2-b_cityscapes.py \
+# From the repository root, with it on PYTHONPATH (projects/swinmtl/README.md):
+#   mim train mmseg projects/swinmtl/configs/swinmtl_swinv2-b_cityscapes.py
+#   mim test mmseg projects/swinmtl/configs/swinmtl_swinv2-b_cityscapes.py \
 #       --checkpoint work_dirs/swinmtl_swinv2-b_cityscapes/iter_80000.pth
 # (mim runs MMSegmentation's tools/train.py and tools/test.py; `--resume`
 # continues the last checkpoint of the work dir, both optimizers included.)

@@ -3,7 +3,7 @@
 # in-batch CutMix; the model trains on whole half-resolution images
 # (1024x512, padded to multiples of 32). Everything else as the full model.
 #   mim train mmseg \
-#       configs/mmcast/swinmtl/swinmtl_swinv2-b_cityscapes_no-aug.py
+#       projects/swinmtl/configs/swinmtl_swinv2-b_cityscapes_no-aug.py
 _base_ = './swinmtl_swinv2-b_cityscapes.py'
 
 train_pipeline = [

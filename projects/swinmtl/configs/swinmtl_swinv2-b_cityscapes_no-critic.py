@@ -4,7 +4,7 @@
 # settings (layer-wise decay over the whole model, as SwinMTL.get_layer_depth
 # numbers it) and the generator's schedule.
 #   mim train mmseg \
-#       configs/mmcast/swinmtl/swinmtl_swinv2-b_cityscapes_no-critic.py
+#       projects/swinmtl/configs/swinmtl_swinv2-b_cityscapes_no-critic.py
 _base_ = './swinmtl_swinv2-b_cityscapes.py'
 
 model = dict(critic=None)

@@ -4,8 +4,9 @@
 # weights, WGAN-GP critic; batch 4 of 480x480 crops, 20k iterations
 # (about 100 epochs).
 #
-#   mim train mmseg configs/mmcast/swinmtl/swinmtl_swinv2-b_nyuv2.py
-#   mim test mmseg configs/mmcast/swinmtl/swinmtl_swinv2-b_nyuv2.py \
+# From the repository root, with it on PYTHONPATH (projects/swinmtl/README.md):
+#   mim train mmseg projects/swinmtl/configs/swinmtl_swinv2-b_nyuv2.py
+#   mim test mmseg projects/swinmtl/configs/swinmtl_swinv2-b_nyuv2.py \
 #       --checkpoint work_dirs/swinmtl_swinv2-b_nyuv2/iter_20000.pth
 # Data layout: _base_/datasets/nyu_depth_seg.py. Encoder weights:
 # _base_/models/swinmtl_swinv2-b.py. Ablations: critic off and log depth

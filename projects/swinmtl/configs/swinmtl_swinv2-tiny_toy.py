@@ -5,19 +5,24 @@
 # iterations (a few minutes on one CPU core). Same losses, optimisers,
 # critic and augmentations as the real-size configs.
 #
-# Data (200 train / 50 val images; the root can be moved with the
-# environment variable MMCAST_TOY_DEPTH_ROOT, trailing '/'):
-#   python -c "from mmcast.swinmtl.datasets import make_toy_depth_dataset; \
+# From the repository root. Data (200 train / 50 val images; the root can
+# be moved with the environment variable MMCAST_TOY_DEPTH_ROOT, trailing
+# '/'):
+#   python -c "from projects.swinmtl.swinmtl.datasets import \
+#       make_toy_depth_dataset; \
 #       make_toy_depth_dataset('data/toy_depth/', height=64, width=96)"
 # Train, test, resume with the stock scripts of MMSegmentation (mim runs
-# mmseg's tools/train.py and tools/test.py from its installed package):
-#   mim train mmseg configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py
-#   mim test mmseg configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py \
+# mmseg's tools/train.py and tools/test.py from its installed package; they
+# import the project through the repository root on PYTHONPATH):
+#   export PYTHONPATH=$PWD:$PYTHONPATH
+#   mim train mmseg projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py
+#   mim test mmseg projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py \
 #       --checkpoint work_dirs/swinmtl_swinv2-tiny_toy/iter_1000.pth
-#   mim train mmseg configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py --resume
+#   mim train mmseg projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py \
+#       --resume
 # Pictures (input | depth | segmentation):
-#   python tools/analysis/show_depth_seg.py \
-#       configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py \
+#   python projects/swinmtl/tools/show_depth_seg.py \
+#       projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py \
 #       work_dirs/swinmtl_swinv2-tiny_toy/iter_1000.pth --num 8 \
 #       --out-dir work_dirs/swinmtl_swinv2-tiny_toy/pictures
 # Ablations: *_no-critic.py, *_linear-depth.py, *_no-aug.py.

@@ -1,7 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 # Toy ablation "augmentations off": no colour, gamma, flip, random crop or
 # in-batch CutMix; whole 96x64 images.
-#   mim train mmseg configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy_no-aug.py
+#   mim train mmseg projects/swinmtl/configs/swinmtl_swinv2-tiny_toy_no-aug.py
 _base_ = './swinmtl_swinv2-tiny_toy.py'
 
 train_pipeline = [

@@ -2,7 +2,8 @@
 # Toy ablation "critic off": cross-entropy + SiLog only, one AdamW optimizer
 # with the generator's settings and schedule (same seed and data order as
 # swinmtl_swinv2-tiny_toy.py).
-#   mim train mmseg configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy_no-critic.py
+#   mim train mmseg \
+#       projects/swinmtl/configs/swinmtl_swinv2-tiny_toy_no-critic.py
 _base_ = './swinmtl_swinv2-tiny_toy.py'
 
 model = dict(critic=None)

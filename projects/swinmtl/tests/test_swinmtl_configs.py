@@ -22,18 +22,20 @@ from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from conftest import REPO_ROOT, load_script
-from mmcast.swinmtl.datasets import TOY_DEPTH_CLASSES, make_toy_depth_dataset
-from mmcast.swinmtl.datasets.toy_depth_scenes import (render_toy_depth_scene,
-                                                      toy_depth_rng)
+from projects.swinmtl.swinmtl.datasets import (TOY_DEPTH_CLASSES,
+                                               make_toy_depth_dataset)
+from projects.swinmtl.swinmtl.datasets.toy_depth_scenes import (
+    render_toy_depth_scene, toy_depth_rng)
+from .conftest import PROJECT_ROOT, REPO_ROOT, load_script
 
 pytestmark = pytest.mark.slow_fixture(2)
 
-CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'mmcast', 'swinmtl')
+CONFIG_DIR = osp.join(PROJECT_ROOT, 'configs')
 CONFIGS = sorted(
     osp.basename(p) for p in glob.glob(osp.join(CONFIG_DIR, '*.py')))
-TOY = 'configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py'
-TOY_NO_CRITIC = 'configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy_no-critic.py'
+TOY = 'projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py'
+TOY_NO_CRITIC = \
+    'projects/swinmtl/configs/swinmtl_swinv2-tiny_toy_no-critic.py'
 REAL = [c for c in CONFIGS if '_toy' not in c]
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 TOY_SIZE = dict(num_train=8, num_val=4, height=64, width=96, seed=0)
@@ -81,7 +83,8 @@ def test_config_loads_and_builds(name):
     cfg = _load(name)
     assert cfg.default_scope == 'mmseg'
     assert cfg.custom_imports == dict(
-        imports=['mmcast.swinmtl'], allow_failed_imports=False)
+        imports=['mmcast', 'projects.swinmtl.swinmtl'],
+        allow_failed_imports=False)
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'SwinMTL'
@@ -165,7 +168,12 @@ def _toy_options(root: str) -> list:
 
 
 def _mim(args) -> str:
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    """``mim ARGS`` as the README runs it: from the repository root, with
+    the root first on ``PYTHONPATH`` (the configs import the project)."""
+    path = [REPO_ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(
+        os.pathsep) if p]
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join(path))
     env.pop('MMCAST_TOY_DEPTH_ROOT', None)
     proc = subprocess.run([MIM] + args, cwd=REPO_ROOT, capture_output=True,
                           text=True, env=env)
@@ -207,7 +215,7 @@ def toy_initial(toy_depth_root, tmp_path_factory):
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
-    import mmcast.swinmtl  # noqa: F401
+    import projects.swinmtl.swinmtl  # noqa: F401
     work_dir = tmp_path_factory.mktemp('swinmtl_toy_init')
     cfg = Config.fromfile(osp.join(REPO_ROOT, TOY))
     torch.manual_seed(cfg.randomness.seed)
@@ -464,8 +472,7 @@ def test_real_config_trains_a_step_at_reduced_size(name, real_layout_roots,
 
 def test_picture_tool_draws_depth_and_segmentation(toy_run, toy_depth_root,
                                                    tmp_path):
-    tool = load_script(
-        osp.join(REPO_ROOT, 'tools', 'analysis', 'show_depth_seg.py'))
+    tool = load_script(osp.join(PROJECT_ROOT, 'tools', 'show_depth_seg.py'))
     work_dir, _, _ = toy_run
     checkpoint = osp.join(work_dir, f'iter_{TOY_ITERS}.pth')
     written = tool.main([

@@ -14,18 +14,20 @@ from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 
-from mmcast.swinmtl.datasets import (TOY_DEPTH_CLASSES,
-                                     CityscapesDepthSegDataset,
-                                     LoadCityscapesDepth,
-                                     NYUDepthSegDataset, RandomGamma,
-                                     ToyCamera, ToyDepthSegDataset,
-                                     make_toy_depth_dataset,
-                                     render_toy_depth_scene)
-from mmcast.swinmtl.datasets.toy_depth_scenes import (DEPTH_SCALE,
-                                                      toy_depth_rng)
-from mmcast.swinmtl.models import CutMixPatches, MultiTaskSegDataPreProcessor
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
+from projects.swinmtl.swinmtl.datasets import (TOY_DEPTH_CLASSES,
+                                               CityscapesDepthSegDataset,
+                                               LoadCityscapesDepth,
+                                               NYUDepthSegDataset, RandomGamma,
+                                               ToyCamera, ToyDepthSegDataset,
+                                               make_toy_depth_dataset,
+                                               render_toy_depth_scene)
+from projects.swinmtl.swinmtl.datasets.toy_depth_scenes import (DEPTH_SCALE,
+                                                                toy_depth_rng)
+from projects.swinmtl.swinmtl.models import (CutMixPatches,
+                                             MultiTaskSegDataPreProcessor)
 
 TOY = dict(num_train=6, num_val=3, height=64, width=96, seed=0)
 

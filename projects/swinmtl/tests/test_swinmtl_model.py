@@ -15,13 +15,15 @@ from mmengine.runner import Runner
 from mmengine.structures import PixelData
 from torch.utils.data import Dataset
 
-import mmcast.swinmtl  # noqa: F401  (registers the SwinMTL modules)
-from mmcast.swinmtl.models import (PatchGANCritic, SiLogDepthLoss,
-                                   SwinMTLDepthHead, critic_input_gradient,
-                                   gradient_penalty,
-                                   swinv2_microsoft_to_mmpretrain)
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
+import projects.swinmtl.swinmtl  # noqa: F401  (registers the SwinMTL modules)
+from projects.swinmtl.swinmtl.models import (PatchGANCritic, SiLogDepthLoss,
+                                             SwinMTLDepthHead,
+                                             critic_input_gradient,
+                                             gradient_penalty,
+                                             swinv2_microsoft_to_mmpretrain)
 
 NUM_CLASSES = 3
 SIZE = 64

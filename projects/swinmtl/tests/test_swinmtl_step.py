@@ -1,5 +1,5 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""``tools/benchmark/swinmtl_step.py`` on CPU.
+"""``projects/swinmtl/tools/swinmtl_step.py`` on CPU.
 
 The size section runs at the real architecture (SwinV2-B: the spec's ~87M
 parameters); the step and inference sections, meant for a GPU, run here on
@@ -16,8 +16,8 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.registry import init_default_scope
 
-from conftest import load_script
-from mmcast.swinmtl.models import SwinMTL
+from projects.swinmtl.swinmtl.models import SwinMTL
+from .conftest import PROJECT_ROOT, load_script
 
 TINY = {
     'model.backbone':
@@ -45,9 +45,8 @@ NOT_MULTIPLY_ACCUMULATE = {'layer_norm', 'batch_norm', 'upsample_bilinear2d'}
 
 
 @pytest.fixture(scope='module')
-def benchmark(repo_root):
-    return load_script(
-        osp.join(repo_root, 'tools', 'benchmark', 'swinmtl_step.py'))
+def benchmark():
+    return load_script(osp.join(PROJECT_ROOT, 'tools', 'swinmtl_step.py'))
 
 
 def test_real_size_parameters_and_macs(benchmark):

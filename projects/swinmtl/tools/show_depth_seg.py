@@ -18,17 +18,18 @@ palette; ignored pixels (255) are black. Every panel is scaled to
 ``--panel-width`` (nearest neighbour for depth and classes). Headless
 (OpenCV only). Examples::
 
-    python tools/analysis/show_depth_seg.py \\
-        configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py \\
+    python projects/swinmtl/tools/show_depth_seg.py \\
+        projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py \\
         work_dirs/swinmtl_swinv2-tiny_toy/iter_1000.pth \\
         --num 8 --out-dir work_dirs/swinmtl_swinv2-tiny_toy/pictures
-    python tools/analysis/show_depth_seg.py \\
-        configs/mmcast/swinmtl/swinmtl_swinv2-b_cityscapes.py ckpt.pth \\
+    python projects/swinmtl/tools/show_depth_seg.py \\
+        projects/swinmtl/configs/swinmtl_swinv2-b_cityscapes.py ckpt.pth \\
         --images demo/street.png --out-dir pictures
 """
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -39,6 +40,13 @@ from mmengine.config import Config, DictAction
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
+
+# the repository root, from which the configs import the project's package
+# (custom_imports 'projects.swinmtl.swinmtl'), wherever the tool runs from
+REPO_ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
 
 # The layout of a picture (pixels): a title strip above the panels, white
 # gaps between them.

@@ -2,7 +2,7 @@
 """Real-size SwinMTL: parameters, GFLOPs, train step time, images/s.
 
 The model is built from a real-size SwinMTL config
-(``configs/mmcast/swinmtl/swinmtl_swinv2-b_<dataset>.py``) with random
+(``projects/swinmtl/configs/swinmtl_swinv2-b_<dataset>.py``) with random
 weights (the SimMIM encoder weights are not loaded) and fed synthetic
 batches; it runs on CUDA when present. Measured in one process:
 
@@ -27,9 +27,10 @@ device printed with them. On a CPU it runs too (``--cpu-autocast`` wraps
 the steps in CPU autocast) — at reduced sizes to check that it works, not
 for the numbers::
 
-    python tools/benchmark/swinmtl_step.py --json-out swinmtl_step.json
+    python projects/swinmtl/tools/swinmtl_step.py \
+        --json-out swinmtl_step.json
     # CPU check at reduced size
-    python tools/benchmark/swinmtl_step.py --device cpu --shape 64 64 \\
+    python projects/swinmtl/tools/swinmtl_step.py --device cpu --shape 64 64 \\
         --infer-shape 64 128 --flops-shape 64 64 --batch-size 2 \\
         --repeats 1 --warmup 0
 """
@@ -46,18 +47,20 @@ from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+PROJECT_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(osp.dirname(PROJECT_ROOT))
+# the repository root (the project's package, as the configs import it) and
+# the timing helpers of mmcast's tools/benchmark/real_size_step.py
+sys.path[:0] = [REPO_ROOT, osp.join(REPO_ROOT, 'tools', 'benchmark')]
 from real_size_step import autocast_context, measure, write_json  # noqa: E402,E501
 
-import mmcast.swinmtl  # noqa: E402,F401  (registers the SwinMTL modules)
-from mmseg.registry import MODELS  # noqa: E402
-from mmseg.structures import SegDataSample  # noqa: E402
+import projects.swinmtl.swinmtl  # noqa: E402,F401  (registers SwinMTL)
 
-CONFIG_DIR = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'mmcast', 'swinmtl')
+CONFIG_DIR = osp.join(PROJECT_ROOT, 'configs')
 CONFIGS = {
     'cityscapes': 'swinmtl_swinv2-b_cityscapes.py',
     'nyuv2': 'swinmtl_swinv2-b_nyuv2.py',

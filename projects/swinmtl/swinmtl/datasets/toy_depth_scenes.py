@@ -329,7 +329,7 @@ def make_toy_depth_dataset(root: str,
             'refusing to write into it')
     camera = ToyCamera.for_image(height, width)
     meta = dict(
-        generator='mmcast.swinmtl.datasets.toy_depth_scenes',
+        generator='projects.swinmtl.swinmtl.datasets.toy_depth_scenes',
         version=1,
         num_train=int(num_train),
         num_val=int(num_val),

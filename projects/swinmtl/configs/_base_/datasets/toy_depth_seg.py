@@ -1,8 +1,10 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 # The procedural toy street scenes with metric depth and 5 classes (ground,
 # sky, box, ball, pole; sky has no depth) of
-# mmcast.swinmtl.datasets.make_toy_depth_dataset, 96x64 images:
-#   python -c "from mmcast.swinmtl.datasets import make_toy_depth_dataset; \
+# projects.swinmtl.swinmtl.datasets.make_toy_depth_dataset, 96x64 images
+# (from the repository root):
+#   python -c "from projects.swinmtl.swinmtl.datasets import \
+#       make_toy_depth_dataset; \
 #       make_toy_depth_dataset('data/toy_depth/', height=64, width=96)"
 # The root is data/toy_depth/ unless the environment variable
 # MMCAST_TOY_DEPTH_ROOT names another one (with a trailing '/'):

@@ -10,7 +10,8 @@
 # checkpoints/swin_v2_base_simmim.pth (relative to the directory training
 # runs in) or point `model.backbone.init_cfg.checkpoint` at it. The
 # `microsoft-swinv2://` prefix converts Microsoft's key layout to
-# mmpretrain's while loading (mmcast.swinmtl.models.swinv2_converter).
+# mmpretrain's while loading
+# (projects.swinmtl.swinmtl.models.swinv2_converter).
 # Without the file, train from scratch with
 #   --cfg-options model.backbone.init_cfg=None
 data_preprocessor = dict(

@@ -15,7 +15,7 @@
 # The depth head's output layer stays in float32 and the gradient penalty's
 # inner gradient is scaled by the critic's loss scale (fp16 would otherwise
 # flush it). Tested under CPU fp16 / bf16 autocast
-# (tests/test_swinmtl_model.py); not run on a GPU.
+# (projects/swinmtl/tests/test_swinmtl_model.py); not run on a GPU.
 optim_wrapper = dict(
     constructor='MultiOptimWrapperConstructor',
     generator=dict(
