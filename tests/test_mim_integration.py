@@ -128,7 +128,8 @@ def test_mim_download_writes_the_config(site, tmp_path):
     assert re.search(r"imports=\[\s*'mmcast',?\s*\]", text)
 
 
-def test_mim_train_mmcast_finds_config_by_name(site, toy_data_root, tmp_path):
+def test_mim_train_and_test_mmcast_find_config_by_name(site, toy_data_root,
+                                                       tmp_path):
     work_dir = str(tmp_path / 'work')
     opts = toy_cfg_options(toy_data_root, work_dir) + [
         f'train_dataloader.dataset.ann_file={SPLIT}',
@@ -140,3 +141,8 @@ def test_mim_train_mmcast_finds_config_by_name(site, toy_data_root, tmp_path):
                 work_dir, '--cfg-options'] + opts, site, str(tmp_path))
     assert osp.join(site, 'mmcast', '.mim', 'tools', 'train.py') in log
     assert osp.isfile(osp.join(work_dir, 'iter_1.pth'))
+    log = _mim(['test', 'mmcast', 'supervised_student_toy.py', '--checkpoint',
+                osp.join(work_dir, 'iter_1.pth'), '--work-dir', work_dir,
+                '--cfg-options'] + opts, site, str(tmp_path))
+    assert osp.join(site, 'mmcast', '.mim', 'tools', 'test.py') in log
+    assert 'Iter(test)' in log and 'coco/segm_mAP' in log
