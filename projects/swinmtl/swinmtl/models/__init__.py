@@ -7,8 +7,9 @@ from .silog_depth_loss import SiLogDepthLoss
 from .swinmtl import SwinMTL
 from .swinmtl_decoder import SwinMTLDecoder
 from .swinmtl_generator import SwinMTLGenerator
+# importing swinv2_converter registers the microsoft-swinv2:// checkpoint
+# scheme of the real-size configs' encoder weights
 from .swinv2_converter import (MICROSOFT_SWINV2_SCHEME,
-                               load_from_microsoft_swinv2,
                                swinv2_microsoft_to_mmpretrain,
                                unfold_reduction_order)
 from .wgan_gp_critic import (PatchGANCritic, critic_input_gradient,
@@ -19,6 +20,5 @@ __all__ = [
     'SwinMTLSegHead', 'SiLogDepthLoss', 'PatchGANCritic',
     'critic_input_gradient', 'gradient_penalty', 'CutMixPatches',
     'MultiTaskSegDataPreProcessor', 'MICROSOFT_SWINV2_SCHEME',
-    'load_from_microsoft_swinv2', 'swinv2_microsoft_to_mmpretrain',
-    'unfold_reduction_order'
+    'swinv2_microsoft_to_mmpretrain', 'unfold_reduction_order'
 ]
