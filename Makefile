@@ -3,7 +3,7 @@
 #   make demo      the three CAST stages, the labels-only baseline and Guided Distillation on the bundled toy data
 #   make quickstart  every stage on small toy data in about ten minutes (one seed, short schedules)
 #   make docs      the documentation (MkDocs) into site/
-#   make test      the test suite
+#   make test      the test suite (mmcast's tests and the SwinMTL project's)
 #   make test-gpu  the GPU suite (tests/gpu): fails, with one line, without a CUDA device
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -25,18 +25,19 @@ install: $(STAMP)
 
 # torch stays at $(TORCH_SPEC) in every step after the first (mmcv's ops are built against it): timm and
 # sam2 ask for torch, and openmim's openxlab pins an old setuptools that would make pip pick an older torch.
-$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/sam2.txt requirements/sam3.txt tools/install/install_mmcv.sh
+$(STAMP): setup.py requirements/runtime.txt projects/swinmtl/requirements.txt requirements/tests.txt requirements/sam2.txt requirements/sam3.txt tools/install/install_mmcv.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 'setuptools<81' wheel
 	$(PIP) install -q $(TORCH_SPEC)
 	PIP="$(PIP)" FIND_LINKS="$(FIND_LINKS)" bash tools/install/install_mmcv.sh
-	$(PIP) install -q $(TORCH_SPEC) openmim 'mmdet==3.3.0' 'mmpretrain==1.2.0' -r requirements/runtime.txt
+	$(PIP) install -q $(TORCH_SPEC) openmim 'mmdet==3.3.0' 'mmpretrain==1.2.0' -r requirements/runtime.txt \
+		-r projects/swinmtl/requirements.txt
 	$(PIP) install -q 'setuptools>=77,<81'
 	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation $(TORCH_SPEC) -r requirements/sam2.txt
 	$(PIP) install -q $(TORCH_SPEC) -r requirements/sam3.txt
 	$(PIP) install -q $(TORCH_SPEC) -r requirements/tests.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
-	$(PY) -c "import mmcast, mmcv.ops, mmdet, sam2, sam3, timm; print('mmcast', mmcast.__version__, 'ready')"
+	$(PY) -c "import mmcast, mmcv.ops, mmdet, mmseg, sam2, sam3, timm; print('mmcast', mmcast.__version__, 'ready')"
 	touch $(STAMP)
 
 demo: install
@@ -59,9 +60,10 @@ docs: install
 
 # two pytest-xdist workers, one thread each; TEST_WORKERS=0 runs the suite in one process.
 # The suite starts hundreds of Python processes: let them cache mmcast's bytecode.
+# It is mmcast's tests and the SwinMTL project's (projects/swinmtl/tests).
 TEST_WORKERS ?= 2
 test: install
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder tests projects/swinmtl/tests
 
 # extra pytest arguments via ARGS, e.g. make test-gpu ARGS='-k stage_steps'
 test-gpu: install

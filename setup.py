@@ -130,9 +130,11 @@ if __name__ == '__main__':
         long_description=open(
             osp.join(HERE, 'README.md'), encoding='utf-8').read(),
         long_description_content_type='text/markdown',
-        # the published split lists are data folders inside the package
-        packages=find_packages(exclude=('configs', 'tools', 'tests')) +
-        ['mmcast.datasets.splits', 'mmcast.datasets.splits.cityscapes'],
+        # the published split lists are data folders inside the package;
+        # projects/ (SwinMTL) stays in the repository, as MMDetection's
+        packages=find_packages(
+            exclude=('configs', 'tools', 'tests', 'projects', 'projects.*'))
+        + ['mmcast.datasets.splits', 'mmcast.datasets.splits.cityscapes'],
         include_package_data=True,
         python_requires='>=3.8',
         install_requires=parse_requirements('runtime'),

@@ -140,18 +140,21 @@ def test_a_full_disk_during_a_checkpoint(tmp_path, monkeypatch, hook):
 
 
 def test_every_shipped_config_writes_its_checkpoints_whole():
-    """``default_hooks.checkpoint`` of every config that trains (mmdet's
-    and mmseg's scopes alike) is the atomic hook."""
+    """``default_hooks.checkpoint`` of every config that trains, mmcast's
+    (mmdet's scope) and the projects' (SwinMTL: mmseg's) alike, is the
+    atomic hook."""
     from mmengine.config import Config
 
-    checked = 0
+    checked = []
     for path in glob.glob(osp.join(REPO_ROOT, 'configs/mmcast/**/*.py'),
-                          recursive=True):
+                          recursive=True) + glob.glob(
+                              osp.join(REPO_ROOT, 'projects/*/configs/*.py')):
         if '_base_' in path or osp.basename(path) == 'custom_dataset.py':
             continue
         cfg = Config.fromfile(path)
         hook = cfg.get('default_hooks', {}).get('checkpoint')
         assert hook is not None, path
         assert hook['type'] == 'AtomicCheckpointHook', path
-        checked += 1
-    assert checked > 100
+        checked.append(osp.relpath(path, REPO_ROOT))
+    assert len(checked) > 100
+    assert 'projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py' in checked

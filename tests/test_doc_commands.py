@@ -45,6 +45,15 @@ def test_commands_of_a_block():
     ]
 
 
+def test_export_is_an_assignment():
+    block = ('export PYTHONPATH=$PWD:$PYTHONPATH\n'
+             'export C=projects/swinmtl/configs\n'
+             'mim train mmseg $C/swinmtl_swinv2-tiny_toy.py\n')
+    assert doc_commands.block_commands(block) == [
+        ['mim', 'train', 'mmseg',
+         'projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py']]
+
+
 def test_files_made_by_the_steps_are_read_above_a_block():
     text = ('A config:\n\n<!-- files made by the steps: a.py b.py -->\n\n'
             '```bash\nmim train mmdet a.py\n```\n\n```bash\nmake docs\n```\n')
@@ -92,6 +101,9 @@ def test_a_planted_fault_is_found(command, problem):
     'bash tools/dist_train.sh configs/mmcast/distill_cityscapes.py 8',
     'python -c "from mmcast.apis import run_pipeline"',
     'pip install -e .',
+    # a project's config (custom_imports from the repository root) and tool
+    'mim train mmseg projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py',
+    'python projects/swinmtl/tools/show_depth_seg.py c.py c.pth --out-dir d',
 ])
 def test_a_right_command_passes(command):
     [words] = doc_commands.block_commands(command)

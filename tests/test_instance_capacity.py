@@ -32,10 +32,12 @@ from mmcast.datasets.instance_statistics import (capacity_for,
                                                  instance_statistics)
 
 CUSTOM_CPU = 'configs/mmcast/custom'
-# the shipped configs (the bases are parts of them)
+# the shipped configs, mmcast's and the projects' (the bases are parts of
+# them)
 SHIPPED = sorted(
     p for p in glob.glob(osp.join(REPO_ROOT, 'configs', 'mmcast', '**',
-                                  '*.py'), recursive=True)
+                                  '*.py'), recursive=True) +
+    glob.glob(osp.join(REPO_ROOT, 'projects', '*', 'configs', '*.py'))
     if '/_base_/' not in p)
 # the constructed image: 250 touching 10x10 cells on a 16 x 16 grid
 SIDE, CELL, NUM_CELLS, NUM_QUERIES = 160, 10, 250, 300
@@ -104,7 +106,9 @@ def test_every_shipped_config_has_one_capacity(in_repository):
     assert found['configs/mmcast/distill_coco.py'] == 100
     # the box-prompted toy teacher: 30 boxes, 20 kept
     assert found['configs/mmcast/adapt_teacher_toy_gdino-sam2.py'] == 20
-    assert found['configs/mmcast/swinmtl/swinmtl_swinv2-tiny_toy.py'] is None
+    # SwinMTL's (depth and semantic segmentation): no instance cap
+    assert found[
+        'projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py'] is None
     assert len(found) > 100
 
 

@@ -122,7 +122,8 @@ def test_editable_metadata_names_the_checkout_then_the_package(tmp_path):
 
 def test_a_built_wheel_ships_the_split_lists_and_configs(tmp_path):
     """``pip install .`` (no ``-e``) gets the published split lists that
-    configs and ``tools/split_semi.py`` find by default, and mim's files."""
+    configs and ``tools/split_semi.py`` find by default, and mim's files;
+    nothing of ``projects/``."""
     import shutil
     import zipfile
     src = tmp_path / 'src'  # setuptools builds in the source tree (build/)
@@ -143,3 +144,6 @@ def test_a_built_wheel_ships_the_split_lists_and_configs(tmp_path):
                if f.endswith(('.txt', '.md'))]
     assert len(shipped) >= 4 and set(shipped) <= names, set(shipped) - names
     assert any(n.startswith('mmcast/.mim/configs/mmcast/') for n in names)
+    # the projects (SwinMTL) stay in the repository, as MMDetection's
+    assert not [n for n in names if n.startswith('projects/') or
+                'swinmtl' in n.lower()]

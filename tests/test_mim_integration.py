@@ -79,8 +79,7 @@ def test_metafile_names_every_shipped_config_and_only_existing_ones():
     assert sorted(set(paths)) == sorted(_shipped_configs())
     for model in models:
         assert model.name == osp.splitext(osp.basename(model.config))[0]
-        assert model.in_collection in ('CAST', 'Guided Distillation',
-                                       'SwinMTL')
+        assert model.in_collection in ('CAST', 'Guided Distillation')
         for result in model.results or []:  # only toy runs measured here
             assert result.dataset.startswith('Toy'), model.name
 
@@ -129,7 +128,8 @@ def test_mim_download_writes_the_config(site, tmp_path):
     assert re.search(r"imports=\[\s*'mmcast',?\s*\]", text)
 
 
-def test_mim_train_mmcast_finds_config_by_name(site, toy_data_root, tmp_path):
+def test_mim_train_and_test_mmcast_find_config_by_name(site, toy_data_root,
+                                                       tmp_path):
     work_dir = str(tmp_path / 'work')
     opts = toy_cfg_options(toy_data_root, work_dir) + [
         f'train_dataloader.dataset.ann_file={SPLIT}',
@@ -141,29 +141,8 @@ def test_mim_train_mmcast_finds_config_by_name(site, toy_data_root, tmp_path):
                 work_dir, '--cfg-options'] + opts, site, str(tmp_path))
     assert osp.join(site, 'mmcast', '.mim', 'tools', 'train.py') in log
     assert osp.isfile(osp.join(work_dir, 'iter_1.pth'))
-
-
-def test_mim_train_and_test_mmcast_run_mmseg_for_swinmtl(site, tmp_path):
-    """A SwinMTL config (default_scope mmseg) goes to MMSegmentation's
-    scripts, found by name as the MMDetection ones are."""
-    from mmcast.swinmtl.datasets import make_toy_depth_dataset
-    root = str(tmp_path / 'toy_depth')
-    make_toy_depth_dataset(root, num_train=4, num_val=2, height=64, width=96)
-    work_dir = str(tmp_path / 'work')
-    opts = [
-        f'{loader}_dataloader.dataset.data_root={root}/'
-        for loader in ('train', 'val', 'test')
-    ]
-    log = _mim([
-        'train', 'mmcast', 'swinmtl_swinv2-tiny_toy.py', '--work-dir',
-        work_dir, '--cfg-options', 'train_cfg.max_iters=1',
-        'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
-    ] + opts, site, str(tmp_path))
-    assert osp.join(site, 'mmcast', '.mim', 'tools', 'train.py') in log
-    assert 'loss_critic' in log and 'abs_rel' in log
-    log = _mim([
-        'test', 'mmcast', 'swinmtl_swinv2-tiny_toy.py', '--checkpoint',
-        osp.join(work_dir, 'iter_1.pth'), '--work-dir', work_dir,
-        '--cfg-options'
-    ] + opts, site, str(tmp_path))
-    assert 'Iter(test)' in log and 'mIoU' in log
+    log = _mim(['test', 'mmcast', 'supervised_student_toy.py', '--checkpoint',
+                osp.join(work_dir, 'iter_1.pth'), '--work-dir', work_dir,
+                '--cfg-options'] + opts, site, str(tmp_path))
+    assert osp.join(site, 'mmcast', '.mim', 'tools', 'test.py') in log
+    assert 'Iter(test)' in log and 'coco/segm_mAP' in log

@@ -4,8 +4,9 @@
 a subprocess with a copy of the suite's conftest, the order in which they
 are handed out, and, run on two workers, that each group's tests ran on
 one worker (the environment's pytest and pytest-xdist must agree on how a
-group is named)."""
+group is named); and that it runs mmcast's tests and every project's."""
 import collections
+import glob
 import json
 import re
 import os
@@ -105,6 +106,24 @@ sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider',
 '''
 
 
+def _make_test_command() -> tuple:
+    """``(pytest options, test folders)`` of ``make test``."""
+    with open(osp.join(REPO_ROOT, 'Makefile')) as f:
+        words = re.search(r'pytest -q -n \$\(TEST_WORKERS\) (.*)\n',
+                          f.read()).group(1).split()
+    folders = [w for w in words if osp.isdir(osp.join(REPO_ROOT, w))]
+    return words[:len(words) - len(folders)], folders
+
+
+def test_make_test_runs_every_test_folder():
+    """mmcast's ``tests`` and the ``tests`` of every project."""
+    projects = sorted(
+        osp.relpath(p, REPO_ROOT)
+        for p in glob.glob(osp.join(REPO_ROOT, 'projects', '*', 'tests')))
+    assert 'projects/swinmtl/tests' in projects
+    assert _make_test_command()[1] == ['tests'] + projects
+
+
 def _write_suite(tmp_path) -> dict:
     shutil.copy(osp.join(REPO_ROOT, 'tests', 'conftest.py'), tmp_path)
     for name, text in MODULES.items():
@@ -141,9 +160,7 @@ def test_two_workers_run_each_group_on_one_worker(tmp_path):
     """Under ``make test``'s options each group's tests ran on one worker,
     and both workers ran tests."""
     env = _write_suite(tmp_path)
-    with open(osp.join(REPO_ROOT, 'Makefile')) as f:
-        options = re.search(r'pytest -q -n \$\(TEST_WORKERS\) (.*) tests\n',
-                            f.read()).group(1).split()
+    options = _make_test_command()[0]
     proc = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
          '-n', '2', '--basetemp', str(tmp_path / 'base')] + options + ['.'],

@@ -5,10 +5,10 @@ printed.
 * ``tools/smoke_real_configs.py --device cuda``: every real-size config at
   its own sizes, queries, points and AMP (512x1024 images), see its
   docstring; slow (tens of minutes).
-* every ``tools/benchmark/*.py`` with ``--device cuda`` (a new benchmark is
-  picked up by its file name), with the extra arguments of
-  :data:`BENCHMARK_ARGS`; ``teacher_throughput.py`` runs the tiny
-  box-prompted teacher on the toy data.
+* every ``tools/benchmark/*.py`` and ``projects/*/tools/*_step.py`` with
+  ``--device cuda`` (a new benchmark is picked up by its file name), with
+  the extra arguments of :data:`BENCHMARK_ARGS`; ``teacher_throughput.py``
+  runs the tiny box-prompted teacher on the toy data.
 """
 import glob
 import json
@@ -21,9 +21,11 @@ import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_TEACHER = 'configs/mmcast/toy/teacher_gdino-tiny_sam2-tiny_toy.py'
+#: mmcast's benchmarks and the projects' (SwinMTL's step), from the root
 BENCHMARKS = sorted(
-    osp.basename(p)
-    for p in glob.glob(osp.join(REPO_ROOT, 'tools', 'benchmark', '*.py')))
+    osp.relpath(p, REPO_ROOT)
+    for p in glob.glob(osp.join(REPO_ROOT, 'tools', 'benchmark', '*.py')) +
+    glob.glob(osp.join(REPO_ROOT, 'projects', '*', 'tools', '*_step.py')))
 #: extra arguments (fewer repeats: the tables, not tight medians)
 BENCHMARK_ARGS = {
     'real_size_step.py': ['--repeats', '3', '--warmup', '1'],
@@ -77,10 +79,11 @@ def toy_teacher(tmp_path_factory):
 @pytest.mark.parametrize('script', BENCHMARKS)
 def test_benchmark_on_cuda(script, request, capsys):
     args, env = [], None
-    if script == 'teacher_throughput.py':
+    name = osp.basename(script)
+    if name == 'teacher_throughput.py':
         args, env = request.getfixturevalue('toy_teacher')
     proc = run_and_print(
-        [sys.executable, osp.join('tools', 'benchmark', script)] + args +
-        ['--device', 'cuda'] + BENCHMARK_ARGS.get(script, []), capsys, env)
+        [sys.executable, script] + args + ['--device', 'cuda'] +
+        BENCHMARK_ARGS.get(name, []), capsys, env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.strip()  # its report

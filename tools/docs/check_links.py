@@ -1,10 +1,11 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Check the relative links of the documentation.
 
-Every relative link and image of ``README.md``, ``docs/**/*.md`` and
-``configs/**/README.md`` (outside code) must point to a file of the
-repository, or a folder holding some, and a ``#fragment`` to a heading of
-the Markdown file it names (as GitHub or MkDocs spell heading anchors).
+Every relative link and image of ``README.md``, ``docs/**/*.md``,
+``configs/**/README.md`` and ``projects/*/README.md`` (outside code) must
+point to a file of the repository, or a folder holding some, and a
+``#fragment`` to a heading of the Markdown file it names (as GitHub or
+MkDocs spell heading anchors).
 "The repository" is what git tracks or would track: ``git ls-files``
 with the untracked files that ``.gitignore`` does not exclude, so a link
 into ``work_dirs/`` or ``data/`` is refused. Example::

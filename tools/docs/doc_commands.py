@@ -2,8 +2,8 @@
 """Check every shell command shown in the documentation.
 
 Every command of the fenced ``bash`` blocks of ``README.md``,
-``docs/**/*.md`` and ``configs/**/README.md`` is checked against the
-repository without running the work it describes:
+``docs/**/*.md``, ``configs/**/README.md`` and ``projects/*/README.md`` is
+checked against the repository without running the work it describes:
 
 - ``python tools/X.py ARGS`` (any Python, ``.venv/bin/python`` too): the
   script exists and its argument parser accepts ``ARGS`` (the script runs
@@ -25,7 +25,9 @@ A config that the steps make (written by hand in the page, or by
 PATH ... -->`` line right above the block.
 
 Placeholders are filled in first: ``<sha8>``, ``...`` and ``$NAME`` of an
-assignment earlier in the block (``W=work_dirs/...``). The commands that
+assignment earlier in the block (``W=work_dirs/...``, ``export W=...``).
+The checks run with the repository root on ``sys.path``, as the projects'
+commands do (``export PYTHONPATH=$PWD:$PYTHONPATH``). The commands that
 the tests also run at tiny size are those of the first run in the README
 (``tests/test_cast_pipeline.py``). Example::
 
@@ -99,7 +101,8 @@ def bash_blocks(text: str) -> Iterator[Tuple[int, str, Set[str]]]:
 def block_commands(block: str) -> List[List[str]]:
     """The commands of a block as argument lists: continuation lines
     joined, comments dropped, ``&&``/``;``/``|`` split, ``NAME=value``
-    assignments substituted into later ``$NAME``, a ``for V in A ...; do``
+    (``export`` too) assignments substituted into later ``$NAME``, a ``for
+    V in A ...; do``
     loop taken with ``V`` = its first value, placeholders filled in."""
     text = re.sub(r'\\\n', ' ', block)
     variables: Dict[str, str] = {}
@@ -120,6 +123,8 @@ def block_commands(block: str) -> List[List[str]]:
             if token not in OPERATORS:
                 words.append(token)
                 continue
+            if words[:1] == ['export']:  # export NAME=value: an assignment
+                words = words[1:]
             while words and ASSIGNMENT.match(words[0]):
                 name, value = words.pop(0).split('=', 1)
                 if not words:  # a plain assignment: remembered

@@ -25,7 +25,8 @@ index (``model-index.yml`` and the metafiles it imports):
   and teacher runs, and its short name);
 * any name of ``docs/en/results/tables.json`` (``columns`` and ``rows``).
 
-Files scanned: ``README.md``, ``docs/**/*.md`` and ``configs/**/README.md``.
+Files scanned: ``README.md``, ``docs/**/*.md``, ``configs/**/README.md`` and
+``projects/*/README.md``.
 ``--check`` changes nothing, prints a diff of every block that differs from
 its data and exits with status 1 if any does. Examples::
 
@@ -62,7 +63,8 @@ PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop')
 def markdown_files(root: str) -> List[str]:
     """The Markdown files whose blocks are generated, relative to root."""
     files = ['README.md'] if osp.isfile(osp.join(root, 'README.md')) else []
-    for pattern in ('docs/**/*.md', 'configs/**/README.md'):
+    for pattern in ('docs/**/*.md', 'configs/**/README.md',
+                    'projects/*/README.md'):
         files += sorted(
             osp.relpath(f, root)
             for f in glob.glob(osp.join(root, pattern), recursive=True))
