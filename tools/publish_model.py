@@ -47,7 +47,7 @@ from mmengine.logging import print_log
 from mmengine.registry import Registry, init_default_scope
 from torch import Tensor
 
-from mmcast.pseudo_labels import file_sha256
+from mmcast.utils.file_hashing import file_sha256
 from mmcast.utils import atomic_open
 from mmcast.utils.checkpoint_loading import (CheckpointError,
                                              check_weights_fit,
