@@ -202,7 +202,7 @@ def test_stale_reason_names_the_case(tmp_path):
 
 
 def test_truncated_pseudo_labels_are_regenerated(tmp_path, monkeypatch):
-    import mmcast.engine.hooks.pseudo_label_hook as hook_mod
+    import mmcast.pseudo_labels.labeling_job as job_mod
     from test_pseudo_labels import test_hook_end_to_end_with_runner
 
     # a runner with the hook writes pl/pseudo.json (then finds it current)
@@ -210,7 +210,7 @@ def test_truncated_pseudo_labels_are_regenerated(tmp_path, monkeypatch):
     out = tmp_path / 'pl' / 'pseudo.json'
     data = out.read_bytes()
     out.write_bytes(data[:len(data) - 40])  # cut short, header intact
-    logged = capture_print_log(monkeypatch, hook_mod)
+    logged = capture_print_log(monkeypatch, job_mod)
     test_hook_end_to_end_with_runner(tmp_path)  # relabels, then current
     assert any('not valid json' in m and 'pseudo-labeling' in m
                for m in logged), logged

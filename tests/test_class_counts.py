@@ -39,7 +39,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 import mmcast  # noqa: F401  (registers the modules)
-from conftest import REPO_ROOT, is_config_alias, load_script
+from conftest import REPO_ROOT, is_config_alias
 from mmcast.datasets.semi_split import write_split
 from mmcast.models.seg_heads import LeanMaskFormerFusionHead
 from mmcast.models.teachers.utils import load_model_cfg
@@ -424,16 +424,16 @@ def test_published_config_is_stock_for_any_class_count(num_classes,
                                                        monkeypatch):
     """``tools/publish_model.py`` writes the stock fusion head with
     ``max_per_image`` clamped: the same predictions, no mmcast needed."""
-    publish_model = load_script(
-        osp.join(REPO_ROOT, 'tools', 'publish_model.py'))
+    from mmcast.deploy.publish import (deployable_part, published_config,
+                                       stock_mask2former_cfg)
     monkeypatch.setenv('MMCAST_CUSTOM_CLASSES',
                        repr(tuple(NAMES[:num_classes])))
     stage_cfg = Config.fromfile(osp.join(
         REPO_ROOT, 'configs/mmcast/custom/finetune_custom-cpu.py'))
     stage_cfg.model.init_cfg = None
-    detector, _ = publish_model.deployable_part(stage_cfg.model)
-    published = publish_model.published_config(
-        stage_cfg, publish_model.stock_mask2former_cfg(detector))
+    detector, _ = deployable_part(stage_cfg.model)
+    published = published_config(
+        stage_cfg, stock_mask2former_cfg(detector))
     assert 'custom_imports' not in published
     fusion = published.model.panoptic_fusion_head
     assert fusion.type == 'MaskFormerFusionHead'

@@ -255,9 +255,8 @@ def test_the_published_and_exported_student_carry_the_capacity(
     from mmcast.apis import ONNXInferencer
     capacity = dense_run['capacity']
     stage = osp.join(dense_run['work_dir'], 'seed0', 'finetune')
-    publish_model = load_script(osp.join(REPO_ROOT, 'tools',
-                                         'publish_model.py'))
-    published = publish_model.publish(
+    from mmcast.deploy.publish import publish
+    published = publish(
         osp.join(stage, 'finetune_custom-cpu.py'),
         osp.join(stage, 'iter_1.pth'), str(tmp_path), name='cells')
     meta = torch.load(published['checkpoint'], weights_only=True)['meta']

@@ -285,6 +285,7 @@ def test_250_confident_instances_are_kept_or_capped_and_reported(
     from mmdet.registry import METRICS
     from mmengine.registry import DefaultScope
 
+    from mmcast.models.teachers.labeling_teacher import LabelingTeacher
     from mmcast.pseudo_labels import label_unlabeled_set, read_header
     kept = min(NUM_CELLS, capacity)
     left_out = NUM_CELLS - kept
@@ -306,9 +307,10 @@ def test_250_confident_instances_are_kept_or_capped_and_reported(
     out = str(tmp_path / 'pseudo.json')
     filter_cfg = cfg.custom_hooks[0].filter_cfg
     assert filter_cfg.max_per_image == capacity
-    with DefaultScope.overwrite_default_scope('mmdet'):
+    with DefaultScope.overwrite_default_scope('mmdet'), LabelingTeacher(
+            teacher).labeling(filter_cfg.score_thr) as labeling:
         label_unlabeled_set(
-            teacher, _unlabeled_dataset(cells_image), out,
+            labeling, _unlabeled_dataset(cells_image), out,
             filter_cfg=filter_cfg.to_dict(), header=dict(teacher='cells'),
             progress=False)
     with open(out, encoding='utf-8') as f:

@@ -145,8 +145,12 @@ def expected_line(img_id: int, filt: PseudoLabelFilter) -> str:
     """The shard line of one image, the plain way: the filter on host
     copies of every prediction."""
     kept = filt(raw_predictions(img_id, H, W))
-    anns = instances_to_coco_annotations(kept, img_id, CAT_IDS)
-    return json.dumps(dict(image_id=img_id, annotations=anns)) + '\n'
+    line = dict(image_id=img_id,
+                annotations=instances_to_coco_annotations(kept, img_id,
+                                                          CAT_IDS))
+    if kept.metainfo.get('num_over_cap'):  # what the filter's cap left out
+        line['num_over_cap'] = kept.metainfo['num_over_cap']
+    return json.dumps(line) + '\n'
 
 
 FILTERS = [

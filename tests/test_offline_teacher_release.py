@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmcast  # noqa: F401
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT
 from mmcast.pseudo_labels import read_header
 
 register_all_modules()
@@ -123,9 +123,8 @@ def test_offline_stage_frees_the_teacher_trains_and_resumes(
     assert resumed.model.student.strong_view.num_calls == 2
 
     # the saved stage still publishes its student
-    publish_model = load_script(osp.join(REPO_ROOT, 'tools',
-                                         'publish_model.py'))
-    out = publish_model.publish(
+    from mmcast.deploy.publish import publish
+    out = publish(
         osp.join(work_dir, 'distill_toy.py'), ckpt, str(tmp_path / 'pub'))
     weights = torch.load(out['checkpoint'], weights_only=True)['state_dict']
     assert weights and not any(

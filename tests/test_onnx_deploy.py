@@ -48,9 +48,8 @@ def published(repo_root, toy_data_root, tmp_path_factory):
          '--cfg-options'] + opts, cwd=repo_root, capture_output=True,
         text=True, env=dict(os.environ, PYTHONWARNINGS='ignore'))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    publish_model = load_script(osp.join(REPO_ROOT, 'tools',
-                                         'publish_model.py'))
-    return publish_model.publish(
+    from mmcast.deploy.publish import publish
+    return publish(
         osp.join(work_dir, osp.basename(STUDENT_CONFIG)),
         osp.join(work_dir, 'iter_2.pth'),
         str(tmp_path_factory.mktemp('published')), name='r18_toy')

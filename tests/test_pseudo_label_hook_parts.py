@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The parts PseudoLabelHook is made of: the labeling teacher, staleness,
-the score threshold, the train datasets' reload, and ``unwrap_model``."""
+the labeling settings and score threshold, the train datasets' reload,
+and ``unwrap_model``."""
 import json
 from types import SimpleNamespace
 
@@ -11,12 +12,13 @@ from mmengine.registry import MODEL_WRAPPERS
 from mmcast.datasets.pseudo_label_reload import (
     find_pseudo_labeled_datasets, pseudo_label_file,
     reload_pseudo_labeled_datasets)
+from mmcast.models.teachers.flip_voting import FlipVotingTTA
 from mmcast.models.teachers.labeling_teacher import (LabelingTeacher,
                                                      wrapper_teacher)
-from mmcast.pseudo_labels import HEADER_KEY, identity, make_header
-from mmcast.pseudo_labels.score_threshold import (AUTO, best_f1_score_thr,
-                                                  check_quality_args,
-                                                  split_auto_score_thr)
+from mmcast.pseudo_labels import (AUTO, HEADER_KEY, LabelingSettings,
+                                  OfflineLabelingJob, identity, make_header)
+from mmcast.pseudo_labels.labeling_settings import (check_quality_args,
+                                                    split_auto_score_thr)
 from mmcast.pseudo_labels.staleness import (labeling_header,
                                             loaded_file_is_current,
                                             quality_files, quality_is_stale)
@@ -147,13 +149,73 @@ def test_auto_score_thr_and_quality_args():
         check_quality_args(None, (0.3, 1.0))
 
 
+def test_labeling_settings_check_their_values():
+    settings = LabelingSettings(dict(score_thr=AUTO),
+                                dict(ann_file='l.json'), (0.5, 0.2),
+                                batch_size=3, max_unreadable=None)
+    assert settings.auto_score_thr and settings.score_thr_in_use == AUTO
+    assert settings.filter_cfg['score_thr'] == 0.2
+    assert settings.quality_score_thrs == [0.2, 0.5]
+    assert settings.quality_filter_cfg == dict(settings.filter_cfg,
+                                               score_thr=0.2)
+    assert settings.labeling_args == dict(batch_size=3, num_workers=0,
+                                          log_interval=50,
+                                          max_unreadable=None)
+    assert LabelingSettings(dict(score_thr=0.4)).score_thr_in_use == 0.4
+    with pytest.raises(ValueError, match='batch_size'):
+        LabelingSettings(batch_size=0)
+    with pytest.raises(ValueError, match='max_unreadable'):
+        LabelingSettings(max_unreadable=1.5)
+    with pytest.raises(ValueError, match='score_thr'):
+        LabelingSettings(dict(score_thr=2))
+
+
 def test_best_f1_score_thr_reads_the_measure(tmp_path):
     out = str(tmp_path / 'pseudo.json')
     sweep = [dict(score_thr=t, f1=f, precision=f, recall=1.0)
              for t, f in ((0.3, 0.5), (0.7, 0.9))]
     with open(quality_files(out)[1], 'w') as f:
         json.dump(dict(best_f1_thr=0.7, sweep=sweep, gt_file='l.json'), f)
-    assert best_f1_score_thr(out) == 0.7
+    (tmp_path / 'u.json').write_text(json.dumps(dict(
+        images=[], annotations=[], categories=[])))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        job = OfflineLabelingJob(
+            LabelingTeacher(torch.nn.Linear(1, 1)),
+            dict(type='CocoDataset', ann_file=str(tmp_path / 'u.json'),
+                 pipeline=[]), out, LabelingSettings())
+    assert job.best_f1_score_thr() == 0.7
+
+
+def test_the_teacher_labels_with_the_filters_score_floor():
+    """A lean fusion head of the teacher leaves out what the filter drops
+    while labeling (and only then); mirror voting needs every instance of
+    both views, so a teacher with it is labeled at full score range."""
+    from mmcast.models.seg_heads import LeanMaskFormerFusionHead
+
+    class Teacher(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.panoptic_fusion_head = LeanMaskFormerFusionHead(
+                num_things_classes=1, num_stuff_classes=0,
+                test_cfg=dict(panoptic_on=False, semantic_on=False,
+                              instance_on=True, score_thr=0.1))
+
+    live = Teacher()
+    head = live.panoptic_fusion_head
+    with LabelingTeacher(live).labeling(0.3) as teacher:
+        assert teacher is live and head.test_cfg['score_thr'] == 0.3
+    assert head.test_cfg['score_thr'] == 0.1
+    with LabelingTeacher(live).labeling(0.05):  # the teacher's own is higher
+        assert head.test_cfg['score_thr'] == 0.1
+    flipped = LabelingTeacher(live, test_time_flip=True)
+    assert flipped.mark == ' + flip voting'
+    with flipped.labeling(0.3) as teacher:
+        assert isinstance(teacher, FlipVotingTTA) and teacher.teacher is live
+        assert head.test_cfg['score_thr'] == 0.1
+    built = LabelingTeacher(build=Teacher, test_time_flip=True)
+    assert isinstance(built.get(), FlipVotingTTA) and built.live is None
 
 
 class _Labeled:

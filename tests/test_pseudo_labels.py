@@ -20,8 +20,9 @@ import mmcast.pseudo_labels.labeler as labeler_mod
 from mmcast.datasets.pseudo_labeled_dataset import PseudoLabeledDataset
 from mmcast.engine.hooks.pseudo_label_hook import (
     PseudoLabelHook, find_pseudo_labeled_datasets)
-from mmcast.pseudo_labels import (PseudoLabelFilter, build_labeling_dataset,
-                                  identity,
+from mmcast.models.teachers.labeling_teacher import LabelingTeacher
+from mmcast.pseudo_labels import (LabelingSettings, OfflineLabelingJob,
+                                  PseudoLabelFilter, identity,
                                   instances_to_coco_annotations, is_current,
                                   label_unlabeled_set, make_header,
                                   merge_pseudo_label_shards, read_header,
@@ -598,15 +599,19 @@ def test_cli_mask2former_teacher(tmp_path):
     hook = PseudoLabelHook(
         unlabeled_dataset=labeling_cfg(root), teacher_config=str(cfg_file),
         teacher_checkpoint=ckpt, filter_cfg=dict(score_thr=0.0))
-    dataset = build_labeling_dataset(labeling_cfg(root))
-    assert is_current(out, identity(hook.expected_header(dataset)))
-    hook.filter_cfg = PseudoLabelFilter(score_thr=0.3).cfg
-    assert not is_current(out, identity(hook.expected_header(dataset)))
 
     class StubRunner:
         model = torch.nn.Linear(1, 1)
 
-    teacher = hook.labeling_teacher(StubRunner(), dataset.metainfo).get()
+    job = hook.labeling_job(StubRunner(), out)
+    assert job.run() == dict(relabeled=False, reason=None,
+                             header=job.expected_header())
+    assert is_current(out, identity(job.expected_header()))
+    assert not is_current(out, identity(job.expected_header(
+        PseudoLabelFilter(score_thr=0.3).cfg)))
+    assert job.teacher._built is None  # current: never built
+
+    teacher = job.teacher.get()
     assert not teacher.training
     assert not any(p.requires_grad for p in teacher.parameters())
     for k, v in model.state_dict().items():
@@ -621,11 +626,10 @@ def test_hook_warns_when_the_teacher_keeps_no_instance(tmp_path, score_thr,
     student background; with instances kept it says nothing of the kind."""
     from mmengine.logging import MMLogger
     make_data(str(tmp_path), num=3)
-    hook = PseudoLabelHook(unlabeled_dataset=labeling_cfg(tmp_path),
-                           filter_cfg=dict(score_thr=score_thr))
-    dataset = build_labeling_dataset(labeling_cfg(tmp_path))
     out = str(tmp_path / 'pl.json')
-    filter_cfg = PseudoLabelFilter(score_thr=score_thr).cfg
+    job = OfflineLabelingJob(
+        LabelingTeacher(FakeTeacher()), labeling_cfg(tmp_path), out,
+        LabelingSettings(dict(score_thr=score_thr)), name='PseudoLabelHook')
     logger = MMLogger.get_current_instance()
     records = []
 
@@ -636,10 +640,7 @@ def test_hook_warns_when_the_teacher_keeps_no_instance(tmp_path, score_thr,
     handler = Keep(level=logging.WARNING)
     logger.addHandler(handler)
     try:
-        teacher = FakeTeacher()
-        hook.relabel(teacher, dataset, out, filter_cfg,
-                     hook.expected_header(dataset, teacher, filter_cfg),
-                     'no file yet')
+        assert job.run()['relabeled']
     finally:
         logger.removeHandler(handler)
     count = read_header(out)['num_instances']
@@ -648,6 +649,7 @@ def test_hook_warns_when_the_teacher_keeps_no_instance(tmp_path, score_thr,
             if 'kept no instance' in r.getMessage()]
     if empty:
         assert len(said) == 1 and out in said[0]
+        assert said[0].startswith('PseudoLabelHook: the teacher kept')
         assert 'on any of the 3 images' in said[0]
     else:
         assert said == []

@@ -27,7 +27,7 @@ from mmcast.apis import ONNXInferencer, PT2Inferencer
 from mmcast.deploy import (DeployError, export_onnx, export_pt2,
                            read_pt2_metadata)
 from mmcast.deploy.pt2_package import eager_reference
-from mmcast.pseudo_labels import file_sha256
+from mmcast.utils.file_hashing import file_sha256
 from test_onnx_deploy import assert_agree
 from test_static_deploy import (CANVAS, CLASSES, STUDENT,
                                 write_student_checkpoint)

@@ -1,5 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""tools/publish_model.py: a stage checkpoint → a stock MMDet Mask2Former."""
+"""mmcast.deploy.publish and tools/publish_model.py: a stage checkpoint →
+a stock MMDet Mask2Former."""
 import glob
 import hashlib
 import json
@@ -16,6 +17,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from conftest import REPO_ROOT, load_script, toy_cfg_options
+from mmcast.deploy.publish import PublishError, publish
 from mmcast.utils.checkpoint_loading import CheckpointError
 
 pytestmark = pytest.mark.slow_fixture(2)
@@ -61,7 +63,7 @@ def stage(repo_root, toy_data_root, tmp_path_factory):
 @pytest.fixture(scope='module')
 def published(stage, tmp_path_factory):
     out_dir = str(tmp_path_factory.mktemp('published'))
-    return publish_model.publish(*stage, out_dir, name='cast_r18_toy')
+    return publish(*stage, out_dir, name='cast_r18_toy')
 
 
 @pytest.fixture(scope='module')
@@ -243,8 +245,7 @@ def test_cast_distiller_checkpoint_publishes_its_student(tmp_path, toy_image):
         'distill', dict(iter=1, dataset_meta=dict(classes=CLASSES)))
     assert all(k.startswith('student.') for k in model.state_dict()
                if k != '_extra_state')
-    out = publish_model.publish(cfg_path, ckpt, str(tmp_path / 'out'),
-                                name='distilled')
+    out = publish(cfg_path, ckpt, str(tmp_path / 'out'), name='distilled')
     pub_cfg = Config.fromfile(out['config'])
     assert pub_cfg.model.data_preprocessor.type == 'DetDataPreprocessor'
     published = _build(pub_cfg)
@@ -265,7 +266,7 @@ def test_guided_distiller_publishes_the_model_mim_test_evaluates(
         dict(model=dict(teacher_checkpoint=None,
                         semi_test_cfg=dict(predict_on=predict_on))),
         tmp_path, 'gd', dict(iter=1))
-    out = publish_model.publish(cfg_path, ckpt, str(tmp_path / 'out'))
+    out = publish(cfg_path, ckpt, str(tmp_path / 'out'))
     meta = torch.load(out['checkpoint'], weights_only=True)['meta']
     assert meta['source_part'] == predict_on
     # no dataset_meta in the stage checkpoint: the test dataset's classes
@@ -303,12 +304,11 @@ def test_checkpoint_of_another_config_is_refused(stage, tmp_path,
     ]
     for options, message in cases:
         with pytest.raises(CheckpointError, match=message) as error:
-            publish_model.publish(config, ckpt, str(tmp_path),
-                                  cfg_options=options)
+            publish(config, ckpt, str(tmp_path), cfg_options=options)
         assert str(error.value).startswith(ckpt)
-    with pytest.raises(publish_model.PublishError, match="'MaskRCNN'"):
-        publish_model.publish(config, ckpt, str(tmp_path),
-                              cfg_options=dict(model=dict(type='MaskRCNN')))
+    with pytest.raises(PublishError, match="'MaskRCNN'"):
+        publish(config, ckpt, str(tmp_path),
+                cfg_options=dict(model=dict(type='MaskRCNN')))
     monkeypatch.setattr(sys, 'argv', [
         'publish_model.py', config, ckpt, str(tmp_path), '--cfg-options',
         'model.panoptic_head.num_queries=30'

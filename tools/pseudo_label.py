@@ -200,6 +200,21 @@ def _dataset_cfg(cfg, args) -> dict:
     return ds
 
 
+def init_processes(launcher: str) -> None:
+    """The process group of a multi-process run (nccl on GPUs, gloo on
+    CPUs, where MMEngine's ``pytorch`` launcher needs mmcast's)."""
+    import torch
+    from mmengine.dist import init_dist
+
+    from mmcast.utils import allow_cpu_pytorch_launcher
+    if launcher == 'none':
+        return
+    if not torch.cuda.is_available():
+        allow_cpu_pytorch_launcher()
+    init_dist(launcher,
+              backend='nccl' if torch.cuda.is_available() else 'gloo')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # fail before the slow imports on the mistakes that are easy to make
@@ -207,28 +222,19 @@ def main(argv=None) -> int:
         _fail(f'teacher checkpoint not found: {args.checkpoint}')
     if not osp.isfile(args.config):
         _fail(f'teacher config not found: {args.config}')
-    if not 0 <= args.max_unreadable <= 1:
-        _fail(f'--max-unreadable must be in [0, 1], got {args.max_unreadable}')
 
     import torch
     from mmengine.config import Config
-    from mmengine.dist import (broadcast_object_list, get_dist_info,
-                               init_dist, is_distributed)
+    from mmengine.dist import get_dist_info
     from mmengine.registry import init_default_scope
     from mmengine.utils import import_modules_from_strings
 
-    import mmcast  # noqa: F401  (registers mmcast modules)
     from mmdet.utils import register_all_modules
-    from mmcast.models.teachers.flip_voting import (FLIP_VOTING_MARK,
-                                                    FlipVotingTTA)
-    from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
-    from mmcast.pseudo_labels import (UnreadableImagesError,
-                                      build_labeling_dataset,
-                                      check_filter_cfg, check_images_exist,
-                                      label_unlabeled_set,
-                                      make_header, read_header,
-                                      save_pseudo_label_overlays,
-                                      stale_reason)
+    from mmcast.models.teachers.labeling_teacher import LabelingTeacher
+    from mmcast.pseudo_labels import (LabelingSettings, OfflineLabelingJob,
+                                      UnreadableImagesError,
+                                      build_labeling_dataset, read_header,
+                                      save_pseudo_label_overlays)
     from mmcast.utils.checkpoint_loading import CheckpointError
 
     register_all_modules(init_default_scope=False)
@@ -238,89 +244,49 @@ def main(argv=None) -> int:
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-
-    if args.launcher != 'none':
-        if torch.cuda.is_available():
-            init_dist(args.launcher, backend='nccl')
-        elif args.launcher == 'pytorch':
-            # mmengine's init_dist always calls torch.cuda.set_device
-            import torch.distributed as torch_dist
-            torch_dist.init_process_group(backend='gloo')
-        else:
-            init_dist(args.launcher, backend='gloo')
-    rank, world_size = get_dist_info()
+    init_processes(args.launcher)
     try:
-        filter_cfg = check_filter_cfg(
+        settings = LabelingSettings(
             dict(score_thr=args.score_thr, max_per_image=args.max_per_image,
                  mask_thr=args.mask_thr, min_area=args.min_area,
-                 non_overlapping=not args.allow_overlap))
+                 non_overlapping=not args.allow_overlap),
+            batch_size=args.batch_size, num_workers=args.num_workers,
+            max_unreadable=args.max_unreadable)
     except ValueError as e:
         _fail(str(e))
     out_file = osp.abspath(args.out)
-
     dataset = build_labeling_dataset(_dataset_cfg(cfg, args))
-    state = [None, None]
-    if rank == 0:
-        header = make_header(args.config, args.checkpoint, dataset.ann_file,
-                             filter_cfg)
-        if args.flip_tta:
-            header['teacher'] += FLIP_VOTING_MARK
-        state = [header, stale_reason(out_file, header)]
-    if is_distributed() and world_size > 1:
-        broadcast_object_list(state, src=0)
-    header, reason = state
-    current = reason is None
-
-    if current and not args.force:
-        if rank == 0:
-            print(f'{out_file} is up to date (same teacher, checkpoint, '
-                  'unlabeled set and filter); use --force to redo it')
-        return 0
-    if rank == 0 and osp.exists(out_file):
-        print(f'relabeling: {reason or "--force"}')
-
+    teacher = LabelingTeacher.of_files(
+        args.config, args.checkpoint,
+        'cuda' if torch.cuda.is_available() else 'cpu', dataset.metainfo,
+        model_cfg=cfg.model, test_time_flip=args.flip_tta)
+    job = OfflineLabelingJob(teacher, dataset, out_file, settings,
+                             force=args.force, name='pseudo_label')
     try:
-        check_images_exist(dataset, args.max_unreadable)
-        model = build_frozen_teacher(cfg.model, args.checkpoint)
+        outcome = job.run()
     except (CheckpointError, UnreadableImagesError) as e:
         _fail(str(e))
-    if torch.cuda.is_available():
-        model = model.cuda()
-    if getattr(model, 'dataset_meta', None) is None:
-        model.dataset_meta = dataset.metainfo
-    if args.flip_tta:
-        model = FlipVotingTTA(model)
-    if args.force and current and rank == 0:
-        os.remove(out_file)
-
-    try:
-        result = label_unlabeled_set(
-            model, dataset, out_file,
-            filter_cfg=filter_cfg,
-            header=header,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            max_unreadable=args.max_unreadable)
-    except UnreadableImagesError as e:
-        _fail(str(e))
-
-    if rank == 0:
-        final = result['header'] or read_header(out_file)
-        print(f'pseudo-labels: {out_file}\n'
-              f'  images {final["num_images"]}, instances '
-              f'{final["num_instances"]}, skipped {final["num_skipped"]}, '
-              f'{result["images_per_s"]:.2f} img/s on rank 0')
-        if args.vis_num > 0:
-            meta = dataset.metainfo
-            written = save_pseudo_label_overlays(
-                out_file, dataset.data_prefix.get('img', ''),
-                osp.join(osp.dirname(out_file), 'pseudo_label_vis'),
-                num_images=args.vis_num,
-                classes=list(meta.get('classes', [])) or None,
-                palette=meta.get('palette'))
-            if written:
-                print(f'  overlays: {osp.dirname(written[0])}/ '
-                      f'({len(written)} images)')
+    if get_dist_info()[0] != 0:
+        return 0
+    if not outcome['relabeled']:
+        print('use --force to relabel it all the same')
+        return 0
+    final = job.result['header'] or read_header(out_file)
+    print(f'pseudo-labels: {out_file}\n'
+          f'  images {final["num_images"]}, instances '
+          f'{final["num_instances"]}, skipped {final["num_skipped"]}, '
+          f'{job.result["images_per_s"]:.2f} img/s on rank 0')
+    if args.vis_num > 0:
+        meta = dataset.metainfo
+        written = save_pseudo_label_overlays(
+            out_file, dataset.data_prefix.get('img', ''),
+            osp.join(osp.dirname(out_file), 'pseudo_label_vis'),
+            num_images=args.vis_num,
+            classes=list(meta.get('classes', [])) or None,
+            palette=meta.get('palette'))
+        if written:
+            print(f'  overlays: {osp.dirname(written[0])}/ '
+                  f'({len(written)} images)')
     return 0
 
 

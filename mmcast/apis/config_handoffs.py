@@ -14,22 +14,14 @@ from typing import List, Optional, Sequence
 
 from mmengine.config import Config
 
+from mmcast.utils.config_types import type_name_of
+
 
 class ConfigHandoffError(KeyError):
     """A stage config without (or with two of) a part the pipeline sets."""
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def _type_name(item) -> Optional[str]:
-    """``item['type']`` without a registry scope; None for non-dicts."""
-    if not isinstance(item, dict) or 'type' not in item:
-        return None
-    type_ = item['type']
-    name = type_ if isinstance(type_, str) else getattr(
-        type_, '__name__', str(type_))
-    return name.split('.')[-1]
 
 
 def config_value(cfg: Config, dotted: str):
@@ -67,10 +59,10 @@ def find_item(cfg: Config, dotted: str, type_name: str,
     """
     node = config_value(cfg, dotted)
     if isinstance(node, dict):
-        found = [dotted] if _type_name(node) == type_name else []
+        found = [dotted] if type_name_of(node) == type_name else []
     elif isinstance(node, (list, tuple)):
         found = [f'{dotted}.{i}' for i, item in enumerate(node)
-                 if _type_name(item) == type_name]
+                 if type_name_of(item) == type_name]
     else:
         found = []
     where = getattr(cfg, 'filename', None) or 'the config'
@@ -88,7 +80,8 @@ def find_item(cfg: Config, dotted: str, type_name: str,
 def train_dataset_key(cfg: Config, type_name: str) -> str:
     """The key of the ``type_name`` training dataset: among a
     ``ConcatDataset``'s ``datasets`` or the training dataset itself."""
-    if _type_name(config_value(cfg, 'train_dataloader.dataset')) == type_name:
+    dataset = config_value(cfg, 'train_dataloader.dataset')
+    if type_name_of(dataset) == type_name:
         return 'train_dataloader.dataset'
     return find_item(cfg, 'train_dataloader.dataset.datasets', type_name)
 

@@ -35,7 +35,7 @@ from typing import Iterator, List, Optional
 
 from mmengine.config import Config, ConfigDict, DictAction
 
-from .config_handoffs import _type_name
+from mmcast.utils.config_types import type_name_of
 
 QUERIES = 'queries'
 KEPT = 'kept detections'
@@ -94,7 +94,7 @@ def teacher_model(model: dict) -> Optional[dict]:
     if not isinstance(path, str):
         return None
     teacher = Config.fromfile(path).model
-    if _type_name(teacher) == 'CASTDistiller':
+    if type_name_of(teacher) == 'CASTDistiller':
         teacher = teacher['student']
     return _as_dict(load_model_cfg(teacher, model.get(TEACHER_OPTIONS)))
 
@@ -137,7 +137,7 @@ def capacity_keys(cfg: Config) -> List[CapacityKey]:
     if teacher is not None:
         keys += _model_keys(teacher, f'model.{TEACHER_OPTIONS}', True)
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
-        if _type_name(hook) == 'PseudoLabelHook':
+        if type_name_of(hook) == 'PseudoLabelHook':
             cap = (hook.get('filter_cfg') or {}).get('max_per_image',
                                                      DEFAULT_FILTER_MAX)
             keys.append(CapacityKey(
@@ -150,7 +150,7 @@ def capacity_keys(cfg: Config) -> List[CapacityKey]:
                                    evaluators or []):
             metrics = metric.get('metric', 'bbox') if isinstance(
                 metric, dict) else None
-            if _type_name(metric) != 'CocoMetric' or 'segm' not in (
+            if type_name_of(metric) != 'CocoMetric' or 'segm' not in (
                     [metrics] if isinstance(metrics, str) else metrics):
                 continue
             key = f'{mode}_evaluator' + ('' if single else f'.{i}')

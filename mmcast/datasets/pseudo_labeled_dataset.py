@@ -25,7 +25,8 @@ from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
 from mmcast.pseudo_labels.coco_pseudo_labels import (SKIPPED_IMAGE_KEY,
-                                                     file_sha256, read_header)
+                                                     read_header)
+from mmcast.utils.file_hashing import file_sha256
 
 
 @DATASETS.register_module()

@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Deploy a published student: ONNX export and the metadata it carries,
-the static one-graph predict and its ``.pt2`` package.
+"""Deploy a student: publish it from a stage checkpoint as a stock
+MMDetection model, export it to ONNX with the metadata it carries, the
+static one-graph predict and its ``.pt2`` package.
 
 ``onnx`` is imported only when exporting; reading the metadata needs
 neither ``onnx`` nor ``onnxruntime``.
@@ -11,6 +12,7 @@ from .metadata import (FORMAT, INPUT_NAME, OUTPUT_NAMES, DeployError,
 from .onnx_export import Mask2FormerONNXWrapper, export_onnx
 from .pt2_package import (PT2_FORMAT, export_pt2, load_pt2,
                           read_pt2_metadata)
+from .publish import PublishError, publish
 from .static_predict import (STATIC_INPUTS, STATIC_OUTPUTS,
                              StaticMask2FormerPredictor,
                              build_static_predictor, cast_network,
@@ -23,5 +25,5 @@ __all__ = [
     'export_onnx', 'PT2_FORMAT', 'export_pt2', 'load_pt2',
     'read_pt2_metadata', 'STATIC_INPUTS', 'STATIC_OUTPUTS',
     'StaticMask2FormerPredictor', 'build_static_predictor', 'cast_network',
-    'compile_predictor', 'finish_instances'
+    'compile_predictor', 'finish_instances', 'PublishError', 'publish'
 ]

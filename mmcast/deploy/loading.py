@@ -7,12 +7,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from mmengine.config import Config
 from torch import nn
 
-from mmcast.pseudo_labels import file_sha256
 from mmcast.utils.checkpoint_loading import (CheckpointError,
                                              check_weights_fit,
                                              load_checkpoint_file,
                                              state_dict_of)
-
+from mmcast.utils.file_hashing import file_sha256
 from .metadata import FORMAT, DeployError, pipeline_settings
 
 

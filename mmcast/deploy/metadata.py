@@ -14,6 +14,8 @@ This module needs neither ``onnx`` nor ``onnxruntime``.
 import json
 from typing import Any, Dict, List, Optional
 
+from mmcast.utils.config_types import type_name_of
+
 FORMAT = 'mmcast-mask2former-instance/1'
 INPUT_NAME = 'images'
 OUTPUT_NAMES = ('cls_logits', 'mask_logits')
@@ -30,13 +32,6 @@ LOAD_TRANSFORMS = ('LoadImageFromFile', 'LoadImageFromNDArray')
 
 class DeployError(ValueError):
     """An input that cannot be exported or run; the message names it."""
-
-
-def _type_name(step: dict) -> str:
-    """``step['type']`` without a registry scope (``mmdet.Resize``)."""
-    type_ = step.get('type')
-    return type_.split('.')[-1] if isinstance(type_, str) else \
-        getattr(type_, '__name__', repr(type_))
 
 
 def _pair(value: Any, name: str, where: str) -> Optional[List[float]]:
@@ -72,7 +67,7 @@ def pipeline_settings(pipeline: List[dict], where: str) -> Dict[str, Any]:
     load = dict(color_type='color', imdecode_backend='cv2')
     resize = None
     for step in pipeline:
-        name = _type_name(step)
+        name = type_name_of(step)
         if name in LOAD_TRANSFORMS:
             load.update({k: step[k] for k in load if k in step})
         elif name == 'Resize':

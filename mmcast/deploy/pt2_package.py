@@ -42,7 +42,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import nn
 
-from mmcast.pseudo_labels import file_sha256
+from mmcast.utils.file_hashing import file_sha256
 from .loading import load_mask2former, runtime_metadata
 from .metadata import DeployError, encode_metadata
 from .static_predict import (STATIC_INPUTS, STATIC_OUTPUTS,

@@ -11,12 +11,11 @@ from typing import Dict, List, Optional
 
 from mmengine.logging import print_log
 
-from .coco_pseudo_labels import (SKIPPED_IMAGE_KEY, identity,
-                                 write_pseudo_label_json)
-from .labeling_dataset import (UnreadableImagesError, _category_ids,
-                               _image_source, _image_table,
-                               _load_unlabeled_json, build_labeling_dataset,
-                               check_unreadable)
+from .coco_pseudo_labels import SKIPPED_IMAGE_KEY, write_pseudo_label_json
+from .labeling_dataset import (UnreadableImagesError, build_labeling_dataset,
+                               category_ids, check_unreadable, image_source,
+                               image_table, load_unlabeled_json)
+from .staleness import identity
 
 SHARD_KEY = 'mmcast_pseudo_label_shard'
 # an image's record: the instances above the score threshold that a cap (the
@@ -34,7 +33,7 @@ def _all_shards(out_file: str) -> List[str]:
     return sorted(glob.glob(pattern))
 
 
-def _read_shard(path: str, ident: dict,
+def read_shard(path: str, ident: dict,
                 repair: bool = False) -> Optional[Dict[object, dict]]:
     """Records ``{image_id: record}`` of a shard; ``None`` if foreign.
 
@@ -71,10 +70,10 @@ def _read_shard(path: str, ident: dict,
     return records
 
 
-def _read_all_shards(out_file: str, ident: dict) -> Dict[object, dict]:
+def read_all_shards(out_file: str, ident: dict) -> Dict[object, dict]:
     records: Dict[object, dict] = {}
     for path in _all_shards(out_file):
-        got = _read_shard(path, ident)
+        got = read_shard(path, ident)
         for img_id, rec in (got or {}).items():
             records.setdefault(img_id, rec)
     return records
@@ -88,7 +87,7 @@ def _remove_shards(out_file: str) -> None:
             pass
 
 
-def _json_id(img_id):
+def json_image_id(img_id):
     """An image id as it comes back from json (tuples become lists)."""
     return json.loads(json.dumps(img_id))
 
@@ -117,14 +116,14 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
     """
     dataset = build_labeling_dataset(dataset)
     ident = identity(header)
-    records = _read_all_shards(out_file, ident)
-    img_ids, paths = _image_table(dataset)
-    missing = [i for i in img_ids if _json_id(i) not in records]
+    records = read_all_shards(out_file, ident)
+    img_ids, paths = image_table(dataset)
+    missing = [i for i in img_ids if json_image_id(i) not in records]
     if missing:
         raise RuntimeError(
             f'cannot merge {out_file}: {len(missing)} of {len(img_ids)} '
             f'images have no pseudo-labels yet (e.g. image id {missing[0]})')
-    coco = _load_unlabeled_json(dataset)
+    coco = load_unlabeled_json(dataset)
     if coco is not None:
         by_id = {img['id']: img for img in coco['images']}
         categories = coco.get('categories', [])
@@ -132,12 +131,12 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
         by_id, categories = {}, []
     if not categories:
         classes = dataset.metainfo.get('classes', ())
-        cat_ids = _category_ids(dataset, [])
+        cat_ids = category_ids(dataset)
         categories = [dict(id=c, name=n) for c, n in zip(cat_ids, classes)]
 
     images, annotations, skipped, over_cap = [], [], [], []
     for img_id, path in zip(img_ids, paths):
-        rec = records[_json_id(img_id)]
+        rec = records[json_image_id(img_id)]
         if rec.get(OVER_CAP_KEY):
             over_cap.append(rec[OVER_CAP_KEY])
         entry = copy.deepcopy(by_id.get(img_id))
@@ -157,7 +156,7 @@ def merge_pseudo_label_shards(out_file: str, dataset, header: dict,
             annotations.append(ann)
     try:
         check_unreadable(skipped, len(images), max_unreadable,
-                         *_image_source(dataset))
+                         *image_source(dataset))
     except UnreadableImagesError:
         _remove_shards(out_file)
         raise

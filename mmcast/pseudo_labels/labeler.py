@@ -50,15 +50,16 @@ from mmengine.structures import InstanceData
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, Dataset
 
-from mmcast.models.seg_heads import score_floor
-from .coco_pseudo_labels import identity, instances_to_coco_annotations
+from .coco_pseudo_labels import instances_to_coco_annotations
 from .filtering import PseudoLabelFilter, build_filter
-from .label_shards import (OVER_CAP_KEY, SHARD_KEY, _json_id,
-                           _read_all_shards, _read_shard,
-                           merge_pseudo_label_shards, shard_path)
-from .labeling_dataset import (DEFAULT_MAX_UNREADABLE, _category_ids, _collate,
-                               _image_table, _SafeLoadDataset,
-                               build_labeling_dataset, check_images_exist)
+from .label_shards import (OVER_CAP_KEY, SHARD_KEY, json_image_id,
+                           merge_pseudo_label_shards, read_all_shards,
+                           read_shard, shard_path)
+from .labeling_dataset import (DEFAULT_MAX_UNREADABLE, SafeLoadDataset,
+                               build_labeling_dataset, category_ids,
+                               check_images_exist, collate_labeling_batch,
+                               image_table)
+from .staleness import identity
 from .shard_writer import ShardWriter
 
 
@@ -125,7 +126,10 @@ def label_unlabeled_set(model: torch.nn.Module,
             ``test_step(data)`` returns ``DetDataSample`` s with
             ``pred_instances`` (``masks`` at the original resolution,
             ``labels`` in the dataset's class order, ``scores``). Put in
-            eval mode for the call (its mode is restored afterwards).
+            eval mode for the call (its mode is restored afterwards). A
+            teacher that can skip the detections the filter drops comes
+            with that already set by the caller (see
+            :meth:`~mmcast.models.teachers.labeling_teacher.LabelingTeacher.labeling`).
         dataset (dict | Dataset): The unlabeled set with a test pipeline
             (LoadImageFromFile, Resize, PackDetInputs with img_id, img_path,
             ori_shape, img_shape, scale_factor), as a config or built.
@@ -177,24 +181,24 @@ def label_unlabeled_set(model: torch.nn.Module,
     ident = identity(header)
 
     dataset = build_labeling_dataset(dataset)
-    img_ids, paths = _image_table(dataset)
-    cat_ids = _category_ids(dataset, [])
+    img_ids, paths = image_table(dataset)
+    cat_ids = category_ids(dataset)
     num_images = len(img_ids)
     check_images_exist(dataset, max_unreadable)
 
     # ---- resume: own shard (repaired) + finished images of every shard
     my_shard = shard_path(out_file, rank)
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    if osp.exists(my_shard) and _read_shard(my_shard, ident,
+    if osp.exists(my_shard) and read_shard(my_shard, ident,
                                             repair=True) is None:
         print_log(
             f'discarding {my_shard}: made with another teacher, checkpoint, '
             'unlabeled set or filter', logger='current',
             level=logging.WARNING)
         os.remove(my_shard)
-    done = _read_all_shards(out_file, ident)
+    done = read_all_shards(out_file, ident)
     share = list(range(rank, num_images, world_size))
-    todo = [i for i in share if _json_id(img_ids[i]) not in done]
+    todo = [i for i in share if json_image_id(img_ids[i]) not in done]
     num_resumed = len(share) - len(todo)
     if num_resumed:
         print_log(
@@ -206,11 +210,11 @@ def label_unlabeled_set(model: torch.nn.Module,
     was_training = model.training
     model.eval()
     loader = DataLoader(
-        _SafeLoadDataset(dataset, todo),
+        SafeLoadDataset(dataset, todo),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=_collate,
+        collate_fn=collate_labeling_batch,
         persistent_workers=False)
     bar = ProgressBar(len(todo)) if progress and rank == 0 and todo \
         else None
@@ -232,8 +236,7 @@ def label_unlabeled_set(model: torch.nn.Module,
 
     try:
         new_file = not osp.exists(my_shard) or osp.getsize(my_shard) == 0
-        with open(my_shard, 'a', encoding='utf-8') as shard, \
-                score_floor(model, filt.cfg['score_thr']):
+        with open(my_shard, 'a', encoding='utf-8') as shard:
             if new_file:
                 shard.write(json.dumps({SHARD_KEY: ident}) + '\n')
                 shard.flush()
@@ -302,8 +305,8 @@ def label_unlabeled_set(model: torch.nn.Module,
                                f'{status[0]}')
         out_header, merged = status[0], rank == 0
     else:
-        finished = _read_all_shards(out_file, ident)
-        if all(_json_id(i) in finished for i in img_ids):
+        finished = read_all_shards(out_file, ident)
+        if all(json_image_id(i) in finished for i in img_ids):
             out_header = merge_pseudo_label_shards(out_file, dataset, header,
                                                    max_unreadable)
             merged = True

@@ -65,8 +65,9 @@ def build_labeling_dataset(dataset: Union[dict, Dataset]):
     return ds
 
 
-class _SafeLoadDataset(Dataset):
-    """Runs the pipeline of ``dataset[idx]``; a failure becomes a record.
+class SafeLoadDataset(Dataset):
+    """The pipeline of ``dataset[idx]`` for the ``indices`` to label; a
+    failure becomes a record (``idx``, ``error``) instead of ``data``.
 
     ``cv2``/``mmcv`` errors on a corrupt or missing image would otherwise
     kill the whole labeling run (and, with workers, the DataLoader).
@@ -93,7 +94,10 @@ class _SafeLoadDataset(Dataset):
             return dict(idx=idx, error=f'{type(e).__name__}: {e}')
 
 
-def _collate(batch: List[dict]) -> dict:
+def collate_labeling_batch(batch: List[dict]) -> dict:
+    """A batch of :class:`SafeLoadDataset` items: ``indices`` and ``data``
+    (``pseudo_collate``, ``None`` when none loaded) of the images that
+    loaded, ``failed`` ``(index, error)`` of those that did not."""
     ok = [b for b in batch if 'data' in b]
     return dict(
         indices=[b['idx'] for b in ok],
@@ -101,7 +105,7 @@ def _collate(batch: List[dict]) -> dict:
         failed=[(b['idx'], b['error']) for b in batch if 'error' in b])
 
 
-def _image_table(dataset) -> Tuple[list, list]:
+def image_table(dataset) -> Tuple[list, list]:
     """Image ids and paths of every dataset index."""
     ids, paths = [], []
     for i in range(len(dataset)):
@@ -113,7 +117,7 @@ def _image_table(dataset) -> Tuple[list, list]:
     return ids, paths
 
 
-def _image_source(dataset) -> Tuple[str, str]:
+def image_source(dataset) -> Tuple[str, str]:
     """The image folder and the annotation file of ``dataset``."""
     prefix = getattr(dataset, 'data_prefix', None) or {}
     return prefix.get('img', ''), getattr(dataset, 'ann_file', '')
@@ -132,28 +136,23 @@ def check_images_exist(dataset: Union[dict, Dataset],
             missing file.
     """
     dataset = build_labeling_dataset(dataset)
-    _, paths = _image_table(dataset)
+    _, paths = image_table(dataset)
     missing = [
         p for p in paths
         if isinstance(p, str) and '://' not in p and not osp.isfile(p)
     ]
     check_unreadable(missing, len(paths), max_unreadable,
-                     *_image_source(dataset))
+                     *image_source(dataset))
 
 
-def _category_ids(dataset, categories: Sequence[dict]) -> List[int]:
-    """COCO category id of each class index of ``dataset``."""
-    cat_ids = getattr(dataset, 'cat_ids', None)
-    if cat_ids:
-        return [int(c) for c in cat_ids]
-    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
-    by_name = {c['name']: c['id'] for c in categories}
-    if classes and all(c in by_name for c in classes):
-        return [int(by_name[c]) for c in classes]
-    return [int(c['id']) for c in categories]
+def category_ids(dataset) -> List[int]:
+    """COCO category id of each class index of ``dataset`` (its
+    ``cat_ids``; empty when it has none)."""
+    return [int(c) for c in getattr(dataset, 'cat_ids', None) or []]
 
 
-def _load_unlabeled_json(dataset) -> Optional[dict]:
+def load_unlabeled_json(dataset) -> Optional[dict]:
+    """The COCO json ``dataset`` reads (``None`` without a local one)."""
     ann_file = getattr(dataset, 'ann_file', None)
     if not ann_file or not osp.isfile(ann_file):
         return None

@@ -72,6 +72,7 @@ def labeling_throughput(args, tmp: str) -> List[Dict]:
     box-prompted teacher (Grounding-DINO + SAM 2, random weights), keeping
     detections scored above ``--labeling-score-thr``."""
     from mmcast.models.teachers.frozen_teacher import build_frozen_teacher
+    from mmcast.models.teachers.labeling_teacher import LabelingTeacher
     from mmcast.pseudo_labels import label_unlabeled_set
     from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
     assets = build_tiny_teacher_assets(
@@ -96,11 +97,13 @@ def labeling_throughput(args, tmp: str) -> List[Dict]:
             if args.device.startswith('cuda'):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            label_unlabeled_set(
-                model, ds, out_file, batch_size=batch_size, rank=0,
-                world_size=1,
-                filter_cfg=dict(score_thr=args.labeling_score_thr),
-                progress=False)
+            with LabelingTeacher(model).labeling(
+                    args.labeling_score_thr) as labeling:  # as the job labels
+                label_unlabeled_set(
+                    labeling, ds, out_file, batch_size=batch_size, rank=0,
+                    world_size=1,
+                    filter_cfg=dict(score_thr=args.labeling_score_thr),
+                    progress=False)
             if args.device.startswith('cuda'):
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start

@@ -137,14 +137,17 @@ def time_plain_inference(model, dataset, args, device: str) -> dict:
 
 
 def time_pseudo_labelling(model, dataset, args, device: str) -> dict:
-    """``tools/pseudo_label.py``'s engine into a throw-away output."""
-    from mmcast.pseudo_labels import label_unlabeled_set
-    with tempfile.TemporaryDirectory() as tmp:
+    """``tools/pseudo_label.py``'s engine (the default filter) into a
+    throw-away output."""
+    from mmcast.models.teachers.labeling_teacher import LabelingTeacher
+    from mmcast.pseudo_labels import DEFAULT_FILTER_CFG, label_unlabeled_set
+    with tempfile.TemporaryDirectory() as tmp, LabelingTeacher(
+            model).labeling(DEFAULT_FILTER_CFG['score_thr']) as teacher:
         out_file = osp.join(tmp, 'pseudo.json')
         _sync(device)
         start = time.perf_counter()
         result = label_unlabeled_set(
-            model,
+            teacher,
             dataset,
             out_file,
             batch_size=args.batch_size,

@@ -2,15 +2,22 @@
 """The teacher that makes the offline pseudo-labels, built when needed.
 
 It is either the teacher–student wrapper's own ``.teacher`` (already in
-memory) or a frozen teacher built from a config and a checkpoint on the
-training model's device, at most once and only when something has to be
-labeled: a stage whose pseudo-labels are current never builds it.
+memory) or a frozen teacher built from a config and a checkpoint, at most
+once and only when something has to be labeled: a stage whose
+pseudo-labels are current never builds it. With ``test_time_flip`` it
+labels every image and its mirror image (:class:`FlipVotingTTA`). The
+labeling job (:class:`~mmcast.pseudo_labels.OfflineLabelingJob`) asks it
+for its identity (:attr:`live`, :attr:`config`, :attr:`checkpoint`,
+:attr:`mark`) and for the model to label with (:meth:`labeling`).
 """
-from typing import Callable, Optional
+import contextlib
+from typing import Callable, Iterator, Optional, Union
 
 import torch
 from torch import nn
 
+from ..seg_heads import score_floor
+from .flip_voting import FLIP_VOTING_MARK, FlipVotingTTA
 from .frozen_teacher import build_frozen_teacher
 
 
@@ -29,20 +36,25 @@ def wrapper_teacher(model: nn.Module) -> nn.Module:
     return teacher
 
 
-def build_labeling_teacher(config: str, checkpoint: str, model: nn.Module,
+def build_labeling_teacher(config: Union[str, dict], checkpoint: str,
+                           device: Union[str, torch.device],
                            dataset_meta: dict) -> nn.Module:
-    """A frozen teacher from ``config`` and ``checkpoint`` on the device of
-    the training ``model`` (CPU when it has no parameters), with
-    ``dataset_meta`` when its checkpoint has none."""
+    """A frozen teacher from ``config`` (a config file or its model dict)
+    and ``checkpoint`` on ``device``, with ``dataset_meta`` when its
+    checkpoint has none."""
     teacher = build_frozen_teacher(config, checkpoint)
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:
-        device = torch.device('cpu')
     teacher.to(device)
     if getattr(teacher, 'dataset_meta', None) is None:
         teacher.dataset_meta = dataset_meta
     return teacher
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (CPU when it has none)."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device('cpu')
 
 
 class LabelingTeacher:
@@ -52,24 +64,71 @@ class LabelingTeacher:
         live (nn.Module, optional): The wrapper's teacher.
         build (callable, optional): Makes the teacher when there is no
             ``live`` one; called on the first :meth:`get` only.
+        config (str, optional): The config file ``build`` reads, which names
+            the teacher in the pseudo-label header.
+        checkpoint (str, optional): The checkpoint ``build`` loads, whose
+            sha256 identifies the weights in the header.
+        test_time_flip (bool): Label each image and its mirror image, fused
+            by mask voting (:class:`FlipVotingTTA`). Defaults to False.
     """
 
     def __init__(self,
                  live: Optional[nn.Module] = None,
-                 build: Optional[Callable[[], nn.Module]] = None) -> None:
+                 build: Optional[Callable[[], nn.Module]] = None,
+                 config: Optional[str] = None,
+                 checkpoint: Optional[str] = None,
+                 test_time_flip: bool = False) -> None:
         if (live is None) == (build is None):
             raise ValueError('LabelingTeacher needs either live or build')
-        self.live = live
+        self.test_time_flip = bool(test_time_flip)
+        self.live = None if live is None else self._augmented(live)
+        self.config = config
+        self.checkpoint = checkpoint
         self._build = build
         self._built: Optional[nn.Module] = None
+
+    @classmethod
+    def of_files(cls,
+                 config: str,
+                 checkpoint: str,
+                 device: Union[str, torch.device],
+                 dataset_meta: dict,
+                 model_cfg: Optional[dict] = None,
+                 test_time_flip: bool = False) -> 'LabelingTeacher':
+        """The frozen teacher of ``config`` and ``checkpoint``, built on
+        ``device`` when first needed (from ``model_cfg``, e.g. the config's
+        model with command-line overrides, when given)."""
+        source = config if model_cfg is None else model_cfg
+        return cls(build=lambda: build_labeling_teacher(
+            source, checkpoint, device, dataset_meta), config=config,
+            checkpoint=checkpoint, test_time_flip=test_time_flip)
+
+    @property
+    def mark(self) -> str:
+        """What the header's ``teacher`` gets appended (mirror voting)."""
+        return FLIP_VOTING_MARK if self.test_time_flip else ''
+
+    def _augmented(self, teacher: nn.Module) -> nn.Module:
+        return FlipVotingTTA(teacher) if self.test_time_flip else teacher
 
     def get(self) -> nn.Module:
         """The teacher (built now if it has to be)."""
         if self.live is not None:
             return self.live
         if self._built is None:
-            self._built = self._build()
+            self._built = self._augmented(self._build())
         return self._built
+
+    @contextlib.contextmanager
+    def labeling(self, score_thr: float) -> Iterator[nn.Module]:
+        """The teacher to label with, for a filter keeping the instances
+        scored above ``score_thr``: a lean fusion head of its own leaves
+        the others out before resampling their masks (:func:`score_floor`;
+        a teacher with mirror voting is left as it is, its votes need both
+        views' instances)."""
+        teacher = self.get()
+        with score_floor(teacher, score_thr):
+            yield teacher
 
     def release(self) -> None:
         """Drop the references to the teacher, so that its memory can be
