@@ -399,7 +399,10 @@ def test_jobs_run_stages_side_by_side_after_their_inputs(run):
 @pytest.mark.parametrize('run', [DEFAULT_TEACHER], indirect=True)
 def test_rerun_skips_every_stage(run):
     log = run['second']
-    assert '$ ' not in log and 'iterations' not in log
+    # no stage launched, trained or followed (the batch plan is printed)
+    assert '$ ' not in log and '] training (stage' not in log
+    assert ' iter ' not in log and 'ETA' not in log
+    assert '] training (stage' in run['first']
     assert 'generating' not in log
     for name in ('teacher pre-training (source corpus)', 'stage 1a',
                  'stage 1b', 'stage 2', 'stage 3', 'baseline'):

@@ -364,7 +364,7 @@ def _check_follows(cfg, classes, data_root, name):
             root = node['data_root'] or node.get('unlabeled_ann_file', '')
             assert root.startswith(data_root), (name, path)
             datasets += 1
-        if 'Metric' in str(node.get('type')):
+        if str(node.get('type')).endswith('Metric'):
             assert node['ann_file'].startswith(data_root), (name, path)
     assert heads >= 2 and datasets >= 2, name  # (fusion) head; train, val
 

@@ -67,7 +67,9 @@ def instance_counts(coco: dict,
     if classes is not None:
         wanted = {c['id'] for c in coco.get('categories') or []
                   if c.get('name') in set(classes)}
-    counts = np.zeros(len(index), dtype=np.int64)
+    # (a duplicate image id counts once, at its last image: the preflight
+    # refuses such a file)
+    counts = np.zeros(len(coco.get('images') or []), dtype=np.int64)
     for ann in coco.get('annotations') or []:
         if ann.get('iscrowd', 0) or ann.get('image_id') not in index:
             continue

@@ -35,8 +35,8 @@ from typing import Optional, Sequence
 import torch
 
 from mmcast.toy.tiny_sam3 import write_tiny_bpe
-from mmcast.toy.tiny_teachers import (_quiet_mmengine_logger, _seeded,
-                                      calibrate_tiny_detector,
+from mmcast.toy.tiny_teachers import (calibrate_tiny_detector,
+                                      quiet_mmengine_logger, seeded,
                                       write_tiny_bert)
 
 #: MMDetection's config of the zoo checkpoint that stage 1a starts from.
@@ -62,9 +62,9 @@ def _build_mmdet_model(config: str, cfg_options: dict, seed: int):
     from mmcast.models.teachers.utils import load_model_cfg
     register_all_modules(init_default_scope=False)
     cfg = load_model_cfg(config, cfg_options)
-    with _seeded(seed), DefaultScope.overwrite_default_scope('mmdet'):
+    with seeded(seed), DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg)
-        with _quiet_mmengine_logger():
+        with quiet_mmengine_logger():
             model.init_weights()
     return model
 
@@ -138,8 +138,8 @@ def write_sam2_hiera_l(path: str, seed: int = 0) -> str:
     """Random SAM 2.1 Hiera-L as ``{'model': state_dict}`` (official)."""
     if _done(path):
         return path
-    from mmcast.models.teachers.box_prompted_teacher import build_sam2_model
-    with _seeded(seed):
+    from mmcast.models.teachers.sam2_builder import build_sam2_model
+    with seeded(seed):
         model = build_sam2_model(SAM2_CONFIG, None)
     torch.save({'model': model.state_dict()}, path + '.tmp')
     os.replace(path + '.tmp', path)
@@ -170,7 +170,7 @@ def write_sam3(path: str, bpe_path: str, arch: Optional[dict] = None,
     if _done(path):
         return path
     from mmcast.models.teachers.sam3_building import build_sam3_image
-    with _seeded(seed):
+    with seeded(seed):
         model = build_sam3_image(arch, bpe_path)
     state = {
         'detector.' + k: v.half() if v.is_floating_point() else v
@@ -186,7 +186,7 @@ def write_dinov3_vit(path: str, arch: str, seed: int = 0) -> str:
     if _done(path):
         return path
     import timm
-    with _seeded(seed):
+    with seeded(seed):
         vit = timm.create_model(arch, pretrained=False)
     state = {'vit.' + k: v for k, v in vit.state_dict().items()}
     torch.save(dict(state_dict=state), path + '.tmp')

@@ -112,4 +112,3 @@ def make_toy_coco_dataset(out_dir: str,
         summary[split] = dict(ann_file=ann_file,
                               num_instances=len(annotations))
     return summary
-

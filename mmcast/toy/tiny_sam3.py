@@ -32,7 +32,8 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from .tiny_teachers import (CITYSCAPES_CLASSES, DEFAULT_ROOT,
-                            _quiet_mmengine_logger, _save_checkpoint, _seeded)
+                            quiet_mmengine_logger, save_teacher_checkpoint,
+                            seeded)
 
 BPE_FILENAME = 'sam3_tiny_bpe.txt.gz'
 SAM3_FILENAME = 'sam3_tiny.pt'
@@ -189,7 +190,7 @@ def build_tiny_sam3_assets(root: str = DEFAULT_ROOT,
                    _prompt_words(classes, TINY_CLASS_PROMPTS))
 
     from mmcast.models.teachers.sam3_building import build_sam3_image
-    with _seeded(seed):
+    with seeded(seed):
         model = build_sam3_image(TINY_SAM3_ARCH, paths['bpe_path'])
     calibrate_tiny_sam3(model)
     released = {
@@ -206,9 +207,9 @@ def build_tiny_sam3_assets(root: str = DEFAULT_ROOT,
     register_all_modules(init_default_scope=False)
     cfg = tiny_concept_prompted_teacher_cfg(root, classes)
     with DefaultScope.overwrite_default_scope('mmdet'), \
-            _quiet_mmengine_logger():
+            quiet_mmengine_logger():
         teacher = MODELS.build(cfg)
-    _save_checkpoint(teacher, paths['teacher_checkpoint'], classes)
+    save_teacher_checkpoint(teacher, paths['teacher_checkpoint'], classes)
     _atomic_write(stamp_file, json.dumps(stamp).encode('utf-8'))
     return paths
 

@@ -16,9 +16,9 @@ needs into a local folder, using the very same classes:
   checkpoint format (``{'model': state_dict}``);
 * ``teacher_gdino-tiny_sam2-tiny.pth``: a full teacher checkpoint (MMEngine
   format with ``meta.dataset_meta``) of a tiny Grounding-DINO (ResNet-18 at
-  1/8 width, one encoder/decoder layer with 64-d FFNs, 30 queries) whose contrastive
-  classification bias is raised so that random weights still give scores
-  above the 0.3 threshold, plus the tiny SAM 2.
+  1/8 width, one encoder/decoder layer with 64-d FFNs, 30 queries) whose
+  contrastive classification bias is raised so that random weights still
+  give scores above the 0.3 threshold, plus the tiny SAM 2.
 
 Command line (idempotent)::
 
@@ -121,7 +121,7 @@ def write_tiny_bert(out_dir: str,
         num_attention_heads=num_attention_heads,
         intermediate_size=intermediate_size,
         max_position_embeddings=max_position_embeddings)
-    with _seeded(seed):
+    with seeded(seed):
         BertModel(config, add_pooling_layer=False).save_pretrained(out_dir)
     return out_dir
 
@@ -137,8 +137,8 @@ def tiny_sam2_cfg(checkpoint: Optional[str] = None) -> dict:
 
 def write_tiny_sam2_checkpoint(path: str, seed: int = 0) -> str:
     """Build the tiny SAM 2 and save it in the official checkpoint format."""
-    from mmcast.models.teachers.box_prompted_teacher import build_sam2_model
-    with _seeded(seed):
+    from mmcast.models.teachers.sam2_builder import build_sam2_model
+    with seeded(seed):
         model = build_sam2_model(
             SAM2_TINY_CONFIG, None, hydra_overrides=SAM2_TINY_OVERRIDES)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -331,22 +331,22 @@ def build_tiny_teacher_assets(root: str = DEFAULT_ROOT,
     from mmengine.registry import DefaultScope
     register_all_modules(init_default_scope=False)
     cfg = tiny_box_prompted_teacher_cfg(root, classes)
-    with _seeded(seed), DefaultScope.overwrite_default_scope('mmdet'):
+    with seeded(seed), DefaultScope.overwrite_default_scope('mmdet'):
         teacher = MODELS.build(cfg)
         # GroundingDINO allocates some parameters (level_embed, ...)
         # uninitialised: its init_weights must run before saving
-        with _quiet_mmengine_logger():
+        with quiet_mmengine_logger():
             teacher.detector.init_weights()
 
     calibrate_tiny_detector(teacher.detector)
-    _save_checkpoint(teacher, paths['teacher_checkpoint'], classes)
+    save_teacher_checkpoint(teacher, paths['teacher_checkpoint'], classes)
     with open(stamp_file, 'w', encoding='utf-8') as f:
         json.dump(stamp, f)
     return paths
 
 
-def _save_checkpoint(model: torch.nn.Module, path: str,
-                     classes: Sequence[str]) -> None:
+def save_teacher_checkpoint(model: torch.nn.Module, path: str,
+                            classes: Sequence[str]) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = dict(
         meta=dict(dataset_meta=dict(classes=tuple(classes))),
@@ -356,7 +356,7 @@ def _save_checkpoint(model: torch.nn.Module, path: str,
     os.replace(tmp, path)
 
 
-class _quiet_mmengine_logger:
+class quiet_mmengine_logger:
     """Silence MMEngine's INFO logs (init_weights dumps every parameter)."""
 
     def __enter__(self):
@@ -372,7 +372,7 @@ class _quiet_mmengine_logger:
         return False
 
 
-class _seeded:
+class seeded:
     """Context manager: fixed torch RNG inside, previous state restored."""
 
     def __init__(self, seed: int):

@@ -6,8 +6,7 @@
 # Plain MMDetection training (this config is MMDetection's own Cityscapes
 # fine-tuning recipe with the Swin-L model of grounding_dino_swin-l_pretrain_all):
 #   mim train mmdet configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py \
-#       --launcher pytorch --gpus 8 \
-#       --cfg-options train_dataloader.dataset.dataset.ann_file=annotations/semi/instancesonly_filtered_gtFine_train.1@10.json
+#       --launcher pytorch --gpus 8
 # Local files: checkpoints/bert-base-uncased/ (see grounding_dino_sam2_cityscapes.py)
 # and checkpoints/grounding_dino_swin-l_pretrain_all-56d69e78.pth.
 _base_ = 'mmdet::mm_grounding_dino/cityscapes/grounding_dino_swin-t_finetune_8xb4_50e_cityscapes.py'
@@ -16,8 +15,10 @@ custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 
 lang_model_name = 'checkpoints/bert-base-uncased'
-# D_l: written by tools/split_semi.py (10 % labels, seed 1 by default)
-labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'
+# D_l: the labeled split of every Cityscapes stage (the published perc_10
+# list, written by tools/split_semi.py as in
+# configs/mmcast/_base_/datasets/semi_cityscapes_instance.py)
+labeled_ann_file = 'annotations/semi/instancesonly_filtered_gtFine_train.1@perc_10.json'  # noqa: E501
 num_levels = 5
 
 model = dict(

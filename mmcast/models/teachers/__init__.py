@@ -1,7 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-from .box_prompted_teacher import BoxPromptedTeacher, build_sam2_model
+from .box_prompted_teacher import BoxPromptedTeacher
 from .flip_voting import FlipVotingTTA, mirror_instances
 from .frozen_teacher import build_frozen_teacher, checkpoint_classes
+from .sam2_builder import build_sam2_model
 from .sam3_teacher import ConceptPromptedTeacher
 from .teacher_ensemble import TeacherEnsemble, fuse_instances
 
