@@ -91,7 +91,7 @@ def _read_sets(pipeline: CASTPipeline, plan: Plan, root: str) -> dict:
     """Per training stage: the image ids of its labeled source and of the
     unlabeled sets it reads (D_u of the pseudo-labeled source and of the
     PseudoLabelHook), from its config as the pipeline runs it."""
-    from mmcast.utils.preflight import dataset_inputs
+    from mmcast.apis.preflight import dataset_inputs
 
     sets = {}
     for key, stage in _training(plan).items():

@@ -149,7 +149,7 @@ def stage_batch(spec: RunSpec, loader: ConfigLoader,
 def _source_files(train_loader) -> List[str]:
     """The annotation file of each source of a train dataloader (of the
     ``ConcatDataset``'s datasets, in order), in the repository."""
-    from mmcast.utils.preflight import dataset_inputs
+    from mmcast.apis.preflight import dataset_inputs
 
     dataset = train_loader.dataset
     sources = dataset.get('datasets') or [dataset]

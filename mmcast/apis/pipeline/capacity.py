@@ -10,7 +10,7 @@ from mmcast.datasets.instance_statistics import (CAPACITY_MARGIN,
                                                  capacity_for,
                                                  instance_statistics)
 from mmcast.utils import coco_file_checks
-from mmcast.utils.preflight import dataset_classes, dataset_inputs
+from mmcast.apis.preflight import dataset_classes, dataset_inputs
 from ..instance_capacity import binding_key
 from ..instance_capacity import capacity_options as _options
 from .config_loader import ConfigLoader

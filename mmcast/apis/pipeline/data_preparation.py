@@ -7,7 +7,7 @@ import json
 import os.path as osp
 from typing import Dict, Iterator, List
 
-from mmcast.utils.preflight import dataset_inputs
+from mmcast.apis.preflight import dataset_inputs
 from .config_loader import ConfigLoader
 from .errors import PipelineError
 from .planning import Plan

@@ -45,7 +45,7 @@ def run_preflight(spec: RunSpec, loader: ConfigLoader, plan: Plan,
     from mmdet.utils import register_all_modules
 
     import mmcast  # noqa: F401  (registers mmcast modules)
-    from mmcast.utils.preflight import Preflight
+    from mmcast.apis.preflight import Preflight
 
     warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
     register_all_modules(init_default_scope=False)

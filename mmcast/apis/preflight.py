@@ -25,10 +25,12 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from . import coco_file_checks as coco_checks
-from .checkpoint_loading import (CheckpointError, check_weights_fit,
-                                 checkpoint_classes, load_checkpoint_file)
-from .work_dir_checkpoint import resolve_checkpoint
+from mmcast.utils import coco_file_checks as coco_checks
+from mmcast.utils.checkpoint_loading import (CheckpointError,
+                                             check_weights_fit,
+                                             checkpoint_classes,
+                                             load_checkpoint_file)
+from mmcast.utils.work_dir_checkpoint import resolve_checkpoint
 
 # Keys whose string value is a checkpoint the model (or a part) loads.
 CHECKPOINT_KEYS = ('checkpoint', 'teacher_checkpoint', 'detector_checkpoint')
