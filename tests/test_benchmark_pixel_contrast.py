@@ -8,6 +8,7 @@ times and time ratios of those ticks, the agreement check must have passed
 for every case the authors' formulation ran on, and the authors' skip must
 show.
 """
+import os
 import os.path as osp
 import re
 import sys
@@ -106,6 +107,11 @@ def test_script_on_tiny_cases(benchmark, capsys, monkeypatch):
                         ticking(authors_step, lambda loss: 'authors'))
     monkeypatch.setattr(benchmark, 'mmcast_step',
                         ticking(mmcast_step, lambda loss: loss.draw))
+    # in this process: a test process whose autograd has started threads
+    # cannot run autograd in a forked child (a fresh benchmark process can;
+    # the fork itself: test_measurements_run_in_a_forked_child)
+    monkeypatch.setattr(benchmark, 'isolated',
+                        lambda fn, device, *args: fn(*args))
     # --max-authors-gib between the estimates of the authors' formulation
     # (2x4x6: 0.9 MiB, 3x5x7: 4.8 MiB) skips it on 3x5x7 only.
     threads = torch.get_num_threads()
@@ -148,6 +154,25 @@ def test_script_on_tiny_cases(benchmark, capsys, monkeypatch):
         assert cells[6:8] == ['1', ms[impl]]
         assert cells[9:] == ['-', 'not checked (authors skipped)']
     assert skipped[3][3:6] == ['-', '-', '1.50']
+
+
+def _pid_and_sum(*values):
+    return os.getpid(), sum(values)
+
+
+def _fails():
+    raise ValueError('no luck')
+
+
+def test_measurements_run_in_a_forked_child(benchmark):
+    """On CPU each measurement runs in a child process; its result comes
+    back, its error is raised in the parent with the child's traceback."""
+    cpu = torch.device('cpu')
+    pid, total = benchmark.isolated(_pid_and_sum, cpu, 2, 3)
+    assert total == 5 and pid != os.getpid()
+    with pytest.raises(RuntimeError, match='_fails failed in the child'
+                       '(.|\n)*no luck'):
+        benchmark.isolated(_fails, cpu)
 
 
 def test_authors_draw_and_loss(benchmark):

@@ -57,6 +57,9 @@ class CASTPipeline:
         the work dir held by this pipeline alone
         (:class:`~mmcast.apis.pipeline.work_dir_lock.FolderBusy` when
         another one holds it)."""
+        # read-only checks first: a refused run writes nothing
+        check_work_dir_teacher(self.spec)
+        check_reuse_base(self.spec)
         if self.spec.dry_run:
             holder = self.lock.held_by_another()
             if holder is not None:
@@ -72,8 +75,6 @@ class CASTPipeline:
 
     def _run(self) -> Dict:
         spec, loader, dry = self.spec, self.loader, self.spec.dry_run
-        check_work_dir_teacher(spec)
-        check_reuse_base(spec)
         if not dry:
             self._claim_work_dir()
         problems, made_here = self._prepare_data()
