@@ -36,8 +36,8 @@ import torch
 
 from mmcast.toy.tiny_sam3 import write_tiny_bpe
 from mmcast.toy.tiny_teachers import (calibrate_tiny_detector,
-                                      quiet_mmengine_logger, seeded,
-                                      write_tiny_bert)
+                                      quiet_mmengine_logger, save_atomically,
+                                      seeded, write_tiny_bert)
 
 #: MMDetection's config of the zoo checkpoint that stage 1a starts from.
 TEACHER0_CONFIG = ('mmdet::mask2former/mask2former_swin-l-p4-w12-384-in21k_'
@@ -72,8 +72,7 @@ def _build_mmdet_model(config: str, cfg_options: dict, seed: int):
 def _save(model: torch.nn.Module, path: str) -> None:
     """MMEngine checkpoint format, without dataset meta (as the zoo's)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(dict(meta=dict(), state_dict=state), path + '.tmp')
-    os.replace(path + '.tmp', path)
+    save_atomically(dict(meta=dict(), state_dict=state), path)
 
 
 def _done(path: str) -> bool:
@@ -141,8 +140,7 @@ def write_sam2_hiera_l(path: str, seed: int = 0) -> str:
     from mmcast.models.teachers.sam2_builder import build_sam2_model
     with seeded(seed):
         model = build_sam2_model(SAM2_CONFIG, None)
-    torch.save({'model': model.state_dict()}, path + '.tmp')
-    os.replace(path + '.tmp', path)
+    save_atomically({'model': model.state_dict()}, path)
     return path
 
 
@@ -176,8 +174,7 @@ def write_sam3(path: str, bpe_path: str, arch: Optional[dict] = None,
         'detector.' + k: v.half() if v.is_floating_point() else v
         for k, v in model.state_dict().items()
     }
-    torch.save({'model': state}, path + '.tmp')
-    os.replace(path + '.tmp', path)
+    save_atomically({'model': state}, path)
     return path
 
 
@@ -189,6 +186,5 @@ def write_dinov3_vit(path: str, arch: str, seed: int = 0) -> str:
     with seeded(seed):
         vit = timm.create_model(arch, pretrained=False)
     state = {'vit.' + k: v for k, v in vit.state_dict().items()}
-    torch.save(dict(state_dict=state), path + '.tmp')
-    os.replace(path + '.tmp', path)
+    save_atomically(dict(state_dict=state), path)
     return path

@@ -20,12 +20,13 @@ killed run never leaves a half-written one.
 import json
 import os
 import os.path as osp
-import tempfile
 from typing import List
 
 import cv2
 import numpy as np
 import pycocotools.mask as maskUtils
+
+from mmcast.utils.atomic_io import atomic_open
 
 from .scene import LABEL_COLORS, LABEL_IDS, SPLITS, ToyScene
 
@@ -85,19 +86,10 @@ def cityscapes_polygons(scene: ToyScene) -> dict:
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``data`` to ``path`` whole or not at all
+    (:func:`~mmcast.utils.atomic_io.atomic_open`)."""
+    with atomic_open(path, 'wb') as f:
+        f.write(data)
 
 
 def png_bytes(arr: np.ndarray) -> bytes:

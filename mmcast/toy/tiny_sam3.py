@@ -24,16 +24,17 @@ Command line (idempotent, same folder as ``tiny_teachers``)::
 import argparse
 import copy
 import gzip
-import json
 import os
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
 import torch
 
-from .tiny_teachers import (CITYSCAPES_CLASSES, DEFAULT_ROOT,
-                            quiet_mmengine_logger, save_teacher_checkpoint,
-                            seeded)
+from mmcast.utils.atomic_io import atomic_dump_json, atomic_open
+
+from .tiny_teachers import (CITYSCAPES_CLASSES, DEFAULT_ROOT, assets_current,
+                            quiet_mmengine_logger, save_atomically,
+                            save_teacher_checkpoint, seeded)
 
 BPE_FILENAME = 'sam3_tiny_bpe.txt.gz'
 SAM3_FILENAME = 'sam3_tiny.pt'
@@ -98,7 +99,8 @@ def write_tiny_bpe(path: str, words: Sequence[str]) -> str:
                 merges.append(merge)
             symbols = [symbols[0] + symbols[1]] + symbols[2:]
     text = '#version: mmcast tiny\n' + '\n'.join(merges) + '\n'
-    _atomic_write(path, gzip.compress(text.encode('utf-8'), mtime=0))
+    with atomic_open(path, 'wb') as f:
+        f.write(gzip.compress(text.encode('utf-8'), mtime=0))
     return path
 
 
@@ -180,11 +182,8 @@ def build_tiny_sam3_assets(root: str = DEFAULT_ROOT,
         teacher_checkpoint=osp.join(root, TEACHER_FILENAME))
     stamp_file = osp.join(root, STAMP_FILENAME)
     stamp = dict(classes=list(classes), seed=seed, version=1)
-    if not force and osp.isfile(stamp_file) and all(
-            osp.exists(p) for p in paths.values()):
-        with open(stamp_file, encoding='utf-8') as f:
-            if json.load(f) == stamp:
-                return paths
+    if not force and assets_current(paths, stamp_file, stamp):
+        return paths
     os.makedirs(root, exist_ok=True)
     write_tiny_bpe(paths['bpe_path'],
                    _prompt_words(classes, TINY_CLASS_PROMPTS))
@@ -197,7 +196,7 @@ def build_tiny_sam3_assets(root: str = DEFAULT_ROOT,
         'detector.' + k: v.detach().clone()
         for k, v in model.state_dict().items()
     }
-    _atomic_torch_save({'model': released}, paths['sam3_checkpoint'])
+    save_atomically({'model': released}, paths['sam3_checkpoint'])
 
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -210,22 +209,8 @@ def build_tiny_sam3_assets(root: str = DEFAULT_ROOT,
             quiet_mmengine_logger():
         teacher = MODELS.build(cfg)
     save_teacher_checkpoint(teacher, paths['teacher_checkpoint'], classes)
-    _atomic_write(stamp_file, json.dumps(stamp).encode('utf-8'))
+    atomic_dump_json(stamp, stamp_file)
     return paths
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(obj, path: str) -> None:
-    tmp = path + '.tmp'
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> None:

@@ -32,6 +32,8 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
+from mmcast.utils.atomic_io import atomic_dump_json, atomic_open
+
 CITYSCAPES_CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train',
                       'motorcycle', 'bicycle')
 DEFAULT_ROOT = 'work_dirs/tiny_teachers'
@@ -141,8 +143,7 @@ def write_tiny_sam2_checkpoint(path: str, seed: int = 0) -> str:
     with seeded(seed):
         model = build_sam2_model(
             SAM2_TINY_CONFIG, None, hydra_overrides=SAM2_TINY_OVERRIDES)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    torch.save({'model': model.state_dict()}, path)
+    save_atomically({'model': model.state_dict()}, path)
     return path
 
 
@@ -316,11 +317,8 @@ def build_tiny_teacher_assets(root: str = DEFAULT_ROOT,
         teacher_checkpoint=osp.join(root, TEACHER_FILENAME))
     stamp_file = osp.join(root, STAMP_FILENAME)
     stamp = dict(classes=list(classes), seed=seed, version=2)
-    if not force and osp.isfile(stamp_file) and all(
-            osp.exists(p) for p in paths.values()):
-        with open(stamp_file, encoding='utf-8') as f:
-            if json.load(f) == stamp:
-                return paths
+    if not force and assets_current(paths, stamp_file, stamp):
+        return paths
     os.makedirs(root, exist_ok=True)
     write_tiny_bert(paths['bert_dir'], classes, seed=seed)
     write_tiny_sam2_checkpoint(paths['sam2_checkpoint'], seed=seed)
@@ -340,8 +338,7 @@ def build_tiny_teacher_assets(root: str = DEFAULT_ROOT,
 
     calibrate_tiny_detector(teacher.detector)
     save_teacher_checkpoint(teacher, paths['teacher_checkpoint'], classes)
-    with open(stamp_file, 'w', encoding='utf-8') as f:
-        json.dump(stamp, f)
+    atomic_dump_json(stamp, stamp_file)
     return paths
 
 
@@ -351,9 +348,24 @@ def save_teacher_checkpoint(model: torch.nn.Module, path: str,
     ckpt = dict(
         meta=dict(dataset_meta=dict(classes=tuple(classes))),
         state_dict=state)
-    tmp = path + '.tmp'
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    save_atomically(ckpt, path)
+
+
+def save_atomically(obj: dict, path: str) -> None:
+    """``torch.save(obj)`` to ``path``, whole or not at all."""
+    with atomic_open(path, 'wb') as f:
+        torch.save(obj, f)
+
+
+def assets_current(paths: Dict[str, str], stamp_file: str,
+                   stamp: dict) -> bool:
+    """Whether every file of ``paths`` exists and ``stamp_file`` (written
+    last, when they are all made) records ``stamp``."""
+    if not osp.isfile(stamp_file) or not all(
+            osp.exists(p) for p in paths.values()):
+        return False
+    with open(stamp_file, encoding='utf-8') as f:
+        return json.load(f) == stamp
 
 
 class quiet_mmengine_logger:
