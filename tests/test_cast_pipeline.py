@@ -254,6 +254,41 @@ def test_every_stage_leaves_its_final_checkpoint(run):
     assert (meta['num_train'], meta['height'], meta['width']) == (8, 64, 128)
 
 
+@pytest.mark.parametrize('run', ['gdino-sam2'], indirect=True)
+def test_sam2_learns_in_pretraining_and_stays_frozen_in_adaptation(run):
+    """θ_T^0's SAM 2 is trained on the source corpus (it differs from the
+    random tiny SAM 2 it started from); stages 1a and 1b carry θ_T^0's
+    SAM 2 unchanged, so θ_T' and θ_T'' segment with it."""
+    import torch
+
+    import mmcast  # noqa: F401  (allow-lists MMEngine's checkpoint globals)
+    wd = run['work_dir']
+
+    def sam2_state(path: str, prefix: str) -> dict:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = state.get('state_dict', state.get('model'))
+        return {k[len(prefix):]: v for k, v in state.items()
+                if k.startswith(prefix)}
+
+    random = sam2_state(osp.join(wd, 'tiny_teachers', 'sam2_tiny.pt'), '')
+    theta0 = sam2_state(
+        osp.join(wd, TEACHERS['gdino-sam2']['foundation'],
+                 f'iter_{ITERS["pretrain"]}.pth'), 'sam2_model.')
+    assert set(theta0) == set(random)
+    trained = [k for k in theta0 if not torch.equal(theta0[k], random[k])]
+    for part in ('image_encoder.', 'sam_prompt_encoder.',
+                 'sam_mask_decoder.'):
+        assert any(k.startswith(part) for k in trained), part
+    assert not any(k.startswith('memory_') for k in trained)
+    for stage, prefix in (('adapt_teacher', 'sam2_model.'),
+                          ('adapt_teacher_selftrain', 'student.sam2_model.')):
+        state = sam2_state(
+            osp.join(wd, 'seed0', stage, f'iter_{STAGE_ITERS[stage]}.pth'),
+            prefix)
+        assert set(state) == set(theta0), stage
+        assert all(torch.equal(state[k], theta0[k]) for k in theta0), stage
+
+
 def test_pseudo_labels_are_coco_json_with_header(run):
     from pycocotools.coco import COCO
 
@@ -277,19 +312,18 @@ def test_pseudo_labels_are_coco_json_with_header(run):
         for ann in coco.dataset['annotations']:
             assert 0.3 <= ann['score'] <= 1
             assert coco.annToMask(ann).any()
-        if run['teacher'] != 'gdino-sam2':
-            # the same teacher labelled D_l too: precision / recall per
-            # threshold against D_l's ground truth
-            with open(labeled) as f:
-                num_labeled = len(json.load(f)['images'])
-            with open(path[:-len('.json')] + '.quality.json') as f:
-                quality = json.load(f)
-            assert quality['num_images'] == num_labeled
-            assert quality['identity']['checkpoint_sha256'] == \
-                header['checkpoint_sha256']
-            assert [r['score_thr'] for r in quality['sweep']][0] == 0.1
-            assert all(0 <= r['precision'] <= 1 and 0 <= r['recall'] <= 1
-                       for r in quality['sweep'])
+        # the same teacher labelled D_l too: precision / recall per
+        # threshold against D_l's ground truth
+        with open(labeled) as f:
+            num_labeled = len(json.load(f)['images'])
+        with open(path[:-len('.json')] + '.quality.json') as f:
+            quality = json.load(f)
+        assert quality['num_images'] == num_labeled
+        assert quality['identity']['checkpoint_sha256'] == \
+            header['checkpoint_sha256']
+        assert [r['score_thr'] for r in quality['sweep']][0] == 0.1
+        assert all(0 <= r['precision'] <= 1 and 0 <= r['recall'] <= 1
+                   for r in quality['sweep'])
     if run['teacher'] == 'gdino-sam2':
         # with randomness.seed=0 the tiny θ_T' detects something, so the
         # SAM 2 masks went through the pseudo-labels into stage 1b
@@ -584,13 +618,18 @@ def test_prompted_teacher_configs_build_one_teacher(teacher, monkeypatch):
     assert student.pop('init_cfg') == dict(
         type='Pretrained', checkpoint=adapt.load_from)
     # θ_T^0 stands in for the foundation model's own pre-training: the
-    # tiny SAM 3 learns whole there (same architecture, other trained parts)
+    # tiny SAM 3 learns whole there, the box-prompted teacher's SAM 2 its
+    # image parts (same architecture, other trained parts); the adaptation
+    # stages train their defaults (SAM 2 frozen)
     pretrained = source.model.to_dict()
-    trainable = pretrained.pop('trainable', None)
-    assert (trainable is not None) == (teacher == 'sam3')
-    if trainable is not None:
+    key = 'trainable' if teacher == 'sam3' else 'sam2_trainable'
+    trainable = pretrained.pop(key)
+    assert key not in ref
+    if teacher == 'sam3':
         assert {'backbone', 'transformer'} <= set(trainable)
-        assert 'trainable' not in ref
+    else:
+        assert set(trainable) == {'image_encoder', 'sam_prompt_encoder',
+                                  'sam_mask_decoder'}
     for model in (adapt.model.to_dict(), pretrained, student):
         assert _norm(model) == _norm(ref)
     assert selftrain.model.type == 'CASTDistiller'

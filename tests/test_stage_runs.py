@@ -100,6 +100,11 @@ def test_progress_follows_the_json_logs_across_a_resume(tmp_path):
     assert progress.eta(100).total_seconds() == round(70 * 4 / 3)
     assert progress.describe(100) == \
         'iter 30/100 ETA 0:01:33 loss 2 val AP 31.2'
+    # a run started over (no checkpoint to resume from) counts from its own
+    # first iteration, not from where the one before it stopped
+    _json_log(wd, '20260101_000200', [_train(10, 3.5, 1.0)])
+    progress = StageProgress.read(wd)
+    assert (progress.iteration, progress.loss) == (10, 3.5)
 
 
 TORCHRUN_LOG = """\

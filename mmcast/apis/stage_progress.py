@@ -39,11 +39,12 @@ class StageProgress:
 
     @classmethod
     def read(cls, work_dir: str) -> 'StageProgress':
-        """Read every json log of ``work_dir`` (a resumed run continues the
-        iterations of the one before)."""
+        """Read every json log of ``work_dir``, oldest first: the newest
+        record counts (a resumed run continues the iterations of the one
+        before; a run started over counts from its own first iteration)."""
         progress = cls()
         times = []
-        for path in reversed(json_logs(work_dir)):  # oldest first
+        for path in reversed(json_logs(work_dir)):
             try:
                 with open(path, encoding='utf-8', errors='replace') as f:
                     lines = f.readlines()
@@ -64,7 +65,7 @@ class StageProgress:
         if SEGM_AP_KEY in record:
             self.val_ap = 100 * float(record[SEGM_AP_KEY])
         elif 'loss' in record and 'step' in record:
-            self.iteration = max(self.iteration, int(record['step']))
+            self.iteration = int(record['step'])
             self.loss = float(record['loss'])
             if 'time' in record:
                 times.append(float(record['time']))

@@ -12,7 +12,7 @@ needs into a local folder, using the very same classes:
   mmdet's ``BertModel`` from the folder;
 * ``sam2_tiny.pt``: a SAM 2 (``sam2.modeling.sam2_base.SAM2Base`` composed
   from the package's ``sam2.1_hiera_t.yaml`` with shrinking hydra overrides:
-  Hiera 8-d / 5 blocks, 32-d neck and decoder, 128-px input) in the official
+  Hiera 32-d / 5 blocks, 128-d neck and decoder, 128-px input) in the official
   checkpoint format (``{'model': state_dict}``);
 * ``teacher_gdino-tiny_sam2-tiny.pth``: a full teacher checkpoint (MMEngine
   format with ``meta.dataset_meta``) of a tiny Grounding-DINO (ResNet-18 at
@@ -44,13 +44,13 @@ STAMP_FILENAME = 'tiny_teachers.json'
 
 SAM2_TINY_CONFIG = 'configs/sam2.1/sam2.1_hiera_t.yaml'
 SAM2_TINY_IMAGE_SIZE = 128
-_E = 8  # Hiera embed dim
-_D = 32  # SAM 2 hidden dim (neck, prompt encoder, mask decoder)
+_E = 32  # Hiera embed dim
+_D = 128  # SAM 2 hidden dim (neck, prompt encoder, mask decoder)
 _M = 16  # memory dim
 SAM2_TINY_OVERRIDES = (
     f'model.image_size={SAM2_TINY_IMAGE_SIZE}',
     f'model.image_encoder.trunk.embed_dim={_E}',
-    'model.image_encoder.trunk.num_heads=1',
+    'model.image_encoder.trunk.num_heads=2',
     'model.image_encoder.trunk.stages=[1,1,2,1]',
     'model.image_encoder.trunk.global_att_blocks=[3]',
     f'model.image_encoder.neck.d_model={_D}',
@@ -316,7 +316,7 @@ def build_tiny_teacher_assets(root: str = DEFAULT_ROOT,
         sam2_checkpoint=osp.join(root, SAM2_FILENAME),
         teacher_checkpoint=osp.join(root, TEACHER_FILENAME))
     stamp_file = osp.join(root, STAMP_FILENAME)
-    stamp = dict(classes=list(classes), seed=seed, version=2)
+    stamp = dict(classes=list(classes), seed=seed, version=3)
     if not force and assets_current(paths, stamp_file, stamp):
         return paths
     os.makedirs(root, exist_ok=True)

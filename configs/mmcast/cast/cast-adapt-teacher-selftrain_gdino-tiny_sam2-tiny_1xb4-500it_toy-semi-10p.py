@@ -3,7 +3,8 @@
 # pseudo-labels D_u once (offline); the teacher is re-initialised from the
 # ORIGINAL weights θ_T^0 and its Grounding-DINO part trained on D_l ∪
 # pseudo(D_u), λ_semi = 1 → θ_T'' (boxes only: SAM 2 is frozen and there is no
-# L_pxl). Data, sampler, pseudo-label filter and schedule are those of
+# L_pxl). Data, sampler, pseudo-label filter, quality set (D_l) and schedule
+# are those of
 # cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p.py.
 #   mim train mmdet configs/mmcast/cast/cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p.py
 _base_ = [
@@ -58,6 +59,7 @@ custom_hooks = [
         type='PseudoLabelHook',
         out_file=pseudo_label_file,
         unlabeled_dataset={{_base_.unlabeled_dataset}},
+        quality_dataset={{_base_.labeled_quality_dataset}},
         filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
         batch_size=4),
 ]

@@ -39,6 +39,7 @@ custom_hooks = [
         type='PseudoLabelHook',
         out_file=pseudo_label_file,
         unlabeled_dataset={{_base_.unlabeled_dataset}},
+        quality_dataset={{_base_.labeled_quality_dataset}},
         filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
         batch_size=4),
     dict(type='ContrastTemperatureHook', start=0.3, end=0.07),

@@ -1,9 +1,12 @@
 # The box-prompted VFM teacher at toy scale: a tiny Grounding-DINO (mmdet's
 # GroundingDINO class, ResNet-18 at 1/8 width, 1 encoder/decoder layer, a
 # 1-layer 32-d BERT) prompted with the 8 class names, and a tiny SAM 2
-# (sam2.1_hiera_t.yaml shrunk by hydra overrides, 128-px input) turning each
-# box into a mask. Weights are random; the code path is the real one
-# (BoxPromptedTeacher, mmdet GroundingDINO + BertModel, sam2 SAM2Base).
+# (sam2.1_hiera_t.yaml shrunk by hydra overrides: 32-d Hiera, 128-d neck and
+# mask decoder, 128-px input) turning each box into a mask. Weights are
+# random until the source pre-training
+# (teacher_gdino-tiny_sam2-tiny_source-pretrain_toy.py); the code path is the
+# real one (BoxPromptedTeacher, mmdet GroundingDINO + BertModel, sam2
+# SAM2Base).
 # Drop-in replacement of the Mask2Former teacher of the toy pipeline.
 #
 # Write the tiny BERT folder and checkpoints first (idempotent, ~2 s):

@@ -4,7 +4,10 @@ turns every box into a mask.
 
 The paper's teacher is MM-Grounding-DINO Swin-L prompted with the dataset's
 class names (" . "-joined, score threshold 0.3) followed by SAM 2.1 Hiera-L
-with one box prompt per detection and ``multimask_output=False``.
+with one box prompt per detection and ``multimask_output=False``; only the
+Grounding-DINO is adapted (stage 1), SAM 2 is used as released. A SAM 2
+without such weights (the toy's tiny one) is first trained class-agnostically
+on ground-truth boxes (``sam2_trainable``, :class:`SAM2BoxPromptLoss`).
 """
 import copy
 import os.path as osp
@@ -21,14 +24,16 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from .sam2_box_prompt_loss import SAM2BoxPromptLoss
 from .sam2_builder import build_sam2_model
+from .sam2_prompting import (SAM2_IMAGE_PARTS, decode_box_prompts,
+                             image_features_of, sam2_image_features,
+                             sam2_input)
 from .utils import (BERT_HINT, DETECTOR_HINT, SAM2_HINT, build_label_mapping,
                     check_local_dir, check_local_file, load_model_cfg,
-                    original_rgb_image, remap_instances, resolve_class_names)
+                    original_rgb_image, remap_instances, resolve_class_names,
+                    undo_preprocess)
 
-# SAM 2's own input normalisation (sam2.utils.transforms.SAM2Transforms).
-SAM2_MEAN = (0.485, 0.456, 0.406)
-SAM2_STD = (0.229, 0.224, 0.225)
 _DETECTOR_META_KEYS = ('text', 'custom_entities', 'tokens_positive',
                        'caption_prompt', 'token_positive_map')
 
@@ -47,7 +52,11 @@ class BoxPromptedTeacher(BaseDetector):
 
     Training (``loss``) trains the detector part only (SAM 2 is frozen), so
     the stage-1 adaptation can run on this model directly; a plain detector
-    config (``adapt_grounding_dino_cityscapes.py``) works as well.
+    config (``adapt_grounding_dino_cityscapes.py``) works as well. With
+    ``sam2_trainable`` (the toy's pre-training of a randomly initialised
+    SAM 2, standing in for SAM 2's own), the named SAM 2 parts learn too,
+    class-agnostically: every ground-truth box is a prompt whose mask is
+    supervised by :class:`SAM2BoxPromptLoss`.
 
     ``predict`` returns, per image, ``pred_instances`` with ``bboxes``
     (N, 4) and ``scores`` (N,) from the detector (boxes in the original
@@ -90,6 +99,12 @@ class BoxPromptedTeacher(BaseDetector):
             (``img_path``, full resolution), ``'inputs'`` (undo the detector's
             preprocessing of the batch) or ``'auto'`` (file if it exists).
         backend_args (dict, optional): file backend for ``'file'``.
+        sam2_trainable (Sequence[str]): ``SAM2Base`` submodules trained by
+            ``loss`` (of ``'image_encoder'``, ``'sam_prompt_encoder'``,
+            ``'sam_mask_decoder'``); empty (the default): SAM 2 is frozen.
+        sam2_loss (dict, optional): arguments of
+            :class:`SAM2BoxPromptLoss` (``losses``, ``box_noise``); only
+            with ``sam2_trainable``.
         data_preprocessor (dict, optional): defaults to the detector's.
     """
 
@@ -105,6 +120,8 @@ class BoxPromptedTeacher(BaseDetector):
                  max_per_img: int = 100,
                  image_source: str = 'auto',
                  backend_args: Optional[dict] = None,
+                 sam2_trainable: Sequence[str] = (),
+                 sam2_loss: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         detector = load_model_cfg(detector, detector_cfg_options)
@@ -168,18 +185,32 @@ class BoxPromptedTeacher(BaseDetector):
             apply_postprocessing=sam2.pop('apply_postprocessing', True))
         if sam2:
             raise TypeError(f'unknown sam2 options: {sorted(sam2)}')
-        self.sam2_model.requires_grad_(False)
         self.sam2_model.eval()
-        self.register_buffer(
-            'sam2_mean', torch.tensor(SAM2_MEAN).view(3, 1, 1) * 255, False)
-        self.register_buffer(
-            'sam2_std', torch.tensor(SAM2_STD).view(3, 1, 1) * 255, False)
+        self.sam2_trainable = self._unfreeze_sam2(sam2_trainable)
+        if sam2_loss is not None and not self.sam2_trainable:
+            raise ValueError('sam2_loss is given but SAM 2 is frozen (no '
+                             'sam2_trainable parts)')
+        self.sam2_loss = (
+            SAM2BoxPromptLoss(**(sam2_loss or {}))
+            if self.sam2_trainable else None)
         if hasattr(self, 'register_load_state_dict_pre_hook'):  # torch>=2.4
             self.register_load_state_dict_pre_hook(
                 lambda module, *args: module._accept_detector_only(*args))
         else:  # pragma: no cover
             self._register_load_state_dict_pre_hook(
                 self._accept_detector_only)
+
+    def _unfreeze_sam2(self, trainable: Sequence[str]) -> tuple:
+        """Freeze SAM 2 but for the ``trainable`` parts (checked names)."""
+        trainable = tuple(trainable)
+        unknown = sorted(set(trainable) - set(SAM2_IMAGE_PARTS))
+        if unknown:
+            raise ValueError(f'sam2_trainable: unknown SAM 2 parts {unknown}; '
+                             f'known: {list(SAM2_IMAGE_PARTS)}')
+        self.sam2_model.requires_grad_(False)
+        for name in trainable:
+            getattr(self.sam2_model, name).requires_grad_(True)
+        return trainable
 
     # ------------------------------------------------------------------
     # checkpoints
@@ -204,7 +235,8 @@ class BoxPromptedTeacher(BaseDetector):
                 state_dict[sam_prefix + k] = v
 
     def train(self, mode: bool = True):
-        """SAM 2 always stays in eval mode (it is frozen)."""
+        """SAM 2 always stays in eval mode (frozen, or trained without
+        dropout and batch statistics either way)."""
         super().train(mode)
         self.sam2_model.eval()
         return self
@@ -217,10 +249,13 @@ class BoxPromptedTeacher(BaseDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList):
         """Train the detector part on boxes (stage-1 adaptation).
 
-        SAM 2 stays frozen. Ground-truth labels (dataset order) are mapped
-        to the detector's label ids; instances of dataset classes that no
-        detector class maps to are dropped. A text-prompted detector gets
-        the same prompt as in :meth:`predict`.
+        SAM 2 stays frozen unless ``sam2_trainable``. Ground-truth labels
+        (dataset order) are mapped to the detector's label ids; instances of
+        dataset classes that no detector class maps to are dropped. A
+        text-prompted detector gets the same prompt as in :meth:`predict`.
+        With ``sam2_trainable``, :class:`SAM2BoxPromptLoss` of every
+        ground-truth instance is added (all classes: SAM 2 is
+        class-agnostic).
         """
         inverse = {}
         for det_label, ds_label in enumerate(self.label_mapping):
@@ -235,7 +270,28 @@ class BoxPromptedTeacher(BaseDetector):
             if 'ignored_instances' in ds:
                 sample.ignored_instances = ds.ignored_instances
             det_samples.append(sample)
-        return self.detector.loss(batch_inputs, det_samples)
+        losses = self.detector.loss(batch_inputs, det_samples)
+        if self.sam2_loss is not None:
+            losses.update(self._sam2_losses(batch_inputs, batch_data_samples))
+        return losses
+
+    def _sam2_losses(self, batch_inputs: Tensor,
+                     batch_data_samples: SampleList) -> dict:
+        """:class:`SAM2BoxPromptLoss` on the training views of the batch."""
+        shapes = [ds.metainfo['img_shape'][:2] for ds in batch_data_samples]
+        # the detector's preprocessing undone: loader (BGR) order -> RGB
+        images = [
+            img.flip(0) for img in undo_preprocess(
+                batch_inputs, self.data_preprocessor, shapes)
+        ]
+        boxes, masks = [], []
+        for ds, (h, w) in zip(batch_data_samples, shapes):
+            gt = ds.gt_instances
+            boxes.append(gt.bboxes)
+            masks.append(
+                gt.masks.to_tensor(torch.bool, batch_inputs.device)[
+                    :, :int(h), :int(w)])
+        return self.sam2_loss(self.sam2_model, images, boxes, masks)
 
     def _detector_meta(self, data_sample) -> dict:
         meta = {
@@ -308,9 +364,7 @@ class BoxPromptedTeacher(BaseDetector):
         feats = self.embed_images(list(images.values())) if images else None
         for j, i in enumerate(images):
             results[i].masks = self.segment_boxes(
-                {k: [f[j:j + 1] for f in v] if isinstance(v, list) else
-                 v[j:j + 1]
-                 for k, v in feats.items()}, images[i].shape[:2],
+                image_features_of(feats, j), images[i].shape[:2],
                 results[i].bboxes)
         for i, (ds, inst) in enumerate(zip(batch_data_samples, results)):
             if i not in images:
@@ -334,36 +388,15 @@ class BoxPromptedTeacher(BaseDetector):
 
     @torch.no_grad()
     def embed_images(self, images: List[np.ndarray]) -> dict:
-        """SAM 2 image features of RGB uint8 images (H, W, 3), batched.
-
-        Same transform as ``SAM2Transforms``: [0, 1] scaling, antialiased
-        bilinear resize to the square ``image_size``, ImageNet normalisation
-        (applied here in [0, 255] units).
-        """
-        device = self.sam2_mean.device
-        size = self.sam2_image_size
-        batch = []
-        for image in images:
-            x = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-            x = x.permute(2, 0, 1)[None].float()
-            batch.append(
-                F.interpolate(
-                    x, (size, size),
-                    mode='bilinear',
-                    align_corners=False,
-                    antialias=True))
-        x = (torch.cat(batch) - self.sam2_mean) / self.sam2_std
-        model = self.sam2_model
+        """SAM 2 image features of RGB uint8 images (H, W, 3), batched
+        (:func:`sam2_input`, :func:`sam2_image_features`)."""
+        device = next(self.sam2_model.parameters()).device
+        x = sam2_input([
+            torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(
+                2, 0, 1) for image in images
+        ], self.sam2_image_size)
         with self._autocast(device):
-            backbone_out = model.forward_image(x)
-            _, feats, _, sizes = model._prepare_backbone_features(backbone_out)
-            if model.directly_add_no_mem_embed:
-                feats[-1] = feats[-1] + model.no_mem_embed
-        maps = [
-            f.permute(1, 2, 0).reshape(len(images), -1, *hw)
-            for f, hw in zip(feats, sizes)
-        ]
-        return dict(image_embed=maps[-1], high_res_feats=maps[:-1])
+            return sam2_image_features(self.sam2_model, x)
 
     @torch.no_grad()
     def segment_boxes(self, feats: dict, ori_hw: tuple,
@@ -376,30 +409,16 @@ class BoxPromptedTeacher(BaseDetector):
             bboxes: (N, 4) xyxy boxes in original-image pixels.
         """
         h, w = ori_hw
-        model = self.sam2_model
         size = self.sam2_image_size
         device = feats['image_embed'].device
         scale = torch.tensor([w, h, w, h], dtype=torch.float, device=device)
         prompts = bboxes.to(device).float() / scale * size
         masks = []
-        dense_pe = model.sam_prompt_encoder.get_dense_pe()
         for start in range(0, len(prompts), self.box_batch_size):
-            boxes = prompts[start:start + self.box_batch_size]
-            n = len(boxes)
-            coords = boxes.reshape(n, 2, 2)
-            labels = torch.tensor([[2, 3]], dtype=torch.int,
-                                  device=device).repeat(n, 1)
             with self._autocast(device):
-                sparse, dense = model.sam_prompt_encoder(
-                    points=(coords, labels), boxes=None, masks=None)
-                low_res, _, _, _ = model.sam_mask_decoder(
-                    image_embeddings=feats['image_embed'],
-                    image_pe=dense_pe,
-                    sparse_prompt_embeddings=sparse,
-                    dense_prompt_embeddings=dense,
-                    multimask_output=False,
-                    repeat_image=n > 1,
-                    high_res_features=feats['high_res_feats'])
+                low_res, _ = decode_box_prompts(
+                    self.sam2_model, feats,
+                    prompts[start:start + self.box_batch_size])
             up = F.interpolate(
                 low_res.float(), (h, w), mode='bilinear', align_corners=False)
             masks.append(up[:, 0] > self.mask_threshold)
