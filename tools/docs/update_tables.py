@@ -10,8 +10,9 @@ A generated table sits between two markers in a Markdown file::
 and is rendered from the data under ``docs/en/results/`` and the model
 index (``model-index.yml`` and the metafiles it imports):
 
-* ``toy_demo`` and ``toy_tabletop``: the results tables of ``make demo``
-  and of the same recipe on the second toy world, from
+* ``toy_demo``, ``toy_tabletop`` and ``toy_gdino_sam2``: the results tables
+  of ``make demo``, of the same recipe on the second toy world and of the
+  same recipe with the box-prompted teacher, from
   ``docs/en/results/<name>.json`` (the ``results.json`` that
   :func:`mmcast.evaluation.write_results_table` writes), rendered by that
   same function;
@@ -57,7 +58,7 @@ BLOCK = re.compile(
 PAPER = 'paper'
 STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
-PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop')
+PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop', 'toy_gdino_sam2')
 
 
 def markdown_files(root: str) -> List[str]:
