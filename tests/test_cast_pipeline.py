@@ -577,6 +577,48 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     assert not osp.exists(tmp_path / 'third')
 
 
+@pytest.mark.parametrize('run', ['gdino-sam2'], indirect=True)
+def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
+        run, tmp_path):
+    """``--distill-teacher ensemble``: stage 2's teacher is θ_T' and θ_T''
+    together (stages 1a and 1b, linked from the fixture's run), one
+    ``TeacherEnsemble`` whose pseudo-labels are not θ_T'' alone's;
+    ``adapted`` plans θ_T' alone; without CAST the option is refused."""
+    work_dir = str(tmp_path / 'ensemble')
+    args = list(run['args'])
+    args[args.index('--work-dir') + 1] = work_dir
+    log = _pipeline(args + ['--reuse-from', run['work_dir'],
+                            '--distill-teacher', 'ensemble']).stdout
+    assert '[stage 2] training' in log and '[stage 3] training' in log
+    assert '[stage 1b] training' not in log
+    seed = osp.join(work_dir, 'seed0')
+    dumped = Config.fromfile(osp.join(seed, 'distill',
+                                      f'distill_toy{_suffix(run)}.py'))
+    base = osp.join(run['work_dir'], 'seed0')
+    assert [osp.realpath(c) for c in dumped.model.teacher_checkpoint] == [
+        osp.join(base, 'adapt_teacher', 'iter_1.pth'),
+        osp.join(base, 'adapt_teacher_selftrain', 'iter_1.pth')]
+    headers = []
+    for root in (seed, base):
+        with open(osp.join(root, 'pseudo_labels', 'stage2.json')) as f:
+            headers.append(json.load(f)['info']['mmcast_pseudo_labels'])
+    assert '(TeacherEnsemble)' in headers[0]['teacher']
+    assert TEACHERS[run['teacher']]['header'] in headers[1]['teacher']
+    assert headers[0]['checkpoint_sha256'] != headers[1]['checkpoint_sha256']
+    with open(osp.join(work_dir, 'results.json')) as f:
+        assert set(json.load(f)['rows']) == set(ROWS)
+    args[args.index('--work-dir') + 1] = str(tmp_path / 'adapted')
+    plan = _pipeline(args + ['--distill-teacher', 'adapted',
+                             '--dry-run']).stdout
+    adapted = str(tmp_path / 'adapted' / 'seed0' / 'adapt_teacher' /
+                  'iter_1.pth')
+    assert f'model.teacher_checkpoint={adapted} ' in plan
+    proc = _pipeline(args + ['--methods', 'gd', '--distill-teacher',
+                             'adapted', '--dry-run'], check=False)
+    assert proc.returncode != 0
+    assert '--distill-teacher adapted chooses CAST stage 2' in proc.stderr
+
+
 # ------------------------------------------------ configs, without training
 def _norm(x):
     if isinstance(x, dict):

@@ -473,6 +473,62 @@ def test_ensemble_of_identical_members_is_self_fusion(assets, batch):
         assert torch.equal(out.pred_instances.labels, expected.labels)
 
 
+def test_teacher_at_two_checkpoints_is_one_frozen_ensemble(assets, batch,
+                                                           tmp_path):
+    """Stage 2's ``teacher_checkpoint=[θ_T', θ_T'']``: θ_T' as the teacher's
+    own checkpoint, θ_T'' as stage 1b writes it (a ``CASTDistiller``'s, the
+    teacher under ``student.``). One frozen ``TeacherEnsemble`` holds each
+    checkpoint's weights and predicts their fusion; a ``TeacherEnsemble``
+    member given the stage-1b checkpoint loads it too; checkpoints of other
+    classes are refused."""
+    from mmcast.models.teachers import build_frozen_teacher
+    from mmcast.models.teachers.frozen_teacher import \
+        CHECKPOINT_ENSEMBLE_FUSION
+    cfg = tiny_box_prompted_teacher_cfg(assets['root'], max_per_img=8)
+    adapted, selftrained = build_teacher(assets), build_teacher(assets)
+    with torch.no_grad():
+        for p in selftrained.detector.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    meta = dict(dataset_meta=dict(classes=list(CITYSCAPES_CLASSES)))
+    paths = [str(tmp_path / 'iter_300.pth'), str(tmp_path / 'iter_500.pth')]
+    torch.save({'state_dict': adapted.state_dict(), 'meta': meta}, paths[0])
+    torch.save({'state_dict': {f'student.{k}': v for k, v in
+                               selftrained.state_dict().items()},
+                'meta': meta}, paths[1])
+
+    ens = build_frozen_teacher(cfg, paths)
+    assert isinstance(ens, TeacherEnsemble) and not ens.training
+    assert not any(p.requires_grad for p in ens.parameters())
+    assert ens.teacher_classes == tuple(CITYSCAPES_CLASSES)
+    assert ens.label_mappings == [list(range(len(CITYSCAPES_CLASSES)))] * 2
+    for member, ref in zip(ens.teachers, (adapted, selftrained)):
+        theirs = ref.state_dict()
+        for key, value in member.state_dict().items():
+            assert torch.equal(value, theirs[key]), key
+    batch = first_image(batch)
+    singles = [run(m, batch)[0].pred_instances for m in ens.teachers]
+    assert not torch.equal(singles[0].scores, singles[1].scores)
+    fused = run(ens, batch)[0].pred_instances
+    expected = fuse_instances(singles, **CHECKPOINT_ENSEMBLE_FUSION)
+    assert torch.equal(fused.masks, expected.masks)
+    assert torch.allclose(fused.scores, expected.scores)
+    # one checkpoint is the teacher alone
+    assert isinstance(build_frozen_teacher(cfg, paths[1:]), BoxPromptedTeacher)
+
+    member = MODELS.build(
+        dict(type='TeacherEnsemble', classes=CITYSCAPES_CLASSES,
+             teachers=[dict(model=cfg, checkpoint=paths[1])])).teachers[0]
+    for key, value in selftrained.state_dict().items():
+        assert torch.equal(member.state_dict()[key], value), key
+
+    other = str(tmp_path / 'other_classes.pth')
+    torch.save({'state_dict': adapted.state_dict(),
+                'meta': dict(dataset_meta=dict(
+                    classes=list(CITYSCAPES_CLASSES)[::-1]))}, other)
+    with pytest.raises(ValueError, match='different classes'):
+        build_frozen_teacher(cfg, [paths[0], other])
+
+
 # ---------------------------------------------------------------------------
 # configs
 

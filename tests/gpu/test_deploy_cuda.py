@@ -4,8 +4,8 @@ the host wait for the device nowhere (``torch.cuda.set_sync_debug_mode``
 raises on any synchronisation, no exemption), compiles as one graph and
 runs captured in a CUDA graph (inductor's ``reduce-overhead`` and an
 explicit ``torch.cuda.CUDAGraph``) with the eager outputs, batches give
-each image its batch-1 instances, a CUDA ``.pt2`` package gives the eager
-instances through ``PT2Inferencer``, and the deployment benchmark runs
+each image its batch-1 instances (fp32), a CUDA ``.pt2`` package gives the
+eager instances through ``PT2Inferencer``, and the deployment benchmark runs
 every variant with its profile."""
 import copy
 import json
@@ -87,8 +87,14 @@ def test_explicit_cuda_graph_replays_new_images():
     assert_same_instances(ref, static_out, score_atol=1e-3, min_iou=0.99)
 
 
-def test_batches_give_each_image_its_batch_1_instances_on_cuda():
-    predictor = _half_predictor()
+def test_batches_give_each_image_its_batch_1_instances_on_cuda(monkeypatch):
+    """In fp32 without TF32: each batch size picks other kernels, and in
+    fp16 their rounding alone flipped 1.5 % of the random-weight student's
+    mask pixels (logits near 0) on an H200; fp32 leaves batching itself to
+    be checked, to the IoU of :func:`assert_same_instances`."""
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
+    predictor = predictor_of(build_student().cuda())
     images, sizes = _cuda_inputs(batch_size=8)
     with torch.no_grad():
         alone = [predictor(images[i:i + 1], sizes[i:i + 1])
@@ -98,8 +104,9 @@ def test_batches_give_each_image_its_batch_1_instances_on_cuda():
                 out = predictor(images[start:start + batch_size],
                                 sizes[start:start + batch_size])
                 for i in range(batch_size):
-                    _assert_close_half(alone[start + i],
-                                       [o[i:i + 1] for o in out])
+                    assert_same_instances(alone[start + i],
+                                          [o[i:i + 1] for o in out],
+                                          score_atol=1e-4, min_iou=0.99)
 
 
 def test_cuda_pt2_package_gives_the_eager_instances(tmp_path):

@@ -6,8 +6,8 @@ from typing import List, Optional
 from mmcast.toy.worlds import WORLDS
 
 from ..launchers import LAUNCHERS
-from .settings import (DEFAULT_TEACHER, ITERS_STAGES, METHODS,
-                       STUDENT_FOUNDATION, TEACHERS, UPSTREAM)
+from .settings import (DEFAULT_TEACHER, DISTILL_TEACHERS, ITERS_STAGES,
+                       METHODS, STUDENT_FOUNDATION, TEACHERS, UPSTREAM)
 from .stage_table import stage_config_path
 
 
@@ -34,6 +34,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--methods', nargs='+', choices=METHODS, default=['cast'],
         help='cast (default) and/or gd (Guided Distillation); the '
         'labels-only baseline always runs')
+    parser.add_argument(
+        '--distill-teacher', choices=DISTILL_TEACHERS, default='selftrained',
+        help='stage 2\'s teacher, which pseudo-labels D_u: selftrained '
+        '(default, the paper\'s: θ_T\'\' of stage 1b), adapted (θ_T\' of '
+        'stage 1a) or ensemble (both predicting together, fused per '
+        'instance by TeacherEnsemble)')
     parser.add_argument(
         '--pretrained-teacher',
         help='θ_T^0 checkpoint (toy: made here from the source corpus; '

@@ -270,9 +270,13 @@ class Planner:
             f'model.student.init_cfg.checkpoint={teacher0}',
             f'model.teacher_checkpoint={stage_1a.final}'
         ], pseudo_labels='stage1b')
-        stage_2 = train('distill', 'stage 2', it_2,
-                        [f'model.teacher_checkpoint={stage_1b.final}'] +
-                        self.student_init_options(plan, 'model.student'),
+        distill_teacher = dict(
+            selftrained=stage_1b.final, adapted=stage_1a.final,
+            ensemble=f'[{stage_1a.final},{stage_1b.final}]')
+        stage_2 = train('distill', 'stage 2', it_2, [
+            'model.teacher_checkpoint='
+            f'{distill_teacher[self.spec.distill_teacher]}'
+        ] + self.student_init_options(plan, 'model.student'),
                         pseudo_labels='stage2')
         stage_3 = train('finetune', 'stage 3', it_3,
                         [f'model.init_cfg.checkpoint={stage_2.final}'])

@@ -71,6 +71,8 @@ class RunSpec:
         iters (dict): ``--iters`` by stage (:data:`~mmcast.apis.pipeline.
             settings.ITERS_STAGES`).
         student_init (str): ``random`` or ``source-pretrained``.
+        distill_teacher (str): Stage 2's teacher, one of
+            :data:`~mmcast.apis.pipeline.settings.DISTILL_TEACHERS`.
         launch (LaunchConfig): How the stages are launched.
         jobs (int): Stages run at once.
         cfg_options (tuple[str]): Options of every stage.
@@ -112,6 +114,7 @@ class RunSpec:
     verbose: bool = False
     dry_run: bool = False
     env: Dict[str, str] = field(default_factory=dict)
+    distill_teacher: str = 'selftrained'
 
     @property
     def teacher_settings(self) -> dict:
@@ -179,7 +182,8 @@ class RunSpec:
             batch_per_gpu=args.batch_per_gpu,
             max_instances=args.max_instances,
             progress_interval=args.progress_interval,
-            verbose=args.verbose, dry_run=args.dry_run, env=env)
+            verbose=args.verbose, dry_run=args.dry_run, env=env,
+            distill_teacher=args.distill_teacher)
         return spec
 
 
@@ -224,6 +228,10 @@ def _check_dataset_options(args: argparse.Namespace, custom: bool) -> None:
             f'--student-init {args.student_init} is for the toy data; the '
             'other datasets\' students have their own pre-trained backbones '
             '(configs)')
+    if args.distill_teacher != 'selftrained' and 'cast' not in args.methods:
+        raise PipelineError(
+            f'--distill-teacher {args.distill_teacher} chooses CAST stage '
+            '2\'s teacher: add --methods cast')
     if args.jobs < 1:
         raise PipelineError(f'--jobs {args.jobs}: at least 1')
     for option in ('classes', 'percent', 'split_seed'):

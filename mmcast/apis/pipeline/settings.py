@@ -68,6 +68,9 @@ SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
 TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 TEACHER_MARKER = 'pipeline_teacher.json'
 METHODS = ('cast', 'gd')
+# Stage 2's teacher: θ_T'' of stage 1b (the paper's), θ_T' of stage 1a, or
+# both predicting together (TeacherEnsemble, fused per instance).
+DISTILL_TEACHERS = ('selftrained', 'adapted', 'ensemble')
 # Your own COCO-format dataset: configs/mmcast/custom/<stage>_<dataset>.py,
 # reading configs/mmcast/custom/custom_dataset.py; the environment variables
 # that replace its data root and class names (Python literals).

@@ -53,7 +53,14 @@ class CASTDistiller(TeacherStudentDetector):
             instance-segmentation model; ``CASTMask2Former`` by default).
         teacher (dict | str, optional): Config of the teacher detector, or
             the path of a config file whose ``model`` is the teacher.
-        teacher_checkpoint (str, optional): Its weights, loaded at build.
+        teacher_checkpoint (str | Sequence[str], optional): Its weights,
+            loaded at build. Several (e.g. ``[θ_T', θ_T'']``, stages 1a
+            and 1b): the teacher at each, predicting together as one
+            ``TeacherEnsemble`` fused by ``teacher_fusion``.
+        teacher_fusion (dict, optional): How several checkpoints'
+            predictions are fused (``fuse_instances`` arguments; default
+            ``CHECKPOINT_ENSEMBLE_FUSION``: same class and mask IoU >= 0.5
+            make one instance, score-weighted mask average, mean score).
         teacher_cfg_options (dict, optional): Merged into the teacher's
             model config (nested dicts or dotted keys, as
             ``--cfg-options``), e.g. ``dict(panoptic_head=dict(
@@ -71,8 +78,9 @@ class CASTDistiller(TeacherStudentDetector):
     def __init__(self,
                  student: ConfigType,
                  teacher: Optional[Union[ConfigType, str]] = None,
-                 teacher_checkpoint: Optional[str] = None,
+                 teacher_checkpoint: Union[str, Sequence[str], None] = None,
                  teacher_cfg_options: Optional[dict] = None,
+                 teacher_fusion: Optional[dict] = None,
                  semi_train_cfg: ConfigType = dict(),
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
@@ -94,7 +102,7 @@ class CASTDistiller(TeacherStudentDetector):
         self.teacher_classes: Optional[Tuple[str, ...]] = None
         if teacher is not None:
             model = build_frozen_teacher(teacher, teacher_checkpoint,
-                                         teacher_cfg_options)
+                                         teacher_cfg_options, teacher_fusion)
             self.teacher_classes = model.teacher_classes
             self._hold_teacher(model)
 

@@ -1,8 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Build a frozen teacher from a config and a checkpoint."""
+"""Build a frozen teacher from a config and a checkpoint (or several: an
+ensemble of the same teacher at each, fused by :class:`TeacherEnsemble`)."""
 import copy
 import os.path as osp
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
@@ -20,22 +21,34 @@ from .utils import load_model_cfg
 
 # CASTDistiller checkpoints hold the teacher as the student; DDP's prefix.
 REVISE_KEYS = [(r'^student\.', ''), (r'^module\.', '')]
+# How the predictions of one teacher at several checkpoints are fused: the
+# same class and mask IoU >= 0.5 make one instance (score-weighted mask
+# average, mean score); an instance only one checkpoint finds is kept.
+CHECKPOINT_ENSEMBLE_FUSION = dict(type='weighted', iou_thr=0.5,
+                                  score_agg='mean')
 
 
 def build_frozen_teacher(config: Union[ConfigType, str],
-                         checkpoint: Optional[str] = None,
-                         cfg_options: Optional[dict] = None) -> nn.Module:
+                         checkpoint: Union[str, Sequence[str], None] = None,
+                         cfg_options: Optional[dict] = None,
+                         fusion: Optional[dict] = None) -> nn.Module:
     """Build a teacher detector, load its weights, freeze it.
 
     Args:
         config (dict | str): The teacher's model config, or the path of a
             config file whose ``model`` is the teacher. When that model is a
             ``CASTDistiller`` (stage 1b), its ``student`` is the teacher.
-        checkpoint (str, optional): Weights. A ``CASTDistiller`` checkpoint
-            is read as its student's weights (``student.`` prefix removed).
+        checkpoint (str | Sequence[str], optional): Weights. A
+            ``CASTDistiller`` checkpoint is read as its student's weights
+            (``student.`` prefix removed). Several: the teacher at each
+            checkpoint, predicting together as one :class:`TeacherEnsemble`
+            (e.g. θ_T' and θ_T'' of stages 1a and 1b).
         cfg_options (dict, optional): Merged into the teacher's model config
             (after a ``CASTDistiller``'s student is taken), e.g. another
             ``panoptic_head.num_queries``.
+        fusion (dict, optional): With several checkpoints, how their
+            predictions are fused (:func:`fuse_instances` arguments;
+            default :data:`CHECKPOINT_ENSEMBLE_FUSION`).
 
     Returns:
         nn.Module: The teacher in ``eval()`` mode without gradients; its
@@ -48,6 +61,11 @@ def build_frozen_teacher(config: Union[ConfigType, str],
             truncated, not a checkpoint, or holds weights of another
             architecture (none of the teacher's, or some of other shapes).
     """
+    if isinstance(checkpoint, (list, tuple)):
+        if len(checkpoint) > 1:
+            return _checkpoint_ensemble(config, checkpoint, cfg_options,
+                                        fusion)
+        checkpoint = checkpoint[0] if checkpoint else None
     checkpoint = resolve_checkpoint(checkpoint)
     if checkpoint is not None and '://' not in checkpoint \
             and not osp.isfile(checkpoint):
@@ -83,5 +101,29 @@ def build_frozen_teacher(config: Union[ConfigType, str],
         # loaded: the runner's init_weights() must not re-initialise it
         # where it is part of the model tree (GuidedDistiller)
         model.is_init = True
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def _checkpoint_ensemble(config: Union[ConfigType, str],
+                         checkpoints: Sequence[str],
+                         cfg_options: Optional[dict],
+                         fusion: Optional[dict]) -> nn.Module:
+    """One frozen ``TeacherEnsemble`` of ``config`` at each checkpoint,
+    predicting in the class order the checkpoints were trained on."""
+    members = [
+        build_frozen_teacher(config, ckpt, cfg_options) for ckpt in checkpoints
+    ]
+    classes = {m.teacher_classes for m in members}
+    if len(classes) > 1:
+        raise ValueError(
+            f'the teacher checkpoints {list(checkpoints)} were trained on '
+            f'different classes {sorted(map(str, classes))}: an ensemble of '
+            'them would mix their labels')
+    model = MODELS.build(
+        dict(type='TeacherEnsemble', teachers=members,
+             classes=members[0].teacher_classes,
+             fusion=fusion or CHECKPOINT_ENSEMBLE_FUSION))
+    model.teacher_classes = members[0].teacher_classes
     model.requires_grad_(False)
     return model.eval()

@@ -12,6 +12,9 @@ from mmdet.structures.mask import mask2bbox
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from mmcast.utils.checkpoint_loading import checkpoint_classes
+
+from .frozen_teacher import REVISE_KEYS
 from .utils import (DETECTOR_HINT, build_label_mapping, check_local_file,
                     load_model_cfg, remap_instances, resolve_class_names,
                     undo_preprocess)
@@ -170,20 +173,24 @@ class TeacherEnsemble(BaseDetector):
     :func:`fuse_instances`.
 
     Args:
-        teachers (list[dict]): one entry per member, either a model config
-            (it must already predict in the dataset's label order) or a dict
+        teachers (list[dict | nn.Module]): one entry per member: a built
+            teacher (e.g. :func:`build_frozen_teacher`'s, which predicts in
+            the label order of its ``teacher_classes``), a model config (it
+            must already predict in the dataset's label order) or a dict
             with the keys
             ``model`` (model config) or ``config`` (path of a config file,
             ``mmdet::`` / ``mmcast`` paths allowed, whose ``model`` is used;
             ``cfg_options`` (dict) is merged into it),
-            ``checkpoint`` (local weights, optional),
+            ``checkpoint`` (local weights, optional; a stage-1b
+            ``CASTDistiller`` checkpoint is read as its student's),
             ``classes`` (the member's class names in label order; defaults
             to the checkpoint's ``meta.dataset_meta.classes`` or the
             member's ``dataset_meta``/``classes`` attribute),
             ``class_name_map`` (member name -> dataset name; classes not in
             the map are dropped; ``None`` keeps classes whose names match).
-        classes (str | Sequence[str]): the dataset's class names (or a
-            registered dataset name, see ``BoxPromptedTeacher``).
+        classes (str | Sequence[str], optional): the dataset's class names
+            (or a registered dataset name, see ``BoxPromptedTeacher``).
+            None: every member already predicts in one label order.
         fusion (dict): ``type`` ('mask_nms' or 'weighted') and the other
             arguments of :func:`fuse_instances` (``iou_thr``, ``score_agg``,
             ``mask_thr``, ``max_per_img``).
@@ -194,8 +201,8 @@ class TeacherEnsemble(BaseDetector):
     """
 
     def __init__(self,
-                 teachers: List[dict],
-                 classes: Union[str, Sequence[str]],
+                 teachers: List[Union[dict, nn.Module]],
+                 classes: Union[str, Sequence[str], None],
                  fusion: dict = dict(type='mask_nms', iou_thr=0.5),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -207,12 +214,16 @@ class TeacherEnsemble(BaseDetector):
                 check_local_file(spec['checkpoint'], 'teacher checkpoint',
                                  DETECTOR_HINT)
         if data_preprocessor is None:
+            first = specs[0]['built'] or specs[0]['model']
             data_preprocessor = copy.deepcopy(
-                specs[0]['model'].get('data_preprocessor', None))
+                first.data_preprocessor if isinstance(first, nn.Module)
+                else first.get('data_preprocessor', None))
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.classes = resolve_class_names(classes)
-        self.dataset_meta = dict(classes=self.classes)
+        self.classes = None if classes is None else \
+            resolve_class_names(classes)
+        self.dataset_meta = None if classes is None else \
+            dict(classes=self.classes)
         fusion = dict(fusion)
         if fusion.get('type', 'mask_nms') not in FUSION_TYPES:
             raise ValueError(f'fusion type must be one of {FUSION_TYPES}')
@@ -220,48 +231,58 @@ class TeacherEnsemble(BaseDetector):
         self.teachers = nn.ModuleList()
         self.label_mappings = []
         for spec in specs:
-            member = MODELS.build(spec['model'])
-            meta_classes = None
-            if spec['checkpoint'] is not None:
-                from mmengine.runner import load_checkpoint
-                ckpt = load_checkpoint(
-                    member, spec['checkpoint'], map_location='cpu')
-                meta_classes = ckpt.get('meta', {}).get(
-                    'dataset_meta', {}).get('classes')
-                member._is_init = True
-            member_classes = spec['classes'] or meta_classes or getattr(
+            member, meta_classes = spec['built'], None
+            if member is None:
+                member = MODELS.build(spec['model'])
+                if spec['checkpoint'] is not None:
+                    from mmengine.runner import load_checkpoint
+                    ckpt = load_checkpoint(
+                        member, spec['checkpoint'], map_location='cpu',
+                        revise_keys=REVISE_KEYS)
+                    meta_classes = checkpoint_classes(ckpt)
+                    member._is_init = True
+            self.teachers.append(member)
+            self.label_mappings.append(
+                self._label_mapping(member, spec, meta_classes))
+
+    def _label_mapping(self, member: nn.Module, spec: dict,
+                       meta_classes: Optional[Sequence[str]]
+                       ) -> Optional[List[int]]:
+        """The member's label -> dataset label (None: the same order)."""
+        member_classes = spec['classes'] or meta_classes or getattr(
+            member, 'teacher_classes', None) or getattr(
                 member, 'classes', None) or (getattr(
                     member, 'dataset_meta', None) or {}).get('classes')
-            if member_classes is None:
-                if spec['class_name_map'] is not None:
-                    raise ValueError(
-                        'a class_name_map needs the member\'s class names: '
-                        'give `classes` in its entry')
-                mapping = None  # already in the dataset's order
-            else:
-                mapping = build_label_mapping(
-                    resolve_class_names(member_classes), self.classes,
-                    spec['class_name_map'])
-                if all(i < 0 for i in mapping):
-                    raise ValueError(
-                        f'no class of member {len(self.teachers)} '
-                        f'({list(member_classes)}) maps to a dataset class')
-            self.teachers.append(member)
-            self.label_mappings.append(mapping)
+        if self.classes is None or member_classes is None:
+            if spec['class_name_map'] is not None:
+                raise ValueError(
+                    'a class_name_map needs the member\'s and the '
+                    'dataset\'s class names: give `classes` to both')
+            return None  # already in the dataset's order
+        mapping = build_label_mapping(
+            resolve_class_names(member_classes), self.classes,
+            spec['class_name_map'])
+        if all(i < 0 for i in mapping):
+            raise ValueError(
+                f'no class of member {len(self.teachers)} '
+                f'({list(member_classes)}) maps to a dataset class')
+        return mapping
 
     @staticmethod
-    def _parse_member(entry: dict) -> dict:
+    def _parse_member(entry: Union[dict, nn.Module]) -> dict:
+        spec = dict(built=None, model=None, checkpoint=None, classes=None,
+                    class_name_map=None)
+        if isinstance(entry, nn.Module):
+            return dict(spec, built=entry)
         entry = copy.deepcopy(dict(entry))
         if 'model' not in entry and 'config' not in entry:
-            return dict(model=load_model_cfg(entry), checkpoint=None, classes=None,
-                        class_name_map=None)
+            return dict(spec, model=load_model_cfg(entry))
         if 'config' in entry and 'model' in entry:
             raise ValueError('give `model` or `config`, not both')
-        model = load_model_cfg(
-            entry.pop('config') if 'config' in entry else entry.pop('model'),
-            entry.pop('cfg_options', None))
-        spec = dict(
-            model=model,
+        spec.update(
+            model=load_model_cfg(
+                entry.pop('config') if 'config' in entry else
+                entry.pop('model'), entry.pop('cfg_options', None)),
             checkpoint=entry.pop('checkpoint', None),
             classes=entry.pop('classes', None),
             class_name_map=entry.pop('class_name_map', None))
