@@ -602,7 +602,8 @@ def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
     for root in (seed, base):
         with open(osp.join(root, 'pseudo_labels', 'stage2.json')) as f:
             headers.append(json.load(f)['info']['mmcast_pseudo_labels'])
-    assert '(TeacherEnsemble)' in headers[0]['teacher']
+    assert '(TeacherEnsemble, fusion={' in headers[0]['teacher']
+    assert '"score_agg": "vote"' in headers[0]['teacher']
     assert TEACHERS[run['teacher']]['header'] in headers[1]['teacher']
     assert headers[0]['checkpoint_sha256'] != headers[1]['checkpoint_sha256']
     with open(osp.join(work_dir, 'results.json')) as f:

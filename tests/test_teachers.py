@@ -512,6 +512,19 @@ def test_teacher_at_two_checkpoints_is_one_frozen_ensemble(assets, batch,
     expected = fuse_instances(singles, **CHECKPOINT_ENSEMBLE_FUSION)
     assert torch.equal(fused.masks, expected.masks)
     assert torch.allclose(fused.scores, expected.scores)
+    # the fusion is part of the pseudo-labels' identity
+    from mmcast.pseudo_labels.staleness import labeling_header
+    other_fusion = build_frozen_teacher(cfg, paths,
+                                        fusion=dict(type='mask_nms'))
+    unlabeled = str(tmp_path / 'unlabeled.json')
+    with open(unlabeled, 'w') as f:
+        f.write('{}')
+    headers = [labeling_header(unlabeled, {}, live_teacher=t)
+               for t in (ens, other_fusion)]
+    assert headers[0]['checkpoint_sha256'] == \
+        headers[1]['checkpoint_sha256']
+    assert '"score_agg": "vote"' in headers[0]['teacher']
+    assert headers[0]['teacher'] != headers[1]['teacher']
     # one checkpoint is the teacher alone
     assert isinstance(build_frozen_teacher(cfg, paths[1:]), BoxPromptedTeacher)
 

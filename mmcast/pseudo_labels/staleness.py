@@ -99,7 +99,8 @@ def labeling_header(unlabeled_ann_file: str,
     """The header the pseudo-labels of ``unlabeled_ann_file`` must have.
 
     The teacher is ``live_teacher`` (the teacher–student wrapper's
-    ``.teacher``, identified by its class and state dict) when given, else
+    ``.teacher``, identified by its class, its state dict and its
+    ``labeling_identity`` if it has one) when given, else
     ``teacher_config`` with ``teacher_checkpoint`` (identified by the
     checkpoint's sha256), which is what ``tools/pseudo_label.py`` writes for
     the same config path, checkpoint and filter.
@@ -115,8 +116,12 @@ def labeling_header(unlabeled_ann_file: str,
         dict: :func:`~mmcast.pseudo_labels.make_header`'s result.
     """
     if live_teacher is not None:
+        # a teacher's settings that its state dict does not hold (e.g. an
+        # ensemble's fusion)
+        extra = getattr(live_teacher, 'labeling_identity', None)
         return make_header(
-            teacher=f'runner.model.teacher ({type(live_teacher).__name__})',
+            teacher=f'runner.model.teacher ({type(live_teacher).__name__}'
+            + (f', {extra})' if extra else ')'),
             checkpoint=None,
             unlabeled_ann_file=unlabeled_ann_file,
             filter_cfg=filter_cfg,

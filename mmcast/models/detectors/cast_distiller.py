@@ -60,7 +60,8 @@ class CASTDistiller(TeacherStudentDetector):
         teacher_fusion (dict, optional): How several checkpoints'
             predictions are fused (``fuse_instances`` arguments; default
             ``CHECKPOINT_ENSEMBLE_FUSION``: same class and mask IoU >= 0.5
-            make one instance, score-weighted mask average, mean score).
+            make one instance, score-weighted mask average, score the mean
+            over the checkpoints of each one's best score for it).
         teacher_cfg_options (dict, optional): Merged into the teacher's
             model config (nested dicts or dotted keys, as
             ``--cfg-options``), e.g. ``dict(panoptic_head=dict(

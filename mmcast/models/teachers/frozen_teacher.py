@@ -22,10 +22,14 @@ from .utils import load_model_cfg
 # CASTDistiller checkpoints hold the teacher as the student; DDP's prefix.
 REVISE_KEYS = [(r'^student\.', ''), (r'^module\.', '')]
 # How the predictions of one teacher at several checkpoints are fused: the
-# same class and mask IoU >= 0.5 make one instance (score-weighted mask
-# average, mean score); an instance only one checkpoint finds is kept.
+# same class and mask IoU >= 0.5 make one instance with the score-weighted
+# mask average; its score is the mean over the checkpoints of each one's
+# best score for it ('vote': one that misses it counts 0). A cluster's plain
+# mean would count a Mask2Former's low-scored duplicate queries: on the toy
+# D_l (θ_T' + θ_T'', seeds 0 and 1) it kept recall 0.61 / 0.65 at 0.3,
+# 'vote' 0.82 / 0.86 at precision 0.82 / 0.79.
 CHECKPOINT_ENSEMBLE_FUSION = dict(type='weighted', iou_thr=0.5,
-                                  score_agg='mean')
+                                  score_agg='vote')
 
 
 def build_frozen_teacher(config: Union[ConfigType, str],

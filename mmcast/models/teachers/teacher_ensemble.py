@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """An ensemble of instance-segmentation teachers with mask-level fusion."""
 import copy
+import json
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -289,6 +290,12 @@ class TeacherEnsemble(BaseDetector):
         if entry:
             raise TypeError(f'unknown teacher entry keys: {sorted(entry)}')
         return spec
+
+    @property
+    def labeling_identity(self) -> str:
+        """What, beside its weights, makes its pseudo-labels: the fusion
+        (in the pseudo-label header, so that another fusion labels anew)."""
+        return 'fusion=' + json.dumps(self.fusion, sort_keys=True)
 
     # ------------------------------------------------------------------
     def extract_feat(self, batch_inputs: Tensor):
