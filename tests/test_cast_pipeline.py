@@ -610,10 +610,12 @@ def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
         assert set(json.load(f)['rows']) == set(ROWS)
     args[args.index('--work-dir') + 1] = str(tmp_path / 'adapted')
     plan = _pipeline(args + ['--distill-teacher', 'adapted',
-                             '--dry-run']).stdout
+                             '--dry-run']).stdout.splitlines()
+    stage_2 = plan[1 + next(i for i, line in enumerate(plan)
+                            if line.strip().startswith('[stage 2] train'))]
     adapted = str(tmp_path / 'adapted' / 'seed0' / 'adapt_teacher' /
                   'iter_1.pth')
-    assert f'model.teacher_checkpoint={adapted} ' in plan
+    assert f'model.teacher_checkpoint={adapted}' in stage_2.split()
     proc = _pipeline(args + ['--methods', 'gd', '--distill-teacher',
                              'adapted', '--dry-run'], check=False)
     assert proc.returncode != 0
