@@ -607,7 +607,13 @@ def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
     assert TEACHERS[run['teacher']]['header'] in headers[1]['teacher']
     assert headers[0]['checkpoint_sha256'] != headers[1]['checkpoint_sha256']
     with open(osp.join(work_dir, 'results.json')) as f:
-        assert set(json.load(f)['rows']) == set(ROWS)
+        results = json.load(f)
+    assert set(results['rows']) == set(ROWS)
+    assert results['distill_teacher'] == "θ_T' + θ_T''"
+    with open(osp.join(work_dir, 'results.md')) as f:
+        assert "(stage 2's teacher: θ_T' + θ_T'')" in f.readline()
+    with open(osp.join(run['work_dir'], 'results.json')) as f:
+        assert 'distill_teacher' not in json.load(f)
     args[args.index('--work-dir') + 1] = str(tmp_path / 'adapted')
     plan = _pipeline(args + ['--distill-teacher', 'adapted',
                              '--dry-run']).stdout.splitlines()

@@ -49,7 +49,8 @@ def claims_noise(prediction_files: Dict[str, str], gt_file: str,
 def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                         dataset: str, methods: str, teacher: str = '',
                         noise: Optional[Dict[int, Dict]] = None,
-                        metric: str = 'coco') -> Dict:
+                        metric: str = 'coco',
+                        distill_teacher: str = '') -> Dict:
     """Write ``results.md`` / ``results.json`` into ``out_dir``, print the
     table and return the json's content.
 
@@ -66,6 +67,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             (:data:`METRIC_NAMES`); for another than ``'coco'`` the rows
             also hold the COCO-style ``coco_segm_AP`` / ``coco_segm_AP50``,
             shown (mean over the seeds) in a last column.
+        distill_teacher (str): Stage 2's teacher where it is not θ_T''
+            (title and json), e.g. ``"θ_T' + θ_T''"``.
 
     Each row: mask AP / AP50 per seed, mean ± standard deviation over
     the seeds, and the evaluation noise: the split-half standard error
@@ -74,7 +77,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
     standard deviation over the seeds and their split-half standard
     error (of the COCO-style AP: it comes from the COCO results files).
     With a teacher other than the default, the title names it and the json
-    has a ``teacher`` key.
+    has a ``teacher`` key; so with another stage-2 teacher
+    (``distill_teacher``).
     """
     seeds = sorted(per_seed)
     noise = noise or {}
@@ -84,6 +88,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
     lines = [
         f'# {methods} on {dataset}' +
         (f' (teacher: {teacher})' if teacher else '') +
+        (f' (stage 2\'s teacher: {distill_teacher})'
+         if distill_teacher else '') +
         f': mask AP / AP50 ({METRIC_NAMES[metric]}, ×100)' +
         ('; last column COCO-style (pycocotools)' if second else ''),
         '',
@@ -144,6 +150,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
     result = dict(dataset=dataset, metric=metric)
     if teacher:
         result['teacher'] = teacher
+    if distill_teacher:
+        result['distill_teacher'] = distill_teacher
     result.update(seeds=seeds, rows=summary, differences=gains,
                   minus_baseline={
                       key: gains[f'{key} - supervised_student']

@@ -126,7 +126,8 @@ def render_results(result: Dict) -> str:
         write_results_table(per_seed, tmp, result['dataset'],
                             result.get('methods', 'CAST'),
                             result.get('teacher', ''), noise,
-                            result.get('metric', 'coco'))
+                            result.get('metric', 'coco'),
+                            result.get('distill_teacher', ''))
         with open(osp.join(tmp, 'results.md'), encoding='utf-8') as f:
             lines = f.read().splitlines()
     return '\n'.join(lines[2:]) + '\n'  # without the title and its blank

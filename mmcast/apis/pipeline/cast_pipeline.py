@@ -31,8 +31,8 @@ from .preflight_checks import run_preflight
 from .reuse import StageReuse, check_reuse_base, check_work_dir_teacher
 from .run_spec import RunSpec
 from .runner import StageRunner
-from .settings import (DEFAULT_METRIC, DEFAULT_TEACHER, METHODS,
-                       PRIMARY_METRIC, TEACHER_MARKER)
+from .settings import (DEFAULT_METRIC, DEFAULT_TEACHER, DISTILL_TEACHERS,
+                       METHODS, PRIMARY_METRIC, TEACHER_MARKER)
 from .work_dir_lock import WORK_DIR_LOCK, FolderLock, describe_holder
 
 
@@ -187,7 +187,9 @@ class CASTPipeline:
             per_seed, spec.work_dir, spec.dataset, methods,
             teacher='' if spec.teacher == DEFAULT_TEACHER else spec.teacher,
             noise=noise,
-            metric=PRIMARY_METRIC.get(spec.dataset, DEFAULT_METRIC))
+            metric=PRIMARY_METRIC.get(spec.dataset, DEFAULT_METRIC),
+            distill_teacher='' if spec.distill_teacher == 'selftrained' else
+            DISTILL_TEACHERS[spec.distill_teacher])
 
 
 def print_plan(plan: Plan) -> None:

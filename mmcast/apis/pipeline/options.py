@@ -35,7 +35,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='cast (default) and/or gd (Guided Distillation); the '
         'labels-only baseline always runs')
     parser.add_argument(
-        '--distill-teacher', choices=DISTILL_TEACHERS, default='selftrained',
+        '--distill-teacher',
+        choices=list(DISTILL_TEACHERS),
+        default='selftrained',
         help='stage 2\'s teacher, which pseudo-labels D_u: selftrained '
         '(default, the paper\'s: θ_T\'\' of stage 1b), adapted (θ_T\' of '
         'stage 1a) or ensemble (both predicting together, fused per '

@@ -69,8 +69,13 @@ TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 TEACHER_MARKER = 'pipeline_teacher.json'
 METHODS = ('cast', 'gd')
 # Stage 2's teacher: θ_T'' of stage 1b (the paper's), θ_T' of stage 1a, or
-# both predicting together (TeacherEnsemble, fused per instance).
-DISTILL_TEACHERS = ('selftrained', 'adapted', 'ensemble')
+# both predicting together (TeacherEnsemble, fused per instance); each with
+# its name in the results table.
+DISTILL_TEACHERS = {
+    'selftrained': "θ_T''",
+    'adapted': "θ_T'",
+    'ensemble': "θ_T' + θ_T''"
+}
 # Your own COCO-format dataset: configs/mmcast/custom/<stage>_<dataset>.py,
 # reading configs/mmcast/custom/custom_dataset.py; the environment variables
 # that replace its data root and class names (Python literals).
