@@ -453,6 +453,23 @@ def test_work_dir_of_another_teacher_is_refused(run):
     assert f'holds the stages of --teacher {run["teacher"]}' in proc.stderr
 
 
+@pytest.mark.parametrize('run', ['gdino-sam2'], indirect=True)
+def test_reuse_from_another_teachers_run_links_what_does_not_use_it(
+        run, tmp_path):
+    """``--reuse-from`` a run of another teacher: the labels-only student
+    is linked, no stage of the teacher nor one trained from it."""
+    args = list(run['args'])
+    args[args.index(run['teacher'])] = 'mask2former'
+    args[args.index('--work-dir') + 1] = str(tmp_path / 'mask2former')
+    log = _pipeline(args + ['--reuse-from', run['work_dir'],
+                            '--dry-run']).stdout
+    assert f'holds the stages of --teacher {run["teacher"]}' in log
+    linked = [line.split('] reused from ')[0].lstrip('[')
+              for line in log.splitlines() if '] reused from ' in line]
+    assert linked == ['baseline']
+    assert not osp.exists(str(tmp_path / 'mask2former' / 'seed0'))
+
+
 def _readme_block(containing: str) -> str:
     """The README's fenced bash block that holds ``containing``."""
     sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'docs'))

@@ -119,7 +119,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='an ablation\'s shortcut: link the finished stages of '
         'WORK_DIR that this run would train alike (the config MMEngine '
         'dumped there is the one this run would use, and the stages they '
-        'are trained from are linked too); the rest is trained here')
+        'are trained from are linked too); the rest is trained here. From '
+        'a run of another --teacher only the stages that do not use the '
+        'teacher can be linked (labels-only, the students\' backbone, '
+        'Guided Distillation)')
     parser.add_argument('--toy-sizes', type=int, nargs=3, default=[200, 50, 1500],
                         metavar=('TRAIN', 'VAL', 'SOURCE'),
                         help='toy target train/val and source-corpus images')

@@ -41,7 +41,13 @@ def check_work_dir_teacher(spec: RunSpec) -> None:
 
 
 def check_reuse_base(spec: RunSpec) -> None:
-    """The ``--reuse-from`` work dir: another one, of this teacher."""
+    """The ``--reuse-from`` work dir: another pipeline work dir.
+
+    One of another teacher is taken too: only the stages that do not use
+    the teacher can be alike there (the labels-only student, the students'
+    backbone pre-training, Guided Distillation), since every teacher stage
+    has its own config and every later CAST stage is trained from one.
+    """
     base = spec.reuse_from
     if base is None:
         return
@@ -54,8 +60,9 @@ def check_reuse_base(spec: RunSpec) -> None:
     with open(marker, encoding='utf-8') as f:
         teacher = json.load(f).get('teacher')
     if teacher != spec.teacher:
-        raise PipelineError(f'--reuse-from {base} holds the stages of '
-                            f'--teacher {teacher}, not {spec.teacher}')
+        print(f'--reuse-from {base} holds the stages of --teacher {teacher}: '
+              f'only those that do not use the teacher can be linked for '
+              f'--teacher {spec.teacher}', flush=True)
 
 
 class StageReuse:
