@@ -416,6 +416,48 @@ def test_ensemble_fuses_and_maps_classes():
         assert pred.scores.tolist() == pytest.approx([car_score, 0.65, 0.4])
 
 
+def test_vote_counts_the_members_that_can_name_the_class():
+    """``score_agg='vote'``: a cluster scores the mean over the members
+    that can predict its class of each one's best score, so low-scored
+    duplicate queries do not dilute it (they do the plain mean) and a class
+    one member cannot name (COCO has no rider) keeps its score."""
+    dataset_classes = ('person', 'rider', 'car')
+    coco_like = dict(
+        model=dict(
+            type='_FixedTeacher',
+            # a car and two low-scored duplicate queries of it, a person
+            boxes=[(0, 0, 10, 10)] * 3 + [(0, 12, 10, 20)],
+            labels=[2, 2, 2, 0],
+            scores=[0.9, 0.05, 0.04, 0.7]),
+        classes=('person', 'bicycle', 'car'),
+        class_name_map={'person': 'person', 'car': 'car'})
+    own_order = dict(
+        type='_FixedTeacher',
+        boxes=[(0, 0, 10, 9), (20, 12, 30, 20)],
+        labels=[2, 1],
+        scores=[0.8, 0.6])
+    scores = {}
+    for agg in ('mean', 'vote'):
+        ens = MODELS.build(
+            dict(
+                type='TeacherEnsemble',
+                classes=dataset_classes,
+                teachers=[own_order, coco_like],
+                fusion=dict(type='weighted', iou_thr=0.5, score_agg=agg)))
+        assert ens.views_per_label == {0: 2, 1: 1, 2: 2}
+        pred = ens.test_step(_fixed_batch())[0].pred_instances
+        scores[agg] = dict(zip(pred.labels.tolist(), pred.scores.tolist()))
+    # car: (0.9 + 0.8) / 2 against the mean of its four members
+    assert scores['vote'][2] == pytest.approx(0.85)
+    assert scores['mean'][2] == pytest.approx((0.9 + 0.8 + 0.05 + 0.04) / 4)
+    assert scores['vote'][1] == pytest.approx(0.6)  # only one can name it
+    assert scores['vote'][0] == pytest.approx(0.35)  # one of two found it
+    same_classes = MODELS.build(
+        dict(type='TeacherEnsemble', classes=None,
+             teachers=[own_order, own_order]))
+    assert same_classes.views_per_label is None
+
+
 def test_ensemble_of_two_tiny_teachers(assets, batch, tmp_path):
     # a second, different member: the detector-only checkpoint of a copy
     # whose Grounding-DINO weights are perturbed

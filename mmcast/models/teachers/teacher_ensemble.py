@@ -2,7 +2,7 @@
 """An ensemble of instance-segmentation teachers with mask-level fusion."""
 import copy
 import json
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -61,7 +61,9 @@ def fuse_instances(instances: Sequence[InstanceData],
                    iou_thr: float = 0.5,
                    score_agg: str = 'mean',
                    mask_thr: float = 0.5,
-                   max_per_img: Optional[int] = None) -> InstanceData:
+                   max_per_img: Optional[int] = None,
+                   views_per_label: Optional[Dict[int, int]] = None
+                   ) -> InstanceData:
     """Fuse the instance predictions of several models for ONE image.
 
     All inputs must already share the label space (the dataset's) and the
@@ -86,7 +88,10 @@ def fuse_instances(instances: Sequence[InstanceData],
       (test-time augmentation): an instance's score is the sum over the
       views of the best member score the view gives it, divided by the
       number of views, so an instance that only one of two views sees
-      keeps half its score (a singleton, too).
+      keeps half its score (a singleton, too). ``views_per_label``
+      (label -> the number of inputs that can predict it; others: all)
+      divides by the views that can name the class instead, so a class
+      only one member of an ensemble knows keeps its score.
 
     Returns:
         InstanceData: fused instances sorted by decreasing score (at most
@@ -135,7 +140,8 @@ def fuse_instances(instances: Sequence[InstanceData],
             out_labels.append(labels[seed])
             if score_agg == 'vote':
                 score = sum(w[view_of[m_idx] == v].max()
-                            for v in view_of[m_idx].unique()) / num_views
+                            for v in view_of[m_idx].unique()) / (
+                                (views_per_label or {}).get(label, num_views))
             else:
                 score = w.mean() if score_agg == 'mean' else w.max()
             if type == 'mask_nms' or len(members) == 1:
@@ -245,6 +251,7 @@ class TeacherEnsemble(BaseDetector):
             self.teachers.append(member)
             self.label_mappings.append(
                 self._label_mapping(member, spec, meta_classes))
+        self.views_per_label = self._views_per_label()
 
     def _label_mapping(self, member: nn.Module, spec: dict,
                        meta_classes: Optional[Sequence[str]]
@@ -268,6 +275,17 @@ class TeacherEnsemble(BaseDetector):
                 f'no class of member {len(self.teachers)} '
                 f'({list(member_classes)}) maps to a dataset class')
         return mapping
+
+    def _views_per_label(self) -> Optional[Dict[int, int]]:
+        """Dataset label -> how many members can predict it (None: every
+        member predicts every class); the denominator of the ``'vote'``
+        score."""
+        if all(m is None for m in self.label_mappings):
+            return None
+        return {
+            label: sum(m is None or label in m for m in self.label_mappings)
+            for label in range(len(self.classes))
+        }
 
     @staticmethod
     def _parse_member(entry: Union[dict, nn.Module]) -> dict:
@@ -314,7 +332,10 @@ class TeacherEnsemble(BaseDetector):
                 remap_instances(outs[i].pred_instances, mapping)
                 for outs, mapping in zip(member_outputs, self.label_mappings)
             ]
-            ds.pred_instances = fuse_instances(per_member, **self.fusion)
+            ds.pred_instances = fuse_instances(
+                per_member,
+                views_per_label=self.views_per_label,
+                **self.fusion)
         return batch_data_samples
 
     @staticmethod
