@@ -104,6 +104,11 @@ def _smoke(part: str, tmp_path_factory) -> dict:
          '--work-dir', str(work_dir), '--device', 'cpu', '--keep-going',
          '--num-images', '4', str(NUM_VAL), '--in-process'] + PARTS[part][0],
         cwd=REPO_ROOT, capture_output=True, text=True)
+    if not (work_dir / 'summary.json').is_file():
+        # refused before running anything (a full disk) or crashed: its words
+        pytest.fail(f'the smoke run of {part} wrote no summary (exit code '
+                    f'{proc.returncode}):\n{proc.stdout[-3000:]}'
+                    f'{proc.stderr[-3000:]}')
     summary = json.loads((work_dir / 'summary.json').read_text())
     summary['by_config'] = {r['config']: r for r in summary['results']}
     summary['work_dir'] = work_dir
