@@ -11,11 +11,12 @@ and is rendered from the data under ``docs/en/results/`` and the model
 index (``model-index.yml`` and the metafiles it imports):
 
 * ``toy_demo``, ``toy_tabletop``, ``toy_gdino_sam2``,
-  ``toy_gdino_sam2_u1800``, ``toy_teacher_ensemble`` and
-  ``toy_teacher_ensemble_reference``: the results tables of ``make demo``,
-  of the same recipe on the second toy world, with the box-prompted
-  teacher (at D_u 180 and 1800), with stage 2 distilled from the
-  θ_T' + θ_T'' ensemble and of the recipe rerun beside that one, from
+  ``toy_gdino_sam2_u1800``, ``toy_teacher_ensemble``,
+  ``toy_teacher_ensemble_reference`` and ``toy_distill_x3_u1800``: the
+  results tables of ``make demo``, of the same recipe on the second toy
+  world, with the box-prompted teacher (at D_u 180 and 1800), with stage 2
+  distilled from the θ_T' + θ_T'' ensemble, of the recipe rerun beside
+  that one and with stage 2 three times longer at D_u 1800, from
   ``docs/en/results/<name>.json`` (the ``results.json`` that
   :func:`mmcast.evaluation.write_results_table` writes), rendered by that
   same function;
@@ -63,7 +64,7 @@ STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
 PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop', 'toy_gdino_sam2',
                     'toy_gdino_sam2_u1800', 'toy_teacher_ensemble',
-                    'toy_teacher_ensemble_reference')
+                    'toy_teacher_ensemble_reference', 'toy_distill_x3_u1800')
 
 
 def markdown_files(root: str) -> List[str]:
