@@ -132,10 +132,10 @@ def xdist_group(item: pytest.Item) -> Optional[str]:
     return re.sub(r'[\[\]@]', '_', group)
 
 
-# what the suite's temporary files take at most, with room: the shared
-# pipelines' folders and the other worker's smoke part hold about 17 GB by
-# the time a smoke part starts (measured on two workers), and that part asks
-# for 12 GiB more (its random real-size weights and checkpoints)
+# what the suite's temporary files need, with room: they take up to 19 GB at
+# once (measured on two workers), and a real-size smoke part refuses to start
+# with under 12 GiB free (its random weights and checkpoints) while the rest
+# of the suite's folders are still there
 FREE_DISK_GIB = 35
 
 
@@ -152,8 +152,8 @@ def pytest_sessionstart(session) -> None:
     if free < FREE_DISK_GIB * 2**30:
         pytest.exit(
             f'{folder}: {free / 2**30:.1f} GiB free; the test suite needs '
-            f'{FREE_DISK_GIB} GiB free there for its temporary files (about '
-            '29 GB at once): free space, or point --basetemp at another disk',
+            f'{FREE_DISK_GIB} GiB free there for its temporary files (up to '
+            '19 GB at once): free space, or point --basetemp at another disk',
             returncode=2)
 
 
