@@ -117,8 +117,7 @@ def test_pseudo_label_tool_wrong_image_folder_writes_nothing(
 def test_default_image_folder_follows_the_annotation_split(toy_data_root):
     from mmengine.config import Config
 
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-    from pseudo_label import default_img_prefix, split_of
+    from mmcast.pseudo_labels import default_img_prefix, split_of
 
     assert split_of('a/instancesonly_filtered_gtFine_train.1@10-unlabeled'
                     '.json') == 'train'

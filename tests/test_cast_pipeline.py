@@ -374,6 +374,42 @@ def test_pseudo_label_summary_of_a_stage(tmp_path):
     assert pseudo_label_summary(Stage('x', 'stage 3', 'c.py', '.')) == []
 
 
+def _per_image_ap(gt_file: str, pred_file: str) -> list:
+    """Mask AP (×100) of ``pred_file`` on each val image alone, from a fresh
+    pycocotools evaluation per image (0 where the image has no ground
+    truth, as the split-half estimate counts it)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(gt_file)
+        with open(pred_file) as f:
+            found = json.load(f)
+        dt = gt.loadRes(pred_file) if found else COCO()
+        aps = []
+        for img_id in sorted(gt.getImgIds()):
+            ev = COCOeval(gt, dt, 'segm')
+            ev.params.imgIds = [img_id]
+            ev.evaluate()
+            ev.accumulate()
+            precision = ev.eval['precision'][:, :, :, 0, -1]
+            valid = precision[precision > -1]
+            aps.append(float(100 * valid.mean()) if valid.size else 0.0)
+    return aps
+
+
+def _check_split_half_se(se: float, per_image: list) -> None:
+    """On 2 val images every split half is one image: each split's
+    difference is ±(AP(image 1) − AP(image 2)), so the split-half SE (the
+    std over 50 random splits, / 2) is 0 when the two images score alike
+    and otherwise between 0.8 and 1.01 times half their difference (the
+    share of either sign over 50 seeded splits stays within 10 to 40)."""
+    half = abs(per_image[0] - per_image[1]) / 2
+    assert 0.8 * half - 0.06 <= se <= 1.01 * half + 0.06, (se, per_image)
+
+
 def test_results_have_every_row_with_finite_numbers(run):
     wd = run['work_dir']
     with open(osp.join(wd, 'results.json')) as f:
@@ -389,10 +425,14 @@ def test_results_have_every_row_with_finite_numbers(run):
     # every stage kept its predictions on the 2 val images: split-half
     # standard errors of each row and of each claimed difference
     assert results['eval_noise']['num_val_images'] == 2
+    gt_file = osp.join(run['data_root'], 'toy', 'annotations',
+                       'instancesonly_filtered_gtFine_val.json')
+    per_image = {}
     for key in ROWS:
-        assert osp.isfile(osp.join(wd, 'seed0', 'predictions',
-                                   f'{key}.segm.json'))
-        assert results['rows'][key]['eval_se']['0'] >= 0
+        predictions = osp.join(wd, 'seed0', 'predictions', f'{key}.segm.json')
+        per_image[key] = _per_image_ap(gt_file, predictions)
+        _check_split_half_se(results['rows'][key]['eval_se']['0'],
+                             per_image[key])
     for name in ('finetune - supervised_student',
                  'finetune - adapt_teacher_selftrain'):
         diff = results['differences'][name]
@@ -400,7 +440,9 @@ def test_results_have_every_row_with_finite_numbers(run):
             results['rows'][name.split(' - ')[0]]['per_seed']['0']['segm_AP'] -
             results['rows'][name.split(' - ')[1]]['per_seed']['0']['segm_AP'],
             abs=0.01)
-        assert diff['eval_se']['0'] >= 0
+        first, second = name.split(' - ')
+        _check_split_half_se(diff['eval_se']['0'], [
+            p - q for p, q in zip(per_image[first], per_image[second])])
     title = {'gdino-sam2': '# CAST on toy (teacher: gdino-sam2): ',
              'sam3': '# CAST on toy (teacher: sam3): ',
              'mask2former': '# CAST on toy: '}[run['teacher']]

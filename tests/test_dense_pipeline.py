@@ -27,7 +27,7 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, load_script, pipeline_of
-from mmcast.apis.instance_capacity import (EVALUATOR, QUERIES, capacity_keys,
+from mmcast.apis.pipeline.instance_capacity import (EVALUATOR, QUERIES, capacity_keys,
                                            config_capacity)
 from mmcast.apis.pipeline import CASTPipeline
 from mmcast.apis.pipeline.data_preparation import prepare_toy_data
@@ -177,8 +177,8 @@ def test_max_instances_sets_the_capacity_of_any_dataset(tmp_path,
     for stage in plan.stages:
         assert config_capacity(pipeline.loader.load(stage)) == 240, stage
     distill = plan.seed_stage(0, 'distill')
-    assert 'model.teacher_cfg_options.panoptic_head.num_queries=240' in \
-        distill.options
+    assert distill.overrides.get(
+        'model.teacher_cfg_options.panoptic_head.num_queries') == 240
     # the user's --cfg-options come after the capacity's
     pipeline = pipeline_of(
         'toy', '--work-dir', str(tmp_path / 'w'), '--data-root',
@@ -252,7 +252,7 @@ def test_every_stage_config_the_run_dumped_has_the_capacity(
 
 def test_the_published_and_exported_student_carry_the_capacity(
         dense_run, tmp_path, capsys, monkeypatch):
-    from mmcast.apis import ONNXInferencer
+    from mmcast.deploy import ONNXInferencer
     capacity = dense_run['capacity']
     stage = osp.join(dense_run['work_dir'], 'seed0', 'finetune')
     from mmcast.deploy.publish import publish

@@ -32,7 +32,8 @@ def _copy_docs(tmp_path) -> str:
         shutil.copy(osp.join(REPO_ROOT, name), root)
     with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
         metafiles = yaml.safe_load(f)['Import']
-    for path in metafiles + [update_tables.STAGE_TABLE] + [
+    for path in metafiles + [update_tables.STAGE_TABLE,
+                             update_tables.STAGE_GRAPH] + [
             f for f in update_tables.markdown_files(REPO_ROOT)
             if f.startswith('configs/')]:
         dst = osp.join(root, path)

@@ -20,8 +20,9 @@ from mmengine.registry import DefaultScope
 
 import mmcast  # noqa: F401  (registers the modules)
 from conftest import REPO_ROOT, load_script
-from mmcast.apis import (FusedMultiheadAttention, fuse_attention,
-                         inference_autocast, prepare_for_inference)
+from mmcast.deploy import (fuse_attention, inference_autocast,
+                           prepare_for_inference)
+from mmcast.models.layers import FusedMultiheadAttention
 
 register_all_modules()
 TOY = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'

@@ -4,7 +4,7 @@
 Each test writes a tiny COCO dataset (``images/`` +
 ``annotations/instances_{train,val}.json``, 64×96 images: a bright
 rectangle, the annotated object, on a dark background) with one case and
-asserts what happens: the preflight (:class:`~mmcast.apis.preflight.
+asserts what happens: the preflight (:class:`~mmcast.apis.pipeline.preflight.
 Preflight`, as ``tools/cast_pipeline.py`` runs it) refuses it with one line
 naming the file and the ids, or notes it, and then the data load right
 through the datasets and pipelines of ``configs/mmcast/custom/`` (or are
@@ -89,7 +89,7 @@ def exif_rotated_jpeg(path: str, upright: np.ndarray) -> None:
 def preflight(ann_file: str, img_dir: Optional[str], evaluated=False,
               made_here=()):
     """The preflight of one annotation file, as a stage reads it."""
-    from mmcast.apis.preflight import Preflight
+    from mmcast.apis.pipeline.preflight import Preflight
 
     check = Preflight(made_here)
     if evaluated:

@@ -10,12 +10,21 @@
 * no module imports a private (``_name``) of another module;
 * every file holds at most :data:`MAX_LINES` lines;
 * nothing under ``mmcast/`` raises ``SystemExit``: the library raises its
-  own errors, the command lines (``tools/``) turn them into exit statuses.
+  own errors, the command lines (``tools/``) turn them into exit statuses;
+  the pipeline's API called with bad options raises ``PipelineError``;
+* ``mmcast/apis/`` holds the pipeline and its own helpers only, and
+  nothing there changes the process' environment, working directory or
+  umask (threads plan and load configs at once);
+* ``--cfg-options`` strings are made and parsed in one module, the
+  launcher's; a planned stage is frozen.
 """
 import ast
+import dataclasses
 import os
 import os.path as osp
 from typing import Dict, List, Set
+
+import pytest
 
 from conftest import REPO_ROOT
 
@@ -173,3 +182,72 @@ def test_the_library_raises_no_system_exit():
                 exc = node.exc.func if isinstance(node.exc, ast.Call) \
                     else node.exc
                 assert getattr(exc, 'id', None) != 'SystemExit', module
+
+
+@pytest.mark.parametrize('options', [
+    ('--teacher', 'nope'), ('--no-such-flag', ), ('--seeds', 'x'),
+    ('--iters', 'distill=x'), ('--stage-cfg-options', 'distill:noequals')])
+def test_the_pipeline_api_raises_pipeline_errors(tmp_path, options):
+    from mmcast.apis.pipeline import PipelineError, run_pipeline
+    try:
+        run_pipeline('toy', str(tmp_path / 'w'), *options)
+    except PipelineError as error:
+        assert str(error).strip(), options
+    except SystemExit as stop:  # pragma: no cover - what this test catches
+        pytest.fail(f'{options}: SystemExit({stop.code}) escaped the API')
+    else:
+        pytest.fail(f'{options} was accepted')
+    assert not (tmp_path / 'w').exists()  # refused before writing
+
+
+def _calls(tree: ast.AST) -> List[str]:
+    """``a.b.c(...)`` calls of a module as ``'a.b.c'`` (with the first
+    argument appended as ``'(0)'`` where it is the literal 0)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            parts, func = [], node.func
+            while isinstance(func, ast.Attribute):
+                parts.insert(0, func.attr)
+                func = func.value
+            if isinstance(func, ast.Name):
+                parts.insert(0, func.id)
+            zero = node.args and isinstance(node.args[0], ast.Constant) \
+                and node.args[0].value == 0
+            names.append('.'.join(parts) + ('(0)' if zero else ''))
+    return names
+
+
+def test_the_pipeline_leaves_process_state_alone():
+    forbidden = {'os.environ.clear', 'os.environ.update', 'os.chdir',
+                 'os.umask(0)', 'os.putenv'}
+    for module, tree in TREES.items():
+        if module.startswith('mmcast.apis'):
+            found = forbidden & set(_calls(tree))
+            assert not found, (module, found)
+        for node in ast.walk(tree):  # os.environ[...] = ... anywhere
+            if isinstance(node, (ast.Assign, ast.Delete)):
+                targets = node.targets
+                for target in targets:
+                    assert not (isinstance(target, ast.Subscript) and
+                                ast.unparse(target.value) == 'os.environ'),\
+                        module
+
+
+def test_cfg_option_strings_live_in_the_launcher():
+    for module, tree in TREES.items():
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+            {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+             for a in n.names}
+        if module != 'mmcast.apis.pipeline.launchers':
+            assert 'DictAction' not in names, module
+    from mmcast.apis.pipeline import Stage
+    stage = Stage('distill', 'stage 2', 'c.py', '/w')
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stage.max_iters = 3
+
+
+def test_apis_holds_the_pipeline_only():
+    top = sorted(name for name in os.listdir(osp.join(PACKAGE, 'apis'))
+                 if not name.startswith(('.', '__pycache__')))
+    assert top == ['__init__.py', 'pipeline'], top

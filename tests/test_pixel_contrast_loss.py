@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcast.models.losses import InstanceAwarePixelContrastLoss
+from mmcast.testing import authors_loss, authors_negatives
 from mmdet.registry import MODELS
 
 SAMPLERS = ('fused', 'fused_class', 'mask', 'class', 'uniform')
@@ -416,3 +417,34 @@ def test_within_image_fnr_counts_same_instance():
     assert abs(out['pxl_fnr'].item() - 0.5) < 1e-6
     # Both negatives identical to the anchor: distance 0, margin 0.
     assert abs(out['pxl_margin'].item()) < 1e-6
+
+
+def test_reference_draw_and_loss():
+    """The authors' draw (the reference of :mod:`mmcast.testing`) stays out
+    of the anchor's image and follows ``w``; its loss and gradient equal
+    mmcast's with weak keys given the same negatives, not with strong
+    keys."""
+    # two images; image 1's pixels 0-1 are identical to image 0's (w = eps),
+    # pixels 2-3 orthogonal (w = 1): the draw of 2 takes pixels 2-3 only
+    y = torch.tensor([[[1., 0.]] * 4,
+                      [[1., 0.], [1., 0.], [0., 1.], [0., 1.]]])
+    torch.manual_seed(0)
+    idx = authors_negatives(y, 2)
+    assert idx.shape == (8, 2)
+    assert sorted(idx[:4].flatten().tolist()) == [6, 6, 6, 6, 7, 7, 7, 7]
+    assert (idx[4:] < 4).all()  # image 1's anchors: pixels of image 0
+
+    # the authors' negatives are weak-view keys with gradient
+    z = torch.randn(2, 3, 2, 2, requires_grad=True)
+    z_strong = z.detach() + 0.1 * torch.randn(2, 3, 2, 2)
+    neg = torch.tensor([[4], [5], [6], [7], [0], [1], [2], [3]])
+    grads = {}
+    for keys in ('weak', 'strong'):
+        loss = InstanceAwarePixelContrastLoss(
+            sampler='fused_class', num_negatives=5, negative_keys=keys,
+            draw='exact')
+        loss(z, z_strong, neg_indices=neg)['loss_pxl'].backward()
+        grads[keys], z.grad = z.grad, None
+    authors_loss(loss, z, z_strong, neg).backward()
+    torch.testing.assert_close(z.grad, grads['weak'])
+    assert not torch.allclose(z.grad, grads['strong'], atol=1e-4)

@@ -23,9 +23,8 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, load_script
-from mmcast.apis import ONNXInferencer, PT2Inferencer
-from mmcast.deploy import (DeployError, export_onnx, export_pt2,
-                           read_pt2_metadata)
+from mmcast.deploy import (DeployError, ONNXInferencer, PT2Inferencer,
+                           export_onnx, export_pt2, read_pt2_metadata)
 from mmcast.deploy.pt2_package import eager_reference
 from mmcast.utils.file_hashing import file_sha256
 from test_onnx_deploy import assert_agree

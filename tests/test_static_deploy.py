@@ -27,10 +27,9 @@ from mmengine.registry import DefaultScope
 
 import mmcast  # noqa: F401  (registers the modules)
 from conftest import REPO_ROOT
-from mmcast.apis import prepare_for_inference
 from mmcast.deploy import (DeployError, StaticMask2FormerPredictor,
                            build_static_predictor, cast_network,
-                           finish_instances)
+                           finish_instances, prepare_for_inference)
 from mmcast.deploy.pt2_package import example_inputs, export_static_program
 from mmcast.deploy.static_predict import Float32LayerNorm
 

@@ -7,7 +7,7 @@ the teacher, self-train on D_l ∪ pseudo(D_u)) → pseudo-labels → stage 2
 labels-only student baseline with as many iterations as stages 2 + 3. Each
 stage is ``mim train mmdet configs/mmcast/<stage>_<dataset>.py`` (or
 ``torchrun`` on one or several nodes, or ``srun``: ``--launcher``,
-:mod:`mmcast.apis.launchers`); the pseudo-labels are
+:mod:`mmcast.apis.pipeline.launchers`); the pseudo-labels are
 made by each stage's ``PseudoLabelHook``. Finished stages (completion
 record, :mod:`mmcast.utils.stage_state`) are skipped, a stage that crashed
 or was killed is resumed from its newest checkpoint (or, when its config

@@ -17,6 +17,7 @@ import argparse
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
+from mmcast.deploy.metadata import DeployError
 from mmcast.deploy.publish import PublishError, publish
 from mmcast.utils.checkpoint_loading import CheckpointError
 
@@ -46,7 +47,8 @@ def main() -> None:
     try:
         out = publish(args.config, args.checkpoint, args.out_dir, args.name,
                       args.fp16, args.cfg_options)
-    except (CheckpointError, PublishError, FileNotFoundError) as e:
+    except (CheckpointError, DeployError, PublishError,
+            FileNotFoundError) as e:
         raise SystemExit(f'publish_model: {e}')
     print_log(f'published model: {out["checkpoint"]}', logger='current')
     print_log(f'its config:      {out["config"]}', logger='current')

@@ -97,6 +97,7 @@ from mmengine.config import Config, ConfigDict
 
 from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
 from mmcast.apis.pipeline import REPO_ROOT, stage_rows
+from mmcast.apis.pipeline.stage_graph import TEACHER0, stage_graph
 from mmcast.testing import forget_visualizers
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
@@ -105,8 +106,6 @@ DATASETS = ('cityscapes', 'ade20k', 'coco')
 STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
           ('distill', '2'), ('finetune', '3'), ('supervised_student',
                                                 'baseline'))
-# the stages that read the previous stage's checkpoint
-CHAINED = ('adapt_teacher_selftrain', 'distill', 'finetune')
 # the stages whose model.teacher names the config of stage 1a
 TEACHER_READERS = ('adapt_teacher_selftrain', 'distill')
 # (config under configs/mmcast/teachers, dataset, how it runs)
@@ -536,21 +535,26 @@ class SmokeRun:
                 f'{stage}_{ds}'):], 'pseudo_labels.json')
             cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
             # model.teacher: the dumped 1a config (smoke sizes)
-            return dict(
-                (o.split('=', 1) for o in pseudo_label_options(cfg, out)),
-                **{'model.teacher': self.dumped[f'adapt_teacher_{ds}']})
+            return dict(pseudo_label_options(cfg, out).as_dict(), **{
+                'model.teacher': self.dumped[f'adapt_teacher_{ds}']})
 
-        chain = {
-            'adapt_teacher': lambda prev, name: {'load_from': teacher0},
-            'adapt_teacher_selftrain': lambda prev, name: dict(
-                pseudo('adapt_teacher_selftrain', name), **{
-                    'model.student.init_cfg.checkpoint': teacher0,
-                    'model.teacher_checkpoint': prev}),
-            'distill': lambda prev, name: dict(
-                pseudo('distill', name), **{'model.teacher_checkpoint': prev}),
-            'finetune': lambda prev, name: {'model.init_cfg.checkpoint': prev},
-            'supervised_student': lambda prev, name: {},
-        }
+        graph = stage_graph()
+
+        def chained(stage: str) -> bool:
+            """Whether the stage reads an earlier stage's checkpoint."""
+            return any(src != TEACHER0 for _, src in graph[stage].handoffs)
+
+        def handoffs(stage: str, prev: Optional[str],
+                     name: str) -> Dict[str, Any]:
+            """The stage's hand-offs of the stage graph: θ_T^0, or the
+            checkpoint of the stage before it in :data:`STAGES`."""
+            node = graph[stage]
+            found = {src: prev for _, src in node.handoffs}
+            found[TEACHER0] = teacher0
+            options = node.handoff_overrides(found).as_dict()
+            if node.pseudo_labels:
+                options = dict(pseudo(stage, name), **options)
+            return options
         prev = None  # the checkpoint the next stage of the chain reads
         baseline = None  # Guided Distillation's supervised teacher
         variants = STUDENT_VARIANTS.get(ds, ())
@@ -558,20 +562,21 @@ class SmokeRun:
         variant_prev: Dict[str, Optional[str]] = dict.fromkeys(variants)
         for stage, label in STAGES:
             name = f'{stage}_{ds}'
-            if stage in CHAINED and prev is None:
+            if chained(stage) and prev is None:
                 self.skip(ds, name, label)
                 ckpt = None
             else:
-                ckpt = self.train(ds, name, label, chain[stage](prev, name))
+                ckpt = self.train(ds, name, label,
+                                  handoffs(stage, prev, name))
             for variant in variants if stage in VARIANT_STAGES else ():
                 # stage 2 of a variant reads the same 1b teacher
                 source = prev if stage == 'distill' else variant_prev[variant]
                 vname = f'{name}_{variant}'
-                if stage in CHAINED and source is None:
+                if chained(stage) and source is None:
                     self.skip(ds, vname, label)
                     continue
                 vckpt = self.train(ds, vname, label,
-                                   chain[stage](source, vname))
+                                   handoffs(stage, source, vname))
                 if stage == 'supervised_student':
                     self.discard(vckpt)
                 else:
@@ -596,8 +601,10 @@ class SmokeRun:
             labeled = find_item(gd_cfg, 'train_dataloader.dataset.datasets',
                                 'ClassBalancedDataset')
             hook = find_item(gd_cfg, 'custom_hooks', 'GuidedTeacherHook')
+            gd_handoffs = graph['guided_distillation'].handoff_overrides(
+                {'supervised_student': baseline}).as_dict()
             self.discard(self.train(ds, gd_configs[ds], 'GD', {
-                'model.teacher_checkpoint': baseline,
+                **gd_handoffs,
                 # the labeled split the data writer made (CAST's)
                 f'{labeled}.dataset.ann_file':
                 Config.fromfile(osp.join(REPO_ROOT, config_path(

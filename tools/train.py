@@ -11,7 +11,7 @@ mmcast through their ``custom_imports``)::
 """
 import runpy
 
-from mmcast.apis.launchers import stock_script
+from mmcast.apis.pipeline.launchers import stock_script
 
 if __name__ == '__main__':
     runpy.run_path(stock_script('train'), run_name='__main__')

@@ -1,15 +1,21 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Deploy a student: publish it from a stage checkpoint as a stock
 MMDetection model, export it to ONNX with the metadata it carries, the
-static one-graph predict and its ``.pt2`` package.
+static one-graph predict and its ``.pt2`` package; run the exports
+(:class:`ONNXInferencer`, :class:`PT2Inferencer`) and the eager model
+faster (:func:`prepare_for_inference`, :func:`inference_autocast`).
 
-``onnx`` is imported only when exporting; reading the metadata needs
-neither ``onnx`` nor ``onnxruntime``.
+``onnx`` is imported only when exporting and ``onnxruntime`` only when an
+ONNX model is run; reading the metadata needs neither.
 """
+from .inference_speedups import (fuse_attention, inference_autocast,
+                                 prepare_for_inference)
 from .loading import load_mask2former, raw_pad_value, runtime_metadata
 from .metadata import (FORMAT, INPUT_NAME, OUTPUT_NAMES, DeployError,
                        decode_metadata, encode_metadata, pipeline_settings)
 from .onnx_export import Mask2FormerONNXWrapper, export_onnx
+from .onnx_inferencer import ONNXInferencer
+from .pt2_inferencer import PT2Inferencer
 from .pt2_package import (PT2_FORMAT, export_pt2, load_pt2,
                           read_pt2_metadata)
 from .publish import PublishError, publish
@@ -25,5 +31,7 @@ __all__ = [
     'export_onnx', 'PT2_FORMAT', 'export_pt2', 'load_pt2',
     'read_pt2_metadata', 'STATIC_INPUTS', 'STATIC_OUTPUTS',
     'StaticMask2FormerPredictor', 'build_static_predictor', 'cast_network',
-    'compile_predictor', 'finish_instances', 'PublishError', 'publish'
+    'compile_predictor', 'finish_instances', 'PublishError', 'publish',
+    'ONNXInferencer', 'PT2Inferencer', 'fuse_attention', 'inference_autocast',
+    'prepare_for_inference'
 ]

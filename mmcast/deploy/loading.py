@@ -1,18 +1,37 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Build a config's Mask2Former with its checkpoint for export, and the
-runtime settings (:mod:`.metadata`) stored with the exported graph."""
+"""Load a student: the detector that a config's model predicts with, its
+weights taken from a checkpoint of that model and checked to fit; and the
+runtime settings (:mod:`.metadata`) stored with an exported graph.
+
+:func:`load_student` is the one loader: exporting (:func:`load_mask2former`),
+publishing (:func:`mmcast.deploy.publish`) and drawing a stage's
+predictions (``tools/analysis/show_predictions.py``) build their model with
+it.
+"""
+import copy
 import os.path as osp
+from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
-from torch import nn
+from torch import Tensor, nn
 
 from mmcast.utils.checkpoint_loading import (CheckpointError,
                                              check_weights_fit,
                                              load_checkpoint_file,
                                              state_dict_of)
+from mmcast.utils.config_reading import read_config
+from mmcast.utils.config_types import type_name_of
 from mmcast.utils.file_hashing import file_sha256
 from .metadata import FORMAT, DeployError, pipeline_settings
+
+# Teacher–student wrappers: their checkpoints hold the student under
+# ``student.`` (and the teacher under ``teacher.``).
+WRAPPERS = ('CASTDistiller', 'GuidedDistiller')
+# Training-only parts of a CASTMask2Former, relative to the detector: a
+# stage checkpoint may hold them where the loaded model has none.
+TRAINING_ONLY = ('strong_view.', 'panoptic_head.projection_head.',
+                 'panoptic_head.loss_pixel_contrast.')
 
 
 def raw_pad_value(preprocessor: nn.Module) -> List[float]:
@@ -29,11 +48,137 @@ def raw_pad_value(preprocessor: nn.Module) -> List[float]:
     return [round(v, 6) for v in value]
 
 
+def _model_of(part: Any, key: str) -> dict:
+    """A wrapper's ``student``/``teacher`` (a model dict or a config file
+    whose ``model`` it is; of a ``CASTDistiller`` its student, as
+    ``build_frozen_teacher`` reads it)."""
+    if isinstance(part, str):
+        part = Config.fromfile(part).model.to_dict()
+    if not isinstance(part, dict):
+        raise DeployError(f'model.{key} must be a model config or a config '
+                          f'file, got {part!r:.80}')
+    if type_name_of(part) == 'CASTDistiller':  # a stage-1b teacher
+        part = part['student']
+    return copy.deepcopy(dict(part))
+
+
+def student_part(model_cfg: dict) -> Tuple[dict, str]:
+    """The detector that ``predict`` of a config's model runs, and the
+    prefix of its weights in that model's checkpoints.
+
+    Args:
+        model_cfg (dict): A config's ``model``.
+
+    Returns:
+        tuple[dict, str]: A detector's own config and ``''``; for a wrapper
+        (:data:`WRAPPERS`) the config of the part it predicts with (its
+        student, or what ``GuidedDistiller``'s
+        ``semi_test_cfg.predict_on`` names), with the data preprocessor
+        that the wrapper applies at test time, and ``'student.'`` (or
+        ``'teacher.'``).
+
+    Raises:
+        DeployError: When the wrapper's part is neither a model config nor
+            a config file.
+    """
+    type_ = type_name_of(model_cfg)
+    if type_ not in WRAPPERS:
+        return copy.deepcopy(dict(model_cfg)), ''
+    part = 'student'
+    if type_ == 'GuidedDistiller':
+        part = (model_cfg.get('semi_test_cfg') or {}).get(
+            'predict_on', 'student')
+    detector = _model_of(model_cfg.get(part), part)
+    preprocessor = model_cfg.get('data_preprocessor')
+    if preprocessor and type_name_of(preprocessor) == \
+            'MultiBranchDataPreprocessor':
+        preprocessor = preprocessor.get('data_preprocessor')
+    if preprocessor:  # what the wrapper runs before predict
+        detector['data_preprocessor'] = copy.deepcopy(dict(preprocessor))
+    return detector, f'{part}.'
+
+
+def extract_weights(path: str, checkpoint: dict, prefix: str,
+                    model: nn.Module) -> 'OrderedDict[str, Tensor]':
+    """The weights of ``model`` in a checkpoint, prefix stripped.
+
+    Args:
+        path (str): The checkpoint's path, for messages.
+        checkpoint (dict): The checkpoint.
+        prefix (str): Where the model's keys live (see
+            :func:`student_part`).
+        model (nn.Module): The model to load.
+
+    Returns:
+        OrderedDict[str, Tensor]: Exactly the keys of ``model.state_dict()``.
+
+    Raises:
+        CheckpointError: Naming ``path`` and a key when a weight of the
+            model is missing, has another shape, or the part holds a weight
+            that is neither the model's nor a known training-only one.
+    """
+    state = state_dict_of(checkpoint)
+    part = OrderedDict((k[len(prefix):], v) for k, v in state.items()
+                       if k.startswith(prefix))
+    if not part:
+        example = next(iter(state), None)
+        raise CheckpointError(
+            f'{path}: no weight starts with {prefix!r} (the stage config\'s '
+            f'deployable model); it holds {len(state)} entries, e.g. '
+            f'{example!r}: was it trained with this config?')
+    check_weights_fit(path, model, dict(state_dict=part))
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in part]
+    unknown = [k for k in part
+               if k not in expected and not k.startswith(TRAINING_ONLY)]
+    name = type(model).__name__
+    if missing:
+        raise CheckpointError(
+            f'{path}: {len(missing)} weight(s) of the config\'s {name} are '
+            f'not in it (e.g. {prefix}{missing[0]}): weights of another '
+            'architecture than the config\'s')
+    if unknown:
+        raise CheckpointError(
+            f'{path}: {len(unknown)} of its weight(s) have no place in the '
+            f'config\'s {name} (e.g. {prefix}{unknown[0]}): weights of '
+            'another architecture than the config\'s')
+    return OrderedDict((k, part[k]) for k in expected)
+
+
+def load_student(model_cfg: dict, checkpoint: str,
+                 prefix: str = '') -> Tuple[nn.Module, dict]:
+    """Build a detector and load its weights from a checkpoint, safely
+    (``weights_only=True``) and checked to fit (:func:`extract_weights`).
+
+    Args:
+        model_cfg (dict): The detector's config (a stage's: see
+            :func:`student_part`).
+        checkpoint (str): The checkpoint (a path, ``work-dir://`` or a URL,
+            see :func:`~mmcast.utils.checkpoint_loading.load_checkpoint_file`).
+        prefix (str): Where the detector's weights are in it: ``''`` for a
+            detector's own checkpoint, ``'student.'`` for a wrapper's.
+
+    Returns:
+        tuple: The detector in eval mode on the CPU, and the checkpoint.
+
+    Raises:
+        FileNotFoundError: Naming a missing checkpoint.
+        CheckpointError: Naming the checkpoint when it is damaged or its
+            weights do not fit the detector.
+    """
+    from mmdet.registry import MODELS
+    model = MODELS.build(model_cfg)
+    ckpt = load_checkpoint_file(checkpoint)
+    model.load_state_dict(extract_weights(checkpoint, ckpt, prefix, model),
+                          strict=True)
+    return model.eval(), ckpt
+
+
 def load_mask2former(config: Union[str, Config], checkpoint: str,
                      cfg_options: Optional[dict] = None
                      ) -> Tuple[nn.Module, Config, dict]:
-    """Build a config's Mask2Former and load a checkpoint into it (safely,
-    ``weights_only=True``).
+    """Build a config's Mask2Former and load a checkpoint into it
+    (:func:`load_student`).
 
     Returns:
         tuple: The model in eval mode, the config and the checkpoint.
@@ -46,17 +191,8 @@ def load_mask2former(config: Union[str, Config], checkpoint: str,
     """
     from mmdet.models import Mask2Former, Mask2FormerHead
     from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.registry import init_default_scope
     name = config if isinstance(config, str) else config.filename
-    if isinstance(config, str):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config not found: {config}')
-        config = Config.fromfile(config)
-    if cfg_options:
-        config.merge_from_dict(cfg_options)
-    register_all_modules(init_default_scope=False)
-    init_default_scope(config.get('default_scope', 'mmdet'))
+    config = read_config(config, cfg_options)
     model_cfg = config.get('model') or {}
     type_ = model_cfg.get('type')
     cls = MODELS.get(type_) if isinstance(type_, str) else type_
@@ -65,21 +201,12 @@ def load_mask2former(config: Union[str, Config], checkpoint: str,
             f'{name}: model.type={type_!r} is not a Mask2Former; export the '
             'model that tools/publish_model.py publishes from a stage '
             'config')
-    ckpt = load_checkpoint_file(checkpoint)
-    model = MODELS.build(model_cfg)
+    model, ckpt = load_student(model_cfg, checkpoint)
     if not isinstance(model.panoptic_head, Mask2FormerHead):
         raise DeployError(f'{name}: model.panoptic_head is a '
                           f'{type(model.panoptic_head).__name__}, not a '
                           'Mask2FormerHead')
-    check_weights_fit(checkpoint, model, ckpt)
-    state = state_dict_of(ckpt)
-    missing = [k for k in model.state_dict() if k not in state]
-    if missing:
-        raise CheckpointError(
-            f'{checkpoint}: {len(missing)} weight(s) of the model of {name} '
-            f'are not in it (e.g. {missing[0]})')
-    model.load_state_dict(state, strict=False)
-    return model.eval(), config, ckpt
+    return model, config, ckpt
 
 
 def runtime_metadata(model: nn.Module, cfg: Config, ckpt: dict,

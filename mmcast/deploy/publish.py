@@ -35,24 +35,17 @@ from typing import Any, Dict, Optional, Tuple
 import mmdet.registry as mmdet_registries
 import numpy as np
 import torch
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import DATASETS
 from mmengine.config import Config, ConfigDict
-from mmengine.registry import Registry, init_default_scope
-from torch import Tensor
+from mmengine.registry import Registry
 
 from mmcast.utils.atomic_io import atomic_open
-from mmcast.utils.checkpoint_loading import (CheckpointError,
-                                             check_weights_fit,
-                                             load_checkpoint_file,
-                                             state_dict_of)
+from mmcast.utils.config_reading import read_config
 from mmcast.utils.config_types import type_name_of
 from mmcast.utils.file_hashing import file_sha256
+from .loading import WRAPPERS, load_student, student_part
 
-WRAPPERS = ('CASTDistiller', 'GuidedDistiller')
 DETECTORS = ('Mask2Former', 'CASTMask2Former')
-# Training-only parts of a CASTMask2Former, relative to the detector.
-TRAINING_ONLY = ('strong_view.', 'panoptic_head.projection_head.',
-                 'panoptic_head.loss_pixel_contrast.')
 # Top-level config keys that evaluation and inference use.
 KEPT_KEYS = ('default_scope', 'backend_args', 'test_pipeline',
              'val_dataloader', 'val_evaluator', 'val_cfg', 'test_dataloader',
@@ -69,22 +62,10 @@ class PublishError(ValueError):
     """A stage config whose model cannot be published."""
 
 
-def _model_of(part: Any, key: str) -> dict:
-    """A wrapper's ``student``/``teacher`` (a model dict or a config file
-    whose ``model`` it is; of a ``CASTDistiller`` its student, as
-    ``build_frozen_teacher`` reads it)."""
-    if isinstance(part, str):
-        part = Config.fromfile(part).model.to_dict()
-    if not isinstance(part, dict):
-        raise PublishError(f'model.{key} must be a model config or a config '
-                           f'file, got {part!r:.80}')
-    if type_name_of(part) == 'CASTDistiller':  # a stage-1b teacher
-        part = part['student']
-    return copy.deepcopy(dict(part))
-
-
 def deployable_part(model_cfg: dict) -> Tuple[dict, str]:
-    """The detector that ``predict`` of a stage model runs, and its prefix.
+    """The detector that ``predict`` of a stage model runs, and its prefix
+    (:func:`~mmcast.deploy.loading.student_part`), when it is one that
+    publishing knows (:data:`DETECTORS`).
 
     Args:
         model_cfg (dict): The stage config's ``model``.
@@ -99,27 +80,16 @@ def deployable_part(model_cfg: dict) -> Tuple[dict, str]:
         PublishError: For a model type that has no deployable Mask2Former.
     """
     type_ = type_name_of(model_cfg)
-    if type_ in DETECTORS:
-        return copy.deepcopy(dict(model_cfg)), ''
-    if type_ not in WRAPPERS:
+    if type_ not in DETECTORS + WRAPPERS:
         raise PublishError(
             f'model.type={type_!r}: publish_model knows the detectors '
             f'{DETECTORS} and the wrappers {WRAPPERS}')
-    part = 'student'
-    if type_ == 'GuidedDistiller':
-        part = (model_cfg.get('semi_test_cfg') or {}).get(
-            'predict_on', 'student')
-    detector = _model_of(model_cfg.get(part), part)
-    preprocessor = model_cfg.get('data_preprocessor')
-    if preprocessor and type_name_of(preprocessor) == \
-            'MultiBranchDataPreprocessor':
-        preprocessor = preprocessor.get('data_preprocessor')
-    if preprocessor:  # what the wrapper runs before predict
-        detector['data_preprocessor'] = copy.deepcopy(dict(preprocessor))
+    detector, prefix = student_part(model_cfg)
     if type_name_of(detector) not in DETECTORS:
-        raise PublishError(f'model.{part}.type={type_name_of(detector)!r}: '
-                           f'publish_model knows the detectors {DETECTORS}')
-    return detector, f'{part}.'
+        raise PublishError(f'model.{prefix.rstrip(".")}.type='
+                           f'{type_name_of(detector)!r}: publish_model knows '
+                           f'the detectors {DETECTORS}')
+    return detector, prefix
 
 
 def _drop_pretrained(cfg: Any) -> Any:
@@ -260,52 +230,6 @@ def model_capacity(model: dict) -> Dict[str, int]:
                 capacity=min(queries, kept))
 
 
-def extract_weights(path: str, checkpoint: dict, prefix: str,
-                    model: torch.nn.Module) -> 'OrderedDict[str, Tensor]':
-    """The weights of ``model`` in a stage checkpoint, prefix stripped.
-
-    Args:
-        path (str): The checkpoint's path, for messages.
-        checkpoint (dict): The stage checkpoint.
-        prefix (str): Where the deployable model's keys live.
-        model (nn.Module): The stock model built from the published config.
-
-    Returns:
-        OrderedDict[str, Tensor]: Exactly the keys of ``model.state_dict()``.
-
-    Raises:
-        CheckpointError: Naming ``path`` and a key when a weight of the
-            model is missing, has another shape, or the part holds a weight
-            that is neither the model's nor a known training-only one.
-    """
-    state = state_dict_of(checkpoint)
-    part = OrderedDict((k[len(prefix):], v) for k, v in state.items()
-                       if k.startswith(prefix))
-    if not part:
-        example = next(iter(state), None)
-        raise CheckpointError(
-            f'{path}: no weight starts with {prefix!r} (the stage config\'s '
-            f'deployable model); it holds {len(state)} entries, e.g. '
-            f'{example!r}: was it trained with this config?')
-    check_weights_fit(path, model, dict(state_dict=part))
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in part]
-    unknown = [k for k in part
-               if k not in expected and not k.startswith(TRAINING_ONLY)]
-    name = type(model).__name__
-    if missing:
-        raise CheckpointError(
-            f'{path}: {len(missing)} weight(s) of the config\'s {name} are '
-            f'not in it (e.g. {prefix}{missing[0]}): weights of another '
-            'architecture than the config\'s')
-    if unknown:
-        raise CheckpointError(
-            f'{path}: {len(unknown)} of its weight(s) have no place in the '
-            f'config\'s {name} (e.g. {prefix}{unknown[0]}): weights of '
-            'another architecture than the config\'s')
-    return OrderedDict((k, part[k]) for k in expected)
-
-
 def _plain(value: Any) -> Any:
     """``value`` as types that ``torch.load(weights_only=True)`` accepts."""
     if isinstance(value, dict):
@@ -358,22 +282,18 @@ def publish(config: str,
 
     Raises:
         PublishError: When the stage model has no deployable Mask2Former.
-        FileNotFoundError: Naming a missing checkpoint.
+        DeployError: When a wrapper's part is no model config.
+        FileNotFoundError: Naming a missing config or checkpoint.
         CheckpointError: Naming the checkpoint when it is damaged or its
             weights do not fit the config's model (see
-            :func:`extract_weights`).
+            :func:`~mmcast.deploy.loading.extract_weights`).
     """
-    stage_cfg = Config.fromfile(config)
-    if cfg_options:
-        stage_cfg.merge_from_dict(cfg_options)
-    init_default_scope(stage_cfg.get('default_scope', 'mmdet'))
+    stage_cfg = read_config(config, cfg_options)
     name = name or osp.splitext(osp.basename(config))[0]
     detector, prefix = deployable_part(stage_cfg.model.to_dict())
     cfg = published_config(stage_cfg, stock_mask2former_cfg(detector))
-    model = MODELS.build(cfg.model)
-    stage_ckpt = load_checkpoint_file(checkpoint)
-    weights = extract_weights(checkpoint, stage_ckpt, prefix, model)
-    model.load_state_dict(weights, strict=True)
+    model, stage_ckpt = load_student(cfg.model, checkpoint, prefix)
+    weights = model.state_dict()
     if fp16:
         weights = OrderedDict(
             (k, v.half() if v.is_floating_point() else v)

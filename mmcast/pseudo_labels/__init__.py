@@ -1,7 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""Offline pseudo-labels: the COCO file, the filter, the (distributed)
-labeller, staleness, quality, and the job that keeps a stage's file
-current. No model is built here: the teacher comes in."""
+"""Offline pseudo-labels: the unlabeled set from a teacher config, the COCO
+file, the filter, the (distributed) labeller, staleness, quality, and the
+job that keeps a stage's file current. No model is built here: the teacher
+comes in."""
 from .coco_pseudo_labels import (HEADER_KEY, IDENTITY_KEYS, SKIPPED_IMAGE_KEY,
                                  instances_to_coco_annotations, read_header,
                                  read_info, write_pseudo_label_json)
@@ -20,6 +21,7 @@ from .labeling_settings import AUTO, LabelingSettings
 from .quality import DEFAULT_SCORE_THRS, pseudo_label_quality
 from .staleness import (checkpoint_sha256, identity, is_current, make_header,
                         stale_reason, state_dict_sha256)
+from .unlabeled_set_cfg import default_img_prefix, split_of, unlabeled_set_cfg
 from .visualization import save_pseudo_label_overlays
 
 __all__ = [
@@ -34,5 +36,6 @@ __all__ = [
     'UnreadableImagesError', 'check_unreadable', 'check_images_exist',
     'build_labeling_dataset', 'save_pseudo_label_overlays',
     'OfflineLabelingJob', 'LabelingTeacherLike', 'LabelingSettings', 'AUTO',
-    'DEFAULT_SCORE_THRS', 'pseudo_label_quality'
+    'DEFAULT_SCORE_THRS', 'pseudo_label_quality', 'unlabeled_set_cfg',
+    'default_img_prefix', 'split_of'
 ]

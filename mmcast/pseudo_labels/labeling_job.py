@@ -36,12 +36,14 @@ from torch.utils.data import Dataset
 
 from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.rank0_broadcast import from_rank0
+from .coco_pseudo_labels import read_header
 from .labeler import label_unlabeled_set
 from .labeling_dataset import build_labeling_dataset, check_images_exist
 from .labeling_settings import LabelingSettings
 from .quality import pseudo_label_quality
 from .staleness import (identity, labeling_header, make_header,
                         quality_files, quality_is_stale, stale_reason)
+from .visualization import save_pseudo_label_overlays
 
 
 class LabelingTeacherLike(Protocol):
@@ -264,3 +266,31 @@ class OfflineLabelingJob:
                  f'precision {best["precision"]:.3f}, recall '
                  f'{best["recall"]:.3f} on {quality["gt_file"]})')
         return chosen
+
+    def summary(self) -> List[str]:
+        """The lines a command line prints on rank 0 after a :meth:`run`
+        that relabeled: the file, its images, instances and skipped images,
+        and this rank's speed."""
+        final = self.result['header'] or read_header(self.out_file)
+        return [
+            f'pseudo-labels: {self.out_file}',
+            f'  images {final["num_images"]}, instances '
+            f'{final["num_instances"]}, skipped {final["num_skipped"]}, '
+            f'{self.result["images_per_s"]:.2f} img/s on rank 0'
+        ]
+
+    def save_overlays(self, num_images: int) -> List[str]:
+        """Draw the pseudo-labels of the first ``num_images`` images with
+        the unlabeled set's classes and palette, into
+        ``pseudo_label_vis/`` beside ``out_file``.
+
+        Returns:
+            list[str]: The files written (none for ``num_images <= 0``).
+        """
+        meta = self.dataset.metainfo
+        return save_pseudo_label_overlays(
+            self.out_file, self.dataset.data_prefix.get('img', ''),
+            osp.join(osp.dirname(self.out_file), 'pseudo_label_vis'),
+            num_images=num_images,
+            classes=list(meta.get('classes', [])) or None,
+            palette=meta.get('palette'))

@@ -34,7 +34,7 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -42,11 +42,24 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO]:
         raise
 
 
-def _umask() -> int:
-    """The process' umask (reading it means setting it)."""
+def _read_umask() -> int:
+    """The process' umask: from ``/proc/self/status`` where the kernel
+    gives it, else by setting it and setting it back (which is why it is
+    read once, at import, before any thread could create a file)."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# the umask files get their permissions from (read once, at import)
+UMASK = _read_umask()
 
 
 def atomic_dump_json(obj: Any, path: str, **json_kwargs) -> None:

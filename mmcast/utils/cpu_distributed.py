@@ -19,7 +19,8 @@ group)::
         <mmdet>/.mim/tools/train.py CONFIG --launcher pytorch
 
 A script that starts the process group itself can call
-:func:`allow_cpu_pytorch_launcher` instead.
+:func:`allow_cpu_pytorch_launcher` instead, or :func:`init_processes`,
+which does so where CUDA is unavailable.
 """
 import os
 
@@ -51,3 +52,23 @@ def cpu_launcher_requested() -> bool:
 def allow_cpu_pytorch_launcher() -> None:
     """Install the CPU-aware launcher in MMEngine (idempotent)."""
     dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+
+def init_processes(launcher: str, local_rank: int = 0) -> None:
+    """Start the process group of a script's multi-process run: nccl on
+    GPUs, gloo (through :func:`allow_cpu_pytorch_launcher`) on CPUs.
+
+    Args:
+        launcher (str): MMEngine's launcher (``'pytorch'``, ``'slurm'``,
+            ``'mpi'``); ``'none'`` starts none.
+        local_rank (int): ``LOCAL_RANK`` where the launcher did not set it
+            (``torch.distributed.launch`` passes ``--local-rank``).
+    """
+    from mmengine.dist import init_dist
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+    if launcher == 'none':
+        return
+    if not torch.cuda.is_available():
+        allow_cpu_pytorch_launcher()
+    init_dist(launcher,
+              backend='nccl' if torch.cuda.is_available() else 'gloo')

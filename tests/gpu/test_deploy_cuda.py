@@ -110,7 +110,7 @@ def test_batches_give_each_image_its_batch_1_instances_on_cuda(monkeypatch):
 
 
 def test_cuda_pt2_package_gives_the_eager_instances(tmp_path):
-    from mmcast.apis import PT2Inferencer
+    from mmcast.deploy import PT2Inferencer
     from mmcast.deploy import export_pt2
     from mmcast.deploy.pt2_package import eager_reference
     checkpoint = str(tmp_path / 'student.pth')

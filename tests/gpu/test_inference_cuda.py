@@ -46,7 +46,7 @@ def test_speedups_keep_the_predictions_on_cuda(monkeypatch):
     so the logits agree to float32 rounding. Masks are compared by their
     logits: a random toy model has pixels whose logit is within rounding of
     0, and a binarised mask flips there."""
-    from mmcast.apis import inference_autocast, prepare_for_inference
+    from mmcast.deploy import inference_autocast, prepare_for_inference
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)
     monkeypatch.setattr(torch.backends.cuda.matmul, 'allow_tf32', False)
     model = _model().cuda()

@@ -13,7 +13,7 @@ image, a panel per source, drawn with MMDetection's ``DetLocalVisualizer``:
   Distillation student): the stage's last checkpoint, run through
   ``mmdet.apis.inference_detector`` with the stage's own config (the copy
   in its work dir). A ``CASTDistiller`` / ``GuidedDistiller`` stage shows
-  its student.
+  the part it predicts with (its student).
 
 The images: with pseudo-labels, the first ``--num-images`` unlabeled train
 images (D_u) that have ground-truth instances (their GT comes from the
@@ -165,29 +165,20 @@ def dataset_cfg(cfg: Config, key: str, data_root: Optional[str],
 
 def build_model(config: str, checkpoint: str, device: str,
                 dataset_meta: dict):
-    """A stage's model for inference: the detector itself, or the student
-    of a ``CASTDistiller`` / ``GuidedDistiller`` (``model.student``), with
-    the classes (and palette) of ``dataset_meta``."""
-    from mmdet.apis import init_detector
-    from mmengine.runner import load_checkpoint, load_state_dict
+    """A stage's model for inference: the detector that its ``predict``
+    runs (the detector itself, or the student of a ``CASTDistiller`` /
+    ``GuidedDistiller``), loaded by :func:`mmcast.deploy.loading.load_student`
+    with the classes (and palette) of ``dataset_meta``."""
+    from mmengine.model import revert_sync_batchnorm
 
-    from mmcast.models.detectors.cast_distiller import student_state_dict
+    from mmcast.deploy.loading import load_student, student_part
+    from mmcast.utils.config_reading import read_config
 
-    cfg = Config.fromfile(config)
-    distiller = 'student' in cfg.model
-    if distiller:
-        cfg.model = cfg.model.student
-    # The weights are loaded below: drop init_detector's warning that,
-    # without them, it uses COCO's classes.
-    with warnings.catch_warnings(record=True) as caught:
-        model = init_detector(cfg, None, device=device)
-    for w in caught:
-        if 'checkpoint is None' not in str(w.message):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if distiller:
-        load_state_dict(model, student_state_dict(checkpoint), strict=True)
-    else:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    cfg = read_config(config)
+    cfg.model, prefix = student_part(cfg.model)
+    model, _ = load_student(cfg.model, checkpoint, prefix)
+    model = revert_sync_batchnorm(model)
+    model.cfg = cfg  # inference_detector reads the test pipeline there
     model.dataset_meta = dict(dataset_meta)
     return model.to(device).eval()
 

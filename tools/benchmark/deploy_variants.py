@@ -18,7 +18,7 @@ same synthetic batch:
   in half precision, run from the package;
 * ``onnxruntime``: the network exported to ONNX (fp32 on the CPU, fp16 on
   CUDA) and run by ONNX Runtime, the lean post-processing in PyTorch on
-  its logits (as :class:`mmcast.apis.ONNXInferencer`).
+  its logits (as :class:`mmcast.deploy.ONNXInferencer`).
 
 For each, at each batch size: seconds per batch, images/s, the share of
 post-processing (the variant's post-processing timed alone on the same

@@ -13,7 +13,7 @@ predicts one synthetic image (batch 1) at each ``--shapes`` entry. Variants:
   the same 100 instances); ``lean top-20``: keeping the 20 best (random
   weights score every query alike, so a score threshold would keep all or
   nothing);
-* ``lean+fused``: plus :func:`mmcast.apis.prepare_for_inference`'s fused
+* ``lean+fused``: plus :func:`mmcast.deploy.prepare_for_inference`'s fused
   attention (``+cl``: channels-last as well; ``+compile``: torch.compile of
   backbone and pixel decoder, with ``--compile``);
 * ``lean+fused+autocast``: plus fp16 (CUDA) / bf16 (CPU) autocast;
@@ -65,7 +65,7 @@ from real_size_step import CONFIG_DIR  # noqa: E402
 from stage_overhead import packed_batch  # noqa: E402
 
 import mmcast  # noqa: E402,F401  (registers mmcast modules)
-from mmcast.apis import inference_autocast, prepare_for_inference  # noqa
+from mmcast.deploy import inference_autocast, prepare_for_inference  # noqa
 from mmdet.registry import MODELS  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 
@@ -236,7 +236,7 @@ def onnxruntime_student(cfg: Config, shape, args, tmp: str) -> Dict:
     outside the graph."""
     import onnxruntime as ort
 
-    from mmcast.apis import ONNXInferencer
+    from mmcast.deploy import ONNXInferencer
     from mmcast.deploy import export_onnx
     from mmcast.models.seg_heads import lean_instance_results
     torch.manual_seed(0)

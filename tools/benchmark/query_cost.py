@@ -4,7 +4,7 @@ predict at 20 / 100 / 200 / 300 queries, side by side in one run.
 
 Each model is the toy R-18 student (``configs/mmcast/
 supervised_student_toy.py``) given the capacity by
-:func:`mmcast.apis.instance_capacity.with_capacity`, the options
+:func:`mmcast.apis.pipeline.instance_capacity.with_capacity`, the options
 ``tools/cast_pipeline.py --max-instances`` uses (queries and
 ``test_cfg.max_per_image`` follow it), built with the same seed. The batch
 is the dense toy world's (:mod:`mmcast.toy.cells`: 50 to 200
@@ -38,7 +38,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
 import mmcast  # noqa: F401  (registers mmcast's modules)
-from mmcast.apis.instance_capacity import with_capacity
+from mmcast.apis.pipeline.instance_capacity import with_capacity
 from mmcast.toy.cells import render_cells_scene
 
 CONFIG = 'configs/mmcast/supervised_student_toy.py'

@@ -17,7 +17,7 @@ CPUExecutionProvider`` (TensorRT).
 """
 import argparse
 
-from mmcast.apis import ONNXInferencer
+from mmcast.deploy import ONNXInferencer
 from mmcast.deploy import DeployError
 
 

@@ -15,7 +15,7 @@ refuses a file with another hash before loading it.
 """
 import argparse
 
-from mmcast.apis import PT2Inferencer
+from mmcast.deploy import PT2Inferencer
 from mmcast.deploy import DeployError
 
 

@@ -28,6 +28,9 @@ index (``model-index.yml`` and the metafiles it imports):
 * ``stage_configs``: the table of stage configs,
   ``configs/mmcast/stages.json`` (which config each stage of each dataset
   and teacher runs, and its short name);
+* ``stage_graph``: the stage graph, ``configs/mmcast/stage_graph.json``
+  (what each stage is made from, and the checkpoint each hand-off key of
+  its config gets);
 * any name of ``docs/en/results/tables.json`` (``columns`` and ``rows``).
 
 Files scanned: ``README.md``, ``docs/**/*.md``, ``configs/**/README.md`` and
@@ -61,6 +64,7 @@ BLOCK = re.compile(
     re.S | re.M)
 PAPER = 'paper'
 STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
+STAGE_GRAPH = osp.join('configs', 'mmcast', 'stage_graph.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
 PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop', 'toy_gdino_sam2',
                     'toy_gdino_sam2_u1800', 'toy_teacher_ensemble',
@@ -248,6 +252,20 @@ def render_stage_configs(root: str) -> str:
          for row in rows])
 
 
+def render_stage_graph(root: str) -> str:
+    """The stage graph: each stage's upstream stages and hand-offs."""
+    with open(osp.join(root, STAGE_GRAPH), encoding='utf-8') as f:
+        graph = json.load(f)
+    return markdown_table(
+        ['stage', 'made from', 'hand-offs (config key ← checkpoint of)',
+         'pseudo-labels'],
+        [[f'`{key}`', ', '.join(f'`{u}`' for u in entry['upstream']),
+          '<br>'.join(f'`{k}` ← {"θ_T^0" if src == "teacher0" else src}'
+                      for k, src in entry['handoffs'].items()),
+          entry.get('pseudo_labels') or '']
+         for key, entry in graph.items()])
+
+
 def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     """Every table name -> a function of the Markdown file's path."""
     results = {name: _load_json(root, f'{name}.json')
@@ -258,7 +276,8 @@ def renderers(root: str) -> Dict[str, Callable[[str], str]]:
     models = load_metafiles(root)
     out: Dict[str, Callable[[str], str]] = {
         'paper_headline': lambda md: render_headline(zoo),
-        'stage_configs': lambda md: render_stage_configs(root)}
+        'stage_configs': lambda md: render_stage_configs(root),
+        'stage_graph': lambda md: render_stage_graph(root)}
     for name, result in results.items():
         out[name] = lambda md, r=result: render_results(r)
     for name, section in zoo.items():

@@ -15,83 +15,17 @@ source that gets no image per GPU is a preflight problem.
 import math
 import os.path as osp
 import re
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from mmcast.engine.batch_scaling import (LR_RULE, scaled_lr,
                                          semi_batch_problem, source_slots)
+from .config_inputs import dataset_inputs
 from .config_loader import ConfigLoader
+from .overrides import Overrides
 from .run_spec import RunSpec
-from .stage import Stage
+from .stage import Stage, StageBatch
 
 LR_KEY = 'optim_wrapper.optimizer.lr'
-
-
-@dataclass
-class StageBatch:
-    """The batch and lr a training stage runs with.
-
-    Args:
-        gpus (int): Processes of the stage (all nodes).
-        per_gpu (int): Training images per GPU.
-        slots (list[int]): Images per GPU of each source (one source for a
-            labels-only stage; labeled, then unlabeled for a
-            ``MultiSourceSampler``).
-        lr (float): The lr it trains with.
-        recipe_lr (float): The lr of its config.
-        recipe_batch (int): The global batch ``recipe_lr`` is for.
-        lr_given (bool): An option of the command line sets the lr: kept
-            as given.
-        source_files (list[str]): The annotation file of each source.
-        problem (str, optional): Why the stage cannot train with this batch.
-    """
-    gpus: int
-    per_gpu: int
-    slots: List[int]
-    lr: float
-    recipe_lr: float
-    recipe_batch: int
-    lr_given: bool = False
-    source_files: List[str] = field(default_factory=list)
-    problem: Optional[str] = None
-
-    @property
-    def batch(self) -> int:
-        """The global batch."""
-        return self.gpus * self.per_gpu
-
-    def describe(self, max_iters: int, counts: Dict[str, int]) -> str:
-        """``global batch 16 (8 GPU(s) x 2: 8 labeled + 8 unlabeled), lr
-        7.07e-05 (5e-05 at batch 8, square-root rule), 90000 iterations =
-        2432.4 epochs of the labeled images (296), ...``; ``counts``: the
-        images of each annotation file (absolute path) where known."""
-        split = ''
-        if len(self.slots) > 1:
-            split = ': ' + ' + '.join(
-                f'{n * self.gpus} {what}' for n, what in
-                zip(self.slots, ('labeled', 'unlabeled', 'other')))
-        if self.lr_given:
-            why = 'as given'
-        elif self.batch == self.recipe_batch:
-            why = 'the recipe\'s, at its batch'
-        else:
-            why = (f'{self.recipe_lr:.3g} at batch {self.recipe_batch}, '
-                   f'{LR_RULE} rule')
-        lr = f'lr {self.lr:.3g} ({why})'
-        epochs = []
-        for n, path, name in zip(self.slots, self.source_files,
-                                 ('labeled', 'unlabeled', 'other')):
-            images = counts.get(osp.abspath(path)) if path else None
-            if images:
-                epochs.append(f'{max_iters * n * self.gpus / images:.1f} '
-                              f'epochs of the {name} images ({images})')
-            else:
-                epochs.append(f'epochs of the {name} images: not counted '
-                              f'({osp.basename(path) or "no file"} not '
-                              'read)')
-        return (f'global batch {self.batch} ({self.gpus} GPU(s) x '
-                f'{self.per_gpu}{split}), {lr}, {max_iters} iterations = ' +
-                ', '.join(epochs))
 
 
 def listed_images(split_file: str) -> Optional[int]:
@@ -109,12 +43,12 @@ def listed_images(split_file: str) -> Optional[int]:
         return sum(1 for line in f if line.strip())
 
 
-def stage_batch(spec: RunSpec, loader: ConfigLoader,
-                stage: Stage) -> Tuple[StageBatch, List[str]]:
-    """The batch and lr a training stage runs with, and the options that
-    give it its images per GPU and scaled lr (none where they are the
-    config's)."""
-    cfg = loader.load(stage)
+def stage_batch(spec: RunSpec, loader: ConfigLoader, config: str,
+                overrides: Overrides) -> Tuple[StageBatch, Overrides]:
+    """The batch and lr a training stage of ``config`` with ``overrides``
+    runs with, and the overrides that give it its images per GPU and scaled
+    lr (none where they are the config's)."""
+    cfg = loader.merged(config, overrides)
     train_loader = cfg.train_dataloader
     sampler = train_loader.get('sampler') or {}
     own = train_loader.batch_size
@@ -123,34 +57,32 @@ def stage_batch(spec: RunSpec, loader: ConfigLoader,
     scale = cfg.get('auto_scale_lr') or {}
     recipe_batch = scale.get('base_batch_size') or own
     recipe_lr = cfg.optim_wrapper.optimizer.lr  # or the one given
-    lr_given = any(o.startswith(LR_KEY + '=') for o in stage.options)
+    lr_given = LR_KEY in overrides
     lr = recipe_lr if lr_given else scaled_lr(recipe_lr, gpus * per_gpu,
                                               recipe_batch)
     ratio = sampler.get('source_ratio') if sampler.get(
         'type') == 'MultiSourceSampler' else None
     options = []
     if per_gpu != own:
-        options.append(f'train_dataloader.batch_size={per_gpu}')
+        options.append(('train_dataloader.batch_size', per_gpu))
     if 'batch_size' in sampler and sampler['batch_size'] != per_gpu:
-        options.append(f'train_dataloader.sampler.batch_size={per_gpu}')
+        options.append(('train_dataloader.sampler.batch_size', per_gpu))
     if not math.isclose(lr, recipe_lr, rel_tol=1e-9):
-        options.append(f'{LR_KEY}={lr:.6g}')
+        options.append((LR_KEY, float(f'{lr:.6g}')))
     if scale.get('enable'):  # the lr above is already the scaled one
-        options.append('auto_scale_lr.enable=False')
+        options.append(('auto_scale_lr.enable', False))
     batch = StageBatch(
         gpus=gpus, per_gpu=per_gpu,
         slots=source_slots(per_gpu, ratio) if ratio else [per_gpu],
         lr=lr, recipe_lr=recipe_lr, recipe_batch=recipe_batch,
         lr_given=lr_given, source_files=_source_files(train_loader),
         problem=semi_batch_problem(per_gpu, ratio) if ratio else None)
-    return batch, options
+    return batch, Overrides.of(options)
 
 
 def _source_files(train_loader) -> List[str]:
     """The annotation file of each source of a train dataloader (of the
     ``ConcatDataset``'s datasets, in order), in the repository."""
-    from mmcast.apis.preflight import dataset_inputs
-
     dataset = train_loader.dataset
     sources = dataset.get('datasets') or [dataset]
     files = []

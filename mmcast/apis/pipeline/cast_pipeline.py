@@ -26,8 +26,9 @@ from .data_preparation import (check_custom_dataset, prepare_custom_split,
                                prepare_tiny_teacher_assets, prepare_toy_data,
                                print_split)
 from .errors import PipelineError, PreflightFailed
+from .launchers import cfg_options_args
 from .planning import Plan, Planner, predictions_file
-from .preflight_checks import run_preflight
+from .preflight import run_preflight
 from .reuse import StageReuse, check_reuse_base, check_work_dir_teacher
 from .run_spec import RunSpec
 from .runner import StageRunner
@@ -197,7 +198,8 @@ def print_plan(plan: Plan) -> None:
     print('stage plan:')
     for stage in plan.stages:
         print('  ' + stage.describe())
-        print('    --cfg-options ' + ' '.join(stage.options))
+        print('    --cfg-options ' +
+              ' '.join(cfg_options_args(stage.overrides)))
 
 
 def log_to(path: str) -> None:

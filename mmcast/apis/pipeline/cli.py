@@ -7,12 +7,12 @@ import signal
 import sys
 from typing import Dict, List, Optional
 
-from ..stage_failure import StageFailed
 from .cast_pipeline import CASTPipeline
 from .errors import PREFLIGHT_FAILED, PipelineError
 from .options import parse_args
 from .run_spec import RunSpec
 from .settings import WORK_DIR_BUSY
+from .stage_failure import StageFailed
 from .work_dir_lock import FolderBusy, describe_holder
 
 
@@ -56,7 +56,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     :data:`~mmcast.apis.pipeline.settings.WORK_DIR_BUSY`). Returns the exit
     status (0: every stage ran); ``tools/cast_pipeline.py`` exits with
     it."""
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except PipelineError as error:  # argparse's usage and message
+        print(error, file=sys.stderr, flush=True)
+        return PREFLIGHT_FAILED
     if not args.verbose:
         quiet_console()
     previous = {signum: signal.signal(signum, _raise_terminated)
@@ -112,8 +116,10 @@ def run_pipeline(dataset: str, work_dir: str, *options: str) -> Dict:
         ``--dry-run``.
 
     Raises:
-        PipelineError: Options or files it cannot run with, preflight
-            problems (:class:`PreflightFailed`) included.
+        PipelineError: Options or files it cannot run with (an unknown
+            option, a value of the wrong type or out of range), preflight
+            problems (:class:`PreflightFailed`) included; never
+            ``SystemExit``.
         StageFailed: A stage failed (``.report()`` tells why).
         FolderBusy: Another pipeline holds ``work_dir`` (``.holder`` says
             which).

@@ -1,13 +1,13 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The stage configs of a run: found in the table of stage configs, loaded
 as the stages load them, and compared with the ones a work dir holds."""
-import argparse
-import contextlib
 import copy
 import os
 import os.path as osp
-from typing import Iterator, Tuple
+import threading
+from typing import Tuple
 
+from .overrides import Overrides
 from .run_spec import RunSpec
 from .settings import (REPO_ROOT, RESULT_NEUTRAL_KEYS, SCRIPT_SET_KEYS,
                        TEACHER_STAGES)
@@ -21,10 +21,13 @@ WORK_DIR_MARK = '<work_dir>'
 class ConfigLoader:
     """Finds, loads and compares the stage configs of a run.
 
-    Configs are loaded in the stages' environment (``spec.env``: the
-    configs read the data root, your classes and the tiny teachers' files
-    from it), from the repository root, where the stages run; each file is
-    parsed once.
+    Configs are loaded as the stages load them: their placeholders read the
+    stages' environment (``spec.env``: the data root, your classes and the
+    tiny teachers' files), given explicitly
+    (:func:`~mmcast.utils.config_files.load_config`), and relative paths
+    are in the repository root, where the stages run. The process'
+    environment and working directory are never changed, so threads may
+    load configs at once. Each file is parsed once.
 
     Args:
         spec (RunSpec): The run.
@@ -32,7 +35,9 @@ class ConfigLoader:
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
+        self.root = REPO_ROOT
         self._configs = {}
+        self._lock = threading.Lock()
 
     def stage_config(self, key: str) -> str:
         """The config of stage ``key`` (``adapt_teacher``, ...,
@@ -42,57 +47,37 @@ class ConfigLoader:
             'toy_foundation', ) else None
         return stage_config_path(self.spec.dataset, key, teacher)
 
-    @contextlib.contextmanager
-    def stage_environment(self) -> Iterator[None]:
-        """``os.environ`` as the stages see it."""
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self.spec.env)
-        try:
-            yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    def read(self, path: str):
+        """The config file at ``path`` (relative to the repository, or
+        absolute) as the stages load it, cached: the cached object itself,
+        not to be changed (:meth:`config_file` gives a copy)."""
+        from mmcast.utils.config_files import load_config
 
-    @contextlib.contextmanager
-    def in_repository(self) -> Iterator[None]:
-        """In the repository, with the stages' environment: where the
-        configs' relative paths (teacher configs, data) are read."""
-        cwd = os.getcwd()
-        os.chdir(REPO_ROOT)
-        try:
-            with self.stage_environment():
-                yield
-        finally:
-            os.chdir(cwd)
+        path = osp.normpath(osp.join(self.root, path))
+        with self._lock:
+            cfg = self._configs.get(path)
+        if cfg is None:
+            cfg = load_config(path, self.spec.env)
+            with self._lock:
+                cfg = self._configs.setdefault(path, cfg)
+        return cfg
 
     def config_file(self, path: str):
-        """A config as the stages load it (their environment), cached; a
-        copy the caller may change."""
-        from mmengine.config import Config
-
-        if path not in self._configs:
-            with self.stage_environment():
-                self._configs[path] = Config.fromfile(
-                    osp.join(REPO_ROOT, path))
-        return copy.deepcopy(self._configs[path])
+        """A config as the stages load it; a copy the caller may change."""
+        return copy.deepcopy(self.read(path))
 
     def config_iters(self, path: str) -> int:
         """The ``train_cfg.max_iters`` of a config."""
-        return self.config_file(path).train_cfg.max_iters
+        return self.read(path).train_cfg.max_iters
+
+    def merged(self, config: str, overrides: Overrides):
+        """The config ``config`` with ``overrides`` merged, as a stage with
+        them loads it."""
+        return overrides.merged_into(self.read(config))
 
     def load(self, stage: Stage):
-        """The stage's config as its run loads it (options merged)."""
-        from mmengine.config import DictAction
-
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-        cfg = self.config_file(stage.config)
-        with self.stage_environment():
-            cfg.merge_from_dict(
-                parser.parse_args(['--cfg-options'] +
-                                  stage.options).cfg_options)
-        return cfg
+        """The stage's config as its run loads it (overrides merged)."""
+        return self.merged(stage.config, stage.overrides)
 
     @staticmethod
     def in_repo(path: str) -> str:

@@ -4,6 +4,8 @@ import os
 import time
 from typing import Optional, Tuple
 
+from .run_spec import RunSpec
+
 
 def cpu_contention_note(busy: float, cpus: int, jobs: int,
                         omp_threads: Optional[str]) -> Optional[str]:
@@ -61,3 +63,20 @@ def busy_cpus(interval: float = 0.25) -> Optional[float]:
     if total1 <= total0:
         return 0.0
     return (busy1 - busy0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def run_contention_note(spec: RunSpec) -> Optional[str]:
+    """On a machine without CUDA, a note when the stages' threads of the run
+    ``spec`` would oversubscribe CPUs other programs keep busy
+    (:func:`cpu_contention_note`)."""
+    import torch
+
+    launch = spec.launch
+    if torch.cuda.is_available() or launch.launcher == 'slurm':
+        return None
+    busy = busy_cpus()
+    # torchrun gives each process one thread unless told otherwise
+    threads = spec.env.get('OMP_NUM_THREADS') or (
+        '1' if launch.launcher == 'pytorch' else None)
+    return None if busy is None else cpu_contention_note(
+        busy, os.cpu_count() or 1, spec.jobs * launch.nproc, threads)

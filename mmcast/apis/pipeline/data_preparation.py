@@ -4,10 +4,11 @@ own dataset and its checks, the tiny teachers' files; and the split told on
 the console."""
 import contextlib
 import json
+import unicodedata
 import os.path as osp
 from typing import Dict, Iterator, List
 
-from mmcast.apis.preflight import dataset_inputs
+from .config_inputs import dataset_inputs
 from .config_loader import ConfigLoader
 from .errors import PipelineError
 from .planning import Plan
@@ -139,16 +140,17 @@ def check_custom_dataset(spec: RunSpec, loader: ConfigLoader) -> List[str]:
     names)."""
     cfg = _custom_settings(loader)
     problems = []
-    asked = (('data_root', CUSTOM_ROOT_ENV), ('classes', CUSTOM_CLASSES_ENV),
-             ('percent', CUSTOM_PERCENT_ENV),
-             ('split_seed', CUSTOM_SPLIT_SEED_ENV))
-    for key, env in asked:
+    asked = (('data_root', CUSTOM_ROOT_ENV,
+              spec.data_root and spec.data_root + '/'),
+             ('classes', CUSTOM_CLASSES_ENV, spec.classes),
+             ('percent', CUSTOM_PERCENT_ENV, spec.percent),
+             ('split_seed', CUSTOM_SPLIT_SEED_ENV, spec.split_seed))
+    for key, env, given in asked:
         value = tuple(cfg[key]) if key == 'classes' else cfg[key]
-        if env in spec.env and repr(value) != spec.env[env]:
+        if given is not None and value != given:
             problems.append(
-                f'{CUSTOM_TEMPLATE}: {key} is {value!r}, not '
-                f'{spec.env[env]} of the command line: keep its line that '
-                f'reads ${env}')
+                f'{CUSTOM_TEMPLATE}: {key} is {value!r}, not {given!r} of '
+                f'the command line: keep its line that reads ${env}')
     classes = tuple(cfg.classes)
     for name in (cfg.train_ann_file, cfg.val_ann_file):
         ann_file = loader.in_repo(cfg.data_root + name)
@@ -171,7 +173,8 @@ def check_custom_dataset(spec: RunSpec, loader: ConfigLoader) -> List[str]:
             problems.append(
                 f'{ann_file}: no category named {missing} (classes: '
                 f'{list(classes)}; its categories: {names}): set classes in '
-                f'{CUSTOM_TEMPLATE} or --classes to names of its categories')
+                f'{CUSTOM_TEMPLATE} or --classes to names of its categories' +
+                _normalisation_note(missing, names))
         elif in_order != list(classes):
             problems.append(
                 f'{ann_file}: classes {list(classes)} are not in the order of '
@@ -215,3 +218,29 @@ def print_split(loader: ConfigLoader, plan: Plan,
     if parts:
         print('split: ' + ' / '.join(parts) + ' images', flush=True)
         print('\n'.join(lines), flush=True)
+
+
+def _normalisation_note(missing: List[str], names: List[str]) -> str:
+    """For class names that equal a category only once both are in one
+    Unicode normal form (``café`` typed as ``e`` + a combining accent, the
+    category as ``é``): which, and in what forms; else ``''``."""
+    found = []
+    for name in missing:
+        for category in names:
+            if unicodedata.normalize('NFC', name) == \
+                    unicodedata.normalize('NFC', category):
+                found.append(f'{name!r} is {_form(name)}, the category '
+                             f'{category!r} {_form(category)}')
+    if not found:
+        return ''
+    return ('; they differ only in Unicode normalisation (' +
+            '; '.join(found) + '): write both in one form, e.g. NFC')
+
+
+def _form(text: str) -> str:
+    """The Unicode normal form ``text`` is in (``NFC``, ``NFD``) and its
+    code points."""
+    form = 'NFC' if unicodedata.is_normalized('NFC', text) else 'NFD' \
+        if unicodedata.is_normalized('NFD', text) else 'mixed'
+    points = ' '.join(f'U+{ord(c):04X}' for c in text)
+    return f'{form} ({points})'

@@ -14,9 +14,10 @@ other split.
 """
 import os.path as osp
 import re
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 from .errors import PipelineError
+from .overrides import Overrides
 
 # a split as tools/split_semi.py names it: seed @ percent or list name
 SPLIT_NAME = re.compile(r'^\d+@[A-Za-z0-9_.]+$')
@@ -47,8 +48,8 @@ def check_split_name(split: str) -> None:
             'published list) or 1@10 (a seeded 10 % draw, seed 1)')
 
 
-def labeled_split_options(cfg, split: str) -> List[str]:
-    """``--cfg-options`` that make a stage config read ``split`` instead of
+def labeled_split_options(cfg, split: str) -> Overrides:
+    """The overrides that make a stage config read ``split`` instead of
     its own (:func:`config_split`); none when they are the same.
 
     Raises:
@@ -61,18 +62,18 @@ def labeled_split_options(cfg, split: str) -> List[str]:
             f'--labeled-split: {cfg.filename} names no labeled split file '
             '(labeled_ann_file) to replace')
     if own == split:
-        return []
+        return Overrides()
     old = re.compile(re.escape(f'.{own}') + r'(?=(-unlabeled)?\.json$)')
     options = []
     for key, value in _strings(cfg, SPLIT_READERS):
         new = old.sub(f'.{split}', value)
         if new != value:
-            options.append(f'{key}={new}')
-    return options
+            options.append((key, new))
+    return Overrides.of(options)
 
 
 def _strings(cfg, roots) -> Iterator[Tuple[str, str]]:
-    """``(--cfg-options key, value)`` of every string under ``roots``."""
+    """``(dotted key, value)`` of every string under ``roots``."""
     def walk(node, key):
         if isinstance(node, str):
             yield key, node

@@ -1,18 +1,41 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""The pipeline's options (the command line of ``tools/cast_pipeline.py``)."""
+"""The pipeline's options (the command line of ``tools/cast_pipeline.py``).
+
+A library call never exits: an option argparse refuses (an unknown flag, a
+value of the wrong type, a choice not offered, a missing one) raises
+:class:`~mmcast.apis.pipeline.errors.PipelineError` with argparse's own
+words; the command line prints it and exits 2, as argparse would. Only
+``--help`` exits (status 0), after printing the help.
+"""
 import argparse
 from typing import List, Optional
 
 from mmcast.toy.worlds import WORLDS
 
-from ..launchers import LAUNCHERS
+from .errors import PipelineError
+from .launchers import LAUNCHERS
 from .settings import (DEFAULT_TEACHER, DISTILL_TEACHERS, ITERS_STAGES,
-                       METHODS, STUDENT_FOUNDATION, TEACHERS, UPSTREAM)
+                       METHODS, STUDENT_FOUNDATION, TEACHERS)
+from .stage_graph import stage_keys
 from .stage_table import stage_config_path
 
 
+class OptionParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises :class:`PipelineError` where
+    argparse would print the usage and exit."""
+
+    def error(self, message: str):
+        raise PipelineError(f'{self.format_usage()}{self.prog}: error: '
+                            f'{message}')
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    """The parsed command line ``argv`` (default: ``sys.argv[1:]``).
+
+    Raises:
+        PipelineError: Options argparse refuses, with its message.
+    """
+    parser = OptionParser(
         description='Run the three CAST stages end to end for a dataset, '
         'resumably.')
     parser.add_argument(
@@ -113,7 +136,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='STAGE:KEY=VALUE',
         help='an override for one stage, e.g. distill:model.student.'
         'panoptic_head.loss_pixel_contrast.negative_keys=strong (stages: ' +
-        ', '.join(UPSTREAM) + ')')
+        ', '.join(stage_keys()) + ')')
     parser.add_argument(
         '--reuse-from', metavar='WORK_DIR',
         help='an ablation\'s shortcut: link the finished stages of '

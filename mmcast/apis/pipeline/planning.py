@@ -1,33 +1,43 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The stage graph as data: :class:`Planner` turns a :class:`RunSpec` into a
 :class:`Plan` (θ_T^0 or its stand-in, the students' backbone, then per seed
-θ_T^0 tested, 1a, 1b, 2, 3, the baseline and Guided Distillation), each
-stage with its config, options, iterations, checkpoints, pseudo-label file,
-batch and lr."""
+θ_T^0 tested, 1a, 1b, 2, 3, the baseline and Guided Distillation), each a
+frozen :class:`Stage` with its config, typed overrides, iterations,
+checkpoints, pseudo-label file, batch and lr, and the work dirs of the
+stages it is made from."""
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from ..config_handoffs import (config_value, evaluator_options, find_item,
-                               hook_option, pseudo_label_options)
 from .batch_plan import stage_batch
-from .capacity import capacity_options, choose_capacity
+from .config_handoffs import (config_value, evaluator_options, find_item,
+                              hook_option, pseudo_label_options)
 from .config_loader import ConfigLoader
+from .instance_capacity import choose_capacity, run_capacity_options
 from .labeled_split import labeled_split_options
+from .overrides import Overrides
 from .run_spec import RunSpec
 from .settings import (ITERS_STAGES, PROGRESS_RECORDS, SHARED_STAGES_SEED,
                        STANDIN_TEACHER, STUDENT_FOUNDATION)
 from .stage import Stage
+from .stage_graph import TEACHER0, stage_graph
+
+# --distill-teacher: the stage(s) whose final checkpoint(s) are stage 2's
+# teacher (several: one TeacherEnsemble of them)
+DISTILL_TEACHER_SOURCES = {
+    'selftrained': 'adapt_teacher_selftrain',
+    'adapted': 'adapt_teacher',
+    'ensemble': ('adapt_teacher', 'adapt_teacher_selftrain'),
+}
 
 
-def given_max_iters(options: List[str]) -> Optional[int]:
-    """The last ``train_cfg.max_iters=N`` of ``options``, or ``None``."""
-    found = None
-    for option in options:
-        key, _, value = option.partition('=')
-        if key.strip() == 'train_cfg.max_iters' and value.strip().isdigit():
-            found = int(value)
-    return found
+def given_max_iters(overrides: Overrides) -> Optional[int]:
+    """The ``train_cfg.max_iters`` that ``overrides`` end with, or
+    ``None``."""
+    value = overrides.get('train_cfg.max_iters')
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
 
 
 def predictions_file(seed_dir: str, key: str) -> str:
@@ -71,7 +81,8 @@ class Plan:
 
 
 class Planner:
-    """Plans a run: a pure function of its spec and its configs.
+    """Plans a run: a pure function of its spec and its configs (and of the
+    instance capacity chosen from its data); it keeps no state of a plan.
 
     Args:
         spec (RunSpec): The run.
@@ -81,30 +92,29 @@ class Planner:
     def __init__(self, spec: RunSpec, loader: ConfigLoader) -> None:
         self.spec = spec
         self.loader = loader
-        self.capacity: Optional[int] = None
 
     def plan(self) -> Plan:
         """The :class:`Plan` of the run."""
         spec = self.spec
-        self.capacity, notes = choose_capacity(spec, self.loader)
-        plan = Plan([], {}, capacity=self.capacity, notes=notes)
+        capacity, notes = choose_capacity(spec, self.loader)
+        plan = Plan([], {}, capacity=capacity, notes=notes)
         if spec.cast and spec.dataset == 'toy':
             config = self.loader.stage_config('toy_foundation')
             plan.first.append(self.toy_pretrain_stage(
                 'toy_foundation', 'teacher pre-training (source corpus)',
-                config, spec.teacher_settings['toy_foundation']))
+                config, spec.teacher_settings['toy_foundation'], capacity))
             plan.teacher0 = plan.first[0].final
         elif spec.cast and spec.pretrained_teacher:
             plan.teacher0 = spec.pretrained_teacher
         elif spec.cast:  # custom-cpu (RunSpec refuses any other dataset)
-            plan.first.append(self.standin_teacher_stage())
+            plan.first.append(self.standin_teacher_stage(capacity))
             plan.teacher0 = plan.first[0].final
             plan.notes.append(self.standin_note(plan.first[0]))
         if spec.student_init == 'source-pretrained':
             plan.first.append(self.toy_pretrain_stage(
                 STUDENT_FOUNDATION, 'student backbone pre-training '
                 '(source corpus)', self.loader.stage_config(
-                    STUDENT_FOUNDATION), STUDENT_FOUNDATION))
+                    STUDENT_FOUNDATION), STUDENT_FOUNDATION, capacity))
             plan.student_backbone = plan.first[-1].final
         iters = [self._iters(name, self.loader.stage_config(name))
                  for name in ITERS_STAGES[1:]]
@@ -113,65 +123,82 @@ class Planner:
         return plan
 
     # ------------------------------------------------------------ stages
+    def upstream(self, key: str, work_dir: str) -> tuple:
+        """The work dirs of the stages ``key`` (in ``work_dir``) is made
+        from (:mod:`~mmcast.apis.pipeline.stage_graph`): the shared ones in
+        the run's work dir, a seed's beside it."""
+        top = {'toy_foundation': self.spec.teacher_settings['toy_foundation'],
+               STUDENT_FOUNDATION: STUDENT_FOUNDATION,
+               STANDIN_TEACHER: STANDIN_TEACHER}
+        return tuple(
+            osp.join(self.spec.work_dir, top[u]) if u in top else
+            osp.join(osp.dirname(work_dir), u)
+            for u in stage_graph()[key].upstream)
+
     def train_stage(self, key: str, name: str, config: str, work_dir: str,
-                    max_iters: int, options: List[str],
+                    max_iters: int, overrides: Overrides,
+                    capacity: Optional[int], seed: Optional[int] = None,
                     pseudo_label_file: Optional[str] = None) -> Stage:
-        """A training stage of ``max_iters`` with its complete options: the
-        schedule, ``--labeled-split``, ``options``, the run's instance
-        capacity, then the command line's options; its json log gets a
-        record at least every ``max_iters /`` :data:`PROGRESS_RECORDS`
-        iterations (the progress lines), and it gets the batch and lr of
+        """A training stage of ``max_iters`` with its complete overrides:
+        the schedule, ``--labeled-split``, ``overrides``, the run's instance
+        ``capacity``, the command line's options, then the batch and lr of
         the run's GPU count (:func:`~mmcast.apis.pipeline.batch_plan.
-        stage_batch`).
+        stage_batch`); its json log gets a record at least every
+        ``max_iters /`` :data:`PROGRESS_RECORDS` iterations (the progress
+        lines).
 
         A ``train_cfg.max_iters`` of the command line's options
         (``--cfg-options``, ``--stage-cfg-options``) is the stage's length,
         so that its final checkpoint, which the next stage loads, is the one
         it writes.
         """
-        interval = self.loader.config_file(config).default_hooks.logger.interval
+        interval = self.loader.read(config).default_hooks.logger.interval
         given = self.spec.options_of(key)
         max_iters = given_max_iters(given) or max_iters
-        opts = [
-            f'train_cfg.max_iters={max_iters}',
-            f'train_cfg.val_interval={max_iters}',
-            f'param_scheduler.end={max_iters}',
-            f'default_hooks.checkpoint.interval={max(max_iters // 4, 1)}',
-            'default_hooks.logger.interval='
-            f'{max(1, min(interval, max_iters // PROGRESS_RECORDS))}',
-        ] + self.split_options(config) + options + \
-            self.capacity_options(config) + given
-        stage = Stage(key, name, config, work_dir, opts, max_iters=max_iters,
-                      pseudo_label_file=pseudo_label_file)
-        stage.batch, batch_options = stage_batch(self.spec, self.loader,
-                                                 stage)
-        stage.options += batch_options
-        return stage
+        schedule = Overrides.of([
+            ('train_cfg.max_iters', max_iters),
+            ('train_cfg.val_interval', max_iters),
+            ('param_scheduler.end', max_iters),
+            ('default_hooks.checkpoint.interval', max(max_iters // 4, 1)),
+            ('default_hooks.logger.interval',
+             max(1, min(interval, max_iters // PROGRESS_RECORDS))),
+        ])
+        overrides = schedule + self.split_options(config) + overrides + \
+            self.capacity_options(config, capacity) + given
+        batch, batch_overrides = stage_batch(self.spec, self.loader, config,
+                                             overrides)
+        return Stage(key, name, config, work_dir, overrides + batch_overrides,
+                     max_iters=max_iters, seed=seed,
+                     pseudo_label_file=pseudo_label_file, batch=batch,
+                     upstream=self.upstream(key, work_dir))
 
     def test_stage(self, key: str, config: str, checkpoint: str,
-                   work_dir: str, options: List[str]) -> Stage:
+                   work_dir: str, overrides: Overrides,
+                   capacity: Optional[int], seed: int) -> Stage:
         """A stage that evaluates ``checkpoint`` with ``config``."""
         return Stage(key, key, config, work_dir,
-                     options + self.capacity_options(config) +
-                     self.spec.options_of(key), checkpoint=checkpoint)
+                     overrides + self.capacity_options(config, capacity) +
+                     self.spec.options_of(key), checkpoint=checkpoint,
+                     seed=seed, upstream=self.upstream(key, work_dir))
 
-    def split_options(self, config: str) -> List[str]:
-        """The options that make ``config`` read ``--labeled-split``
+    def split_options(self, config: str) -> Overrides:
+        """The overrides that make ``config`` read ``--labeled-split``
         (:mod:`~mmcast.apis.pipeline.labeled_split`); none without it."""
         if self.spec.labeled_split is None:
-            return []
-        return labeled_split_options(self.loader.config_file(config),
+            return Overrides()
+        return labeled_split_options(self.loader.read(config),
                                      self.spec.labeled_split)
 
-    def capacity_options(self, config: str) -> List[str]:
-        """The options that give ``config`` the run's capacity (none while
-        it keeps the configs' own)."""
-        if self.capacity is None:
-            return []
-        return capacity_options(self.loader, config, self.capacity)
+    def capacity_options(self, config: str,
+                         capacity: Optional[int]) -> Overrides:
+        """The overrides that give ``config`` the run's ``capacity`` (none
+        while it keeps the configs' own)."""
+        if capacity is None:
+            return Overrides()
+        return run_capacity_options(self.loader, config, capacity)
 
     def eval_options(self, seed_dir: str, key: str,
-                     config: str) -> List[str]:
+                     config: str) -> Overrides:
         """Evaluator overrides that write a stage's files under ``seed_dir``.
 
         ``CocoMetric`` writes the predictions on val to
@@ -184,30 +211,30 @@ class Planner:
         """
         coco = predictions_file(seed_dir, key)[:-len('.segm.json')]
         return evaluator_options(
-            self.loader.config_file(config), coco,
+            self.loader.read(config), coco,
             osp.join(seed_dir, 'cityscapes_metric', key))
 
     def toy_pretrain_stage(self, key: str, name: str, config: str,
-                           folder: str) -> Stage:
+                           folder: str, capacity: Optional[int]) -> Stage:
         """A model pre-trained on the toy source corpus (θ_T^0, or the
         students' backbone), cached in ``<work-dir>/<folder>``."""
-        options = [f'randomness.seed={SHARED_STAGES_SEED}']
+        pairs = [('randomness.seed', SHARED_STAGES_SEED)]
         if self.spec.data_root:
             source = self.spec.toy.source_root + '/'
             val_ann = (source +
                        'annotations/instancesonly_filtered_gtFine_val.json')
-            options += [
-                f'train_dataloader.dataset.data_root={source}',
-                f'val_dataloader.dataset.data_root={source}',
-                f'test_dataloader.dataset.data_root={source}',
-                f'val_evaluator.ann_file={val_ann}',
-                f'test_evaluator.ann_file={val_ann}',
+            pairs += [
+                ('train_dataloader.dataset.data_root', source),
+                ('val_dataloader.dataset.data_root', source),
+                ('test_dataloader.dataset.data_root', source),
+                ('val_evaluator.ann_file', val_ann),
+                ('test_evaluator.ann_file', val_ann),
             ]
         return self.train_stage(
             key, name, config, osp.join(self.spec.work_dir, folder),
-            self._iters('pretrain', config), options)
+            self._iters('pretrain', config), Overrides.of(pairs), capacity)
 
-    def standin_teacher_stage(self) -> Stage:
+    def standin_teacher_stage(self, capacity: Optional[int]) -> Stage:
         """custom-cpu without ``--pretrained-teacher``: θ_T^0 is the stage-1a
         config trained from scratch on D_l (no foundation model: the
         teacher stages then start from weights that saw only D_l)."""
@@ -216,7 +243,9 @@ class Planner:
             STANDIN_TEACHER, 'stand-in θ_T^0 (trained on D_l)', config,
             osp.join(self.spec.work_dir, STANDIN_TEACHER),
             self._iters('pretrain', config),
-            ['load_from=None', f'randomness.seed={SHARED_STAGES_SEED}'])
+            Overrides.of([('load_from', None),
+                          ('randomness.seed', SHARED_STAGES_SEED)]),
+            capacity)
 
     @staticmethod
     def standin_note(stage: Stage) -> str:
@@ -227,16 +256,17 @@ class Planner:
                 'stages')
 
     @staticmethod
-    def student_init_options(plan: Plan, model: str) -> List[str]:
-        """``--student-init source-pretrained``: the options that load the
+    def student_init_options(plan: Plan, model: str) -> Overrides:
+        """``--student-init source-pretrained``: the overrides that load the
         pre-trained backbone into the student at ``model`` (e.g.
         ``'model.student'``); none by default."""
         if plan.student_backbone is None:
-            return []
+            return Overrides()
         key = f'{model}.backbone.init_cfg'
-        return [f'{key}._delete_=True', f'{key}.type=Pretrained',
-                f'{key}.checkpoint={plan.student_backbone}',
-                f'{key}.prefix=backbone.']
+        return Overrides.of([(f'{key}._delete_', True),
+                             (f'{key}.type', 'Pretrained'),
+                             (f'{key}.checkpoint', plan.student_backbone),
+                             (f'{key}.prefix', 'backbone.')])
 
     def seed_stages(self, seed: int, plan: Plan,
                     iters: List[int]) -> List[Stage]:
@@ -246,67 +276,71 @@ class Planner:
         it_1a, it_1b, it_2, it_3 = iters
         teacher0 = plan.teacher0
 
-        def opts(name: str, config: str) -> List[str]:
-            return [f'randomness.seed={seed}'] + self.eval_options(
-                wd, name, config)
+        def opts(name: str, config: str) -> Overrides:
+            return Overrides.of([('randomness.seed', seed)]) + \
+                self.eval_options(wd, name, config)
 
-        def train(key: str, name: str, max_iters: int, options: List[str],
+        def train(key: str, name: str, max_iters: int, overrides: Overrides,
                   pseudo_labels: Optional[str] = None) -> Stage:
             config = self.loader.stage_config(key)
             out_file = None
             if pseudo_labels is not None:
                 out_file = osp.join(wd, 'pseudo_labels',
                                     f'{pseudo_labels}.json')
-                options = pseudo_label_options(
-                    self.loader.config_file(config), out_file) + options
+                overrides = pseudo_label_options(
+                    self.loader.read(config), out_file) + overrides
             return self.train_stage(key, name, config, osp.join(wd, key),
-                                    max_iters, opts(key, config) + options,
+                                    max_iters, opts(key, config) + overrides,
+                                    plan.capacity, seed,
                                     pseudo_label_file=out_file)
 
         adapt_cfg = self.loader.stage_config('adapt_teacher')
-        stage_1a = train('adapt_teacher', 'stage 1a', it_1a,
-                         [f'load_from={teacher0}'])
-        stage_1b = train('adapt_teacher_selftrain', 'stage 1b', it_1b, [
-            f'model.student.init_cfg.checkpoint={teacher0}',
-            f'model.teacher_checkpoint={stage_1a.final}'
-        ], pseudo_labels='stage1b')
-        distill_teacher = dict(
-            selftrained=stage_1b.final, adapted=stage_1a.final,
-            ensemble=f'[{stage_1a.final},{stage_1b.final}]')
-        stage_2 = train('distill', 'stage 2', it_2, [
-            'model.teacher_checkpoint='
-            f'{distill_teacher[self.spec.distill_teacher]}'
-        ] + self.student_init_options(plan, 'model.student'),
-                        pseudo_labels='stage2')
-        stage_3 = train('finetune', 'stage 3', it_3,
-                        [f'model.init_cfg.checkpoint={stage_2.final}'])
-        baseline = train('supervised_student', 'baseline', it_2 + it_3,
-                         self.student_init_options(plan, 'model'))
+        graph = stage_graph()
+        finals = {TEACHER0: teacher0}
+        sources = {'distill': {
+            'model.teacher_checkpoint':
+            DISTILL_TEACHER_SOURCES[self.spec.distill_teacher]}}
+
+        def chained(key: str, name: str, max_iters: int,
+                    extra: Overrides = Overrides()) -> Stage:
+            node = graph[key]
+            stage = train(key, name, max_iters, node.handoff_overrides(
+                finals, sources.get(key)) + extra, node.pseudo_labels)
+            finals[key] = stage.final
+            return stage
+
+        stage_1a = chained('adapt_teacher', 'stage 1a', it_1a)
+        stage_1b = chained('adapt_teacher_selftrain', 'stage 1b', it_1b)
+        stage_2 = chained('distill', 'stage 2', it_2,
+                          self.student_init_options(plan, 'model.student'))
+        stage_3 = chained('finetune', 'stage 3', it_3)
+        baseline = chained('supervised_student', 'baseline', it_2 + it_3,
+                           self.student_init_options(plan, 'model'))
         stages = []
         if self.spec.cast:
             stages = [
                 self.test_stage('teacher_pretrained', adapt_cfg, teacher0,
                                 osp.join(wd, 'teacher_pretrained'),
-                                opts('teacher_pretrained', adapt_cfg)),
+                                opts('teacher_pretrained', adapt_cfg),
+                                plan.capacity, seed),
                 stage_1a, stage_1b, stage_2, stage_3
             ]
         stages.append(baseline)
         if 'gd' in self.spec.methods:
-            stages.append(self.gd_stage(wd, baseline, plan, opts))
-        for stage in stages:
-            stage.seed = seed
+            stages.append(self.gd_stage(wd, baseline, finals, plan, opts))
         return stages
 
-    def gd_stage(self, wd: str, baseline: Stage, plan: Plan,
-                 opts: Callable[[str, str], List[str]]) -> Stage:
-        """Guided Distillation from the seed's baseline (its supervised
+    def gd_stage(self, wd: str, baseline: Stage, finals: Dict[str, str],
+                 plan: Plan, opts: Callable[[str, str], Overrides]) -> Stage:
+        """Guided Distillation from the seed's ``baseline`` (its supervised
         teacher), for its config's iterations and burn-in (Cityscapes:
         the paper's 90k / 50k); a baseline shortened or lengthened
         (``--iters``) scales both alike, a length of its own
-        (``train_cfg.max_iters`` in the options) scales the burn-in."""
+        (``train_cfg.max_iters`` in the options) scales the burn-in;
+        ``finals``: the final checkpoint of each stage of the seed."""
         key = 'guided_distillation'
         config = self.loader.stage_config(key)
-        cfg = self.loader.config_file(config)
+        cfg = self.loader.read(config)
         hook = find_item(cfg, 'custom_hooks', 'GuidedTeacherHook')
         own = cfg.train_cfg.max_iters
         scale = baseline.max_iters / self.loader.config_iters(
@@ -319,11 +353,11 @@ class Planner:
         burn_in = max(1, min(burn_in, max_iters - 1))
         return self.train_stage(
             key, 'Guided Distillation', config, osp.join(wd, key),
-            max_iters, opts(key, config) + [
-                f'model.teacher_checkpoint={baseline.final}',
-                hook_option(cfg, 'GuidedTeacherHook', 'burn_in_iters',
-                            burn_in)
-            ] + self.student_init_options(plan, 'model.student'))
+            max_iters, opts(key, config) +
+            stage_graph()[key].handoff_overrides(finals) +
+            hook_option(cfg, 'GuidedTeacherHook', 'burn_in_iters', burn_in) +
+            self.student_init_options(plan, 'model.student'),
+            plan.capacity, baseline.seed)
 
     def _iters(self, name: str, config: str) -> int:
         """Iterations of stage ``name``: ``--iters`` or its config's."""

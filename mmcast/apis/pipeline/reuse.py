@@ -6,15 +6,14 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import List, Set
+from typing import Set
 
 from mmcast.utils.stage_state import FINISHED, stage_status
 from .config_loader import ConfigLoader
 from .errors import PipelineError
 from .planning import Plan, predictions_file
 from .run_spec import RunSpec
-from .settings import (DEFAULT_TEACHER, STANDIN_TEACHER, STUDENT_FOUNDATION,
-                       TEACHER_MARKER, UPSTREAM)
+from .settings import DEFAULT_TEACHER, TEACHER_MARKER
 from .stage import Stage
 
 
@@ -127,21 +126,12 @@ class StageReuse:
                  planned: Set[str]) -> bool:
         """Whether ``source`` holds ``stage`` finished and trained alike
         (:meth:`~ConfigLoader.same_config`), and every stage it is trained
-        from (:data:`~mmcast.apis.pipeline.settings.UPSTREAM`) is linked
-        too."""
-        rel = osp.relpath(stage.work_dir, self.spec.work_dir)
-        return all(u in linked or u not in planned
-                   for u in self._upstream(rel, stage.key)) and \
+        from (``stage.upstream``) is linked too."""
+        upstream = {osp.relpath(u, self.spec.work_dir)
+                    for u in stage.upstream}
+        return all(u in linked or u not in planned for u in upstream) and \
             finished_in(stage, osp.realpath(source)) and \
             self.loader.same_config(stage, source)
-
-    def _upstream(self, rel: str, key: str) -> List[str]:
-        """The work dirs (relative) of the stages ``key`` is made from."""
-        top = {'toy_foundation': self.spec.teacher_settings['toy_foundation'],
-               STUDENT_FOUNDATION: STUDENT_FOUNDATION,
-               STANDIN_TEACHER: STANDIN_TEACHER}
-        return [top.get(u, osp.join(osp.dirname(rel), u))
-                for u in UPSTREAM[key]]
 
 
 def _link(stage: Stage, source: str, rel: str) -> None:
@@ -160,7 +150,7 @@ def _link(stage: Stage, source: str, rel: str) -> None:
 
 def finished_in(stage: Stage, work_dir: str) -> bool:
     """Whether ``work_dir`` holds ``stage`` finished
-    (:func:`~mmcast.apis.stage_status`), or (a test stage) its row in the
+    (:func:`~mmcast.utils.stage_state.stage_status`), or (a test stage) its row in the
     seed's results."""
     if stage.max_iters is not None:
         return stage_status(work_dir, stage.max_iters) == FINISHED

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from mmcast.utils.cpu_distributed import CPU_DIST_ENV
-from ..launchers import LaunchConfig
 from .errors import PipelineError
 from .labeled_split import check_split_name
+from .launchers import LaunchConfig, parse_cfg_options
+from .overrides import Overrides
 from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_DATASETS, CUSTOM_ENVS,
                        CUSTOM_PERCENT_ENV, CUSTOM_ROOT_ENV,
                        CUSTOM_SPLIT_SEED_ENV, ITERS_ALIASES, ITERS_STAGES,
-                       REPO_ROOT, SPLIT_DATASETS, TEACHERS, UPSTREAM)
+                       REPO_ROOT, SPLIT_DATASETS, TEACHERS)
+from .stage_graph import stage_keys
 from .stage_table import stage_rows
 
 # the toy target's labeled share of its --toy-sizes TRAIN images
@@ -75,8 +77,10 @@ class RunSpec:
             :data:`~mmcast.apis.pipeline.settings.DISTILL_TEACHERS`.
         launch (LaunchConfig): How the stages are launched.
         jobs (int): Stages run at once.
-        cfg_options (tuple[str]): Options of every stage.
-        stage_options (dict): ``{stage key: [KEY=VALUE, ...]}``.
+        cfg_options (Overrides): ``--cfg-options``: overrides of every
+            stage.
+        stage_options (dict): ``{stage key: Overrides}`` of
+            ``--stage-cfg-options``.
         reuse_from (str, optional): The work dir to link stages from.
         data_root (str, optional): ``--data-root`` (absolute).
         toy (ToyData, optional): The toy data (``toy`` only).
@@ -99,8 +103,8 @@ class RunSpec:
     student_init: str
     launch: LaunchConfig
     jobs: int
-    cfg_options: Tuple[str, ...]
-    stage_options: Dict[str, List[str]]
+    cfg_options: Overrides
+    stage_options: Dict[str, Overrides]
     reuse_from: Optional[str] = None
     data_root: Optional[str] = None
     toy: Optional[ToyData] = None
@@ -139,10 +143,10 @@ class RunSpec:
             return None
         return osp.join(self.work_dir, 'tiny_teachers')
 
-    def options_of(self, key: str) -> List[str]:
-        """The options of the command line for stage ``key``:
+    def options_of(self, key: str) -> Overrides:
+        """The overrides of the command line for stage ``key``:
         ``--cfg-options``, then ``--stage-cfg-options``."""
-        return list(self.cfg_options) + self.stage_options.get(key, [])
+        return self.cfg_options + self.stage_options.get(key, Overrides())
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> 'RunSpec':
@@ -157,8 +161,8 @@ class RunSpec:
         custom = ds in CUSTOM_DATASETS
         work_dir = osp.abspath(args.work_dir)
         data_root = osp.abspath(args.data_root) if args.data_root else None
-        toy = _toy_data(args, data_root)
         _check_dataset_options(args, custom)
+        toy = _toy_data(args, data_root)
         launch = _launch(args)
         env = _stage_environment(args, custom, toy, data_root, launch,
                                  work_dir)
@@ -171,7 +175,8 @@ class RunSpec:
                                 if args.pretrained_teacher else None),
             iters=_iters(args, planned), student_init=args.student_init,
             launch=launch, jobs=args.jobs,
-            cfg_options=tuple(args.cfg_options),
+            cfg_options=parse_cfg_options(args.cfg_options,
+                                          '--cfg-options'),
             stage_options=stage_options,
             reuse_from=(osp.abspath(args.reuse_from)
                         if args.reuse_from else None),
@@ -221,8 +226,13 @@ def _toy_data(args: argparse.Namespace,
 
 
 def _check_dataset_options(args: argparse.Namespace, custom: bool) -> None:
-    """Options that apply to some datasets only, and their ranges."""
+    """The dataset, options that apply to some datasets only, and their
+    ranges."""
     ds = args.dataset
+    datasets = list(dict.fromkeys(row['dataset'] for row in stage_rows()))
+    if ds not in datasets:
+        raise PipelineError(f'unknown dataset {ds!r}: one of '
+                            f'{", ".join(datasets)}')
     if args.student_init != 'random' and ds != 'toy':
         raise PipelineError(
             f'--student-init {args.student_init} is for the toy data; the '
@@ -281,6 +291,16 @@ def _launch(args: argparse.Namespace) -> LaunchConfig:
         raise PipelineError(f'error: {e}')
 
 
+def literal_for_config(value) -> str:
+    """``value`` as the environment variable a config's ``{{'$VAR:...'}}``
+    placeholder turns back into ``value``: its Python literal, with every
+    backslash doubled, since MMEngine fills a placeholder as a
+    regular-expression replacement template (which reads ``\\\\`` as one
+    backslash); so a class ``a\\b`` arrives as ``a\\b``, not a
+    backspace."""
+    return repr(value).replace('\\', '\\\\')
+
+
 def _stage_environment(args: argparse.Namespace, custom: bool,
                        toy: ToyData, data_root: Optional[str],
                        launch: LaunchConfig, work_dir: str) -> Dict[str, str]:
@@ -300,13 +320,13 @@ def _stage_environment(args: argparse.Namespace, custom: bool,
                        str(max(1, (os.cpu_count() or 1) // args.jobs)))
     if custom:
         if args.percent is not None:
-            env[CUSTOM_PERCENT_ENV] = repr(args.percent)
+            env[CUSTOM_PERCENT_ENV] = literal_for_config(args.percent)
         if args.split_seed is not None:
-            env[CUSTOM_SPLIT_SEED_ENV] = repr(args.split_seed)
+            env[CUSTOM_SPLIT_SEED_ENV] = literal_for_config(args.split_seed)
         if data_root:
-            env[CUSTOM_ROOT_ENV] = repr(data_root + '/')
+            env[CUSTOM_ROOT_ENV] = literal_for_config(data_root + '/')
         if args.classes:
-            env[CUSTOM_CLASSES_ENV] = repr(tuple(args.classes))
+            env[CUSTOM_CLASSES_ENV] = literal_for_config(tuple(args.classes))
     elif args.data_root or toy.extra_unlabeled or args.toy_world != 'streets':
         env['MMCAST_TOY_ROOT'] = toy.root + '/'
     if TEACHERS[args.teacher]['tiny_assets']:
@@ -314,16 +334,17 @@ def _stage_environment(args: argparse.Namespace, custom: bool,
     return env
 
 
-def _stage_options(items: List[str]) -> Dict[str, List[str]]:
-    """``STAGE:KEY=VALUE`` items → the ``KEY=VALUE`` list of each stage."""
-    options: Dict[str, List[str]] = {}
+def _stage_options(items: List[str]) -> Dict[str, Overrides]:
+    """``STAGE:KEY=VALUE`` items → the overrides of each stage."""
+    options: Dict[str, Overrides] = {}
     for item in items:
         stage, sep, option = item.partition(':')
-        if not sep or '=' not in option or stage not in UPSTREAM:
+        if not sep or '=' not in option or stage not in stage_keys():
             raise PipelineError(
                 f'--stage-cfg-options {item!r}: expected STAGE:KEY=VALUE '
-                f'with STAGE one of {", ".join(UPSTREAM)}')
-        options.setdefault(stage, []).append(option)
+                f'with STAGE one of {", ".join(stage_keys())}')
+        options[stage] = options.get(stage, Overrides()) + \
+            parse_cfg_options([option], '--stage-cfg-options')
     return options
 
 

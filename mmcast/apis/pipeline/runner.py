@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Running a plan's stages: ``--jobs`` at once, each after the stages it is
-made from, each as its own process group (:mod:`mmcast.apis.stage_guard`)
+made from, each as its own process group
+(:mod:`~mmcast.apis.pipeline.stage_guard`)
 with its log, trained or resumed with the completion record last, its
 progress on the console, its metrics collected."""
 import concurrent.futures
@@ -18,15 +19,15 @@ from mmcast.utils.stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
                                       iteration_checkpoints, logged_metrics,
                                       set_aside, stage_status,
                                       write_completion)
-from .. import stage_guard
-from ..launchers import printable, stage_command
-from ..stage_failure import StageFailed, disk_full_cause
-from ..stage_progress import ProgressMonitor
+from . import stage_guard
 from .config_loader import ConfigLoader
+from .launchers import cfg_options_args, printable, stage_command
 from .planning import Plan
 from .run_spec import RunSpec
-from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT, UPSTREAM
+from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT
 from .stage import Stage, pseudo_label_summary, read_metrics
+from .stage_failure import StageFailed, disk_full_cause
+from .stage_progress import ProgressMonitor
 
 
 class StageRunner:
@@ -48,24 +49,24 @@ class StageRunner:
         self.monitor: Optional[ProgressMonitor] = None
         self._processes: set = set()
         self._told: set = set()  # stages whose pseudo-label counts were shown
+        self._places: Dict[str, str] = {}  # work dir: ' (stage 3 of 14)'
 
     # ----------------------------------------------------------- the plan
     def run(self, plan: Plan) -> Dict[int, Dict]:
         """Run (or skip) every stage, up to ``--jobs`` at once, each after
-        the stages it is made from (:data:`~mmcast.apis.pipeline.settings.
-        UPSTREAM`); among the stages that may start, the first in the plan
+        the stages it is made from (``Stage.upstream``); among the stages
+        that may start, the first in the plan
         starts first. Returns each seed's metrics (also kept in
         ``seed<N>/results.json``). After a failed stage no other starts;
         those running finish, then it raises."""
         jobs = [(None, st) for st in plan.first] + [
             (seed, st) for seed, stages in plan.per_seed.items()
             for st in stages]
-        for number, (_, stage) in enumerate(jobs, 1):
-            stage.number, stage.count = number, len(jobs)
-        index = {(seed, st.key): i for i, (seed, st) in enumerate(jobs)}
-        needs = [{index[k] for u in UPSTREAM[st.key]
-                  for k in ((seed, u), (None, u)) if k in index}
-                 for seed, st in jobs]
+        self._places = {st.work_dir: f' (stage {number} of {len(jobs)})'
+                        for number, (_, st) in enumerate(jobs, 1)}
+        index = {st.work_dir: i for i, (_, st) in enumerate(jobs)}
+        needs = [{index[u] for u in st.upstream if u in index}
+                 for _, st in jobs]
         results = {}
         for seed in plan.per_seed:
             path = osp.join(self.spec.work_dir, f'seed{seed}', 'results.json')
@@ -155,7 +156,7 @@ class StageRunner:
     def train(self, stage: Stage) -> str:
         """Train one stage → its final checkpoint.
 
-        Finished (:func:`~mmcast.apis.stage_status`): skipped. Crashed with
+        Finished (:func:`~mmcast.utils.stage_state.stage_status`): skipped. Crashed with
         the config of this run: resumed from its newest checkpoint; when it
         crashed after its last checkpoint (in the final evaluation, say),
         that checkpoint is evaluated. Crashed with another config: its work
@@ -166,7 +167,7 @@ class StageRunner:
         status = stage_status(stage.work_dir, stage.max_iters)
         leads = self.spec.launch.leads
         if status == FINISHED:
-            self.say(f'{stage.label} done{stage.of_plan}: {final}')
+            self.say(f'{stage.label} done{self.of_plan(stage)}: {final}')
             return final
         if status == CRASHED and leads and \
                 not self.loader.same_config(stage, stage.work_dir):
@@ -180,8 +181,8 @@ class StageRunner:
         last = found[0] if status == CRASHED and found else None
         if last is None or osp.realpath(last) != osp.realpath(final):
             self.check_free_space(stage)
-            self.say(f'{stage.label} training{stage.of_plan} {stage.config} '
-                     f'for {stage.max_iters} iterations' +
+            self.say(f'{stage.label} training{self.of_plan(stage)} '
+                     f'{stage.config} for {stage.max_iters} iterations' +
                      (f' (resumed from {osp.basename(last)})' if last
                       else ''))
             # the checkpoint by path: MMEngine's own --resume would read the
@@ -190,26 +191,28 @@ class StageRunner:
             self._run(stage, self._command(
                 'train', stage.config, stage.work_dir,
                 (['--resume', last] if last else []) + ['--cfg-options'] +
-                stage.options))
+                cfg_options_args(stage.overrides)))
         if logged_metrics(stage.work_dir) is None:
             # trained, but not evaluated: e.g. it crashed in its final
             # evaluation, after its last checkpoint
             self.say(f'{stage.label} evaluating {final}')
             self._run(stage, self._command(
                 'test', stage.config, osp.join(stage.work_dir, FINAL_EVAL),
-                ['--checkpoint', final, '--cfg-options'] + stage.options))
+                ['--checkpoint', final, '--cfg-options'] +
+                cfg_options_args(stage.overrides)))
         if leads:  # the other nodes only join the runs
             write_completion(stage.work_dir, final, stage.max_iters)
         return final
 
     def test(self, stage: Stage) -> None:
         """Evaluate the stage's checkpoint with ``mim test``."""
-        self.say(f'{stage.label} testing{stage.of_plan} {stage.checkpoint}')
+        self.say(f'{stage.label} testing{self.of_plan(stage)} '
+                 f'{stage.checkpoint}')
         os.makedirs(stage.work_dir, exist_ok=True)
         self._run(stage, self._command(
             'test', stage.config, stage.work_dir,
             ['--checkpoint', stage.checkpoint, '--cfg-options'] +
-            stage.options))
+            cfg_options_args(stage.overrides)))
 
     def check_free_space(self, stage: Stage) -> None:
         """Before a stage trains: room for its checkpoints (the preflight's
@@ -233,7 +236,7 @@ class StageRunner:
                              job_name=osp.basename(work_dir))
 
     def _run(self, stage: Stage, cmd: List[str]) -> None:
-        """Run ``cmd`` for ``stage`` under :mod:`~mmcast.apis.stage_guard`
+        """Run ``cmd`` for ``stage`` under :mod:`~mmcast.apis.pipeline.stage_guard`
         (its processes end with the pipeline), its output into the stage's
         log; a training run's progress (and its pseudo-label count, as soon
         as it writes them) is shown meanwhile."""
@@ -265,6 +268,11 @@ class StageRunner:
                               cause=disk_full_cause(
                                   stage.work_dir, log_file,
                                   self.checkpoint_bytes.get(stage.work_dir)))
+
+    def of_plan(self, stage: Stage) -> str:
+        """`` (stage 3 of 14)`` for a stage of the plan being run, else
+        ``''``."""
+        return self._places.get(stage.work_dir, '')
 
     def stop_processes(self) -> None:
         """Stop the stages still running (Ctrl-C, SIGTERM, SIGHUP): each

@@ -1,7 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""The pipeline's fixed settings: teachers, stage dependencies, custom
-datasets, ``--iters`` names, metrics. Which config each stage runs is the
-table of stage configs (:mod:`~mmcast.apis.pipeline.stage_table`)."""
+"""The pipeline's fixed settings: teachers, custom datasets, ``--iters``
+names, metrics. Which config each stage runs is the table of stage configs
+(:mod:`~mmcast.apis.pipeline.stage_table`), what each stage is made from the
+stage graph (:mod:`~mmcast.apis.pipeline.stage_graph`)."""
 import os.path as osp
 
 from mmcast.toy.tiny_sam3 import build_tiny_sam3_assets
@@ -47,20 +48,6 @@ TEACHERS = {
     dict(
         toy_foundation='toy_foundation_sam3',
         tiny_assets=build_tiny_sam3_assets),
-}
-# What each stage is trained (or tested) from: ``--reuse-from`` links a
-# stage only when it runs unchanged and so did everything upstream of it.
-UPSTREAM = {
-    'toy_foundation': (),
-    STANDIN_TEACHER: (),
-    STUDENT_FOUNDATION: (),
-    'teacher_pretrained': ('toy_foundation', STANDIN_TEACHER),
-    'adapt_teacher': ('toy_foundation', STANDIN_TEACHER),
-    'adapt_teacher_selftrain': ('adapt_teacher', ),
-    'distill': ('adapt_teacher_selftrain', STUDENT_FOUNDATION),
-    'finetune': ('distill', ),
-    'supervised_student': (STUDENT_FOUNDATION, ),
-    'guided_distillation': ('supervised_student', STUDENT_FOUNDATION),
 }
 # Config keys MMDetection's train / test scripts set from their command line.
 SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')

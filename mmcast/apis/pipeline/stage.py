@@ -1,10 +1,13 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""One step of the plan, and the metrics its run logged."""
+"""One step of the plan (its batch and lr included), and the metrics its run
+logged."""
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
+from mmcast.engine.batch_scaling import LR_RULE
 from mmcast.utils.stage_state import logged_metrics
+from .overrides import Overrides
 
 # The results table's mask AP / AP50, by the evaluator they come from: the
 # keys of a stage's MMEngine log (×1, the table shows ×100). Which one a
@@ -18,51 +21,113 @@ METRICS = {
 SECOND_COLUMNS = {'segm_AP': 'coco_segm_AP', 'segm_AP50': 'coco_segm_AP50'}
 
 
-@dataclass
+@dataclass(frozen=True)
+class StageBatch:
+    """The batch and lr a training stage runs with.
+
+    Args:
+        gpus (int): Processes of the stage (all nodes).
+        per_gpu (int): Training images per GPU.
+        slots (list[int]): Images per GPU of each source (one source for a
+            labels-only stage; labeled, then unlabeled for a
+            ``MultiSourceSampler``).
+        lr (float): The lr it trains with.
+        recipe_lr (float): The lr of its config.
+        recipe_batch (int): The global batch ``recipe_lr`` is for.
+        lr_given (bool): An option of the command line sets the lr: kept
+            as given.
+        source_files (list[str]): The annotation file of each source.
+        problem (str, optional): Why the stage cannot train with this batch.
+    """
+    gpus: int
+    per_gpu: int
+    slots: List[int]
+    lr: float
+    recipe_lr: float
+    recipe_batch: int
+    lr_given: bool = False
+    source_files: List[str] = field(default_factory=list)
+    problem: Optional[str] = None
+
+    @property
+    def batch(self) -> int:
+        """The global batch."""
+        return self.gpus * self.per_gpu
+
+    def describe(self, max_iters: int, counts: Dict[str, int]) -> str:
+        """``global batch 16 (8 GPU(s) x 2: 8 labeled + 8 unlabeled), lr
+        7.07e-05 (5e-05 at batch 8, square-root rule), 90000 iterations =
+        2432.4 epochs of the labeled images (296), ...``; ``counts``: the
+        images of each annotation file (absolute path) where known."""
+        split = ''
+        if len(self.slots) > 1:
+            split = ': ' + ' + '.join(
+                f'{n * self.gpus} {what}' for n, what in
+                zip(self.slots, ('labeled', 'unlabeled', 'other')))
+        if self.lr_given:
+            why = 'as given'
+        elif self.batch == self.recipe_batch:
+            why = 'the recipe\'s, at its batch'
+        else:
+            why = (f'{self.recipe_lr:.3g} at batch {self.recipe_batch}, '
+                   f'{LR_RULE} rule')
+        lr = f'lr {self.lr:.3g} ({why})'
+        epochs = []
+        for n, path, name in zip(self.slots, self.source_files,
+                                 ('labeled', 'unlabeled', 'other')):
+            images = counts.get(osp.abspath(path)) if path else None
+            if images:
+                epochs.append(f'{max_iters * n * self.gpus / images:.1f} '
+                              f'epochs of the {name} images ({images})')
+            else:
+                epochs.append(f'epochs of the {name} images: not counted '
+                              f'({osp.basename(path) or "no file"} not '
+                              'read)')
+        return (f'global batch {self.batch} ({self.gpus} GPU(s) x '
+                f'{self.per_gpu}{split}), {lr}, {max_iters} iterations = ' +
+                ', '.join(epochs))
+
+
+@dataclass(frozen=True)
 class Stage:
-    """One step of the plan: train a config, or test a checkpoint.
+    """One step of the plan: train a config, or test a checkpoint. Made
+    whole by the :class:`~mmcast.apis.pipeline.planning.Planner` and never
+    changed after.
 
     Args:
         key (str): Its results key (and folder name in the seed's dir).
         name (str): Its name in the log, e.g. ``'stage 1a'``.
         config (str): The config, relative to the repository.
         work_dir (str): Its work dir.
-        options (list[str]): Its complete ``--cfg-options``.
+        overrides (Overrides): Every override of its config, in order.
         max_iters (int, optional): Iterations of a training stage.
         checkpoint (str, optional): The checkpoint a test stage evaluates.
         seed (int, optional): The seed of a seed's stage.
-        number (int, optional): Its place in the run's schedule (1-based).
-        count (int, optional): The stages of the run's schedule.
         pseudo_label_file (str, optional): The file its ``PseudoLabelHook``
             writes (stages 1b and 2).
         batch (StageBatch, optional): A training stage's global batch and
             lr (:mod:`~mmcast.apis.pipeline.batch_plan`).
+        upstream (tuple[str]): The work dirs of the stages it is made from
+            (:mod:`~mmcast.apis.pipeline.stage_graph`), whether or
+            not the run has them.
     """
     key: str
     name: str
     config: str
     work_dir: str
-    options: List[str] = field(default_factory=list)
+    overrides: Overrides = Overrides()
     max_iters: Optional[int] = None
     checkpoint: Optional[str] = None
     seed: Optional[int] = None
-    number: Optional[int] = None
-    count: Optional[int] = None
     pseudo_label_file: Optional[str] = None
-    batch: Optional[object] = None
+    batch: Optional[StageBatch] = None
+    upstream: Tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """Its name on the console, e.g. ``[seed 0] [stage 2]``."""
         seed = '' if self.seed is None else f'[seed {self.seed}] '
         return f'{seed}[{self.name}]'
-
-    @property
-    def of_plan(self) -> str:
-        """`` (stage 3 of 14)`` once scheduled, else ``''``."""
-        if self.number is None:
-            return ''
-        return f' (stage {self.number} of {self.count})'
 
     @property
     def final(self) -> Optional[str]:

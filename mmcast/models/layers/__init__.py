@@ -1,5 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
+from .fused_multihead_attention import FusedMultiheadAttention
 from .photometric_strong_view import PhotometricStrongView
 from .pixel_projection_head import PixelProjectionHead
 
-__all__ = ['PhotometricStrongView', 'PixelProjectionHead']
+__all__ = [
+    'FusedMultiheadAttention', 'PhotometricStrongView', 'PixelProjectionHead'
+]

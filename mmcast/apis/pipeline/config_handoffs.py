@@ -10,11 +10,12 @@ the index from the item's ``type``, so that a config whose hooks or datasets
 are reordered (or gain one) still gets its hand-offs where they belong, and
 a config without the expected part is refused with its name.
 """
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from mmengine.config import Config
 
 from mmcast.utils.config_types import type_name_of
+from .overrides import Overrides
 
 
 class ConfigHandoffError(KeyError):
@@ -86,32 +87,35 @@ def train_dataset_key(cfg: Config, type_name: str) -> str:
     return find_item(cfg, 'train_dataloader.dataset.datasets', type_name)
 
 
-def pseudo_label_options(cfg: Config, out_file: str) -> List[str]:
+def pseudo_label_options(cfg: Config, out_file: str) -> Overrides:
     """Options that make a stage read and write its pseudo-labels at
     ``out_file``: the ``PseudoLabeledDataset``'s ``ann_file`` and the
     ``PseudoLabelHook``'s ``out_file``."""
     dataset = train_dataset_key(cfg, 'PseudoLabeledDataset')
     hook = find_item(cfg, 'custom_hooks', 'PseudoLabelHook')
-    return [f'{dataset}.ann_file={out_file}', f'{hook}.out_file={out_file}']
+    return Overrides.of([(f'{dataset}.ann_file', out_file),
+                         (f'{hook}.out_file', out_file)])
 
 
-def hook_option(cfg: Config, type_name: str, key: str, value) -> str:
-    """``custom_hooks.<index of type_name>.<key>=<value>``."""
-    return f'{find_item(cfg, "custom_hooks", type_name)}.{key}={value}'
+def hook_option(cfg: Config, type_name: str, key: str,
+                value) -> Overrides:
+    """``custom_hooks.<index of type_name>.<key>`` set to ``value``."""
+    return Overrides.of([
+        (f'{find_item(cfg, "custom_hooks", type_name)}.{key}', value)])
 
 
 def evaluator_options(cfg: Config, coco_prefix: str,
                       cityscapes_prefix: Optional[str] = None,
-                      modes: Sequence[str] = ('val', 'test')) -> List[str]:
+                      modes: Sequence[str] = ('val', 'test')) -> Overrides:
     """Options that make the ``CocoMetric`` write its results at
     ``coco_prefix`` and the ``CityScapesMetric`` (where there is one) at
     ``cityscapes_prefix``, for the val and test evaluators."""
-    coco = [f'{find_item(cfg, f"{mode}_evaluator", "CocoMetric")}'
-            f'.outfile_prefix={coco_prefix}' for mode in modes]
+    coco = [(f'{find_item(cfg, f"{mode}_evaluator", "CocoMetric")}'
+             '.outfile_prefix', coco_prefix) for mode in modes]
     cityscapes = [
-        f'{key}.outfile_prefix={cityscapes_prefix}' for key in (
+        (f'{key}.outfile_prefix', cityscapes_prefix) for key in (
             find_item(cfg, f'{mode}_evaluator', 'CityScapesMetric',
                       required=False) for mode in modes)
         if key and cityscapes_prefix
     ]
-    return coco + cityscapes
+    return Overrides.of(coco + cityscapes)

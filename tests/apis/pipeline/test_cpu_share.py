@@ -53,9 +53,9 @@ def test_pipeline_preflight_prints_the_note(tmp_path, monkeypatch, capsys,
     """A toy dry run on a machine whose CPUs are all busy prints the
     note; on an idle one, not."""
     from mmcast.apis import pipeline as script
-    from mmcast.apis.pipeline import preflight_checks
+    from mmcast.apis.pipeline import cpu_share
     cpus = os.cpu_count() or 1
-    monkeypatch.setattr(preflight_checks, 'busy_cpus',
+    monkeypatch.setattr(cpu_share, 'busy_cpus',
                         lambda: float(cpus) if busy == 'all' else busy)
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
     script.main(['toy', '--work-dir', str(tmp_path / 'wd'), '--data-root',

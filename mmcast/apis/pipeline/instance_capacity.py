@@ -26,16 +26,26 @@ config's capacity (the queries of the model it trains) and refuses a config
 where a cap or a teacher is below it, and :func:`capacity_options` gives a
 config one capacity: every model at least that many queries (never fewer
 than its config has: its pre-trained weights have them), every other cap
-exactly that value.
+exactly that value. :func:`choose_capacity` chooses the one capacity of a
+run's stages from its data (the instances per image of D_l and val) and
+``--max-instances``.
 """
-import argparse
-import copy
+import os.path as osp
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 
+from mmcast.datasets.instance_statistics import (CAPACITY_MARGIN,
+                                                 InstanceStatistics,
+                                                 capacity_for,
+                                                 instance_statistics)
+from mmcast.utils import coco_file_checks
 from mmcast.utils.config_types import type_name_of
+from .config_inputs import dataset_classes, dataset_inputs
+from .config_loader import ConfigLoader
+from .overrides import Overrides
+from .run_spec import RunSpec
 
 QUERIES = 'queries'
 KEPT = 'kept detections'
@@ -53,6 +63,11 @@ DEFAULT_MAX_PER_IMAGE = 100
 KEPT_NAMES = ('max_per_image', 'max_per_img')
 # where a stage config sets the teacher of a path: merged into its model
 TEACHER_OPTIONS = 'teacher_cfg_options'
+# the guide that says what more queries cost
+COST_GUIDE = 'docs/en/user_guides/custom_dataset.md'
+# reads the config file a ``model.teacher`` names (default: Config.fromfile,
+# relative to the working directory)
+ConfigReader = Callable[[str], Config]
 
 
 class CapacityError(ValueError):
@@ -84,16 +99,17 @@ def _as_dict(node) -> dict:
     return node.to_dict() if isinstance(node, ConfigDict) else node
 
 
-def teacher_model(model: dict) -> Optional[dict]:
+def teacher_model(model: dict,
+                  read: ConfigReader = Config.fromfile) -> Optional[dict]:
     """The teacher a ``model.teacher`` config path names, as the wrapper
     builds it: the file's ``model`` (a ``CASTDistiller``'s student) with
     ``model.teacher_cfg_options`` merged; None for an inline teacher or
-    none."""
+    none. ``read`` loads the file."""
     from mmcast.models.teachers.utils import load_model_cfg
     path = model.get('teacher')
     if not isinstance(path, str):
         return None
-    teacher = Config.fromfile(path).model
+    teacher = read(path).model
     if type_name_of(teacher) == 'CASTDistiller':
         teacher = teacher['student']
     return _as_dict(load_model_cfg(teacher, model.get(TEACHER_OPTIONS)))
@@ -128,12 +144,14 @@ def _model_keys(node, path: str, teacher: bool) -> Iterator[CapacityKey]:
             yield from _model_keys(value, where, teacher or key == 'teacher')
 
 
-def capacity_keys(cfg: Config) -> List[CapacityKey]:
+def capacity_keys(cfg: Config,
+                  read: ConfigReader = Config.fromfile) -> List[CapacityKey]:
     """Every cap of a stage config (see the module docstring), in the order
-    model, teacher of a config path, hooks, evaluators."""
+    model, teacher of a config path (loaded by ``read``), hooks,
+    evaluators."""
     model = _as_dict(cfg.get('model') or {})
     keys = list(_model_keys(model, 'model', False))
-    teacher = teacher_model(model)
+    teacher = teacher_model(model, read)
     if teacher is not None:
         keys += _model_keys(teacher, f'model.{TEACHER_OPTIONS}', True)
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
@@ -171,16 +189,18 @@ def coco_metric_count(metric: dict) -> int:
     return int(min(COCO_SUMMARY_DETS, nums[2]))
 
 
-def binding_key(cfg: Config) -> Optional[CapacityKey]:
+def binding_key(cfg: Config, read: ConfigReader = Config.fromfile
+                ) -> Optional[CapacityKey]:
     """The key that sets a stage config's capacity: the fewest queries or
     kept detections of the models it trains (or tests); None for a config
     without either."""
-    own = [k for k in capacity_keys(cfg)
+    own = [k for k in capacity_keys(cfg, read)
            if not k.teacher and k.kind in (QUERIES, KEPT)]
     return min(own, key=lambda k: k.value) if own else None
 
 
-def config_capacity(cfg: Config) -> Optional[int]:
+def config_capacity(cfg: Config, read: ConfigReader = Config.fromfile
+                    ) -> Optional[int]:
     """The capacity of a stage config: the most instances per image the
     models it trains (or tests) can return (:func:`binding_key`); None for
     a config without queries or kept detections.
@@ -190,10 +210,10 @@ def config_capacity(cfg: Config) -> Optional[int]:
             capacity: a teacher that finds or keeps fewer, or fewer
             pseudo-labels or evaluated detections per image.
     """
-    binding = binding_key(cfg)
+    binding = binding_key(cfg, read)
     if binding is None:
         return None
-    below = [k for k in capacity_keys(cfg) if k.value < binding.value]
+    below = [k for k in capacity_keys(cfg, read) if k.value < binding.value]
     if below:
         where = getattr(cfg, 'filename', None) or 'the config'
         listed = ', '.join(f'{k.key}={k.value} ({k.kind})' for k in below)
@@ -205,8 +225,9 @@ def config_capacity(cfg: Config) -> Optional[int]:
     return binding.value
 
 
-def capacity_options(cfg: Config, capacity: int) -> List[str]:
-    """``--cfg-options`` that give a stage config the capacity
+def capacity_options(cfg: Config, capacity: int,
+                     read: ConfigReader = Config.fromfile) -> Overrides:
+    """The overrides that give a stage config the capacity
     ``capacity``: every model's ``num_queries`` at least ``capacity``
     (never fewer than its config has), every ``test_cfg.max_per_image``,
     pseudo-label filter and ``CocoMetric`` exactly ``capacity`` (the
@@ -215,31 +236,128 @@ def capacity_options(cfg: Config, capacity: int) -> List[str]:
     if capacity < 1:
         raise ValueError(f'capacity must be at least 1, got {capacity}')
     options = []
-    for key in capacity_keys(cfg):
+    for key in capacity_keys(cfg, read):
         if key.kind == QUERIES:
             value = max(key.value, capacity)
             if value != key.value:
-                options.append(f'{key.key}={value}')
+                options.append((key.key, value))
         elif key.kind == EVALUATOR:
             nums = (min(DEFAULT_PROPOSAL_NUMS[0], capacity),
                     min(DEFAULT_PROPOSAL_NUMS[1], capacity), capacity)
             if key.value != capacity:
                 metric = key.key.rsplit('.', 1)[0]
-                options += [f'{key.key}=({nums[0]},{nums[1]},{nums[2]})',
-                            f'{metric}.use_mp_eval=True']
+                options += [(key.key, nums), (f'{metric}.use_mp_eval', True)]
         elif key.value != capacity:
-            options.append(f'{key.key}={capacity}')
-    return options
+            options.append((key.key, capacity))
+    return Overrides.of(options)
 
 
-def with_capacity(cfg: Config, capacity: int) -> Config:
-    """A copy of ``cfg`` with :func:`capacity_options` merged as
-    ``--cfg-options`` are (MMEngine's ``DictAction``)."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    cfg = copy.deepcopy(cfg)
-    options = capacity_options(cfg, capacity)
-    if options:
-        cfg.merge_from_dict(
-            parser.parse_args(['--cfg-options', *options]).cfg_options)
-    return cfg
+def with_capacity(cfg: Config, capacity: int,
+                  read: ConfigReader = Config.fromfile) -> Config:
+    """A copy of ``cfg`` with :func:`capacity_options` merged."""
+    return capacity_options(cfg, capacity, read).merged_into(cfg)
+
+
+def choose_capacity(spec: RunSpec,
+                    loader: ConfigLoader) -> Tuple[Optional[int], List[str]]:
+    """The capacity every stage gets (``None``: the configs' own), and the
+    lines that say why.
+
+    The instances per image of D_l and val (of the labels-only baseline's
+    config, which every run has) are told. For ``custom`` / ``custom-cpu``,
+    data denser than the configs' capacity (:func:`~mmcast.apis.
+    instance_capacity.binding_key` of the baseline's config) set the
+    capacity to :func:`~mmcast.datasets.instance_statistics.capacity_for`
+    their 99th percentile; for the other datasets a denser D_l gets a note;
+    ``--max-instances`` sets it for any dataset. A note also counts the
+    images of D_l with more instances than the capacity.
+    """
+    asked = spec.max_instances
+    config = loader.stage_config('supervised_student')
+    cfg = loader.config_file(config)
+    own = binding_key(cfg, loader.read)
+    stats = _annotation_statistics(cfg, loader.root)
+    lines = [f'instances per image, {role}: {st.describe()}{note}'
+             for role, note, st in stats]
+    if own is None:
+        return asked, lines
+    p99 = max((st.p99 for _, _, st in stats), default=0)
+    needed = capacity_for(p99)
+    why = (f'the next multiple of 10 at or above {CAPACITY_MARGIN:g} x '
+           f'{p99}, the 99th percentile of instances per image of D_l and '
+           'val')
+    capacity = None
+    if asked is not None:
+        capacity = asked
+        lines.append(
+            f'capacity: {asked} instances per image (--max-instances; the '
+            f'data ask {needed}, {why}; the configs\' own: {own.value})' +
+            ('' if asked >= own.value else
+             f': the models keep their {own.value} queries'))
+    elif spec.custom and needed > own.value:
+        capacity = needed
+        lines.append(
+            f'capacity: {needed} instances per image, for every stage\'s '
+            f'queries, kept detections, pseudo-labels and evaluator: {why}, '
+            f'above the configs\' own {own.value} ({own.key} of {config}); '
+            '--max-instances N sets another')
+    elif spec.custom:
+        lines.append(
+            f'capacity: the configs\' own, {own.value} instances per image '
+            f'({own.key} of {config}): at least {why} ({needed}); '
+            '--max-instances N sets another')
+    elif stats and stats[0][0] == 'D_l' and stats[0][2].p99 > own.value:
+        st = stats[0][2]
+        lines.append(
+            f'note: {st.ann_file}: 99 % of the images of D_l have up to '
+            f'{st.p99} instances, more than the {own.value} per image the '
+            f'models of the configs find ({own.key} of {config}): the rest '
+            f'is never learned nor predicted; --max-instances {needed} '
+            f'raises the capacity (what more queries cost: {COST_GUIDE})')
+    lines += _images_over(stats, capacity or own.value)
+    return capacity, lines
+
+
+def _annotation_statistics(cfg, root: str) -> List[Tuple[
+        str, str, InstanceStatistics]]:
+    """``(role, note, statistics)`` of the train (D_l) and val annotation
+    files of ``cfg`` (relative paths in ``root``); a split not written yet
+    is read through the file it is split from, a file not there is left
+    out."""
+    classes = dataset_classes(cfg)
+    found = []
+    for role, key in (('D_l', 'train_dataloader'),
+                      ('val', 'val_dataloader')):
+        for ann_file, _ in dataset_inputs(cfg.get(key)):
+            path, note = osp.join(root, ann_file), ''
+            source = coco_file_checks.split_source(path)
+            if not osp.isfile(path) and source is not None:
+                path, note = source, (' (D_l is not written yet: the file '
+                                      'it is split from)')
+            if osp.isfile(path):
+                found.append((role, note, instance_statistics(
+                    osp.normpath(path), classes)))
+    return found
+
+
+def _images_over(stats, capacity: int) -> List[str]:
+    """A note on the images of D_l with more instances than ``capacity``:
+    their extra instances are no training target."""
+    lines = []
+    for role, _, st in stats:
+        over = int((st.counts > capacity).sum())
+        if role == 'D_l' and over:
+            lines.append(
+                f'note: {over} of the {st.num_images} images of '
+                f'{st.ann_file} have more instances than the capacity '
+                f'{capacity} (up to {st.max}): the matching gives each query '
+                'one of them, the others are no training target')
+    return lines
+
+
+def run_capacity_options(loader: ConfigLoader, config: str,
+                         capacity: int) -> Overrides:
+    """The overrides that give the run's stage config ``config``
+    ``capacity`` (:func:`capacity_options`)."""
+    return capacity_options(loader.config_file(config), capacity,
+                            loader.read)

@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction
 from conftest import REPO_ROOT, is_config_alias, pipeline_of
 from mmcast.apis import (ConfigHandoffError, config_value, evaluator_options,
                          find_item, pseudo_label_options)
+from mmcast.apis.pipeline.launchers import cfg_options_args
 
 
 def _pseudo_label_configs() -> dict:
@@ -69,7 +70,8 @@ def test_every_pseudo_label_config_gets_its_file():
     assert len(configs) >= 10
     for path, cfg in configs.items():
         for variant in (cfg, _reordered(cfg)):
-            merged = _merge(variant, pseudo_label_options(variant, '/x.json'))
+            merged = _merge(variant, cfg_options_args(
+                pseudo_label_options(variant, '/x.json')))
             (dataset, ) = _of_type(merged.train_dataloader.dataset.datasets,
                                    'PseudoLabeledDataset')
             (hook, ) = _of_type(merged.custom_hooks, 'PseudoLabelHook')
@@ -82,7 +84,8 @@ def test_every_pseudo_label_config_gets_its_file():
 def test_evaluators_found_in_any_order():
     cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/mmcast/distill_toy.py'))
     for variant in (cfg, _reordered(cfg)):
-        merged = _merge(variant, evaluator_options(variant, '/c', '/cs'))
+        merged = _merge(variant, cfg_options_args(
+            evaluator_options(variant, '/c', '/cs')))
         for mode in ('val', 'test'):
             evaluators = merged[f'{mode}_evaluator']
             assert _of_type(evaluators, 'CocoMetric')[0].outfile_prefix == \
@@ -91,7 +94,8 @@ def test_evaluators_found_in_any_order():
                 .outfile_prefix == '/cs'
     custom = Config.fromfile(osp.join(
         REPO_ROOT, 'configs/mmcast/custom/distill_custom-cpu.py'))
-    merged = _merge(custom, evaluator_options(custom, '/c', '/cs'))
+    merged = _merge(custom, cfg_options_args(
+        evaluator_options(custom, '/c', '/cs')))
     assert merged.val_evaluator.type == 'CocoMetric'  # a single metric
     assert merged.val_evaluator.outfile_prefix == '/c'
 
@@ -118,7 +122,7 @@ def test_pipeline_plan_targets_reordered_configs(tmp_path, monkeypatch):
     Distillation its GuidedTeacherHook."""
     pipeline = pipeline_of('toy', '--work-dir', str(tmp_path), '--seeds',
                            '0', '--methods', 'cast', 'gd')
-    load = pipeline.loader.config_file
+    load = pipeline.loader.read
 
     def reordered(path):
         cfg = load(path)
@@ -126,18 +130,19 @@ def test_pipeline_plan_targets_reordered_configs(tmp_path, monkeypatch):
             cfg = _reordered(cfg)
         return cfg
 
-    monkeypatch.setattr(pipeline.loader, 'config_file', reordered)
+    monkeypatch.setattr(pipeline.loader, 'read', reordered)
     plan = pipeline.plan()
     stages = {s.key: s for s in plan.per_seed[0]}
     for key in ('adapt_teacher_selftrain', 'distill'):
         stage = stages[key]
-        merged = _merge(reordered(stage.config), stage.options)
+        merged = _merge(reordered(stage.config),
+                        cfg_options_args(stage.overrides))
         (dataset, ) = _of_type(merged.train_dataloader.dataset.datasets,
                                'PseudoLabeledDataset')
         (hook, ) = _of_type(merged.custom_hooks, 'PseudoLabelHook')
         assert dataset.ann_file == hook.out_file
         assert dataset.ann_file.startswith(str(tmp_path))
     gd = stages['guided_distillation']
-    merged = _merge(reordered(gd.config), gd.options)
+    merged = _merge(reordered(gd.config), cfg_options_args(gd.overrides))
     (hook, ) = _of_type(merged.custom_hooks, 'GuidedTeacherHook')
     assert hook.burn_in_iters < gd.max_iters

@@ -15,14 +15,14 @@ for a frozen teacher, against the dataset's classes. Files that an earlier
 stage (or the pipeline itself) makes are skipped while they do not exist.
 Every problem becomes one line naming the file and what to do.
 """
-import copy
 import json
 import os
 import os.path as osp
 import shutil
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import torch
 from torch import nn
 
 from mmcast.utils import coco_file_checks as coco_checks
@@ -30,127 +30,22 @@ from mmcast.utils.checkpoint_loading import (CheckpointError,
                                              check_weights_fit,
                                              checkpoint_classes,
                                              load_checkpoint_file)
+from mmcast.utils.stage_state import FINISHED, stage_status
 from mmcast.utils.work_dir_checkpoint import resolve_checkpoint
+from .batch_plan import batch_problems
+from .config_inputs import (build_shape_model, checkpoint_inputs,
+                            dataset_classes, dataset_inputs,
+                            evaluator_inputs, model_config_of)
+from .config_loader import ConfigLoader
+from .cpu_share import run_contention_note
+from .planning import Plan
+from .run_spec import RunSpec
+from .settings import CHECKPOINT_BYTES_PER_WEIGHT
 
-# Keys whose string value is a checkpoint the model (or a part) loads.
-CHECKPOINT_KEYS = ('checkpoint', 'teacher_checkpoint', 'detector_checkpoint')
 # Weights fine-tuned by the stage: a classifier for other classes is
 # re-initialised (MMEngine skips it), so other shapes are only a note.
 FINE_TUNED = 'fine-tuned'
 FROZEN = 'frozen teacher'
-
-
-def _join(root: Optional[str], path: str) -> str:
-    """``path`` joined with ``root`` as MMEngine's datasets join them."""
-    if not root or osp.isabs(path) or '://' in path:
-        return path
-    return osp.join(root, path)
-
-
-def dataset_inputs(node) -> Iterator[Tuple[str, Optional[str]]]:
-    """``(annotation file, image folder)`` of every dataset config in
-    ``node`` (dataset wrappers and lists included).
-
-    A ``PseudoLabeledDataset`` reads its ``unlabeled_ann_file``; its
-    ``ann_file`` is the hook's output.
-    """
-    if isinstance(node, dict):
-        ann_key = 'unlabeled_ann_file' if node.get('type') == \
-            'PseudoLabeledDataset' else 'ann_file'
-        if isinstance(node.get(ann_key), str):
-            root = node.get('data_root')
-            prefix = (node.get('data_prefix') or {}).get('img')
-            yield (_join(root, node[ann_key]),
-                   _join(root, prefix) if prefix is not None else None)
-        for value in node.values():
-            yield from dataset_inputs(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            yield from dataset_inputs(value)
-
-
-def evaluator_inputs(node) -> Iterator[Tuple[str, str]]:
-    """``('annotation file' | 'folder', path)`` that evaluators read."""
-    for evaluator in node if isinstance(node, (list, tuple)) else [node]:
-        if not isinstance(evaluator, dict):
-            continue
-        if isinstance(evaluator.get('ann_file'), str):
-            yield 'annotation file', evaluator['ann_file']
-        if isinstance(evaluator.get('seg_prefix'), str):
-            yield 'folder', evaluator['seg_prefix']
-
-
-def checkpoint_inputs(node, path: str = '') -> Iterator[Tuple[str, str]]:
-    """``(config key, checkpoint path)`` of every :data:`CHECKPOINT_KEYS`
-    value in a (model or hook) config."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            where = f'{path}.{key}' if path else key
-            if key in CHECKPOINT_KEYS and isinstance(value, str):
-                yield where, value
-            else:
-                yield from checkpoint_inputs(value, where)
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            yield from checkpoint_inputs(value, f'{path}.{i}')
-
-
-def dataset_classes(cfg) -> Optional[Tuple[str, ...]]:
-    """The class names of a config's training data, if it names them."""
-    from mmdet.registry import DATASETS
-
-    stack = [cfg.get('train_dataloader')]
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, dict):
-            classes = (node.get('metainfo') or {}).get('classes')
-            if classes:
-                return tuple(classes)
-            dataset_cls = DATASETS.get(node['type']) if isinstance(
-                node.get('type'), str) and 'ann_file' in node else None
-            if dataset_cls is not None and \
-                    getattr(dataset_cls, 'METAINFO', {}).get('classes'):
-                return tuple(dataset_cls.METAINFO['classes'])
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-    return None
-
-
-def build_shape_model(model_cfg: dict) -> nn.Module:
-    """The model of ``model_cfg`` for its shapes only, without weights.
-
-    Built on the ``meta`` device where the model allows it; a
-    ``CASTDistiller`` without its teacher (which would load weights).
-    """
-    from mmdet.registry import MODELS
-    from mmengine.registry import DefaultScope
-
-    cfg = copy.deepcopy(model_cfg)
-    if cfg.get('type') == 'CASTDistiller':
-        cfg['teacher'] = cfg['teacher_checkpoint'] = None
-    scope = None if DefaultScope.get_current_instance() else 'mmdet'
-    with DefaultScope.overwrite_default_scope(scope):
-        try:
-            with torch.device('meta'):
-                return MODELS.build(cfg)
-        except Exception:  # noqa: BLE001 - some modules need real tensors
-            return MODELS.build(cfg)
-
-
-def model_config_of(config_file: str,
-                    cfg_options: Optional[dict] = None) -> dict:
-    """The teacher model of a config file (a ``CASTDistiller``'s student),
-    with ``cfg_options`` merged as the wrapper merges its
-    ``teacher_cfg_options``."""
-    from mmengine.config import Config
-
-    from mmcast.models.teachers.utils import load_model_cfg
-
-    model = Config.fromfile(config_file).model
-    if model.get('type') == 'CASTDistiller':
-        model = model['student']
-    return load_model_cfg(model, cfg_options) if cfg_options else model
 
 
 class Preflight:
@@ -164,11 +59,19 @@ class Preflight:
         set_aside (Sequence[str]): Files under ``made_here`` that the caller
             moves away before the stages run (damaged checkpoints of its
             own): checked as if they were missing.
+        root (str, optional): The folder relative paths are in (where the
+            stages run); default: the working directory.
+        read (callable, optional): Loads a teacher config file named by a
+            stage (default: MMEngine's ``Config.fromfile``).
     """
 
     def __init__(self, made_here: Sequence[str] = (),
                  num_images: int = 5,
-                 set_aside: Sequence[str] = ()) -> None:
+                 set_aside: Sequence[str] = (),
+                 root: Optional[str] = None,
+                 read: Optional[Callable] = None) -> None:
+        self.root = root
+        self.read = read
         self.made_here = [osp.abspath(p).rstrip(os.sep) + os.sep
                           for p in made_here]
         self.set_aside = {osp.abspath(p) for p in set_aside}
@@ -195,6 +98,12 @@ class Preflight:
         return missing and any(
             osp.abspath(path).startswith(root) for root in self.made_here)
 
+    def at(self, path: str) -> str:
+        """``path`` as the stages read it: a relative one in :attr:`root`."""
+        if self.root is None or osp.isabs(path) or '://' in path:
+            return path
+        return osp.join(self.root, path)
+
     def _problem(self, message: str) -> None:
         if message not in self.problems:
             self.problems.append(message)
@@ -209,6 +118,8 @@ class Preflight:
         A labeled / unlabeled split that a stage makes later is checked
         through the file it is split from.
         """
+        ann_file = self.at(ann_file)
+        img_dir = None if img_dir is None else self.at(img_dir)
         if not self._first_time('ann', ann_file, img_dir):
             return
         source = coco_checks.split_source(ann_file)
@@ -269,6 +180,7 @@ class Preflight:
 
     def check_folder(self, path: str, what: str, who: str) -> None:
         """A folder a stage reads."""
+        path = self.at(path)
         if self._first_time('dir', path) and not osp.isdir(path) and \
                 not self.made_later(path):
             self._problem(f'missing {what} {path} (read by {who}): put it '
@@ -276,6 +188,7 @@ class Preflight:
 
     def check_file(self, path: str, what: str, who: str) -> None:
         """A file a stage reads."""
+        path = self.at(path)
         if self._first_time('file', path) and not osp.isfile(path) and \
                 not self.made_later(path):
             self._problem(f'missing {what} {path} (read by {who})')
@@ -300,6 +213,7 @@ class Preflight:
             classes (Sequence[str], optional): The dataset's classes.
             revise_keys (Sequence[tuple]): Key rewrites before matching.
         """
+        path = self.at(path)
         if not self._first_time('ckpt', path, role) or \
                 self.made_later(path):
             return
@@ -380,7 +294,7 @@ class Preflight:
         ]
         evaluator = 'test_evaluator' if testing else 'val_evaluator'
         self.evaluated.update(
-            osp.abspath(path) for kind, path in evaluator_inputs(
+            osp.abspath(self.at(path)) for kind, path in evaluator_inputs(
                 cfg.get(evaluator)) if kind == 'annotation file')
         for key in loaders:
             for ann_file, img_dir in dataset_inputs(cfg.get(key)):
@@ -409,9 +323,10 @@ class Preflight:
         teacher_model = None
         if isinstance(teacher, str):
             self.check_file(teacher, 'teacher config', f'{who}, model.teacher')
-            if osp.isfile(teacher):
+            if osp.isfile(self.at(teacher)):
                 teacher_model = model_config_of(
-                    teacher, model.get('teacher_cfg_options'))
+                    self.at(teacher), model.get('teacher_cfg_options'),
+                    self.read)
         elif isinstance(teacher, dict):
             teacher_model = teacher
         for where, path in checkpoint_inputs(model, 'model'):
@@ -443,3 +358,87 @@ class Preflight:
                 f'work dir {work_dir}: {free / 2**30:.1f} GiB free, the '
                 f'stages keep about {need_bytes / 2**30:.1f} GiB of '
                 'checkpoints: free space or choose another --work-dir')
+
+
+@dataclass
+class PreflightReport:
+    """What the preflight found.
+
+    Args:
+        problems (list[str]): One line each; none: the stages may start.
+        checkpoint_bytes (dict): ``{stage work dir: bytes}``: the
+            checkpoints each stage to train keeps (checked again before the
+            stage starts: another program may fill the disk meanwhile).
+        image_counts (dict): ``{annotation file (absolute): images}``.
+    """
+    problems: List[str] = field(default_factory=list)
+    checkpoint_bytes: Dict[str, int] = field(default_factory=dict)
+    image_counts: Dict[str, int] = field(default_factory=dict)
+
+
+def run_preflight(spec: RunSpec, loader: ConfigLoader, plan: Plan,
+                  made_here: Sequence[str] = (),
+                  set_aside: Sequence[str] = ()) -> PreflightReport:
+    """Check every file the stages read, the batch of each stage and the
+    room for their checkpoints; print the notes.
+
+    Reads relative paths in the repository root and loads configs with the
+    stages' environment, as the stages do (:class:`ConfigLoader`). Missing
+    files under the work dir, ``made_here`` (and, on toy,
+    the data the pipeline generates) are made by earlier stages or the
+    pipeline; ``set_aside`` (damaged checkpoints of the work dir the run
+    moves away) count as missing.
+    """
+    from mmdet.utils import register_all_modules
+
+    import mmcast  # noqa: F401  (registers mmcast modules)
+
+    warnings.filterwarnings('ignore', 'pkg_resources is deprecated')
+    register_all_modules(init_default_scope=False)
+    made_here = [spec.work_dir] + list(made_here)
+    if spec.dataset == 'toy':
+        made_here += [spec.toy.root, spec.toy.source_root]
+    check = Preflight(made_here, set_aside=set_aside, root=loader.root,
+                      read=loader.read)
+    report = PreflightReport()
+    to_train = []
+    for stage in plan.stages:
+        try:
+            cfg = loader.load(stage)
+        except Exception as e:  # noqa: BLE001 - reported as a line
+            check.problems.append(
+                f'{stage.config}: cannot be loaded with the pipeline\'s '
+                f'options ({type(e).__name__}: {e})')
+            continue
+        check.check_stage(cfg, f'{stage.name} ({stage.config})',
+                          stage.checkpoint)
+        if stage.max_iters is not None and stage_status(
+                stage.work_dir, stage.max_iters) != FINISHED:
+            to_train.append((stage, cfg))
+    # the estimate builds every model: only worth it when the rest is in
+    # order
+    if not check.problems:
+        for stage, cfg in to_train:
+            report.checkpoint_bytes[stage.work_dir] = \
+                _checkpoint_bytes(check, cfg)
+    check.check_work_dir(spec.work_dir, sum(report.checkpoint_bytes.values()))
+    report.image_counts = dict(check.image_counts)
+    contention = run_contention_note(spec)
+    for note in check.notes + ([contention] if contention else []):
+        print(f'note: {note}', flush=True)
+    report.problems = check.problems + batch_problems(plan.stages)
+    return report
+
+
+def _checkpoint_bytes(check, cfg) -> int:
+    """The bytes of the checkpoints a training stage keeps (``0``: no
+    estimate)."""
+    hook = cfg.get('default_hooks', {}).get('checkpoint') or {}
+    kept = hook.get('max_keep_ckpts', -1)
+    kept = 4 if kept is None or kept < 0 else min(kept, 4)
+    kept += bool(hook.get('save_last', True))
+    try:
+        weights = check.num_weights(cfg.model)
+    except Exception:  # noqa: BLE001 - no estimate for this stage
+        return 0
+    return kept * weights * CHECKPOINT_BYTES_PER_WEIGHT

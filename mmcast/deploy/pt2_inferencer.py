@@ -2,13 +2,14 @@
 """Instance segmentation with a ``.pt2`` package (AOTInductor).
 
 :class:`PT2Inferencer` runs a package written by
-:func:`mmcast.deploy.export_pt2` the way :class:`ONNXInferencer` runs an
-ONNX file, with the same inputs, predictions and files: each image is
-loaded and resized as the test pipeline did, put top-left on the
-package's canvas, and the package returns the kept instances (scores,
-labels, masks, boxes) computed on the device; the host only drops scores
-under the threshold, crops the masks to the image and resizes them to the
-original shape (:func:`mmcast.deploy.finish_instances`).
+:func:`mmcast.deploy.export_pt2` the way :class:`.ONNXInferencer` runs an
+ONNX file, with the same inputs, predictions and files
+(:class:`.BaseDeployInferencer`): each image is loaded and resized as the
+test pipeline did, put top-left on the package's canvas, and the package
+returns the kept instances (scores, labels, masks, boxes) computed on the
+device; the host only drops scores under the threshold, crops the masks to
+the image and resizes them to the original shape
+(:func:`mmcast.deploy.finish_instances`).
 
 A package holds compiled code: load only packages you trust, and give
 ``sha256`` (published beside the file) to have it checked before loading.
@@ -19,13 +20,13 @@ import numpy as np
 import torch
 from mmdet.structures import DetDataSample
 
-from mmcast.deploy.metadata import DeployError
-from mmcast.deploy.pt2_package import load_pt2
-from mmcast.deploy.static_predict import finish_instances
-from .onnx_inferencer import InputType, ONNXInferencer
+from .base_inferencer import BaseDeployInferencer, InputType
+from .metadata import DeployError
+from .pt2_package import load_pt2
+from .static_predict import finish_instances
 
 
-class PT2Inferencer(ONNXInferencer):
+class PT2Inferencer(BaseDeployInferencer):
     """Run an mmcast ``.pt2`` package.
 
     Args:
@@ -52,22 +53,15 @@ class PT2Inferencer(ONNXInferencer):
                  sha256: Optional[str] = None) -> None:
         self.device = torch.device(device)
         index = self.device.index if self.device.index is not None else -1
-        self.model_file = model_file
-        self.package, self.meta = load_pt2(model_file, sha256, index)
-        if self.meta['device'] != self.device.type:
+        self.package, meta = load_pt2(model_file, sha256, index)
+        if meta['device'] != self.device.type:
             raise DeployError(f'{model_file}: exported for '
-                              f'{self.meta["device"]}, asked to run on '
+                              f'{meta["device"]}, asked to run on '
                               f'{self.device.type}')
-        if not 1 <= batch_size <= self.meta['max_batch']:
+        if not 1 <= batch_size <= meta['max_batch']:
             raise DeployError(f'{model_file}: batch_size must be in [1, '
-                              f'{self.meta["max_batch"]}], got {batch_size}')
-        self.score_thr = float(score_thr)
-        self.batch_size = int(batch_size)
-        self.dataset_meta = dict(classes=tuple(self.meta['classes']))
-        if self.meta.get('palette'):
-            self.dataset_meta['palette'] = [
-                tuple(c) for c in self.meta['palette']]
-        self._visualizer = None
+                              f'{meta["max_batch"]}], got {batch_size}')
+        super().__init__(model_file, meta, score_thr, batch_size)
 
     def pad_batch(self, images: List[np.ndarray]
                   ) -> Tuple[torch.Tensor, torch.Tensor]:

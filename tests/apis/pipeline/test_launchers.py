@@ -20,7 +20,7 @@ import torch
 
 import mmcast  # noqa: F401  (MMEngine checkpoints load with weights_only)
 from conftest import REPO_ROOT, pipeline_of, toy_cfg_options
-from mmcast.apis.launchers import LaunchConfig, stage_command
+from mmcast.apis.pipeline.launchers import LaunchConfig, stage_command
 from mmcast.apis.pipeline import PipelineError, StageRunner
 
 TOY = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'

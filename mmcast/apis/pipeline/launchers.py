@@ -18,12 +18,21 @@ do:
 
 Every rank of every node takes part in a stage, its pseudo-labelling
 included (the labeller shards the unlabeled images over the world size).
+
+A stage's :class:`~mmcast.apis.pipeline.overrides.Overrides` become
+``--cfg-options KEY=VALUE`` strings here and only here
+(:func:`cfg_options_args`), and the command line's ``--cfg-options`` strings
+become overrides here (:func:`parse_cfg_options`), both in the syntax of
+MMEngine's ``DictAction``.
 """
 import os.path as osp
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, Iterable, List
+
+from .errors import PipelineError
+from .overrides import Overrides
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 
@@ -141,3 +150,71 @@ def _checkpoint_first(extra: List[str]) -> List[str]:
 def printable(cmd: List[str]) -> str:
     """The command as a shell line."""
     return shlex.join(cmd)
+
+
+def option_text(value: Any) -> str:
+    """``value`` in ``DictAction``'s syntax: ``None``, ``True``, ``1600``,
+    ``5e-05``, ``[a,b]``, ``(1,10,100)``, a string as it is."""
+    if isinstance(value, list):
+        return '[' + ','.join(option_text(v) for v in value) + ']'
+    if isinstance(value, tuple):
+        return '(' + ','.join(option_text(v) for v in value) + ')'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def read_option_value(text: str, where: str) -> Any:
+    """``text`` as MMDetection's scripts read a ``--cfg-options`` value
+    (MMEngine's ``DictAction``).
+
+    Raises:
+        PipelineError: Text it cannot read (unbalanced brackets), naming
+            ``where`` (the option or key).
+    """
+    from mmengine.config import DictAction
+
+    try:
+        return DictAction._parse_iterable(text)
+    except AssertionError:  # DictAction asserts balanced brackets
+        raise PipelineError(f'{where}: unbalanced brackets in {text!r}')
+
+
+def cfg_options_args(overrides: Overrides) -> List[str]:
+    """The ``KEY=VALUE`` strings of ``--cfg-options`` that MMDetection's
+    scripts parse back into ``overrides``.
+
+    Raises:
+        PipelineError: A value that ``--cfg-options`` cannot carry (a string
+            with a space, a comma or brackets, or one that reads as a
+            number, a bool or None), naming its key.
+    """
+    args = []
+    for key, value in overrides:
+        text = option_text(value)
+        read = read_option_value(text, key)
+        if read != value:
+            raise PipelineError(
+                f'{key}={value!r}: --cfg-options cannot carry this value to '
+                f'the stage (it would read {text!r} as {read!r}); choose a '
+                'path or name without spaces, commas or brackets')
+        args.append(f'{key}={text}')
+    return args
+
+
+def parse_cfg_options(items: Iterable[str], option: str) -> Overrides:
+    """``KEY=VALUE`` strings of the command line (``option`` names it in
+    errors) → overrides, each value read as MMEngine's ``DictAction`` reads
+    it.
+
+    Raises:
+        PipelineError: An item without ``=``, or a value with unbalanced
+            brackets.
+    """
+    pairs = []
+    for item in items:
+        key, sep, text = item.partition('=')
+        if not sep or not key:
+            raise PipelineError(f'{option} {item!r}: expected KEY=VALUE')
+        pairs.append((key, read_option_value(text, f'{option} {item!r}')))
+    return Overrides.of(pairs)

@@ -7,9 +7,10 @@
 * **fused attention**: MMCV's ``MultiheadAttention`` (Mask2Former's decoder,
   Grounding-DINO) calls ``nn.MultiheadAttention`` asking for the attention
   weights, which forces the unfused softmax(QKᵀ)V path; the weights are
-  never used, so every ``nn.MultiheadAttention`` is switched to one that
-  does not return them and takes PyTorch's fused kernel. (The DINOv2 and
-  Swin backbones already call ``scaled_dot_product_attention``.)
+  never used, so every ``nn.MultiheadAttention`` is switched to
+  :class:`~mmcast.models.layers.FusedMultiheadAttention`, which does not
+  return them and takes PyTorch's fused kernel. (The DINOv2 and Swin
+  backbones already call ``scaled_dot_product_attention``.)
 * **channels-last** memory format for the convolutions;
 * **torch.compile** of the backbone and the pixel decoder (fixed shapes);
 * ``mode='deploy'``: the whole predict as one static-shape graph in half
@@ -22,28 +23,10 @@ import contextlib
 from typing import ContextManager, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-
-class FusedMultiheadAttention(nn.MultiheadAttention):
-    """``nn.MultiheadAttention`` that never returns attention weights, so
-    that PyTorch runs its fused ``scaled_dot_product_attention``.
-
-    The second output is ``None``; everything else is the parent's.
-    """
-
-    def forward(self, query: Tensor, key: Tensor, value: Tensor,
-                key_padding_mask: Optional[Tensor] = None,
-                need_weights: bool = True,
-                attn_mask: Optional[Tensor] = None,
-                average_attn_weights: bool = True,
-                is_causal: bool = False):
-        """See :meth:`nn.MultiheadAttention.forward` (``need_weights`` is
-        ignored: always False)."""
-        return super().forward(
-            query, key, value, key_padding_mask=key_padding_mask,
-            need_weights=False, attn_mask=attn_mask,
-            average_attn_weights=average_attn_weights, is_causal=is_causal)
+from mmcast.models.layers import FusedMultiheadAttention
+from .static_predict import build_static_predictor, compile_predictor
 
 
 def fuse_attention(model: nn.Module) -> int:
@@ -72,7 +55,7 @@ def prepare_for_inference(model: nn.Module,
     """Put a detector in eval mode with the chosen speed-ups.
 
     ``mode='deploy'`` returns instead the static one-graph predict of a
-    Mask2Former (:func:`mmcast.deploy.build_static_predictor`: weights cast
+    Mask2Former (:func:`.build_static_predictor`: weights cast
     to ``dtype``, fp16 on CUDA and bf16 on the CPU by default, fixed
     ``input_size`` (H, W); with ``compile``, compiled as one graph), which
     maps uint8 images (B, H, W, 3) and their sizes (B, 2) to a fixed number
@@ -96,7 +79,6 @@ def prepare_for_inference(model: nn.Module,
         nn.Module: The same model (``'eager'``) or its static predictor.
     """
     if mode == 'deploy':
-        from mmcast.deploy import build_static_predictor, compile_predictor
         if input_size is None:
             raise ValueError('prepare_for_inference(mode="deploy") needs '
                              'input_size=(H, W)')
