@@ -27,8 +27,9 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, load_script, pipeline_of
-from mmcast.apis.pipeline.instance_capacity import (EVALUATOR, QUERIES, capacity_keys,
-                                           config_capacity)
+from mmcast.apis.pipeline.instance_capacity import (EVALUATOR, QUERIES,
+                                                    capacity_keys,
+                                                    config_capacity)
 from mmcast.apis.pipeline import CASTPipeline
 from mmcast.apis.pipeline.data_preparation import prepare_toy_data
 from mmcast.datasets.instance_statistics import (CAPACITY_MARGIN,

@@ -11,8 +11,9 @@ every ``_base_`` file it reaches into a private folder, fills the
 placeholders there as MMEngine does (the stages load their configs with
 MMEngine: both read the same values), and the predefined
 ``{{ fileDirname }}`` ones with the original file's names, and loads the
-copy; the returned config names the original file. Relative paths are read against
-``root`` (the folder the stages run in), never the working directory.
+copy; the returned config names the original file. Relative paths are read
+against ``root`` (the folder the stages run in), never the working
+directory.
 """
 import os
 import os.path as osp
@@ -36,6 +37,8 @@ def fill_placeholders(text: str, filename: str,
     Raises:
         KeyError: A variable that ``env`` lacks and that has no default.
     """
+    from mmengine.logging import print_log
+
     base = osp.basename(filename)
     names = dict(fileDirname=osp.dirname(filename), fileBasename=base,
                  fileBasenameNoExtension=osp.splitext(base)[0],
@@ -44,6 +47,10 @@ def fill_placeholders(text: str, filename: str,
 
     def value(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
+        if name in env:  # MMEngine's message, in the log it writes to
+            print_log(f'Using env variable `{name}` with value of '
+                      f'{env[name]} to replace item in config.',
+                      logger='current')
         found = env.get(name, default)
         if not found:
             raise KeyError(f'{filename}: `{name}` is not in the stages\' '

@@ -150,8 +150,8 @@ def _link(stage: Stage, source: str, rel: str) -> None:
 
 def finished_in(stage: Stage, work_dir: str) -> bool:
     """Whether ``work_dir`` holds ``stage`` finished
-    (:func:`~mmcast.utils.stage_state.stage_status`), or (a test stage) its row in the
-    seed's results."""
+    (:func:`~mmcast.utils.stage_state.stage_status`), or (a test stage) its
+    row in the seed's results."""
     if stage.max_iters is not None:
         return stage_status(work_dir, stage.max_iters) == FINISHED
     results = osp.join(osp.dirname(work_dir), 'results.json')

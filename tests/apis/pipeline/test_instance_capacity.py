@@ -24,10 +24,13 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, load_script
-from mmcast.apis.pipeline.instance_capacity import (EVALUATOR, KEPT, PSEUDO_LABELS,
-                                           QUERIES, CapacityError,
-                                           capacity_keys, capacity_options,
-                                           config_capacity, with_capacity)
+from mmcast.apis.pipeline.instance_capacity import (EVALUATOR, KEPT,
+                                                    PSEUDO_LABELS, QUERIES,
+                                                    CapacityError,
+                                                    capacity_keys,
+                                                    capacity_options,
+                                                    config_capacity,
+                                                    with_capacity)
 from mmcast.datasets.instance_statistics import (capacity_for,
                                                  instance_statistics)
 
