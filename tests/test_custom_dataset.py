@@ -203,8 +203,8 @@ def test_the_pipeline_splits_the_plain_coco_layout(run):
     """The split --percent / --split-seed ask for, written by the pipeline
     exactly as tools/split_semi.py writes it."""
     ann_dir = osp.join(run['data_root'], 'annotations')
-    assert 'writing the labeled / unlabeled split: python tools/' \
-        'split_semi.py' in run['log']
+    assert 'the labeled / unlabeled split is missing: writing it (the same ' \
+        'seed and share): python tools/split_semi.py' in run['log']
     by_tool = osp.join(run['tmp'], 'by_tool')
     _run([sys.executable, SPLIT, run['anns']['train'], '--percent', '25',
           '--seed', '3', '--out-dir', by_tool], _env())

@@ -123,6 +123,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    try:
+        write(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, exit 130
+        if not args.no_progress:
+            print(flush=True)  # end the progress bar's line
+        print(f'interrupted: {args.out} is incomplete (nothing of it is '
+              'reused); run the same command to write it again',
+              file=sys.stderr)
+        raise SystemExit(130)
+
+
+def write(args: argparse.Namespace) -> None:
     if args.layout == 'coco':
         try:
             summary = make_toy_coco_dataset(

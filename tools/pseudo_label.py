@@ -3,7 +3,8 @@
 
 Writes a COCO json (RLE masks with scores, header in ``info``) that
 ``PseudoLabeledDataset``, ``CocoDataset`` and ``browse_dataset`` read, and
-overlays of the first images in ``<out dir>/pseudo_label_vis/``. A killed run
+overlays of the first images in ``<out dir>/pseudo_label_vis/``. A run
+killed or stopped (Ctrl-C, SIGTERM: exit 130, 143, saying the images kept)
 resumes where it stopped; an up-to-date output is not redone (``--force``).
 
 Examples (the second in 2 processes: gloo on CPU, nccl on GPUs)::
@@ -32,10 +33,9 @@ def parse_args(argv=None):
         'teacher detector (offline, resumable, multi-process)')
     parser.add_argument('config', help='teacher config file')
     parser.add_argument('checkpoint', help='teacher checkpoint file')
-    parser.add_argument(
-        '--unlabeled-ann', required=True,
-        help='COCO json of the unlabeled images (a path; if it does not '
-        'exist as given it is taken relative to --data-root)')
+    parser.add_argument('--unlabeled-ann', required=True, help='COCO json '
+                        'of the unlabeled images (a path; if it does not '
+                        'exist as given it is taken relative to --data-root)')
     parser.add_argument('--out', required=True, help='output COCO json')
     parser.add_argument('--data-root', default=None,
                         help='dataset root (default: the teacher config\'s)')
@@ -44,10 +44,10 @@ def parse_args(argv=None):
         help='image folder under --data-root, e.g. leftImg8bit/train/ '
         '(default: the folder of the config\'s dataset that reads '
         '--unlabeled-ann, or of its split)')
-    parser.add_argument(
-        '--max-unreadable', type=float, default=0.05,
-        help='fraction of images that may be missing or undecodable '
-        '(skipped and counted); above it the tool stops and writes nothing')
+    parser.add_argument('--max-unreadable', type=float, default=0.05,
+                        help='fraction of images that may be missing or '
+                        'undecodable (skipped and counted); above it the '
+                        'tool stops and writes nothing')
     parser.add_argument('--dataset-type', default=None,
                         help='dataset class (default: the teacher config\'s)')
     parser.add_argument('--score-thr', type=float, default=0.3,
@@ -57,18 +57,16 @@ def parse_args(argv=None):
                         help='binarise float masks at this value')
     parser.add_argument('--min-area', type=int, default=1,
                         help='drop masks with fewer pixels after painting')
-    parser.add_argument(
-        '--allow-overlap', action='store_true',
-        help='keep overlapping masks (default: paint them in score order)')
+    parser.add_argument('--allow-overlap', action='store_true', help='keep '
+                        'overlapping masks (default: paint in score order)')
     parser.add_argument('--batch-size', type=int, default=2,
                         help='images per teacher forward, per process')
     parser.add_argument('--num-workers', type=int, default=0)
     parser.add_argument('--vis-num', type=int, default=4,
                         help='overlay images to save (0: none)')
-    parser.add_argument(
-        '--flip-tta', action='store_true',
-        help='label every image and its mirror image, fused by mask voting '
-        '(an instance only one view finds keeps half its score)')
+    parser.add_argument('--flip-tta', action='store_true', help='label every '
+                        'image and its mirror image, fused by mask voting (an '
+                        'instance only one view finds keeps half its score)')
     parser.add_argument('--force', action='store_true',
                         help='relabel even if --out is up to date')
     parser.add_argument('--launcher', default='none', help='job launcher',
@@ -92,15 +90,24 @@ def main(argv=None) -> int:
         _fail(f'teacher checkpoint not found: {args.checkpoint}')
     if not osp.isfile(args.config):
         _fail(f'teacher config not found: {args.config}')
+    try:
+        from mmcast.pseudo_labels import labeling_interrupts
+    except KeyboardInterrupt:  # Ctrl-C in the imports: nothing began
+        print('interrupted before labelling began; run the same command to '
+              'start it', file=sys.stderr)
+        return 130
+    with labeling_interrupts.LabelingInterrupts() as stop:
+        return label(args, stop)
+    return stop.status
 
+
+def label(args, stop) -> int:
     import torch
-    from mmengine.dist import get_dist_info
 
     from mmcast.models.teachers.labeling_teacher import LabelingTeacher
-    from mmcast.pseudo_labels import (LabelingSettings, OfflineLabelingJob,
-                                      UnreadableImagesError,
-                                      build_labeling_dataset,
-                                      unlabeled_set_cfg)
+    from mmcast.pseudo_labels import (
+        LabelingSettings, OfflineLabelingJob, UnreadableImagesError,
+        build_labeling_dataset, unlabeled_set_cfg)
     from mmcast.utils.checkpoint_loading import CheckpointError
     from mmcast.utils.config_reading import read_config
     from mmcast.utils.cpu_distributed import init_processes
@@ -127,22 +134,15 @@ def main(argv=None) -> int:
         args.config, args.checkpoint,
         'cuda' if torch.cuda.is_available() else 'cpu', dataset.metainfo,
         model_cfg=cfg.model, test_time_flip=args.flip_tta)
-    job = OfflineLabelingJob(teacher, dataset, osp.abspath(args.out),
-                             settings, force=args.force, name='pseudo_label')
+    stop.job = job = OfflineLabelingJob(
+        teacher, dataset, osp.abspath(args.out), settings, force=args.force,
+        name='pseudo_label')
     try:
         outcome = job.run()
     except (CheckpointError, UnreadableImagesError) as e:
         _fail(str(e))
-    if get_dist_info()[0] != 0:
-        return 0
-    if not outcome['relabeled']:
-        print('use --force to relabel it all the same')
-        return 0
-    print('\n'.join(job.summary()))
-    written = job.save_overlays(args.vis_num)
-    if written:
-        print(f'  overlays: {osp.dirname(written[0])}/ '
-              f'({len(written)} images)')
+    for line in job.report(outcome, args.vis_num):  # rank 0's
+        print(line, flush=True)
     return 0
 
 

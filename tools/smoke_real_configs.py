@@ -77,7 +77,8 @@ Prints one line per run (status, seconds), then a table; writes
 random weights at the end (``--keep-checkpoints`` keeps them); exits with 1
 if a run failed, naming its log and printing its last lines, and with 2,
 before writing anything, when the work dir's disk has less than
-``FREE_DISK_GIB`` free.
+``FREE_DISK_GIB`` free. Ctrl-C stops it with one line (the runs done, whose
+logs are kept) and exit 130, the random weights deleted as at the end.
 """
 import argparse
 import gc
@@ -758,15 +759,24 @@ class SmokeRun:
                   'another --work-dir', file=sys.stderr)
             return 2
         start = time.time()
-        for ds in self.args.datasets:
-            self.write_data(ds)
-            if not self.args.no_stages:
-                self.run_stages(ds)
-            if not self.args.no_teachers and (
-                    not self.failed or self.args.keep_going):
-                self.run_teachers(ds)
-            if self.failed and not self.args.keep_going:
-                break
+        try:
+            for ds in self.args.datasets:
+                self.write_data(ds)
+                if not self.args.no_stages:
+                    self.run_stages(ds)
+                if not self.args.no_teachers and (
+                        not self.failed or self.args.keep_going):
+                    self.run_teachers(ds)
+                if self.failed and not self.args.keep_going:
+                    break
+        except KeyboardInterrupt:  # Ctrl-C: one line, exit 130
+            if not self.args.keep_checkpoints:
+                shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+            print(f'interrupted after {len(self.results)} runs (their logs '
+                  f'are kept in {self.work_dir}, no summary.json); the smoke '
+                  'runs do not resume: run the same command to start again',
+                  file=sys.stderr, flush=True)
+            return 130
         if not self.args.keep_checkpoints:
             shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         total = round(time.time() - start, 1)

@@ -138,6 +138,13 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                   f'{_pm(stats, sign=True)} mask AP (per seed' +
                   (' ± split-half SE' if len(ses) == len(seeds) else '') +
                   f': {per})']
+    resumed = [f'{dict(ROWS)[k]} (seed {s}) at iteration '
+               f'{per_seed[s][k]["resumed_from"]}' for k in keys
+               for s in seeds if per_seed[s][k].get('resumed_from')]
+    if resumed:
+        lines += ['', 'resumed after a stop: ' + '; '.join(resumed) +
+                  ' (a resumed stage does not repeat bit for bit the run '
+                  'it continues)']
     if n_val:
         lines += ['', f'eval SE: split-half standard error of one seed\'s '
                   f'{"COCO-style " if second else ""}AP on the {n_val} val '

@@ -17,6 +17,10 @@ training and what ``tools/pseudo_label.py`` runs from the command line:
 4. :meth:`~OfflineLabelingJob.measure_quality` measures the labels against
    the quality set's ground truth when that measure is behind.
 
+A command line stopped by Ctrl-C, SIGTERM or SIGHUP ends in one line
+saying how many images a rerun keeps (:meth:`~OfflineLabelingJob.kept`,
+:class:`~mmcast.pseudo_labels.labeling_interrupts.LabelingInterrupts`).
+
 The teacher comes in as an object that knows its identity and applies its
 own score floor (:class:`LabelingTeacherLike`, e.g.
 ``mmcast.models.teachers.labeling_teacher.LabelingTeacher``): this package
@@ -27,7 +31,8 @@ import logging
 import os
 import os.path as osp
 from functools import partial
-from typing import ContextManager, List, Optional, Protocol, Union
+from typing import (ContextManager, Iterator, List, Optional, Protocol,
+                    Tuple, Union)
 
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
@@ -37,8 +42,10 @@ from torch.utils.data import Dataset
 from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.rank0_broadcast import from_rank0
 from .coco_pseudo_labels import read_header
+from .label_shards import json_image_id, read_all_shards
 from .labeler import label_unlabeled_set
-from .labeling_dataset import build_labeling_dataset, check_images_exist
+from .labeling_dataset import (build_labeling_dataset, check_images_exist,
+                               image_table)
 from .labeling_settings import LabelingSettings
 from .quality import pseudo_label_quality
 from .staleness import (identity, labeling_header, make_header,
@@ -90,6 +97,8 @@ class OfflineLabelingJob:
             :meth:`run` with ``'auto'``).
         result (dict | None): :func:`label_unlabeled_set`'s summary of the
             last relabelling.
+        header (dict | None): The header ``out_file`` must have (set by
+            :meth:`run` once known).
     """
 
     def __init__(self,
@@ -108,6 +117,7 @@ class OfflineLabelingJob:
         self.score_thr = None if settings.auto_score_thr else \
             settings.filter_cfg['score_thr']
         self.result: Optional[dict] = None
+        self.header: Optional[dict] = None
 
     def log(self, message: str, level: int = logging.INFO) -> None:
         """``message`` in the current logger, after the job's name."""
@@ -127,6 +137,7 @@ class OfflineLabelingJob:
             filter_cfg = dict(filter_cfg, score_thr=self.score_thr)
         header, reason, quality_stale = from_rank0(
             partial(self.status, filter_cfg))
+        self.header = header
         relabel = reason is not None or self.force
         if relabel:
             self.relabel(filter_cfg, header, reason or 'relabeling by request')
@@ -267,6 +278,26 @@ class OfflineLabelingJob:
                  f'{best["recall"]:.3f} on {quality["gt_file"]})')
         return chosen
 
+    def kept(self) -> Tuple[int, int]:
+        """``(N, M)``: of the ``M`` images of the unlabeled set, the ``N``
+        whose pseudo-labels a rerun of this job keeps, e.g. after an
+        interrupted :meth:`run`: all of them when ``out_file`` is current
+        (and not ``force``), else those in the shards of its identity (the
+        labeller flushes them per batch, and writes the batches it has
+        queued when interrupted; a batch the teacher was on is lost)."""
+        total = len(self.dataset)
+        header = self.header
+        if header is None:  # stopped before status(): the one it computes
+            if self.score_thr is None:  # 'auto', not chosen yet
+                return 0, total
+            header = self.expected_header(
+                dict(self.settings.filter_cfg, score_thr=self.score_thr))
+        if not self.force and stale_reason(self.out_file, header) is None:
+            return total, total
+        done = read_all_shards(self.out_file, identity(header))
+        img_ids = image_table(self.dataset)[0]
+        return sum(json_image_id(i) in done for i in img_ids), total
+
     def summary(self) -> List[str]:
         """The lines a command line prints on rank 0 after a :meth:`run`
         that relabeled: the file, its images, instances and skipped images,
@@ -278,6 +309,23 @@ class OfflineLabelingJob:
             f'{final["num_instances"]}, skipped {final["num_skipped"]}, '
             f'{self.result["images_per_s"]:.2f} img/s on rank 0'
         ]
+
+    def report(self, outcome: dict, num_overlays: int) -> Iterator[str]:
+        """The lines a command line prints after :meth:`run` returned
+        ``outcome``, on rank 0 (none on the others): that the file was
+        current, or :meth:`summary` and then, once drawn, where the
+        overlays of the first ``num_overlays`` images are
+        (:meth:`save_overlays`)."""
+        if get_dist_info()[0] != 0:
+            return
+        if not outcome['relabeled']:
+            yield 'use --force to relabel it all the same'
+            return
+        yield from self.summary()
+        written = self.save_overlays(num_overlays)
+        if written:
+            yield (f'  overlays: {osp.dirname(written[0])}/ '
+                   f'({len(written)} images)')
 
     def save_overlays(self, num_images: int) -> List[str]:
         """Draw the pseudo-labels of the first ``num_images`` images with

@@ -127,12 +127,17 @@ def read_completion(work_dir: str) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def write_completion(work_dir: str, checkpoint: str, max_iters: int) -> None:
-    """Record that the stage of ``work_dir`` completed with ``checkpoint``
-    (written atomically; call it last)."""
+def write_completion(work_dir: str, checkpoint: str, max_iters: int,
+                     provenance: Optional[dict] = None) -> None:
+    """Record that the stage of ``work_dir`` completed with ``checkpoint``,
+    and what it was made from (``provenance``, see
+    :mod:`mmcast.apis.pipeline.provenance`); written atomically, call it
+    last."""
     atomic_dump_json(
-        dict(checkpoint=osp.basename(checkpoint), max_iters=max_iters,
-             completed=datetime.datetime.now().isoformat(timespec='seconds')),
+        dict(provenance or {}, checkpoint=osp.basename(checkpoint),
+             max_iters=max_iters,
+             completed=datetime.datetime.now().isoformat(
+                 timespec='microseconds')),
         osp.join(work_dir, COMPLETION_FILE), indent=2)
 
 

@@ -150,4 +150,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: one line, exit 130
+        print('interrupted: the variants above are all that was measured '
+              '(--json-out is not written); run the same command to measure '
+              'them all again', file=sys.stderr)
+        sys.exit(130)

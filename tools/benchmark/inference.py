@@ -410,4 +410,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: one line, exit 130
+        print('interrupted: nothing measured is kept (the table comes at the '
+              'end); run the same command to measure again',
+              file=sys.stderr)
+        sys.exit(130)

@@ -219,4 +219,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: one line, exit 130
+        print('interrupted: nothing measured is kept (the figures come at the '
+              'end); run the same command to measure again',
+              file=sys.stderr)
+        sys.exit(130)

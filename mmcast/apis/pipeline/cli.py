@@ -7,6 +7,7 @@ import signal
 import sys
 from typing import Dict, List, Optional
 
+from mmcast.utils.interrupts import raise_terminated
 from .cast_pipeline import CASTPipeline
 from .errors import PREFLIGHT_FAILED, PipelineError
 from .options import parse_args
@@ -14,22 +15,6 @@ from .run_spec import RunSpec
 from .settings import WORK_DIR_BUSY
 from .stage_failure import StageFailed
 from .work_dir_lock import FolderBusy, describe_holder
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: stops the stages as Ctrl-C does.
-
-    Args:
-        signum (int): The signal.
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, frame) -> None:
-    raise Terminated(signum)
 
 
 def quiet_console() -> None:
@@ -63,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return PREFLIGHT_FAILED
     if not args.verbose:
         quiet_console()
-    previous = {signum: signal.signal(signum, _raise_terminated)
+    previous = {signum: signal.signal(signum, raise_terminated)
                 for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         CASTPipeline(RunSpec.from_args(args)).run()

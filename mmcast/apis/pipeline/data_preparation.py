@@ -4,9 +4,12 @@ own dataset and its checks, the tiny teachers' files; and the split told on
 the console."""
 import contextlib
 import json
-import unicodedata
 import os.path as osp
-from typing import Dict, Iterator, List
+import unicodedata
+from typing import Dict, Iterator, List, Optional
+
+from mmcast.utils.atomic_io import atomic_dump_json
+from mmcast.utils.file_hashing import file_sha256
 
 from .config_inputs import dataset_inputs
 from .config_loader import ConfigLoader
@@ -103,21 +106,25 @@ def prepare_custom_split(loader: ConfigLoader, dry: bool) -> List[str]:
     root = cfg.data_root
     wanted = [loader.in_repo(root + cfg.labeled_ann_file),
               loader.in_repo(root + cfg.unlabeled_ann_file)]
-    if all(osp.isfile(p) for p in wanted):
-        return []
     train_ann = loader.in_repo(root + cfg.train_ann_file)
+    why = 'is missing'
+    if all(osp.isfile(p) for p in wanted):
+        why = split_outdated(train_ann, *wanted)
+        if why is None:
+            return []
     out_dir = osp.dirname(wanted[0])
     command = (f'python tools/split_semi.py {train_ann} --percent '
                f'{cfg.percent:g} --seed {cfg.split_seed}')
     if out_dir != osp.dirname(train_ann):
         command += f' --out-dir {out_dir}'
     if dry:
-        print(f'the labeled / unlabeled split is missing; a run writes it '
+        print(f'the labeled / unlabeled split {why}; a run writes it '
               f'like: {command}', flush=True)
         # (the preflight takes folders; check_custom_dataset has checked
         # the annotation files that are not made here)
         return sorted({osp.dirname(p) for p in wanted})
-    print(f'writing the labeled / unlabeled split: {command}', flush=True)
+    print(f'the labeled / unlabeled split {why}: writing it (the same seed '
+          f'and share): {command}', flush=True)
     try:
         with data_lock(out_dir):
             paths = write_split(train_ann, out_dir, cfg.split_seed,
@@ -128,7 +135,40 @@ def prepare_custom_split(loader: ConfigLoader, dry: bool) -> List[str]:
             f'data_root of {CUSTOM_TEMPLATE} or --data-root)')
     for path in (paths['labeled'], paths['unlabeled']):
         print(f'  {path}', flush=True)
+    atomic_dump_json(dict(source=train_ann, sha256=file_sha256(train_ann)),
+                     split_source_record(paths['labeled']), indent=2)
     return []
+
+
+def split_source_record(labeled_file: str) -> str:
+    """The file beside a split's labeled part that records the annotation
+    file it was drawn from and that file's sha256."""
+    return labeled_file[:-len('.json')] + '.source.json'
+
+
+def split_outdated(train_ann: str, labeled: str,
+                   unlabeled: str) -> Optional[str]:
+    """Why the split ``labeled`` / ``unlabeled`` is no longer the split of
+    ``train_ann`` (``'is out of date: its annotation file changed (8 images
+    added, 0 removed)'``), or ``None`` while it is. A split without its
+    source record (drawn by an earlier version, or by hand) is current
+    while it holds the same images."""
+    record = split_source_record(labeled)
+    if osp.isfile(record):
+        with open(record, encoding='utf-8') as f:
+            if json.load(f).get('sha256') == file_sha256(train_ann):
+                return None
+    ids = {}
+    for name, path in (('train', train_ann), ('labeled', labeled),
+                       ('unlabeled', unlabeled)):
+        with open(path, encoding='utf-8') as f:
+            ids[name] = {img['id'] for img in json.load(f)['images']}
+    drawn = ids['labeled'] | ids['unlabeled']
+    added, removed = ids['train'] - drawn, drawn - ids['train']
+    if not osp.isfile(record) and not added and not removed:
+        return None
+    return (f'is out of date: {osp.basename(train_ann)} changed since it was '
+            f'drawn ({len(added)} images added, {len(removed)} removed)')
 
 
 def check_custom_dataset(spec: RunSpec, loader: ConfigLoader) -> List[str]:

@@ -17,12 +17,13 @@ from typing import Dict, List, Optional
 from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
                                       iteration_checkpoints, logged_metrics,
-                                      set_aside, stage_status,
-                                      write_completion)
+                                      read_completion, set_aside,
+                                      stage_status, write_completion)
 from . import stage_guard
 from .config_loader import ConfigLoader
 from .launchers import cfg_options_args, printable, stage_command
 from .planning import Plan
+from .provenance import changed_inputs, provenance
 from .run_spec import RunSpec
 from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT
 from .stage import Stage, pseudo_label_summary, read_metrics
@@ -138,9 +139,18 @@ class StageRunner:
                                 'results.json')
         metric = PRIMARY_METRIC.get(self.spec.dataset, DEFAULT_METRIC)
         row = results.get(stage.key)
-        if row is None or row.get('metric', DEFAULT_METRIC) != metric:
-            results[stage.key] = read_metrics(stage.work_dir, metric)
-            atomic_dump_json(results, results_file, indent=2)
+        if row is None or row.get('metric', DEFAULT_METRIC) != metric or \
+                stage.max_iters is not None:
+            # a training stage's row is read from its logs at every run,
+            # never kept apart: a stage trained again never keeps its old one
+            row = read_metrics(stage.work_dir, metric)
+            resumed = (read_completion(stage.work_dir) or {}).get(
+                'resumed_from')
+            if resumed is not None:
+                row['resumed_from'] = resumed
+            if row != results.get(stage.key):
+                results[stage.key] = row
+                atomic_dump_json(results, results_file, indent=2)
         self.say(f'[seed {seed}] [{stage.key}] mask AP '
                  f'{results[stage.key]["segm_AP"]} ({metric})')
         if stage.label not in self._told:  # e.g. a stage found done
@@ -156,7 +166,10 @@ class StageRunner:
     def train(self, stage: Stage) -> str:
         """Train one stage → its final checkpoint.
 
-        Finished (:func:`~mmcast.utils.stage_state.stage_status`): skipped. Crashed with
+        Finished (:func:`~mmcast.utils.stage_state.stage_status`): skipped,
+        unless what it was made from changed since (:func:`~mmcast.apis.
+        pipeline.provenance.changed_inputs`): then it is set aside and
+        trained again, with one line saying why. Crashed with
         the config of this run: resumed from its newest checkpoint; when it
         crashed after its last checkpoint (in the final evaluation, say),
         that checkpoint is evaluated. Crashed with another config: its work
@@ -166,9 +179,16 @@ class StageRunner:
         final = stage.final
         status = stage_status(stage.work_dir, stage.max_iters)
         leads = self.spec.launch.leads
-        if status == FINISHED:
+        changed = changed_inputs(read_completion(stage.work_dir),
+                                 self.spec.work_dir)
+        if status == FINISHED and (not changed or not leads):
             self.say(f'{stage.label} done{self.of_plan(stage)}: {final}')
             return final
+        if status == FINISHED:
+            moved = set_aside(stage.work_dir)
+            self.say(f'{stage.label} trained again: {"; ".join(changed)} '
+                     f'(the finished run is kept in {moved})')
+            status = NEW
         if status == CRASHED and leads and \
                 not self.loader.same_config(stage, stage.work_dir):
             moved = set_aside(stage.work_dir)
@@ -201,7 +221,10 @@ class StageRunner:
                 ['--checkpoint', final, '--cfg-options'] +
                 cfg_options_args(stage.overrides)))
         if leads:  # the other nodes only join the runs
-            write_completion(stage.work_dir, final, stage.max_iters)
+            write_completion(stage.work_dir, final, stage.max_iters,
+                             provenance(stage, self.loader.load(stage),
+                                        self.spec.work_dir, self.spec.env,
+                                        _iteration(last)))
         return final
 
     def test(self, stage: Stage) -> None:
@@ -236,10 +259,10 @@ class StageRunner:
                              job_name=osp.basename(work_dir))
 
     def _run(self, stage: Stage, cmd: List[str]) -> None:
-        """Run ``cmd`` for ``stage`` under :mod:`~mmcast.apis.pipeline.stage_guard`
-        (its processes end with the pipeline), its output into the stage's
-        log; a training run's progress (and its pseudo-label count, as soon
-        as it writes them) is shown meanwhile."""
+        """Run ``cmd`` for ``stage`` under :mod:`~mmcast.apis.pipeline.
+        stage_guard` (its processes end with the pipeline), its output into
+        the stage's log; a training run's progress (and its pseudo-label
+        count, as soon as it writes them) is shown meanwhile."""
         log_file = osp.join(stage.work_dir, 'pipeline.log')
         self.say('$ ' + printable(cmd))
         followed = stage.max_iters is not None and self.monitor is not None
@@ -291,3 +314,10 @@ class StageRunner:
             self.monitor.write(line)
         else:
             print(line, flush=True)
+
+
+def _iteration(checkpoint: Optional[str]) -> Optional[int]:
+    """The iteration of an ``iter_<N>.pth`` checkpoint (``None``: none)."""
+    if checkpoint is None:
+        return None
+    return int(osp.basename(checkpoint)[len('iter_'):-len('.pth')])
