@@ -100,8 +100,8 @@ def training_batch(teacher, scene):
 def mask_ious(teacher, scene):
     """IoU of the teacher's SAM 2 mask from each exact box, inference path."""
     img, boxes, masks = scene
-    pred = teacher.segment_boxes(
-        teacher.embed_images([img]), (H, W), boxes)
+    (pred, ) = teacher.segment_boxes(
+        teacher.embed_images([img]), [(H, W)], [boxes])
     inter = (pred & masks).flatten(1).sum(1).float()
     union = (pred | masks).flatten(1).sum(1).float()
     return inter / union

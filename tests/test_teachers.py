@@ -56,13 +56,12 @@ def assets(tmp_path_factory):
     return build_tiny_teacher_assets(str(tmp_path_factory.mktemp('tiny')))
 
 
-@pytest.fixture(scope='module')
-def batch(tmp_path_factory):
+def _batch(root, shapes) -> dict:
+    """A test batch of images of the (h, w) ``shapes``, written to ``root``."""
     import cv2
-    root = tmp_path_factory.mktemp('imgs')
     pipeline = Compose(TEST_PIPELINE)
     samples = []
-    for i, (h, w) in enumerate(IMAGE_SHAPES):
+    for i, (h, w) in enumerate(shapes):
         rng = np.random.RandomState(i)
         img = np.full((h, w, 3), 90, np.uint8)
         img[h // 4:3 * h // 4, w // 5:w // 2] = (40, 60, 200)
@@ -71,6 +70,11 @@ def batch(tmp_path_factory):
         cv2.imwrite(path, img)
         samples.append(pipeline(dict(img_path=path, img_id=i)))
     return pseudo_collate(samples)
+
+
+@pytest.fixture(scope='module')
+def batch(tmp_path_factory):
+    return _batch(tmp_path_factory.mktemp('imgs'), IMAGE_SHAPES)
 
 
 def build_teacher(assets, ckpt=True, **kwargs):
@@ -162,6 +166,58 @@ def test_chunked_prompt_runs_image_by_image(assets, batch):
         assert pred.masks.shape[1:] == (h, w)
         assert ((pred.labels >= 0) & (pred.labels < 8)).all()
         assert len(pred) > 0
+
+
+def _sam2_calls(teacher) -> dict:
+    """Counts of SAM 2's image-encoder and mask-decoder calls, updated as
+    the teacher runs."""
+    calls = dict(encoder=0, decoder=0)
+    for part, name in ((teacher.sam2_model.image_encoder, 'encoder'),
+                       (teacher.sam2_model.sam_mask_decoder, 'decoder')):
+        part.register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    return calls
+
+
+@pytest.mark.parametrize('box_batch_size', [64, 3])
+def test_sam2_prompts_a_batch_at_once_as_each_image_alone(
+        assets, tmp_path, box_batch_size):
+    """The boxes of every image of a batch go through one SAM 2 encoder
+    call and one mask-decoder call (``box_batch_size`` boxes at a time).
+    Given the same boxes, each image gets the masks it gets alone, bit for
+    bit; end to end, images of one size (a dataset's) get the masks, labels
+    and scores a pseudo-label file holds, bit for bit, and the detector's
+    boxes (SAM 2's prompts) within float rounding of its batched
+    convolutions."""
+    teacher = build_teacher(assets)
+    teacher.box_batch_size = box_batch_size
+    calls = _sam2_calls(teacher)
+    batch = _batch(tmp_path, [IMAGE_SHAPES[0]] * 3)
+    together = run(teacher, batch)
+    boxes = [out.pred_instances.bboxes for out in together]
+    num_boxes = sum(len(b) for b in boxes)
+    assert num_boxes > box_batch_size or box_batch_size == 64
+    assert calls == dict(encoder=1, decoder=-(-num_boxes // box_batch_size))
+    for i, out in enumerate(together):
+        (alone, ) = run(teacher, {k: v[i:i + 1] for k, v in batch.items()})
+        for key in ('masks', 'scores', 'labels'):
+            assert torch.equal(out.pred_instances[key],
+                               alone.pred_instances[key]), (i, key)
+        assert torch.allclose(out.pred_instances.bboxes,
+                              alone.pred_instances.bboxes, atol=1e-3)
+
+    images = [np.asarray(torch.randint(0, 256, (h, w, 3), dtype=torch.uint8,
+                                       generator=torch.Generator().manual_seed(
+                                           i)))
+              for i, (h, w) in enumerate(IMAGE_SHAPES + [(64, 80)])]
+    shapes = [image.shape[:2] for image in images]
+    masks = teacher.segment_boxes(teacher.embed_images(images), shapes,
+                                  boxes)
+    for image, shape, image_boxes, got in zip(images, shapes, boxes, masks):
+        (want, ) = teacher.segment_boxes(teacher.embed_images([image]),
+                                         [shape], [image_boxes])
+        assert got.shape == (len(image_boxes), *shape)
+        assert torch.equal(got, want)
 
 
 def test_image_from_inputs_matches_shapes(assets, batch):

@@ -12,7 +12,7 @@ on ground-truth boxes (``sam2_trainable``, :class:`SAM2BoxPromptLoss`).
 import copy
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,8 +27,7 @@ from torch import Tensor
 from .sam2_box_prompt_loss import SAM2BoxPromptLoss
 from .sam2_builder import build_sam2_model
 from .sam2_prompting import (SAM2_IMAGE_PARTS, decode_box_prompts,
-                             image_features_of, sam2_image_features,
-                             sam2_input)
+                             sam2_image_features, sam2_input)
 from .utils import (BERT_HINT, DETECTOR_HINT, SAM2_HINT, build_label_mapping,
                     check_local_dir, check_local_file, load_model_cfg,
                     original_rgb_image, remap_instances, resolve_class_names,
@@ -361,11 +360,13 @@ class BoxPromptedTeacher(BaseDetector):
                                                self.backend_args)
             results.append(inst)
 
-        feats = self.embed_images(list(images.values())) if images else None
-        for j, i in enumerate(images):
-            results[i].masks = self.segment_boxes(
-                image_features_of(feats, j), images[i].shape[:2],
-                results[i].bboxes)
+        if images:  # one SAM 2 encoder call, the boxes decoded together
+            masks = self.segment_boxes(
+                self.embed_images(list(images.values())),
+                [image.shape[:2] for image in images.values()],
+                [results[i].bboxes for i in images])
+            for i, image_masks in zip(images, masks):
+                results[i].masks = image_masks
         for i, (ds, inst) in enumerate(zip(batch_data_samples, results)):
             if i not in images:
                 ori_h, ori_w = ds.metainfo['ori_shape'][:2]
@@ -399,27 +400,40 @@ class BoxPromptedTeacher(BaseDetector):
             return sam2_image_features(self.sam2_model, x)
 
     @torch.no_grad()
-    def segment_boxes(self, feats: dict, ori_hw: tuple,
-                      bboxes: Tensor) -> Tensor:
-        """One SAM 2 mask per box -> (N, H, W) bool at ``ori_hw``.
+    def segment_boxes(self, feats: dict, ori_hws: Sequence[Tuple[int, int]],
+                      bboxes: Sequence[Tensor]) -> List[Tensor]:
+        """One SAM 2 mask per box of each image -> (N_i, H_i, W_i) bool.
+
+        The boxes of all images are decoded together, ``box_batch_size`` at
+        a time (one mask-decoder call for a batch's boxes up to that many),
+        each on its own image's features: an image gets the masks it gets
+        alone, bit for bit on a CPU.
 
         Args:
-            feats: :meth:`embed_images` output of ONE image.
-            ori_hw: (H, W) of the original image.
-            bboxes: (N, 4) xyxy boxes in original-image pixels.
+            feats: :meth:`embed_images` output of the B images.
+            ori_hws: (H, W) of each original image.
+            bboxes: (N_i, 4) xyxy boxes of each image in its original
+                pixels.
         """
-        h, w = ori_hw
         size = self.sam2_image_size
         device = feats['image_embed'].device
-        scale = torch.tensor([w, h, w, h], dtype=torch.float, device=device)
-        prompts = bboxes.to(device).float() / scale * size
-        masks = []
+        prompts, owners = [], []
+        for i, ((h, w), boxes) in enumerate(zip(ori_hws, bboxes)):
+            scale = torch.tensor([w, h, w, h], dtype=torch.float,
+                                 device=device)
+            prompts.append(boxes.to(device).float() / scale * size)
+            owners.append(torch.full((len(boxes), ), i, device=device))
+        prompts, owners = torch.cat(prompts), torch.cat(owners)
+        low_res = []
         for start in range(0, len(prompts), self.box_batch_size):
+            chunk = slice(start, start + self.box_batch_size)
             with self._autocast(device):
-                low_res, _ = decode_box_prompts(
-                    self.sam2_model, feats,
-                    prompts[start:start + self.box_batch_size])
-            up = F.interpolate(
-                low_res.float(), (h, w), mode='bilinear', align_corners=False)
-            masks.append(up[:, 0] > self.mask_threshold)
-        return torch.cat(masks).to(bboxes.device)
+                logits, _ = decode_box_prompts(
+                    self.sam2_model, feats, prompts[chunk],
+                    image_index=owners[chunk])
+            low_res.append(logits.float())
+        low_res = torch.cat(low_res).split([len(b) for b in bboxes])
+        return [(F.interpolate(logits, (h, w), mode='bilinear',
+                               align_corners=False)[:, 0] >
+                 self.mask_threshold).to(boxes.device)
+                for logits, (h, w), boxes in zip(low_res, ori_hws, bboxes)]

@@ -9,7 +9,7 @@ transform, the image embeddings and the decoding of box prompts. The calls
 are those of ``sam2.sam2_image_predictor`` (no memory: one image at a time,
 ``no_mem_embed`` added to the lowest-resolution map).
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -77,18 +77,25 @@ def image_features_of(feats: dict, index: int) -> dict:
 def decode_box_prompts(model: nn.Module,
                        feats: dict,
                        boxes: Tensor,
-                       all_tokens: bool = False) -> Tuple[Tensor, Tensor]:
-    """SAM 2's mask decoder for box prompts on ONE image.
+                       all_tokens: bool = False,
+                       image_index: Optional[Tensor] = None
+                       ) -> Tuple[Tensor, Tensor]:
+    """SAM 2's mask decoder for box prompts, in one call.
 
     Args:
         model: a ``SAM2Base``.
-        feats: :func:`image_features_of` one image.
+        feats: :func:`image_features_of` one image, or (with
+            ``image_index``) :func:`sam2_image_features` of B images.
         boxes: (N, 4) xyxy boxes in the pixels of SAM 2's square input.
         all_tokens: return the outputs of all mask tokens (the single-mask
             token first, then the ``num_multimask_outputs`` others; for
             training); else the decoder's own single-mask selection
             (``multimask_output=False``, with the stability fallback of the
             post-processing when the model has it).
+        image_index: (N, ) long, the image of ``feats`` each box is on:
+            the boxes of several images decoded together, each on its own
+            image's features (the values SAM 2's repetition of one image's
+            features gives it alone).
 
     Returns:
         tuple: low-resolution mask logits (N, K, S/4, S/4) and predicted
@@ -100,14 +107,18 @@ def decode_box_prompts(model: nn.Module,
                           device=boxes.device).repeat(n, 1)
     sparse, dense = model.sam_prompt_encoder(
         points=(coords, labels), boxes=None, masks=None)
+    image_embed, high_res = feats['image_embed'], feats['high_res_feats']
+    if image_index is not None:
+        image_embed = image_embed[image_index]
+        high_res = [f[image_index] for f in high_res]
     decoder = model.sam_mask_decoder
     args = dict(
-        image_embeddings=feats['image_embed'],
+        image_embeddings=image_embed,
         image_pe=model.sam_prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
-        repeat_image=n > 1,
-        high_res_features=feats['high_res_feats'])
+        repeat_image=image_index is None and n > 1,
+        high_res_features=high_res)
     if all_tokens:
         masks, iou_pred, _, _ = decoder.predict_masks(**args)
     else:
