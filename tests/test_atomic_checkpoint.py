@@ -142,7 +142,7 @@ def test_a_full_disk_during_a_checkpoint(tmp_path, monkeypatch, hook):
 def test_every_shipped_config_writes_its_checkpoints_whole():
     """``default_hooks.checkpoint`` of every config that trains, mmcast's
     (mmdet's scope) and the projects' (SwinMTL: mmseg's) alike, is the
-    atomic hook."""
+    atomic hook, beside ``default_hooks.random_state``."""
     from mmengine.config import Config
 
     checked = []
@@ -155,6 +155,9 @@ def test_every_shipped_config_writes_its_checkpoints_whole():
         hook = cfg.get('default_hooks', {}).get('checkpoint')
         assert hook is not None, path
         assert hook['type'] == 'AtomicCheckpointHook', path
+        # and each checkpoint holds the random states (exact resume)
+        assert cfg.default_hooks.get('random_state', {}).get('type') == \
+            'RandomStateHook', path
         checked.append(osp.relpath(path, REPO_ROOT))
     assert len(checked) > 100
     assert 'projects/swinmtl/configs/swinmtl_swinv2-tiny_toy.py' in checked

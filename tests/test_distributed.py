@@ -62,6 +62,10 @@ def test_distill_stage_runs_on_two_processes(repo_root, toy_data_root, tmp_path)
     ckpt = torch.load(osp.join(work_dir, "iter_2.pth"), weights_only=True,
                       map_location='cpu')
     assert ckpt['meta']['iter'] == 2
+    # each rank's random states, gathered where the checkpoint was due
+    ranks = ckpt['random_states']
+    assert len(ranks) == 2 and all(
+        set(states) >= {'python', 'numpy', 'torch'} for states in ranks)
     assert all(k.startswith('student.') for k in ckpt['state_dict']
                if k != '_extra_state')
     assert 'coco/segm_mAP' in log

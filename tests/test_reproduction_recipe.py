@@ -162,8 +162,8 @@ def _metrics_log(work_dir: str, record: dict) -> None:
 def test_cityscapes_rows_read_cityscapesscripts_ap(tmp_path):
     """Cityscapes: cityscapesscripts' AP / AP50 first, pycocotools' in the
     second column; a row recorded with COCO's AP by an earlier version is
-    read again. The toy data (same layout, both evaluators) reads COCO's
-    and keeps such a row."""
+    read again. The toy data (same layout, both evaluators) reads COCO's;
+    a training stage's row is read from its logs either way."""
     record = {'coco/segm_mAP': 0.252, 'coco/segm_mAP_50': 0.471,
               'cityscapes/mAP': 0.339, 'cityscapes/AP@50': 0.587}
     pipelines = {ds: pipeline_of(
@@ -186,8 +186,8 @@ def test_cityscapes_rows_read_cityscapesscripts_ap(tmp_path):
                                coco_segm_AP50=47.1, metric='cityscapes')
             with open(tmp_path / ds / 'seed0' / 'results.json') as f:
                 assert json.load(f)['finetune'] == row
-        else:  # a COCO-style row is the toy's: kept
-            assert row == dict(segm_AP=25.2, segm_AP50=47.1)
+        else:  # the toy's row is COCO's, read again from the logs
+            assert row == dict(segm_AP=25.2, segm_AP50=47.1, metric='coco')
         result = pipeline.write_table(per_seed)
         assert result['rows']['finetune']['mean_segm_AP'] == row['segm_AP']
         with open(tmp_path / ds / 'results.md') as f:

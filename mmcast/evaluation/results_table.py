@@ -31,6 +31,8 @@ CLAIMS = [
 NOISE_SPLITS = 50  # random val halves of the split-half standard errors
 # What each metric of the table is, in its title (stage.METRICS)
 METRIC_NAMES = {'coco': 'COCO-style', 'cityscapes': 'cityscapesscripts'}
+# Where a resumed stage trained, in the table's line naming it
+_RESUMED_ON = dict(cpu=' on a CPU', cuda=' on a GPU')
 
 
 def claims_noise(prediction_files: Dict[str, str], gt_file: str,
@@ -138,13 +140,15 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                   f'{_pm(stats, sign=True)} mask AP (per seed' +
                   (' ± split-half SE' if len(ses) == len(seeds) else '') +
                   f': {per})']
-    resumed = [f'{dict(ROWS)[k]} (seed {s}) at iteration '
-               f'{per_seed[s][k]["resumed_from"]}' for k in keys
+    resumed = [(per_seed[s][k], f'{dict(ROWS)[k]} (seed {s}) at iteration '
+                f'{per_seed[s][k]["resumed_from"]}') for k in keys
                for s in seeds if per_seed[s][k].get('resumed_from')]
     if resumed:
-        lines += ['', 'resumed after a stop: ' + '; '.join(resumed) +
-                  ' (a resumed stage does not repeat bit for bit the run '
-                  'it continues)']
+        lines += ['', 'resumed after a stop: ' + '; '.join(
+            text + _RESUMED_ON.get(row.get('resumed_on'), '')
+            for row, text in resumed) + ' (on a CPU a resumed stage ends '
+            'bit for bit as the run it continues; on a GPU, whose kernels '
+            'are not all deterministic, it does not)']
     if n_val:
         lines += ['', f'eval SE: split-half standard error of one seed\'s '
                   f'{"COCO-style " if second else ""}AP on the {n_val} val '

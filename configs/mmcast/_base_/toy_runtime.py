@@ -7,6 +7,9 @@ default_hooks = dict(
     checkpoint=dict(
         type='AtomicCheckpointHook', by_epoch=False, interval=500,
         max_keep_ckpts=2, save_last=True),
+    # the random states with each checkpoint: a run resumed on a CPU ends as
+    # one never stopped (mmcast/engine/hooks/random_state_hook.py)
+    random_state=dict(type='RandomStateHook'),
     # CityScapesMetric without an outfile_prefix writes its files into
     # <work_dir>/cityscapes_metric/results/: two runs never share the folder
     # (mmcast/engine/hooks/metric_output_hook.py)

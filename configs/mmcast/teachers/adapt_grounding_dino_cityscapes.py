@@ -12,7 +12,8 @@
 _base_ = 'mmdet::mm_grounding_dino/cityscapes/grounding_dino_swin-t_finetune_8xb4_50e_cityscapes.py'
 # mmcast's AtomicCheckpointHook: checkpoints written whole or not at all
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
+                     random_state=dict(type='RandomStateHook'))
 
 lang_model_name = 'checkpoints/bert-base-uncased'
 # D_l: the labeled split of every Cityscapes stage (the published perc_10

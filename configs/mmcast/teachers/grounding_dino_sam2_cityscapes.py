@@ -24,7 +24,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 # checkpoints written whole or not at all
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
+                     random_state=dict(type='RandomStateHook'))
 
 lang_model_name = 'checkpoints/bert-base-uncased'
 sam2_checkpoint = 'checkpoints/sam2.1_hiera_large.pt'

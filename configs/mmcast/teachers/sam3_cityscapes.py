@@ -19,7 +19,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
 # checkpoints written whole or not at all
-default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
+                     random_state=dict(type='RandomStateHook'))
 
 test_pipeline = {{_base_.sam3_test_pipeline}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -6,7 +6,10 @@ beside its final checkpoint, its provenance: the sha256 of its resolved
 config, the sha256 of every file it read that a run makes or a user edits
 (the checkpoints of its hand-offs and initialisation, the annotation and
 split files of its training data), the mmcast version and git commit, its
-seed and threads, and the iteration it was resumed from, if any.
+seed and threads, the device it trained on and the iteration it was resumed
+from, if any (on a CPU a resumed stage ends bit for bit as one never
+stopped: :class:`~mmcast.engine.hooks.RandomStateHook`; on a GPU, whose
+kernels are not all deterministic, it does not).
 
 The rule for a finished stage whose inputs changed since (an upstream stage
 redone, a split drawn again, an annotation file edited, another mmcast
@@ -21,6 +24,8 @@ import json
 import os.path as osp
 import subprocess
 from typing import Dict, List, Optional
+
+import torch
 
 from mmcast.utils.file_hashing import file_sha256
 from mmcast.version import __version__
@@ -97,7 +102,14 @@ def provenance(stage: Stage, cfg, work_dir: str, env: Dict[str, str],
                 for p in input_files(stage, cfg)},
         mmcast_version=__version__, git_commit=git_commit(),
         seed=stage.seed, threads=env.get('OMP_NUM_THREADS'),
-        resumed_from=resumed_from)
+        device=training_device(env), resumed_from=resumed_from)
+
+
+def training_device(env: Dict[str, str]) -> str:
+    """'cuda' where a stage launched with ``env`` trains on a GPU (MMEngine
+    takes one when it sees one), else 'cpu'."""
+    hidden = env.get('CUDA_VISIBLE_DEVICES', None) in ('', '-1')
+    return 'cuda' if torch.cuda.is_available() and not hidden else 'cpu'
 
 
 def changed_inputs(record: Optional[dict], work_dir: str) -> List[str]:

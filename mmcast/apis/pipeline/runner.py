@@ -144,10 +144,11 @@ class StageRunner:
             # a training stage's row is read from its logs at every run,
             # never kept apart: a stage trained again never keeps its old one
             row = read_metrics(stage.work_dir, metric)
-            resumed = (read_completion(stage.work_dir) or {}).get(
-                'resumed_from')
-            if resumed is not None:
-                row['resumed_from'] = resumed
+            record = read_completion(stage.work_dir) or {}
+            if record.get('resumed_from') is not None:
+                row['resumed_from'] = record['resumed_from']
+                if record.get('device'):
+                    row['resumed_on'] = record['device']
             if row != results.get(stage.key):
                 results[stage.key] = row
                 atomic_dump_json(results, results_file, indent=2)

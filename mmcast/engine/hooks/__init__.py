@@ -4,8 +4,10 @@ from .contrast_temperature_hook import ContrastTemperatureHook
 from .guided_teacher_hook import GuidedTeacherHook
 from .metric_output_hook import MetricOutputHook
 from .pseudo_label_hook import PseudoLabelHook
+from .random_state_hook import RandomStateHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'ContrastTemperatureHook',
-    'GuidedTeacherHook', 'MetricOutputHook', 'PseudoLabelHook'
+    'GuidedTeacherHook', 'MetricOutputHook', 'PseudoLabelHook',
+    'RandomStateHook'
 ]

@@ -14,6 +14,7 @@ from mmdet.registry import HOOKS
 from mmcast.datasets.pseudo_label_reload import (
     find_pseudo_labeled_datasets, pseudo_label_file,
     reload_pseudo_labeled_datasets)
+from mmcast.engine.hooks.random_state_hook import kept_random_states
 from mmcast.engine.train_dataloader_restart import restart_train_dataloader
 from mmcast.models.teachers.labeling_teacher import (LabelingTeacher,
                                                      model_device,
@@ -154,18 +155,21 @@ class PseudoLabelHook(Hook):
             model.check_classes(datasets[0].metainfo['classes'])
 
     def before_train(self, runner) -> None:
-        """Label the unlabeled set if needed; reload the datasets."""
+        """Label the unlabeled set if needed; reload the datasets. On the
+        random states set back after (:func:`kept_random_states`): a stage
+        that labels trains as one that finds its labels current."""
         if self.mode == 'online':
             return
         self._check_checkpoint()
-        datasets = find_pseudo_labeled_datasets(
-            runner.train_dataloader.dataset)
-        job = self.labeling_job(runner, pseudo_label_file(datasets,
-                                                          self.out_file))
-        job.run()
-        self.score_thr = job.score_thr
-        self.release_teachers(runner, job.teacher)
-        self.reload_datasets(runner, datasets)
+        with kept_random_states():
+            datasets = find_pseudo_labeled_datasets(
+                runner.train_dataloader.dataset)
+            job = self.labeling_job(runner, pseudo_label_file(
+                datasets, self.out_file))
+            job.run()
+            self.score_thr = job.score_thr
+            self.release_teachers(runner, job.teacher)
+            self.reload_datasets(runner, datasets)
 
     def labeling_job(self, runner, out_file: str) -> OfflineLabelingJob:
         """The job that makes ``out_file`` current."""

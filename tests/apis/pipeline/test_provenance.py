@@ -72,6 +72,7 @@ def test_a_redone_stage_refreshes_its_row_and_redoes_what_follows(
                             COMPLETION_FILE))
     assert '<work_dir>/seed0/distill/iter_2.pth' in record['inputs']
     assert record['seed'] == 0 and record['resumed_from'] is None
+    assert record['device'] == 'cpu'
 
     # the user deletes stage 2 to redo it
     shutil.rmtree(tmp_path / 'w' / 'seed0' / 'distill')
@@ -142,12 +143,13 @@ def test_a_resumed_stage_says_so_in_its_row_and_the_table(tmp_path, capsys):
     assert ran == ['supervised_student', 'guided_distillation'], ran
     assert '(resumed from iter_2.pth)' in out
     assert rows['supervised_student']['resumed_from'] == 2
+    assert rows['supervised_student']['resumed_on'] == 'cpu'  # no GPU here
     assert 'resumed_from' not in rows['guided_distillation']
     write_results_table({0: rows}, str(tmp_path), 'toy', 'CAST')
     table = (tmp_path / 'results.md').read_text()
     assert 'resumed after a stop: student, labels only (baseline) (seed 0) ' \
-        'at iteration 2 (' in \
-        table, table
+        'at iteration 2 on a CPU (on a CPU a resumed stage ends bit for bit ' \
+        'as the run it continues' in table, table
 
 
 def test_the_pipeline_draws_a_grown_split_again(tmp_path, capsys):

@@ -49,5 +49,7 @@ default_hooks = dict(
         interval=8000,
         max_keep_ckpts=3,
         save_last=True),
+    # the random states with each checkpoint (exact resume on a CPU)
+    random_state=dict(type='RandomStateHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
