@@ -248,6 +248,23 @@ def toy_data_root(tmp_path_factory) -> str:
     return root
 
 
+def toy_runner_config(path: str, data_root: str, work_dir: str,
+                      *options: str):
+    """A toy config pointed at ``data_root`` and CPU-sized
+    (:func:`toy_cfg_options`), training in ``work_dir``, with ``options``
+    (``key=value``) parsed as ``--cfg-options`` are."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(['--cfg-options'] + toy_cfg_options(
+        data_root, work_dir) + [f'work_dir={work_dir}', *options])
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
 def toy_cfg_options(data_root: str, work_dir: str) -> list:
     """``--cfg-options`` pointing a toy config at ``data_root``, CPU-sized."""
     root = data_root.rstrip('/') + '/'

@@ -460,25 +460,18 @@ def test_toy_student_config_trains_under_the_runner(version, toy_data_root,
     """Two iterations and a validation through MMEngine's runner, on the
     toy data, with the backbone the name says; then a step of the same
     model under bf16 autocast."""
-    import argparse
     import glob
     import json
 
-    from conftest import toy_cfg_options
-    from mmengine.config import DictAction
+    from conftest import toy_runner_config
     from mmengine.runner import Runner
 
-    cfg = Config.fromfile(TOY_STUDENTS[version])
     work_dir = str(tmp_path)
-    options = toy_cfg_options(toy_data_root, work_dir) + [
+    cfg = toy_runner_config(
+        TOY_STUDENTS[version], toy_data_root, work_dir,
         'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-        'param_scheduler.end=2', f'work_dir={work_dir}',
-        'train_dataloader.dataset.ann_file='
-        'annotations/semi/instancesonly_filtered_gtFine_train.1@25.json']
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    cfg.merge_from_dict(
-        parser.parse_args(['--cfg-options'] + options).cfg_options)
+        'param_scheduler.end=2', 'train_dataloader.dataset.ann_file='
+        'annotations/semi/instancesonly_filtered_gtFine_train.1@25.json')
     runner = Runner.from_cfg(cfg)
     backbone = runner.model.backbone
     assert type(backbone).__name__ == \

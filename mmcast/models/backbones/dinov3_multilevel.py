@@ -34,9 +34,47 @@ import timm
 import torch
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
+from timm.models.eva import Eva
 from torch import Tensor
 
 from .dinov2_multilevel import DPTReassembleMixin
+
+
+def build_dinov3_vit(arch: str,
+                     vit_cfg: Optional[dict] = None,
+                     drop_path_rate: float = 0.) -> Eva:
+    """A DINOv3-style timm ViT, randomly initialised, without a head.
+
+    Args:
+        arch (str): timm model name of a DINOv3 ViT, e.g.
+            ``'vit_small_patch16_dinov3'``.
+        vit_cfg (dict, optional): Overrides of the timm model's arguments
+            (toy / test widths), e.g. ``dict(embed_dim=64, depth=4)``.
+        drop_path_rate (float): Stochastic depth. Defaults to 0.
+
+    Returns:
+        Eva: The ViT (``dynamic_img_size``: any input size), with a class
+        token and axial RoPE.
+    """
+    if not timm.is_model(arch):
+        raise ValueError(f'arch {arch!r} is not a timm model name '
+                         "(e.g. 'vit_small_patch16_dinov3')")
+    if not timm.models.is_model_in_modules(arch, ['eva']):
+        raise ValueError(f'arch {arch!r} is not a timm Eva ViT (the '
+                         'class of the DINOv3 models)')
+    vit = timm.create_model(
+        arch,
+        pretrained=False,
+        num_classes=0,
+        global_pool='',
+        dynamic_img_size=True,
+        drop_path_rate=drop_path_rate,
+        **(vit_cfg or {}))
+    if vit.cls_token is None or vit.rope is None or vit.rope_mixed:
+        raise ValueError(
+            f'arch {arch!r} is not a DINOv3-style timm ViT (Eva with a '
+            'class token and axial RoPE)')
+    return vit
 
 
 @MODELS.register_module()
@@ -98,25 +136,8 @@ class DINOv3MultiLevel(BaseModule, DPTReassembleMixin):
             'same length'
         assert readout_type in self.READOUT_TYPES, \
             f'readout_type must be one of {self.READOUT_TYPES}'
-        if not timm.is_model(arch):
-            raise ValueError(f'arch {arch!r} is not a timm model name '
-                             "(e.g. 'vit_small_patch16_dinov3')")
-        if not timm.models.is_model_in_modules(arch, ['eva']):
-            raise ValueError(f'arch {arch!r} is not a timm Eva ViT (the '
-                             'class of the DINOv3 models)')
-        self.vit = timm.create_model(
-            arch,
-            pretrained=False,
-            num_classes=0,
-            global_pool='',
-            dynamic_img_size=True,
-            drop_path_rate=drop_path_rate,
-            **(vit_cfg or {}))
+        self.vit = build_dinov3_vit(arch, vit_cfg, drop_path_rate)
         vit = self.vit
-        if vit.cls_token is None or vit.rope is None or vit.rope_mixed:
-            raise ValueError(
-                f'arch {arch!r} is not a DINOv3-style timm ViT (Eva with a '
-                'class token and axial RoPE)')
         patch_h, patch_w = vit.patch_embed.patch_size
         assert patch_h == patch_w, f'square patches only, got {patch_h}x' \
             f'{patch_w}'
