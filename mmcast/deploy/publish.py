@@ -55,7 +55,7 @@ KEPT_KEYS = ('default_scope', 'backend_args', 'test_pipeline',
 # Training-time hooks of mmcast with a stock MMEngine equivalent (``None``:
 # nothing to evaluate or run a published model with).
 STOCK_HOOKS = dict(AtomicCheckpointHook='CheckpointHook',
-                   MetricOutputHook=None)
+                   MetricOutputHook=None, RandomStateHook=None)
 
 
 class PublishError(ValueError):
