@@ -1,10 +1,12 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""The student's fp16 ONNX graph is one TensorRT 10 builds, checked
+"""The students' fp16 ONNX graph is one TensorRT 10 builds, checked
 statically: only standard ONNX ops (no custom domain), each in TensorRT's
 supported list below, LayerNorm computed in float32 inside the fp16 graph,
 float32 input and outputs; ONNX Runtime runs it in fp16 with finite
 outputs, also on saturated images, close to the eager fp16 network and to
-the float32 export."""
+the float32 export. Both toy students: the DINOv2 DPT one and the R-18 one,
+whose MSDeformAttn pixel decoder samples its values in float32
+(``GridSample``)."""
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,7 +14,7 @@ import pytest
 import torch
 
 from mmcast.deploy import export_onnx
-from test_static_deploy import STUDENT, write_student_checkpoint
+from test_static_deploy import R18, STUDENT, write_student_checkpoint
 
 FIXED = (96, 192)
 # The ONNX operators TensorRT 10's ONNX parser supports (onnx-tensorrt's
@@ -35,13 +37,14 @@ TENSORRT_10_OPS = frozenset({
 })
 
 
-@pytest.fixture(scope='module')
-def exports(tmp_path_factory):
+@pytest.fixture(scope='module', params=['dpt', 'r18'])
+def exports(request, tmp_path_factory):
+    config = {'dpt': STUDENT, 'r18': R18}[request.param]
     folder = tmp_path_factory.mktemp('onnx16')
     checkpoint = str(folder / 'student.pth')
-    write_student_checkpoint(checkpoint)
+    write_student_checkpoint(checkpoint, config)
     return {precision: export_onnx(
-        STUDENT, checkpoint, str(folder / f'student_{precision}.onnx'),
+        config, checkpoint, str(folder / f'student_{precision}.onnx'),
         input_shape=FIXED, precision=precision)
         for precision in ('float16', 'float32')}
 

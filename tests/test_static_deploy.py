@@ -11,14 +11,19 @@ data on the host; every image of a batch of 2, 4 or 8 gets what it gets
 alone; half precision keeps the float32 predictions (norms in float32);
 the low-resolution mask scores change only the scores, and the host step
 gives the lean head's instances when scores come from the upsampled
-masks.
+masks. The toy R-18 student (MMDetection's MSDeformAttn pixel decoder,
+switched to level shapes as Python integers) traces as one graph and
+exports without host synchronisation too, with the stock modules'
+outputs.
 """
 import copy
 import os.path as osp
+from typing import Optional
 
 import pytest
 import torch
 import torch._dynamo
+from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
@@ -31,13 +36,29 @@ from mmcast.deploy import (DeployError, StaticMask2FormerPredictor,
                            build_static_predictor, cast_network,
                            finish_instances, prepare_for_inference)
 from mmcast.deploy.pt2_package import example_inputs, export_static_program
+from mmcast.deploy.static_deform_attn import (
+    StaticMSDeformAttnPixelDecoder, StaticMultiScaleDeformableAttention)
 from mmcast.deploy.static_predict import Float32LayerNorm
+from mmcast.deploy.static_swin import StaticShiftWindowMSA
 
 register_all_modules()
 pytestmark = pytest.mark.slow_fixture(3)
 STUDENT = ('configs/mmcast/toy/'
            'supervised_dinov2-tiny-dpt_1xb4-2000it_toy-10p.py')
 CANVAS = (96, 192)
+R18 = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'
+R18_CANVAS = (64, 128)
+# The Swin-L Mask2Former teacher's architecture at toy width and depth
+SWIN = 'configs/mmcast/_base_/models/cast_teacher_mask2former_swin-l.py'
+TINY_SWIN = {
+    'model.backbone.embed_dims': 32, 'model.backbone.depths': [1, 1, 1, 1],
+    'model.backbone.num_heads': [1, 2, 4, 8], 'model.backbone.window_size': 4,
+    'model.panoptic_head.in_channels': [32, 64, 128, 256],
+    'model.panoptic_head.projection_head.in_channels': 256,
+    'model.panoptic_head.num_queries': 20,
+    'model.panoptic_head.pixel_decoder.encoder.num_layers': 1,
+    'model.panoptic_head.transformer_decoder.num_layers': 2,
+    'model.test_cfg.max_per_image': 50}
 CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
            'bicycle')
 # ops that make the host wait for the device or give data-dependent shapes
@@ -46,8 +67,10 @@ SYNC_OPS = {'_local_scalar_dense', 'item', 'nonzero', 'argwhere', 'unique',
             'masked_select', 'masked_scatter'}
 
 
-def build_student(config: str = STUDENT) -> torch.nn.Module:
+def build_student(config: str = STUDENT,
+                  cfg_options: Optional[dict] = None) -> torch.nn.Module:
     cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    cfg.merge_from_dict(cfg_options or {})
     with DefaultScope.overwrite_default_scope('mmdet'):
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
@@ -55,10 +78,12 @@ def build_student(config: str = STUDENT) -> torch.nn.Module:
     return model.eval()
 
 
-def write_student_checkpoint(path: str) -> torch.nn.Module:
-    """The toy student's random weights as a checkpoint with the toy
+def write_student_checkpoint(path: str, config: str = STUDENT,
+                             cfg_options: Optional[dict] = None
+                             ) -> torch.nn.Module:
+    """A toy student's random weights as a checkpoint with the toy
     classes (what tools/publish_model.py writes); returns the model."""
-    model = build_student()
+    model = build_student(config, cfg_options)
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(dataset_meta=dict(classes=CLASSES))), path)
     return model
@@ -70,6 +95,16 @@ def student():
 
 
 @pytest.fixture(scope='module')
+def r18_student():
+    return build_student(R18)
+
+
+@pytest.fixture(scope='module')
+def swin_teacher():
+    return build_student(SWIN, TINY_SWIN)
+
+
+@pytest.fixture(scope='module')
 def inputs():
     """8 images: full canvas ones and smaller ones (padded)."""
     images, sizes = example_inputs(CANVAS, 8, seed=3)
@@ -77,8 +112,8 @@ def inputs():
     return images, sizes
 
 
-def predictor_of(student, dtype=torch.float32, **kwargs):
-    return build_static_predictor(copy.deepcopy(student), CANVAS, dtype,
+def predictor_of(student, dtype=torch.float32, canvas=CANVAS, **kwargs):
+    return build_static_predictor(copy.deepcopy(student), canvas, dtype,
                                   **kwargs)
 
 
@@ -96,12 +131,24 @@ def assert_same_instances(ref, out, score_atol=1e-5, min_iou=0.999):
     assert _mask_iou(ref[2], out[2]).min() >= min_iou
 
 
+def student_and_canvas(request, name):
+    """The toy DINOv2 DPT student (``'dpt'``), R-18 student (``'r18'``) or
+    Swin teacher (``'swin'``; both MSDeformAttn) and its canvas."""
+    if name == 'dpt':
+        return request.getfixturevalue('student'), CANVAS
+    fixture = {'r18': 'r18_student', 'swin': 'swin_teacher'}[name]
+    return request.getfixturevalue(fixture), R18_CANVAS
+
+
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16,
                                    torch.float16])
-def test_whole_predict_traces_without_a_graph_break(student, inputs, dtype):
-    predictor = predictor_of(student, dtype)
+@pytest.mark.parametrize('name', ['dpt', 'r18'])
+def test_whole_predict_traces_without_a_graph_break(request, name, dtype):
+    student, canvas = student_and_canvas(request, name)
+    predictor = predictor_of(student, dtype, canvas)
     with torch.no_grad():
-        explained = torch._dynamo.explain(predictor)(*inputs)
+        explained = torch._dynamo.explain(predictor)(
+            *example_inputs(canvas, 2, seed=3))
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
     torch._dynamo.reset()
@@ -126,22 +173,59 @@ def test_compiled_graph_gives_the_eager_outputs(student, inputs):
     torch._dynamo.reset()
 
 
-def test_exported_graph_has_no_host_synchronisation(student):
+@pytest.mark.parametrize('name', ['dpt', 'r18', 'swin'])
+def test_exported_graph_has_no_host_synchronisation(request, name):
     """``torch.export`` of the whole predict, batch dynamic: no op that
     reads device data back (``.item()``, ``nonzero``, boolean indexing,
-    ``unique``) and every output shape is the batch size times constants."""
-    program = export_static_program(predictor_of(student, torch.bfloat16))
+    ``unique``) and every output shape is the batch size times constants;
+    the MSDeformAttn models' deformable attention is ``grid_sample``."""
+    student, canvas = student_and_canvas(request, name)
+    program = export_static_program(
+        predictor_of(student, torch.bfloat16, canvas))
     aten_ops = {str(n.target).split('.')[1] for n in program.graph.nodes
                 if str(n.target).startswith('aten.')}
     assert not aten_ops & SYNC_OPS
     assert {'topk', 'gather', 'upsample_bilinear2d'} <= aten_ops
+    assert ('grid_sampler' in aten_ops) == (name != 'dpt')
     outputs = [n for n in program.graph.nodes if n.op == 'output'][0]
     shapes = [o.meta['val'].shape for o in outputs.args[0]]
     batch = shapes[0][0]
     assert not isinstance(batch, int)  # the batch symbol
     assert [tuple(s) for s in shapes] == [
-        (batch, 50), (batch, 50), (batch, 50, *CANVAS), (batch, 50, 4),
+        (batch, 50), (batch, 50), (batch, 50, *canvas), (batch, 50, 4),
         (batch, 20)]
+
+
+@pytest.mark.parametrize('name', ['r18', 'swin'])
+def test_static_modules_keep_the_stock_outputs(request, name):
+    """The pixel decoder, its encoder's attention and Swin's windowed
+    attention are switched; in float32 on the CPU every decoder layer's
+    logits are the stock modules' exactly. In bf16 / fp16 (sampled in
+    float32) the scores are finite and the best ones within half
+    precision of float32's, as the DPT student's."""
+    model, canvas = student_and_canvas(request, name)
+    images, sizes = example_inputs(canvas, 3, seed=5)
+    predictor = predictor_of(model, canvas=canvas)
+    decoder = predictor.detector.panoptic_head.pixel_decoder
+    assert type(decoder) is StaticMSDeformAttnPixelDecoder
+    assert {type(m) for m in decoder.encoder.modules()
+            if isinstance(m, MultiScaleDeformableAttention)} == {
+                StaticMultiScaleDeformableAttention}
+    assert (name == 'swin') == any(isinstance(m, StaticShiftWindowMSA)
+                                   for m in predictor.modules())
+    with torch.no_grad():
+        inputs = predictor.preprocess(images, sizes)
+        expected = model.panoptic_head(model.extract_feat(inputs), [])
+        got = predictor.network(inputs)
+        for stock, static in zip(expected, got):  # class, mask logits
+            assert torch.equal(stock[-1], static)
+        full = predictor(images, sizes)
+        for dtype, atol in ((torch.bfloat16, 2e-2), (torch.float16, 3e-3)):
+            out = predictor_of(model, dtype, canvas)(images, sizes)
+            assert torch.isfinite(out[0]).all()
+            torch.testing.assert_close(out[0].sort(dim=1).values,
+                                       full[0].sort(dim=1).values,
+                                       rtol=0, atol=atol)
 
 
 def test_batches_give_each_image_its_batch_1_instances(student, inputs):

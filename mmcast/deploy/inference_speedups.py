@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from mmcast.models.layers import FusedMultiheadAttention
+from mmcast.utils.module_switch import switch_modules
 from .static_predict import build_static_predictor, compile_predictor
 
 
@@ -36,12 +37,8 @@ def fuse_attention(model: nn.Module) -> int:
     Returns:
         int: The number of modules switched.
     """
-    switched = 0
-    for module in model.modules():
-        if type(module) is nn.MultiheadAttention:
-            module.__class__ = FusedMultiheadAttention
-            switched += 1
-    return switched
+    return len(switch_modules(model, nn.MultiheadAttention,
+                              FusedMultiheadAttention))
 
 
 def prepare_for_inference(model: nn.Module,

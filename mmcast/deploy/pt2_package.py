@@ -150,9 +150,9 @@ def export_pt2(config: Union[str, Config],
         raise DeployError(
             f'{where}: torch.export failed ({type(e).__name__}: '
             f'{str(e).splitlines()[0][:300]}); the static predict needs a '
-            'network without host synchronisation: the DINOv2 / DINOv3 DPT '
-            'students export, MSDeformAttn pixel decoders (mmcv) do '
-            'not') from e
+            'network without host synchronisation (the DINOv2 / DINOv3 DPT '
+            'and MSDeformAttn pixel decoders export; another module that '
+            'reads device data or shapes back on the host does not)') from e
     folder = osp.dirname(osp.abspath(out_file))
     os.makedirs(folder, exist_ok=True)
     tmp = osp.join(folder, f'.{uuid.uuid4().hex}.pt2')

@@ -11,6 +11,11 @@ that depend on the batch size alone: no data-dependent Python branch, no
 predict compiles as one graph (``torch.compile(fullgraph=True)``), can be
 captured in a CUDA graph, exports with ``torch.export`` (AOTInductor) and
 ONNX, and gives every image of a batch what it gives the image alone.
+Two stock modules are switched for it: an MSDeformAttn pixel decoder
+(MMDetection's, with MMCV's deformable attention) to one that takes its
+level shapes as Python integers (:mod:`mmcast.deploy.static_deform_attn`),
+and Swin's windowed attention to one that merges its windows back without
+a float batch size (:mod:`mmcast.deploy.static_swin`).
 
 Against the stock ``Mask2Former.predict`` (``LeanMaskFormerFusionHead``):
 
@@ -37,11 +42,14 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmcast.structures import masks_to_bboxes
 from .metadata import DeployError
+from .static_deform_attn import use_static_deform_attn
+from .static_swin import use_static_swin
 
 #: Names of :meth:`StaticMask2FormerPredictor.forward`'s inputs / outputs.
 STATIC_INPUTS = ('images', 'image_sizes')
@@ -78,6 +86,16 @@ def _output_to(dtype: torch.dtype):
     return hook
 
 
+def _input_to(dtype: torch.dtype):
+    """A forward pre-hook casting a module's one tensor input to
+    ``dtype``."""
+
+    def hook(module: nn.Module, args):
+        return (args[0].to(dtype), )
+
+    return hook
+
+
 def cast_network(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     """Cast a network's weights to ``dtype`` for end-to-end half precision
     (in place).
@@ -86,8 +104,13 @@ def cast_network(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     (:class:`Float32LayerNorm`, :class:`Float32GroupNorm`): their variance
     overflows fp16 on large activations. Positional encodings, which build
     float32 tensors from coordinates, have their outputs cast to ``dtype``
-    so that no float32 tensor promotes the half-precision path back. With
-    ``dtype=torch.float32`` the model is unchanged.
+    so that no float32 tensor promotes the half-precision path back. MMCV's
+    deformable attention (the MSDeformAttn pixel decoder) samples in
+    float32, as under autocast: its float32 reference points locate the
+    samples to a fraction of a cell at any level size, and ``grid_sample``
+    takes one dtype; its value projection's output is float32 and its
+    output projection's input ``dtype``. With ``dtype=torch.float32`` the
+    model is unchanged.
 
     Returns:
         nn.Module: The same model.
@@ -104,6 +127,10 @@ def cast_network(model: nn.Module, dtype: torch.dtype) -> nn.Module:
             module.float()
         elif 'PositionalEncoding' in type(module).__name__:
             module.register_forward_hook(_output_to(dtype))
+        elif isinstance(module, MultiScaleDeformableAttention):
+            module.value_proj.register_forward_hook(
+                _output_to(torch.float32))
+            module.output_proj.register_forward_pre_hook(_input_to(dtype))
     return model
 
 
@@ -146,7 +173,9 @@ class StaticMask2FormerPredictor(nn.Module):
     Args:
         detector (nn.Module): An mmdet ``Mask2Former`` (``CASTMask2Former``)
             with a ``Mask2FormerHead``, instance classes only. Used, not
-            copied: cast it (:func:`cast_network`) before, if at all.
+            copied: cast it (:func:`cast_network`) before, if at all; its
+            MSDeformAttn pixel decoders and Swin windowed attention are
+            switched in place (module doc).
         input_size (Sequence[int]): The canvas (H, W), a multiple of the
             data preprocessor's ``pad_size_divisor``.
         capacity (int, optional): Instances kept per image; defaults to
@@ -186,6 +215,8 @@ class StaticMask2FormerPredictor(nn.Module):
             raise DeployError(f'input_size={tuple(input_size)}: (H, W) must '
                               'be positive multiples of pad_size_divisor '
                               f'{divisor}')
+        use_static_deform_attn(detector)
+        use_static_swin(detector)
         self.detector = plain_python_settings(detector)
         self.num_classes = fusion.num_things_classes
         pairs = head.num_queries * self.num_classes
