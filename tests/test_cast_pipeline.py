@@ -636,6 +636,99 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     assert not osp.exists(tmp_path / 'third')
 
 
+# A row of each ablation table per code path (the other rows differ from
+# one of these in a value the loss checks when it is built, see
+# tests/apis/pipeline/test_ablations.py) and the stages it trains.
+ABLATION_RUNS = {
+    'loss:supervised': ('adapt_teacher_selftrain', 'distill', 'finetune'),
+    'loss:pixel_loss': ('adapt_teacher_selftrain', 'distill', 'finetune'),
+    'stages:no_adaptation': ('distill', 'finetune'),
+    'sampler:uniform': ('distill', 'finetune'),
+    'contrast:stride8': ('adapt_teacher', 'adapt_teacher_selftrain',
+                         'distill', 'finetune'),
+}
+STAGE_LABELS = dict(adapt_teacher='stage 1a',
+                    adapt_teacher_selftrain='stage 1b', distill='stage 2',
+                    finetune='stage 3')
+
+
+def _dotted(cfg: Config, key: str):
+    for part in key.split('.'):
+        cfg = cfg[part]
+    return cfg
+
+
+@pytest.mark.parametrize('run', [DEFAULT_TEACHER], indirect=True)
+@pytest.mark.parametrize('ablation', sorted(ABLATION_RUNS))
+def test_an_ablation_row_trains_what_it_changes_and_names_itself(
+        run, ablation, tmp_path):
+    """``--ablation TABLE:ROW --reuse-from``: the stages the row changes
+    train with its overrides (in the config MMEngine dumped), the others
+    are linked; the results table names the row; stages that train L_pxl
+    report its monitors (FNR, Δ); stage 2 without teacher adaptation is
+    taught by θ_T^0."""
+    from mmcast.apis.pipeline.ablations import find_ablation
+    row = find_ablation(ablation)
+    work_dir = str(tmp_path / 'ablation')
+    args = list(run['args'])
+    args[args.index('--work-dir') + 1] = work_dir
+    log = _pipeline(args + ['--reuse-from', run['work_dir'],
+                            '--ablation', ablation]).stdout
+    seed = osp.join(work_dir, 'seed0')
+    trained = ABLATION_RUNS[ablation]
+    for key, label in STAGE_LABELS.items():
+        assert (f'[{label}] training' in log) == (key in trained), key
+        assert osp.islink(osp.join(seed, key)) == (key not in trained), key
+    for key, overrides in row.stage_options.items():
+        dumped = Config.fromfile(osp.join(
+            seed, key, f'{key}_toy{_suffix(run)}.py'))
+        for option, value in overrides:
+            assert _dotted(dumped, option) == value, (key, option)
+    with open(osp.join(work_dir, 'results.json')) as f:
+        results = json.load(f)
+    assert results['ablation']['row'] == row.name
+    assert set(results['ablation']['columns'].values()) <= set(
+        results['rows'])
+    with open(osp.join(work_dir, 'results.md')) as f:
+        assert f'ablation {row.table}: {row.label}' in f.readline()
+    rows = {k: v['per_seed']['0'] for k, v in results['rows'].items()}
+    contrast = {k for k in trained if k != 'finetune'} - (
+        {'adapt_teacher_selftrain', 'distill'}
+        if ablation == 'loss:supervised' else set())
+    for key in contrast:
+        assert {'pxl_fnr', 'pxl_margin_first', 'pxl_margin_last'} <= set(
+            rows[key]), key
+        assert 0.0 <= rows[key]['pxl_fnr'] <= 1.0
+    if ablation == 'loss:supervised':  # λ_pxl = 0: no L_pxl, no monitors
+        assert 'pxl_margin_last' not in rows['distill']
+    if row.distill_teacher == 'pretrained':
+        dumped = Config.fromfile(osp.join(
+            seed, 'distill', f'distill_toy{_suffix(run)}.py'))
+        stage_1a = Config.fromfile(osp.join(
+            run['work_dir'], 'seed0', 'adapt_teacher',
+            f'adapt_teacher_toy{_suffix(run)}.py'))  # starts from θ_T^0
+        assert osp.realpath(dumped.model.teacher_checkpoint) == \
+            osp.realpath(stage_1a.load_from)
+        assert 'toy_foundation' in stage_1a.load_from
+        assert results['distill_teacher'] == 'θ_T^0'
+    if ablation == 'sampler:uniform':  # its table row, beside the recipe's
+        sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis'))
+        import ablation_table
+        gt_file, = glob.glob(osp.join(run['data_root'], '**',
+                                      '*gtFine_val.json'), recursive=True)
+        out = str(tmp_path / 'toy_ablation_sampler.json')
+        assert ablation_table.main(
+            ['sampler', f'uniform={work_dir}', f'fused={run["work_dir"]}',
+             '--gt-file', gt_file, '--out', out]) == 0
+        with open(out) as f:
+            diff = json.load(f)['rows']['uniform']['minus_reference']
+        ap = rows['distill']['segm_AP']
+        with open(osp.join(run['work_dir'], 'results.json')) as f:
+            ref = json.load(f)['rows']['distill']['per_seed']['0']['segm_AP']
+        assert diff['per_seed']['0'] == pytest.approx(ap - ref, abs=0.01)
+        assert diff['eval_se']['0'] >= 0.0
+
+
 @pytest.mark.parametrize('run', ['gdino-sam2'], indirect=True)
 def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
         run, tmp_path):

@@ -52,7 +52,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                         dataset: str, methods: str, teacher: str = '',
                         noise: Optional[Dict[int, Dict]] = None,
                         metric: str = 'coco',
-                        distill_teacher: str = '') -> Dict:
+                        distill_teacher: str = '',
+                        ablation: Optional[Dict] = None) -> Dict:
     """Write ``results.md`` / ``results.json`` into ``out_dir``, print the
     table and return the json's content.
 
@@ -71,6 +72,9 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             shown (mean over the seeds) in a last column.
         distill_teacher (str): Stage 2's teacher where it is not θ_T''
             (title and json), e.g. ``"θ_T' + θ_T''"``.
+        ablation (dict, optional): The row of an ablation table the run is
+            (:meth:`~mmcast.apis.pipeline.ablations.AblationRow.record`):
+            named in the title and kept in the json as ``ablation``.
 
     Each row: mask AP / AP50 per seed, mean ± standard deviation over
     the seeds, and the evaluation noise: the split-half standard error
@@ -92,6 +96,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         (f' (teacher: {teacher})' if teacher else '') +
         (f' (stage 2\'s teacher: {distill_teacher})'
          if distill_teacher else '') +
+        (f' — ablation {ablation["table"]}: {ablation["label"]}'
+         if ablation else '') +
         f': mask AP / AP50 ({METRIC_NAMES[metric]}, ×100)' +
         ('; last column COCO-style (pycocotools)' if second else ''),
         '',
@@ -149,6 +155,13 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             for row, text in resumed) + ' (on a CPU a resumed stage ends '
             'bit for bit as the run it continues; on a GPU, whose kernels '
             'are not all deterministic, it does not)']
+    monitors = _contrast_monitors(per_seed, keys)
+    if monitors:
+        lines += ['', 'L_pxl as the paper monitors it (mean over the seeds; '
+                  'FNR: share of drawn negatives of the anchor\'s class, '
+                  'after the first quarter of the iterations; Δ: mean '
+                  'cosine distance of the negatives minus the positive\'s, '
+                  'first → last quarter): ' + '; '.join(monitors)]
     if n_val:
         lines += ['', f'eval SE: split-half standard error of one seed\'s '
                   f'{"COCO-style " if second else ""}AP on the {n_val} val '
@@ -163,6 +176,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         result['teacher'] = teacher
     if distill_teacher:
         result['distill_teacher'] = distill_teacher
+    if ablation:
+        result['ablation'] = ablation
     result.update(seeds=seeds, rows=summary, differences=gains,
                   minus_baseline={
                       key: gains[f'{key} - supervised_student']
@@ -178,6 +193,25 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                      sort_keys=False)
     print(table, flush=True)
     return result
+
+
+def _contrast_monitors(per_seed: Dict[int, Dict],
+                       keys: List[str]) -> List[str]:
+    """``'<row>: FNR f, Δ a → b'`` of every row whose stage logged L_pxl's
+    monitors on every seed, means over the seeds."""
+    found = []
+    for key, label in ROWS:
+        cells = [per_seed[s][key] for s in sorted(per_seed)] \
+            if key in keys else []
+        if not cells or not all('pxl_margin_last' in c for c in cells):
+            continue
+        mean = {m: sum(c.get(m, 0.0) for c in cells) / len(cells)
+                for m in ('pxl_fnr', 'pxl_margin_first', 'pxl_margin_last')}
+        fnr = (f'FNR {mean["pxl_fnr"]:.3f}, '
+               if all('pxl_fnr' in c for c in cells) else '')
+        found.append(f'{label}: {fnr}Δ {mean["pxl_margin_first"]:.2f} → '
+                     f'{mean["pxl_margin_last"]:.2f}')
+    return found
 
 
 def _coco_means(cells: List[Dict]) -> str:

@@ -114,6 +114,39 @@ def logged_metrics(work_dir: str) -> Optional[Dict[str, float]]:
     return None
 
 
+def logged_contrast_monitors(work_dir: str) -> Dict[str, float]:
+    """What the paper monitors of L_pxl over a stage's training, from its
+    json logs (every run of a resumed stage, the later one's record of an
+    iteration kept): ``pxl_fnr``, the mean false-negative rate of the drawn
+    negatives after the first quarter of the iterations (the warm-up), and
+    ``pxl_margin_first`` / ``pxl_margin_last``, the mean margin Δ over the
+    first and the last quarter. ``{}`` for a stage that logged none."""
+    by_iter = {}
+    for path in reversed(json_logs(work_dir)):  # oldest first
+        with open(path, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and 'pxl_margin' in record \
+                        and 'iter' in record:
+                    by_iter[record['iter']] = record
+    if not by_iter:
+        return {}
+    records = [by_iter[i] for i in sorted(by_iter)]
+    quarter = max(len(records) // 4, 1)
+
+    def mean(key: str, part: list) -> Optional[float]:
+        values = [r[key] for r in part if key in r]
+        return round(sum(values) / len(values), 3) if values else None
+
+    found = dict(pxl_fnr=mean('pxl_fnr', records[quarter:] or records),
+                 pxl_margin_first=mean('pxl_margin', records[:quarter]),
+                 pxl_margin_last=mean('pxl_margin', records[-quarter:]))
+    return {k: v for k, v in found.items() if v is not None}
+
+
 def read_completion(work_dir: str) -> Optional[dict]:
     """The completion record of ``work_dir``, or ``None``."""
     path = osp.join(work_dir, COMPLETION_FILE)

@@ -10,6 +10,10 @@ A generated table sits between two markers in a Markdown file::
 and is rendered from the data under ``docs/en/results/`` and the model
 index (``model-index.yml`` and the metafiles it imports):
 
+* ``toy_ablation_<table>`` (``loss``, ``stages``, ``sampler``,
+  ``contrast``): an ablation table of ``configs/mmcast/ablations.json``
+  from ``docs/en/results/toy_ablation_<table>.json``, written by
+  ``tools/analysis/ablation_table.py`` from the runs of its rows;
 * ``toy_demo``, ``toy_tabletop``, ``toy_gdino_sam2``,
   ``toy_gdino_sam2_u1800``, ``toy_teacher_ensemble``,
   ``toy_teacher_ensemble_reference`` and ``toy_distill_x3_u1800``: the
@@ -280,6 +284,12 @@ def renderers(root: str) -> Dict[str, Callable[[str], str]]:
         'stage_graph': lambda md: render_stage_graph(root)}
     for name, result in results.items():
         out[name] = lambda md, r=result: render_results(r)
+    for path in sorted(glob.glob(osp.join(root, RESULTS_DIR,
+                                          'toy_ablation_*.json'))):
+        from mmcast.evaluation.ablation_table import render_ablation
+        name = osp.splitext(osp.basename(path))[0]
+        out[name] = (lambda md, r=_load_json(root, osp.basename(path)):
+                     render_ablation(r))
     for name, section in zoo.items():
         out[f'zoo_{name}'] = (
             lambda md, s=section: render_zoo(s, models, toy, md))

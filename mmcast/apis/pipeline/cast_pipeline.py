@@ -190,7 +190,8 @@ class CASTPipeline:
             noise=noise,
             metric=PRIMARY_METRIC.get(spec.dataset, DEFAULT_METRIC),
             distill_teacher='' if spec.distill_teacher == 'selftrained' else
-            DISTILL_TEACHERS[spec.distill_teacher])
+            DISTILL_TEACHERS[spec.distill_teacher],
+            ablation=spec.ablation.record() if spec.ablation else None)
 
 
 def print_plan(plan: Plan) -> None:

@@ -60,11 +60,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--distill-teacher',
         choices=list(DISTILL_TEACHERS),
-        default='selftrained',
+        default=None,
         help='stage 2\'s teacher, which pseudo-labels D_u: selftrained '
         '(default, the paper\'s: θ_T\'\' of stage 1b), adapted (θ_T\' of '
-        'stage 1a) or ensemble (both predicting together, fused per '
-        'instance by TeacherEnsemble)')
+        'stage 1a), ensemble (both predicting together, fused per '
+        'instance by TeacherEnsemble) or pretrained (θ_T^0: no teacher '
+        'adaptation)')
+    parser.add_argument(
+        '--ablation', metavar='TABLE:ROW',
+        help='one row of an ablation table of configs/mmcast/ablations.json '
+        '(e.g. sampler:uniform, loss:pseudo_labels, stages:no_adaptation): '
+        'its stage overrides (before --stage-cfg-options) and stage-2 '
+        'teacher; the results table names it. With --reuse-from a row '
+        'trains only the stages it changes')
     parser.add_argument(
         '--pretrained-teacher',
         help='θ_T^0 checkpoint (toy: made here from the source corpus; '

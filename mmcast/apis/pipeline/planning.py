@@ -28,6 +28,7 @@ DISTILL_TEACHER_SOURCES = {
     'selftrained': 'adapt_teacher_selftrain',
     'adapted': 'adapt_teacher',
     'ensemble': ('adapt_teacher', 'adapt_teacher_selftrain'),
+    'pretrained': TEACHER0,
 }
 
 

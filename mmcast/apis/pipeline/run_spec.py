@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from mmcast.utils.cpu_distributed import CPU_DIST_ENV
+from .ablations import AblationRow, find_ablation
 from .errors import PipelineError
 from .labeled_split import check_split_name
 from .launchers import LaunchConfig, parse_cfg_options
@@ -75,6 +76,9 @@ class RunSpec:
         student_init (str): ``random`` or ``source-pretrained``.
         distill_teacher (str): Stage 2's teacher, one of
             :data:`~mmcast.apis.pipeline.settings.DISTILL_TEACHERS`.
+        ablation (AblationRow, optional): ``--ablation``: the row of an
+            ablation table this run is (its options are in
+            ``stage_options`` and ``distill_teacher`` already).
         launch (LaunchConfig): How the stages are launched.
         jobs (int): Stages run at once.
         cfg_options (Overrides): ``--cfg-options``: overrides of every
@@ -119,6 +123,7 @@ class RunSpec:
     dry_run: bool = False
     env: Dict[str, str] = field(default_factory=dict)
     distill_teacher: str = 'selftrained'
+    ablation: Optional[AblationRow] = None
 
     @property
     def teacher_settings(self) -> dict:
@@ -166,7 +171,8 @@ class RunSpec:
         launch = _launch(args)
         env = _stage_environment(args, custom, toy, data_root, launch,
                                  work_dir)
-        stage_options = _stage_options(args.stage_cfg_options)
+        ablation = find_ablation(args.ablation) if args.ablation else None
+        stage_options = _stage_options(args.stage_cfg_options, ablation)
         planned = planned_iters(args)
         spec = cls(
             dataset=ds, work_dir=work_dir, teacher=args.teacher,
@@ -188,7 +194,8 @@ class RunSpec:
             max_instances=args.max_instances,
             progress_interval=args.progress_interval,
             verbose=args.verbose, dry_run=args.dry_run, env=env,
-            distill_teacher=args.distill_teacher)
+            distill_teacher=_distill_teacher(args, ablation),
+            ablation=ablation)
         return spec
 
 
@@ -238,10 +245,14 @@ def _check_dataset_options(args: argparse.Namespace, custom: bool) -> None:
             f'--student-init {args.student_init} is for the toy data; the '
             'other datasets\' students have their own pre-trained backbones '
             '(configs)')
-    if args.distill_teacher != 'selftrained' and 'cast' not in args.methods:
+    if args.distill_teacher not in (None, 'selftrained') and \
+            'cast' not in args.methods:
         raise PipelineError(
             f'--distill-teacher {args.distill_teacher} chooses CAST stage '
             '2\'s teacher: add --methods cast')
+    if args.ablation and 'cast' not in args.methods:
+        raise PipelineError(f'--ablation {args.ablation} is a CAST run: add '
+                            '--methods cast')
     if args.jobs < 1:
         raise PipelineError(f'--jobs {args.jobs}: at least 1')
     for option in ('classes', 'percent', 'split_seed'):
@@ -334,9 +345,13 @@ def _stage_environment(args: argparse.Namespace, custom: bool,
     return env
 
 
-def _stage_options(items: List[str]) -> Dict[str, Overrides]:
-    """``STAGE:KEY=VALUE`` items → the overrides of each stage."""
-    options: Dict[str, Overrides] = {}
+def _stage_options(items: List[str],
+                   ablation: Optional[AblationRow] = None
+                   ) -> Dict[str, Overrides]:
+    """``STAGE:KEY=VALUE`` items → the overrides of each stage, after those
+    of ``ablation`` (so the command line's win)."""
+    options: Dict[str, Overrides] = dict(ablation.stage_options
+                                         if ablation else {})
     for item in items:
         stage, sep, option = item.partition(':')
         if not sep or '=' not in option or stage not in stage_keys():
@@ -346,6 +361,21 @@ def _stage_options(items: List[str]) -> Dict[str, Overrides]:
         options[stage] = options.get(stage, Overrides()) + \
             parse_cfg_options([option], '--stage-cfg-options')
     return options
+
+
+def _distill_teacher(args: argparse.Namespace,
+                     ablation: Optional[AblationRow]) -> str:
+    """``--distill-teacher``, else the ablation's, else ``selftrained``.
+
+    Raises:
+        PipelineError: Both name one, and not the same.
+    """
+    row = ablation.distill_teacher if ablation else None
+    if args.distill_teacher and row and args.distill_teacher != row:
+        raise PipelineError(
+            f'--distill-teacher {args.distill_teacher} contradicts '
+            f'--ablation {ablation.key}, whose stage 2 is taught by {row}')
+    return args.distill_teacher or row or 'selftrained'
 
 
 def planned_iters(args: argparse.Namespace) -> Tuple[str, ...]:

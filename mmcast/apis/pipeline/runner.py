@@ -16,7 +16,8 @@ from typing import Dict, List, Optional
 
 from mmcast.utils.atomic_io import atomic_dump_json
 from mmcast.utils.stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
-                                      iteration_checkpoints, logged_metrics,
+                                      iteration_checkpoints,
+                                      logged_contrast_monitors, logged_metrics,
                                       read_completion, set_aside,
                                       stage_status, write_completion)
 from . import stage_guard
@@ -144,6 +145,7 @@ class StageRunner:
             # a training stage's row is read from its logs at every run,
             # never kept apart: a stage trained again never keeps its old one
             row = read_metrics(stage.work_dir, metric)
+            row.update(logged_contrast_monitors(stage.work_dir))
             record = read_completion(stage.work_dir) or {}
             if record.get('resumed_from') is not None:
                 row['resumed_from'] = record['resumed_from']

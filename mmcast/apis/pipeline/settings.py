@@ -61,7 +61,8 @@ METHODS = ('cast', 'gd')
 DISTILL_TEACHERS = {
     'selftrained': "θ_T''",
     'adapted': "θ_T'",
-    'ensemble': "θ_T' + θ_T''"
+    'ensemble': "θ_T' + θ_T''",
+    'pretrained': 'θ_T^0',
 }
 # Your own COCO-format dataset: configs/mmcast/custom/<stage>_<dataset>.py,
 # reading configs/mmcast/custom/custom_dataset.py; the environment variables

@@ -32,8 +32,10 @@ class CASTMask2FormerHead(FP32LossMask2FormerHead):
     Args:
         contrast_level (int): Index into the backbone features used for the
             embeddings. Defaults to -1 (the deepest, stride 32/28).
-        projection_head (dict): Config of the per-pixel projection head;
-            its ``in_channels`` must match the chosen feature level.
+        projection_head (dict): Config of the per-pixel projection head.
+            Without ``in_channels`` it takes the channels of the chosen
+            level (``in_channels[contrast_level]`` of the head), so one key,
+            ``contrast_level``, moves the branch to another level.
         loss_pixel_contrast (dict, optional): Config of
             ``InstanceAwarePixelContrastLoss`` (its ``loss_weight`` is
             λ_pxl).
@@ -44,7 +46,7 @@ class CASTMask2FormerHead(FP32LossMask2FormerHead):
                  *args,
                  contrast_level: int = -1,
                  projection_head: ConfigType = dict(
-                     type='PixelProjectionHead', in_channels=512),
+                     type='PixelProjectionHead'),
                  loss_pixel_contrast: OptConfigType = dict(
                      type='InstanceAwarePixelContrastLoss'),
                  **kwargs) -> None:
@@ -54,6 +56,10 @@ class CASTMask2FormerHead(FP32LossMask2FormerHead):
             loss_pixel_contrast is not None
             and loss_pixel_contrast.get('loss_weight', 1.0) > 0)
         if self.with_pixel_contrast:
+            projection_head = dict(projection_head)
+            if projection_head.get('in_channels') is None:
+                projection_head['in_channels'] = \
+                    kwargs['in_channels'][contrast_level]
             self.projection_head = MODELS.build(projection_head)
             self.loss_pixel_contrast = MODELS.build(loss_pixel_contrast)
 

@@ -9,8 +9,8 @@ as before.
 """
 import pytest
 
-from mmcast.apis.pipeline import (PREFLIGHT_FAILED, PipelineError, main,
-                                  parse_args, run_pipeline)
+from mmcast.apis.pipeline import (PREFLIGHT_FAILED, PipelineError, RunSpec,
+                                  main, parse_args, run_pipeline)
 from mmcast.apis.pipeline.stage_graph import stage_keys
 
 # (options, what the message says)
@@ -97,4 +97,5 @@ def test_good_options_still_parse():
         ('toy', 'w', [0, 1], 'sam3')
     assert args.methods == ['cast', 'gd'] and args.iters == ['distill=5']
     assert args.stage_cfg_options == ['distill:train_cfg.max_iters=9']
-    assert (args.distill_teacher, args.dry_run) == ('selftrained', False)
+    assert (args.distill_teacher, args.dry_run) == (None, False)
+    assert RunSpec.from_args(args).distill_teacher == 'selftrained'

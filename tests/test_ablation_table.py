@@ -1,0 +1,70 @@
+# Copyright (c) mmcast contributors. All rights reserved.
+"""tools/analysis/ablation_table.py: an ablation table from the runs of its
+rows (results.json files written here; the real runs' table, with
+split-half SEs from their predictions, is gathered in
+tests/test_cast_pipeline.py)."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from mmcast.evaluation.ablation_table import render_ablation
+
+sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis'))
+import ablation_table  # noqa: E402
+
+# the student after stage 2 (results row 'distill') per seed
+APS = {
+    'fused': [40.0, 38.0, 39.0],
+    'uniform': [39.0, 38.5, 36.5],  # -1.0, +0.5, -2.5: mean -1.0
+    'class': [41.0, 39.0, 40.0],  # +1 on every seed
+}
+
+
+def _run(tmp_path, row: str, ablation: bool = True) -> str:
+    work_dir = tmp_path / row
+    work_dir.mkdir()
+    result = dict(seeds=[0, 1, 2], rows=dict(distill=dict(per_seed={
+        str(s): dict(segm_AP=ap, segm_AP50=2 * ap)
+        for s, ap in enumerate(APS[row])})))
+    if ablation:
+        result['ablation'] = dict(table='sampler', row=row)
+    (work_dir / 'results.json').write_text(json.dumps(result))
+    return str(work_dir)
+
+
+def test_rows_are_paired_with_the_reference_beside_the_paper(tmp_path,
+                                                             capsys):
+    out = str(tmp_path / 'toy_ablation_sampler.json')
+    runs = [f'uniform={_run(tmp_path, "uniform")}',
+            f'class={_run(tmp_path, "class")}',
+            f'fused={_run(tmp_path, "fused", ablation=False)}']
+    assert ablation_table.main(['sampler', *runs, '--out', out]) == 0
+    with open(out) as f:
+        result = json.load(f)
+    rows = result['rows']
+    assert list(rows) == ['uniform', 'class', 'fused']  # the table's order
+    assert rows['uniform']['minus_reference']['per_seed'] == {
+        '0': -1.0, '1': 0.5, '2': -2.5}
+    assert rows['uniform']['minus_reference']['mean'] == -1.0
+    # the paper: uniform 29.4, class-only 31.1, fused 32.2 (both below)
+    assert rows['uniform']['paper_minus_reference'] == pytest.approx(-2.8)
+    assert rows['uniform']['ordering_holds'] is True
+    assert rows['class']['ordering_holds'] is False
+    assert 'minus_reference' not in rows['fused']
+    assert rows['fused']['per_seed']['1']['segm_AP'] == 38.0
+    table = capsys.readouterr().out
+    assert table == render_ablation(result)
+    assert '| class-only | 41.0 | 39.0 | 40.0 | 40.00 ± 1.00 | +1.00' in table
+    assert '**no**' in table.splitlines()[3]
+
+
+def test_a_run_of_another_row_is_refused(tmp_path, capsys):
+    runs = [f'mask={_run(tmp_path, "uniform")}',
+            f'fused={_run(tmp_path, "fused", ablation=False)}']
+    assert ablation_table.main(['sampler', *runs]) == 2
+    assert 'is the run of sampler:uniform, which trains otherwise than ' \
+        'sampler:mask' in capsys.readouterr().err
+    assert ablation_table.main(['nope', 'x=y']) == 2
