@@ -1,9 +1,9 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """CAST stages 2 and 3 with the toy EoMT student: the distill config (a
-:class:`CASTDistiller` around :class:`EoMTStudent`, the R-18 stage's data,
-schedule and offline pseudo-labels) and the finetune config (the distilled
-student, labels only), each trained for 2 iterations through MMEngine's
-runner on the generated toy data."""
+:class:`CASTDistiller` around :class:`EoMTStudent` with L_pxl on its patch
+tokens, the R-18 stage's data, schedule and offline pseudo-labels) and the
+finetune config (the distilled student, labels only), each trained for 2
+iterations through MMEngine's runner on the generated toy data."""
 import copy
 import json
 import os.path as osp
@@ -63,14 +63,21 @@ def test_stages_keep_the_r18_recipe_and_scale_the_annealing():
     assert _without_pseudo_label_file(distill.train_dataloader) == \
         _without_pseudo_label_file(r18.train_dataloader)
     hooks, r18_hooks = _hooks(distill), _hooks(r18)
-    assert _without_pseudo_label_file(hooks['PseudoLabelHook']) == \
-        _without_pseudo_label_file(r18_hooks['PseudoLabelHook'])
+    assert set(hooks) == set(r18_hooks) | {'MaskAnnealingHook'}
+    for name in r18_hooks:
+        assert _without_pseudo_label_file(hooks[name]) == \
+            _without_pseudo_label_file(r18_hooks[name])
+    r18_student = r18.model.student
+    for key in ('strong_view', 'loss_pixel_contrast'):
+        assert distill.model.student[key] == (
+            r18_student.get(key) or r18_student.panoptic_head[key])
     assert hooks['PseudoLabelHook'].out_file == \
         distill.train_dataloader.dataset.datasets[1].ann_file
     assert 'cast-distill_eomt' in hooks['PseudoLabelHook'].out_file
 
     finetune, r18 = Config.fromfile(FINETUNE), Config.fromfile(R18_FINETUNE)
     assert finetune.model.type == 'EoMTStudent'
+    assert 'loss_pixel_contrast' not in finetune.model  # L_sup only
     for key in ('train_dataloader', 'train_cfg', 'param_scheduler',
                 'optim_wrapper'):
         assert finetune[key] == r18[key], key
@@ -153,8 +160,9 @@ def distilled(toy_data_root, tmp_path_factory):
 
 
 def test_distill_stage_trains_both_branches(distilled):
-    """Both branches' set-prediction losses of every supervised block are
-    logged; one more step sends gradients into the whole ViT."""
+    """Both branches' set-prediction losses of every supervised block and
+    L_pxl over both are logged; one more step sends gradients into the
+    whole ViT and the projection head."""
     runner = distilled
     model = runner.model
     assert type(model.student).__name__ == 'EoMTStudent'
@@ -164,6 +172,7 @@ def test_distill_stage_trains_both_branches(distilled):
         for prefix in ('', 'd0.', 'd1.'):
             for name in ('cls', 'mask', 'dice'):
                 assert f'train/{branch}_{prefix}loss_{name}' in logged
+    assert {'train/loss_pxl', 'train/pxl_margin', 'train/pxl_fnr'} <= logged
     assert any(key.endswith('coco/segm_mAP') for key in logged)
     ckpt = torch.load(osp.join(runner.work_dir, 'iter_2.pth'),
                       map_location='cpu', weights_only=True)
@@ -171,16 +180,21 @@ def test_distill_stage_trains_both_branches(distilled):
                if k != '_extra_state')
 
     log_vars, grads = _vit_grads(model, next(iter(runner.train_dataloader)))
-    assert {k.split('_')[0] for k in log_vars if k != 'loss'} == \
-        {'sup', 'unsup'}
+    assert {k.split('_')[0] for k in log_vars} == {'sup', 'unsup', 'loss',
+                                                  'pxl'}
+    assert {k for k in log_vars if not k.startswith(('sup_', 'unsup_'))} \
+        == {'loss', 'loss_pxl', 'pxl_margin', 'pxl_fnr'}
     assert_losses_train(log_vars)
     assert [n for n, reached in grads.items() if not reached] == []
+    assert all(p.grad.abs().sum() > 0
+               for p in model.student.projection_head.parameters())
 
 
 def test_finetune_stage_starts_from_the_distilled_student(
         distilled, toy_data_root, tmp_path):
     """The student weights of the stage-2 checkpoint (prefix ``student.``)
-    initialise stage 3, which trains on the labeled split only."""
+    but L_pxl's projection head initialise stage 3, which trains on the
+    labeled split only."""
     from mmengine.runner import Runner
 
     ckpt = osp.join(distilled.work_dir, 'iter_2.pth')
@@ -197,7 +211,8 @@ def test_finetune_stage_starts_from_the_distilled_student(
     model.init_weights()
     distilled_state = distilled.model.student.state_dict()
     start = copy.deepcopy(model.state_dict())
-    assert set(start) == set(distilled_state)
+    assert set(start) == {k for k in distilled_state
+                          if not k.startswith('projection_head.')}
     assert all(torch.equal(v, distilled_state[k]) for k, v in start.items())
 
     runner.train()

@@ -1,12 +1,13 @@
 # CAST stage 2 on the toy data with the toy EoMT student
-# (_base_/models/eomt_dinov3-tiny_toy.py): the data, schedule, teacher and
-# offline pseudo-labels of
+# (_base_/models/cast_distiller_eomt-dinov3-tiny_toy.py): the data, schedule,
+# teacher and offline pseudo-labels of
 # ../cast/cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p.py (the
 # adapted teacher θ_T'' is frozen and pseudo-labels D_u once; 1 labeled : 3
-# pseudo-labeled images per batch of 4; λ_semi = 1), without L_pxl: the
-# student trains on its set-prediction losses per branch. The masked
-# attention of block j anneals over iterations [400 (j + 1), 400 (j + 2))
-# (the toy EoMT's schedule scaled to 1600 iterations).
+# pseudo-labeled images per batch of 4), J(θ_S; D_l, D_u; λ_semi = 1,
+# λ_pxl = 0.1) with L_pxl on the ViT's final patch tokens, T annealed
+# 0.3 → 0.07. The masked attention of block j anneals over iterations
+# [400 (j + 1), 400 (j + 2)) (the toy EoMT's schedule scaled to 1600
+# iterations).
 #   mim train mmdet configs/mmcast/toy/cast-distill_eomt-dinov3-tiny_1xb4-1600it_toy-semi-10p.py
 _base_ = [
     '../_base_/models/cast_distiller_eomt-dinov3-tiny_toy.py',
@@ -49,6 +50,7 @@ custom_hooks = [
         quality_dataset={{_base_.labeled_quality_dataset}},
         filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
         batch_size=4),
+    dict(type='ContrastTemperatureHook', start=0.3, end=0.07),
     dict(
         type='MaskAnnealingHook',
         start_iters=[400, 800],

@@ -194,9 +194,11 @@ class CASTDistiller(TeacherStudentDetector):
         """Losses of one mixed batch.
 
         A student whose head has ``loss_branches`` (``CASTMask2Former`` with
-        ``CASTMask2FormerHead``) runs both branches in one forward pass:
-        set-prediction losses per branch and one ``loss_pxl`` over
-        D_l ∪ D_u. Any other MMDet student runs ``loss`` once per branch.
+        ``CASTMask2FormerHead``), or a student without a head that has
+        ``loss_branches`` itself (``EoMTStudent``), runs both branches in
+        one forward pass: set-prediction losses per branch and one
+        ``loss_pxl`` over D_l ∪ D_u. Any other MMDet student runs ``loss``
+        once per branch.
 
         Args:
             multi_batch_inputs (dict[str, Tensor]): ``sup`` and/or ``unsup``
@@ -217,7 +219,7 @@ class CASTDistiller(TeacherStudentDetector):
             samples['unsup'] = self.label_online(inputs['unsup'],
                                                  samples['unsup'])
             inputs['unsup'] = self.unsup_student_view(inputs['unsup'])
-        if hasattr(getattr(self.student, 'panoptic_head', None),
+        if hasattr(getattr(self.student, 'panoptic_head', self.student),
                    'loss_branches'):
             branch_losses, losses = self.student.loss_branches(inputs, samples)
         else:

@@ -76,9 +76,9 @@ class CASTMask2Former(Mask2Former):
         """Losses of several branches (e.g. labeled and pseudo-labeled) in
         one forward pass of the backbone, strong view and head.
 
-        Branches padded to different shapes are padded (bottom/right, with
-        their masks and ``batch_input_shape``) to a common one first.
-        Needs a head with ``loss_branches`` (:class:`CASTMask2FormerHead`).
+        Branches padded to different shapes are padded to a common one first
+        (:func:`concat_branches`). Needs a head with ``loss_branches``
+        (:class:`CASTMask2FormerHead`).
 
         Args:
             multi_batch_inputs (dict[str, Tensor]): Each branch's images
@@ -91,13 +91,7 @@ class CASTMask2Former(Mask2Former):
             contrastive loss and statistics over all images.
         """
         names = list(multi_batch_inputs)
-        height = max(multi_batch_inputs[n].shape[-2] for n in names)
-        width = max(multi_batch_inputs[n].shape[-1] for n in names)
-        inputs = torch.cat([
-            self._pad_branch(multi_batch_inputs[n],
-                             multi_batch_data_samples[n], (height, width))
-            for n in names
-        ])
+        inputs = concat_branches(multi_batch_inputs, multi_batch_data_samples)
         x = self.extract_feat(inputs)
         strong_x = None
         if self.with_pixel_contrast:
@@ -131,16 +125,34 @@ class CASTMask2Former(Mask2Former):
             rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results_list)
 
-    @staticmethod
-    def _pad_branch(inputs: Tensor, data_samples: SampleList,
-                    shape: Tuple[int, int]) -> Tensor:
-        """Pad (B, 3, H, W) images and their target masks to ``shape``."""
-        pad_h, pad_w = shape[0] - inputs.shape[-2], shape[1] - inputs.shape[-1]
-        if pad_h == 0 and pad_w == 0:
-            return inputs
-        for sample in data_samples:
-            sample.set_metainfo(dict(batch_input_shape=tuple(shape)))
-            gt = sample.gt_instances
-            if 'masks' in gt:
-                gt.masks = gt.masks.pad(tuple(shape), pad_val=0)
-        return F.pad(inputs, (0, pad_w, 0, pad_h), value=0)
+
+def concat_branches(multi_batch_inputs: Dict[str, Tensor],
+                    multi_batch_data_samples: Dict[str, SampleList]) -> Tensor:
+    """The images of all branches in one batch, in branch order.
+
+    Branches padded to different shapes are padded (bottom/right, with their
+    target masks and ``batch_input_shape``) to a common one first.
+
+    Args:
+        multi_batch_inputs (dict[str, Tensor]): Each branch's images
+            (B_i, 3, H_i, W_i), normalised and padded.
+        multi_batch_data_samples (dict[str, list[DetDataSample]]): Each
+            branch's samples, updated in place where padded.
+
+    Returns:
+        Tensor: (sum B_i, 3, max H_i, max W_i).
+    """
+    height = max(v.shape[-2] for v in multi_batch_inputs.values())
+    width = max(v.shape[-1] for v in multi_batch_inputs.values())
+    padded = []
+    for name, inputs in multi_batch_inputs.items():
+        pad_h, pad_w = height - inputs.shape[-2], width - inputs.shape[-1]
+        if pad_h or pad_w:
+            for sample in multi_batch_data_samples[name]:
+                sample.set_metainfo(dict(batch_input_shape=(height, width)))
+                gt = sample.gt_instances
+                if 'masks' in gt:
+                    gt.masks = gt.masks.pad((height, width), pad_val=0)
+            inputs = F.pad(inputs, (0, pad_w, 0, pad_h), value=0)
+        padded.append(inputs)
+    return torch.cat(padded)

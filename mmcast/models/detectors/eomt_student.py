@@ -5,10 +5,11 @@ A plain ViT segments by itself: ``K`` learnable queries join the patch
 tokens before the last ``L`` blocks, those blocks process queries and
 patches together, and a light head turns every query into class logits and
 a mask (the query's MLP embedding times the patch features upsampled to
-stride 4). No pixel decoder and no transformer decoder.
+stride 4). No pixel decoder and no transformer decoder. Optionally CAST's
+pixel-wise contrastive loss on the ViT's patch tokens.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,10 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor, nn
 
 from ..backbones import build_dinov3_vit
+from ..dense_heads.cast_mask2former_head import CASTMask2FormerHead
+from ..layers.photometric_strong_view import complete_strong_view_cfg
 from ..layers.scale_block import ScaleBlock
+from .cast_mask2former import concat_branches
 
 
 @MODELS.register_module()
@@ -46,6 +50,15 @@ class EoMTStudent(BaseDetector):
     built at all at probability 0. Inference (``predict``, ``_forward``)
     never masks the attention and computes the final prediction only.
 
+    CAST's pixel-wise contrastive loss ``L_pxl`` (with
+    ``loss_pixel_contrast``): the final block's patch tokens (after
+    ``vit.norm``) of the weak view, with gradient, and of a pixel-aligned
+    photometric strong view (``strong_view``; the same forward, masked
+    attention included, without gradient) are projected per patch by
+    ``projection_head`` and compared, negatives mined from the final
+    prediction's detached mask and class logits, as
+    :class:`CASTMask2FormerHead` does on a backbone level.
+
     State-dict names of the ViT are timm's under ``vit.``, as in
     :class:`DINOv3MultiLevel`: a converted DINOv3 checkpoint loads with the
     detector's ``init_cfg=dict(type='Pretrained', checkpoint=converted)``.
@@ -63,6 +76,16 @@ class EoMTStudent(BaseDetector):
             :class:`LeanMaskFormerFusionHead`; gets ``test_cfg``.
         train_cfg (dict): Mask2Former's matching and point sampling.
         test_cfg (dict): The fusion head's (``max_per_image``, ...).
+        strong_view (dict, optional): The photometric strong view of
+            ``L_pxl`` (``PhotometricStrongView``, its defaults when None;
+            ``mean``/``std`` default to the data preprocessor's).
+        projection_head (dict, optional): The per-patch projection head of
+            ``L_pxl`` (``PixelProjectionHead``, its defaults when None;
+            ``in_channels`` defaults to the ViT's width).
+        loss_pixel_contrast (dict, optional): ``L_pxl``
+            (``InstanceAwarePixelContrastLoss``; its ``loss_weight`` is
+            λ_pxl). None or a weight of 0: no contrastive branch, and no
+            strong view or projection head is built.
         data_preprocessor (dict): Pads to a multiple of the patch size.
         init_cfg (dict, optional): e.g. a converted DINOv3 checkpoint.
 
@@ -82,6 +105,9 @@ class EoMTStudent(BaseDetector):
                  num_blocks_with_queries: int = 4,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
+                 strong_view: OptConfigType = None,
+                 projection_head: OptConfigType = None,
+                 loss_pixel_contrast: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
@@ -118,6 +144,19 @@ class EoMTStudent(BaseDetector):
         self.upscale = nn.Sequential(
             *[ScaleBlock(embed_dims) for _ in range(num_upscale)])
 
+        self.with_pixel_contrast = (
+            loss_pixel_contrast is not None
+            and loss_pixel_contrast.get('loss_weight', 1.0) > 0)
+        if self.with_pixel_contrast:
+            self.strong_view = MODELS.build(complete_strong_view_cfg(
+                strong_view or dict(type='PhotometricStrongView'),
+                self.data_preprocessor))
+            projection_head = dict(
+                projection_head or dict(type='PixelProjectionHead'))
+            projection_head.setdefault('in_channels', embed_dims)
+            self.projection_head = MODELS.build(projection_head)
+            self.loss_pixel_contrast = MODELS.build(loss_pixel_contrast)
+
     def set_attn_mask_probs(self, probs: Sequence[float]) -> None:
         """Probability of masking the attention in each of the last ``L``
         blocks (training only)."""
@@ -148,6 +187,26 @@ class EoMTStudent(BaseDetector):
             and mask logits (B, K, h', w') of each prediction, the final
             last (``L + 1`` each, or 1).
         """
+        all_cls, all_masks, _ = self.forward_tokens(batch_inputs,
+                                                    supervise_blocks)
+        return all_cls, all_masks
+
+    def forward_tokens(
+            self,
+            batch_inputs: Tensor,
+            supervise_blocks: bool = False
+    ) -> Tuple[List[Tensor], List[Tensor], Tensor]:
+        """:meth:`forward_queries` and the final block's patch tokens.
+
+        Args:
+            batch_inputs (Tensor): Normalised, padded images (B, 3, H, W).
+            supervise_blocks (bool): As in :meth:`forward_queries`.
+
+        Returns:
+            tuple[list[Tensor], list[Tensor], Tensor]: The class and mask
+            logits of :meth:`forward_queries`, and the patch tokens of the
+            final block after ``vit.norm``, (B, C, h, w).
+        """
         p = self.patch_size
         if batch_inputs.shape[-2] % p or batch_inputs.shape[-1] % p:
             raise ValueError(
@@ -171,16 +230,16 @@ class EoMTStudent(BaseDetector):
                 ], dim=1)
                 rope = self._rope_with_queries(rope)
             if i >= first and supervise_blocks:
-                cls_logits, mask_logits = self._predict(x, hw)
+                cls_logits, mask_logits, _ = self._predict(x, hw)
                 all_cls.append(cls_logits)
                 all_masks.append(mask_logits)
                 attn_mask = self._attn_mask(mask_logits, hw,
                                             self.attn_mask_probs[i - first])
             x = block(x, rope=rope, attn_mask=attn_mask)
-        cls_logits, mask_logits = self._predict(x, hw)
+        cls_logits, mask_logits, patches = self._predict(x, hw)
         all_cls.append(cls_logits)
         all_masks.append(mask_logits)
-        return all_cls, all_masks
+        return all_cls, all_masks, patches
 
     def _rope_with_queries(self, rope: Tensor) -> Tensor:
         """RoPE table (h*w, 2D) -> (K + h*w, 2D) with the identity rotation
@@ -190,9 +249,10 @@ class EoMTStudent(BaseDetector):
         return torch.cat([sin_cos, rope], dim=0)
 
     def _predict(self, x: Tensor,
-                 hw: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-        """Tokens (B, P + K + h*w, C) -> class logits (B, K, C_cls + 1) and
-        mask logits (B, K, h', w') at the upsampled resolution."""
+                 hw: Tuple[int, int]) -> Tuple[Tensor, Tensor, Tensor]:
+        """Tokens (B, P + K + h*w, C) -> class logits (B, K, C_cls + 1),
+        mask logits (B, K, h', w') at the upsampled resolution and the
+        normalised patch tokens (B, C, h, w)."""
         x = self.vit.norm(x)
         num_prefix = self.vit.num_prefix_tokens
         queries = x[:, num_prefix:num_prefix + self.num_queries]
@@ -201,7 +261,7 @@ class EoMTStudent(BaseDetector):
         mask_logits = torch.einsum('bqc,bchw->bqhw',
                                    self.mask_head(queries),
                                    self.upscale(feats))
-        return self.class_head(queries), mask_logits
+        return self.class_head(queries), mask_logits, feats
 
     def _attn_mask(self, mask_logits: Tensor, hw: Tuple[int, int],
                    prob: float) -> Optional[Tensor]:
@@ -237,7 +297,7 @@ class EoMTStudent(BaseDetector):
     def loss(self, batch_inputs: Tensor,
              batch_data_samples: SampleList) -> dict:
         """Mask2Former's set-prediction losses of all ``L + 1``
-        predictions.
+        predictions, and ``L_pxl`` with the contrastive branch.
 
         Args:
             batch_inputs (Tensor): Normalised, padded images (B, 3, H, W).
@@ -246,13 +306,87 @@ class EoMTStudent(BaseDetector):
 
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_mask``, ``loss_dice`` of
-            the final prediction and ``d{j}.loss_*`` of the others.
+            the final prediction and ``d{j}.loss_*`` of the others (and
+            ``loss_pxl``, ``pxl_margin``, ``pxl_fnr``).
         """
-        all_cls, all_masks = self.forward_queries(
-            batch_inputs, supervise_blocks=True)
-        gt_instances, metas = self.criterion.targets(batch_data_samples)
-        return self.criterion.loss_by_feat(all_cls, all_masks, gt_instances,
-                                           metas)
+        branch_losses, contrast_losses = self.loss_branches(
+            dict(batch=batch_inputs), dict(batch=batch_data_samples))
+        losses = branch_losses['batch']
+        losses.update(contrast_losses)
+        return losses
+
+    def loss_branches(
+        self, multi_batch_inputs: Dict[str, Tensor],
+        multi_batch_data_samples: Dict[str, SampleList]
+    ) -> Tuple[Dict[str, Dict[str, Tensor]], Dict[str, Tensor]]:
+        """Losses of several branches (e.g. labeled and pseudo-labeled) in
+        one forward pass, as :meth:`CASTMask2FormerHead.loss_branches`.
+
+        The set-prediction losses are normalised per branch; ``L_pxl`` once
+        over the whole batch. Branches padded to different shapes are
+        padded to a common one first (:func:`concat_branches`).
+
+        Args:
+            multi_batch_inputs (dict[str, Tensor]): Each branch's images
+                (B_i, 3, H_i, W_i), normalised and padded.
+            multi_batch_data_samples (dict[str, list[DetDataSample]]): Each
+                branch's samples with ``gt_instances``.
+
+        Returns:
+            tuple[dict, dict]: The set-prediction losses of each branch, and
+            ``loss_pxl`` / ``pxl_margin`` / ``pxl_fnr`` (empty without the
+            contrastive branch).
+        """
+        inputs = concat_branches(multi_batch_inputs, multi_batch_data_samples)
+        samples = [
+            sample for name in multi_batch_inputs
+            for sample in multi_batch_data_samples[name]
+        ]
+        all_cls, all_masks, patches = self.forward_tokens(
+            inputs, supervise_blocks=True)
+        gt_instances, metas = self.criterion.targets(samples)
+        branch_losses, start = dict(), 0
+        for name in multi_batch_inputs:
+            part = slice(start, start + len(multi_batch_data_samples[name]))
+            start = part.stop
+            branch_losses[name] = self.criterion.loss_by_feat(
+                [cls_logits[part] for cls_logits in all_cls],
+                [mask_logits[part] for mask_logits in all_masks],
+                gt_instances[part], metas[part])
+        contrast_losses = dict()
+        if self.with_pixel_contrast:
+            contrast_losses = self.loss_contrast(inputs, patches, all_cls[-1],
+                                                 all_masks[-1], gt_instances)
+        return branch_losses, contrast_losses
+
+    def loss_contrast(self, batch_inputs: Tensor, patches: Tensor,
+                      cls_logits: Tensor, mask_logits: Tensor,
+                      gt_instances: List) -> Dict[str, Tensor]:
+        """``L_pxl`` of one batch on the final block's patch tokens.
+
+        Args:
+            batch_inputs (Tensor): The weak view (B, 3, H, W).
+            patches (Tensor): Its final patch tokens (B, C, h, w), with
+                grad.
+            cls_logits (Tensor): Final class logits (B, K, C_cls + 1).
+            mask_logits (Tensor): Final mask logits (B, K, h', w').
+            gt_instances (list[:obj:`InstanceData`]): Targets whose
+                ``masks`` (N, H, W) and ``labels`` (N,) give the class id
+                per patch, used only to log the false-negative rate.
+
+        Returns:
+            dict[str, Tensor]: ``loss_pxl``, ``pxl_margin``, ``pxl_fnr``.
+        """
+        z_weak = self.projection_head(patches)
+        with torch.no_grad():
+            _, _, strong_patches = self.forward_tokens(
+                self.strong_view(batch_inputs), supervise_blocks=True)
+            z_strong = self.projection_head(strong_patches)
+        class_ids = CASTMask2FormerHead._class_id_map(gt_instances,
+                                                      z_weak.shape[-2:])
+        return self.loss_pixel_contrast(
+            z_weak, z_strong, mask_logits.detach(), cls_logits.detach(),
+            instance_ids=class_ids)
 
     def predict(self,
                 batch_inputs: Tensor,
