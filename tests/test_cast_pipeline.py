@@ -714,8 +714,8 @@ def test_an_ablation_row_trains_what_it_changes_and_names_itself(
     if ablation == 'sampler:uniform':  # its table row, beside the recipe's
         sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'analysis'))
         import ablation_table
-        gt_file, = glob.glob(osp.join(run['data_root'], '**',
-                                      '*gtFine_val.json'), recursive=True)
+        gt_file = osp.join(run['data_root'], 'toy', 'annotations',
+                           'instancesonly_filtered_gtFine_val.json')
         out = str(tmp_path / 'toy_ablation_sampler.json')
         assert ablation_table.main(
             ['sampler', f'uniform={work_dir}', f'fused={run["work_dir"]}',

@@ -156,3 +156,26 @@ def test_distiller_runs_the_students_own_loss_branches():
     assert _reached(model.student.projection_head) == []
     assert _reached(model.student.vit.blocks) == []
     assert int(model.state_dict()['_extra_state'][0]) == 1
+
+
+def test_the_shipped_eomt_distill_config_steps_under_autocast():
+    """The stage-2 config with the EoMT student (L_pxl on) trains a step
+    under CPU bf16 autocast: finite losses, gradients into the ViT."""
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'mmcast', 'toy',
+        'cast-distill_eomt-dinov3-tiny_1xb4-1600it_toy-semi-10p.py')).model
+    cfg.teacher = cfg.teacher_checkpoint = None  # offline pseudo-labels
+    model = _build(cfg)
+    preprocess = model.student.data_preprocessor
+    sup = preprocess(_packed(((3, 64, 128), ), (3, )), True)
+    unsup = preprocess(_packed(((3, 64, 128), ) * 3, (2, 2, 2), seed=1),
+                       True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model.loss(
+            dict(sup=sup['inputs'], unsup=unsup['inputs']),
+            dict(sup=sup['data_samples'], unsup=unsup['data_samples']))
+    assert PXL_KEYS <= set(losses)
+    _, log_vars = model.parse_losses(losses)
+    assert_losses_train(log_vars)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert _reached(model.student.vit.blocks) == []

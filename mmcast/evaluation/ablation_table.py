@@ -38,7 +38,8 @@ def collect_ablation(table: str, rows: Dict[str, Dict], runs: Dict[str, str],
         ``mean_segm_AP``, ``std_segm_AP``, ``paper``; besides the reference:
         ``minus_reference`` (``mean``, ``std``, ``per_seed``, ``eval_se``)
         and ``paper_minus_reference`` and ``ordering_holds``: whether the
-        toy's mean difference has the paper's sign.
+        toy's mean difference has the paper's sign (a difference of 0 has
+        none).
     """
     results = {row: _read_results(wd) for row, wd in runs.items()}
     seeds = sorted(set.intersection(*(set(r['seeds']) for r in
@@ -72,9 +73,8 @@ def collect_ablation(table: str, rows: Dict[str, Dict], runs: Dict[str, str],
                 if entry['paper'] is not None and paper_ref is not None:
                     paper_diff = round(entry['paper'] - paper_ref, 2)
                     entry['paper_minus_reference'] = paper_diff
-                    entry['ordering_holds'] = (
-                        (entry['minus_reference']['mean'] > 0) ==
-                        (paper_diff > 0))
+                    toy_diff = entry['minus_reference']['mean']
+                    entry['ordering_holds'] = toy_diff * paper_diff > 0
             out[name] = entry
     return dict(table=table, reference=reference, seeds=seeds, rows=out)
 
