@@ -729,6 +729,42 @@ def test_an_ablation_row_trains_what_it_changes_and_names_itself(
         assert diff['eval_se']['0'] >= 0.0
 
 
+@pytest.mark.parametrize('run', [DEFAULT_TEACHER], indirect=True)
+def test_another_student_trains_its_stages_from_the_same_teachers(
+        run, tmp_path):
+    """``--student eomt-dinov3-tiny --reuse-from``: stages 2 and 3 and the
+    labels-only baseline train the encoder-only EoMT student (L_pxl on its
+    patch tokens in stage 2), taught by the fixture's θ_T'' (linked, with
+    θ_T^0, 1a and 1b); the results table names the student."""
+    work_dir = str(tmp_path / 'eomt')
+    args = list(run['args'])
+    args[args.index('--work-dir') + 1] = work_dir
+    log = _pipeline(args + ['--reuse-from', run['work_dir'],
+                            '--student', 'eomt-dinov3-tiny']).stdout
+    seed = osp.join(work_dir, 'seed0')
+    for key in ('adapt_teacher', 'adapt_teacher_selftrain'):
+        assert osp.islink(osp.join(seed, key)), key
+    for key, label in (('distill', 'stage 2'), ('finetune', 'stage 3'),
+                       ('supervised_student', 'baseline')):
+        assert f'[{label}] training' in log
+        assert not osp.islink(osp.join(seed, key))
+        dumped, = glob.glob(osp.join(seed, key, '*eomt*.py'))
+        model = Config.fromfile(dumped).model
+        student = model.student if key == 'distill' else model
+        assert student.type == 'EoMTStudent', key
+    dumped = Config.fromfile(glob.glob(osp.join(seed, 'distill',
+                                                '*eomt*.py'))[0])
+    assert osp.realpath(dumped.model.teacher_checkpoint) == osp.realpath(
+        osp.join(run['work_dir'], 'seed0', 'adapt_teacher_selftrain',
+                 f'iter_{STAGE_ITERS["adapt_teacher_selftrain"]}.pth'))
+    with open(osp.join(work_dir, 'results.json')) as f:
+        results = json.load(f)
+    assert results['student'] == 'eomt-dinov3-tiny'
+    assert 'pxl_margin_last' in results['rows']['distill']['per_seed']['0']
+    with open(osp.join(work_dir, 'results.md')) as f:
+        assert '(student: eomt-dinov3-tiny)' in f.readline()
+
+
 @pytest.mark.parametrize('run', ['gdino-sam2'], indirect=True)
 def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
         run, tmp_path):

@@ -53,7 +53,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                         noise: Optional[Dict[int, Dict]] = None,
                         metric: str = 'coco',
                         distill_teacher: str = '',
-                        ablation: Optional[Dict] = None) -> Dict:
+                        ablation: Optional[Dict] = None,
+                        student: str = '') -> Dict:
     """Write ``results.md`` / ``results.json`` into ``out_dir``, print the
     table and return the json's content.
 
@@ -72,6 +73,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             shown (mean over the seeds) in a last column.
         distill_teacher (str): Stage 2's teacher where it is not θ_T''
             (title and json), e.g. ``"θ_T' + θ_T''"``.
+        student (str): Another student than the recipe's (``--student``):
+            named in the title and kept in the json as ``student``.
         ablation (dict, optional): The row of an ablation table the run is
             (:meth:`~mmcast.apis.pipeline.ablations.AblationRow.record`):
             named in the title and kept in the json as ``ablation``.
@@ -96,6 +99,7 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         (f' (teacher: {teacher})' if teacher else '') +
         (f' (stage 2\'s teacher: {distill_teacher})'
          if distill_teacher else '') +
+        (f' (student: {student})' if student else '') +
         (f' — ablation {ablation["table"]}: {ablation["label"]}'
          if ablation else '') +
         f': mask AP / AP50 ({METRIC_NAMES[metric]}, ×100)' +
@@ -178,6 +182,8 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         result['distill_teacher'] = distill_teacher
     if ablation:
         result['ablation'] = ablation
+    if student:
+        result['student'] = student
     result.update(seeds=seeds, rows=summary, differences=gains,
                   minus_baseline={
                       key: gains[f'{key} - supervised_student']

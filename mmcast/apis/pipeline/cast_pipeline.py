@@ -191,7 +191,8 @@ class CASTPipeline:
             metric=PRIMARY_METRIC.get(spec.dataset, DEFAULT_METRIC),
             distill_teacher='' if spec.distill_teacher == 'selftrained' else
             DISTILL_TEACHERS[spec.distill_teacher],
-            ablation=spec.ablation.record() if spec.ablation else None)
+            ablation=spec.ablation.record() if spec.ablation else None,
+            student=spec.student or '')
 
 
 def print_plan(plan: Plan) -> None:

@@ -10,7 +10,7 @@ from typing import Tuple
 from .overrides import Overrides
 from .run_spec import RunSpec
 from .settings import (REPO_ROOT, RESULT_NEUTRAL_KEYS, SCRIPT_SET_KEYS,
-                       TEACHER_STAGES)
+                       STUDENT_STAGES, TEACHER_STAGES)
 from .stage import Stage
 from .stage_table import stage_config_path
 
@@ -41,11 +41,13 @@ class ConfigLoader:
 
     def stage_config(self, key: str) -> str:
         """The config of stage ``key`` (``adapt_teacher``, ...,
-        ``guided_distillation``) for this run's dataset and teacher, relative
-        to the repository (:mod:`~mmcast.apis.pipeline.stage_table`)."""
+        ``guided_distillation``) for this run's dataset, teacher and
+        student, relative to the repository
+        (:mod:`~mmcast.apis.pipeline.stage_table`)."""
         teacher = self.spec.teacher if key in TEACHER_STAGES + (
             'toy_foundation', ) else None
-        return stage_config_path(self.spec.dataset, key, teacher)
+        variant = self.spec.student if key in STUDENT_STAGES else None
+        return stage_config_path(self.spec.dataset, key, teacher, variant)
 
     def read(self, path: str):
         """The config file at ``path`` (relative to the repository, or

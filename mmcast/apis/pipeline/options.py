@@ -17,7 +17,7 @@ from .launchers import LAUNCHERS
 from .settings import (DEFAULT_TEACHER, DISTILL_TEACHERS, ITERS_STAGES,
                        METHODS, STUDENT_FOUNDATION, TEACHERS)
 from .stage_graph import stage_keys
-from .stage_table import stage_config_path
+from .stage_table import stage_config_path, student_variants
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -88,6 +88,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'does not have. The baseline gets 2 + 3; Guided Distillation its '
         'config\'s length and burn-in (Cityscapes: 90k / 50k), scaled as the '
         'baseline is')
+    parser.add_argument(
+        '--student', choices=student_variants(), default=None,
+        help='another student than the recipe\'s, for stages 2 and 3, the '
+        'labels-only baseline and Guided Distillation: the rows of that '
+        'variant in configs/mmcast/stages.json (e.g. eomt-dinov3-tiny on '
+        'the toy: the encoder-only EoMT student)')
     parser.add_argument(
         '--student-init', choices=('random', 'source-pretrained'),
         default='random',

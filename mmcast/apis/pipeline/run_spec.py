@@ -27,7 +27,7 @@ from .settings import (CUSTOM_CLASSES_ENV, CUSTOM_DATASETS, CUSTOM_ENVS,
                        CUSTOM_SPLIT_SEED_ENV, ITERS_ALIASES, ITERS_STAGES,
                        REPO_ROOT, SPLIT_DATASETS, TEACHERS)
 from .stage_graph import stage_keys
-from .stage_table import stage_rows
+from .stage_table import find_row, stage_rows
 
 # the toy target's labeled share of its --toy-sizes TRAIN images
 TOY_PERCENT = 10
@@ -74,6 +74,8 @@ class RunSpec:
         iters (dict): ``--iters`` by stage (:data:`~mmcast.apis.pipeline.
             settings.ITERS_STAGES`).
         student_init (str): ``random`` or ``source-pretrained``.
+        student (str, optional): ``--student``: a variant of the table of
+            stage configs for the student's stages (None: the recipe's).
         distill_teacher (str): Stage 2's teacher, one of
             :data:`~mmcast.apis.pipeline.settings.DISTILL_TEACHERS`.
         ablation (AblationRow, optional): ``--ablation``: the row of an
@@ -124,6 +126,7 @@ class RunSpec:
     env: Dict[str, str] = field(default_factory=dict)
     distill_teacher: str = 'selftrained'
     ablation: Optional[AblationRow] = None
+    student: Optional[str] = None
 
     @property
     def teacher_settings(self) -> dict:
@@ -195,7 +198,7 @@ class RunSpec:
             progress_interval=args.progress_interval,
             verbose=args.verbose, dry_run=args.dry_run, env=env,
             distill_teacher=_distill_teacher(args, ablation),
-            ablation=ablation)
+            ablation=ablation, student=args.student)
         return spec
 
 
@@ -250,6 +253,8 @@ def _check_dataset_options(args: argparse.Namespace, custom: bool) -> None:
         raise PipelineError(
             f'--distill-teacher {args.distill_teacher} chooses CAST stage '
             '2\'s teacher: add --methods cast')
+    if args.student:
+        _check_student(args)
     if args.ablation and 'cast' not in args.methods:
         raise PipelineError(f'--ablation {args.ablation} is a CAST run: add '
                             '--methods cast')
@@ -361,6 +366,26 @@ def _stage_options(items: List[str],
         options[stage] = options.get(stage, Overrides()) + \
             parse_cfg_options([option], '--stage-cfg-options')
     return options
+
+
+def _check_student(args: argparse.Namespace) -> None:
+    """``--student``: a config for each of its stages the run has, and no
+    option that only fits the recipe's student.
+
+    Raises:
+        PipelineError: naming the stage without a config, or the option.
+    """
+    if args.student_init != 'random':
+        raise PipelineError(
+            f'--student-init {args.student_init} loads the recipe\'s R-18 '
+            f'backbone into every student; --student {args.student} starts '
+            'from its own config\'s weights')
+    stages = ['supervised_student'] + (
+        ['distill', 'finetune'] if 'cast' in args.methods else []) + (
+        ['guided_distillation'] if 'gd' in args.methods else [])
+    for stage in stages:
+        teacher = args.teacher if stage == 'distill' else None
+        find_row(args.dataset, stage, teacher, args.student)
 
 
 def _distill_teacher(args: argparse.Namespace,

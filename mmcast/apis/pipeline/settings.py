@@ -53,6 +53,10 @@ TEACHERS = {
 SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
 # The stages whose configs name the teacher (architecture or weights).
 TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
+# The stages whose configs are the student's: another student (--student, a
+# variant of the table of stage configs) changes them.
+STUDENT_STAGES = ('distill', 'finetune', 'supervised_student',
+                  'guided_distillation')
 TEACHER_MARKER = 'pipeline_teacher.json'
 METHODS = ('cast', 'gd')
 # Stage 2's teacher: θ_T'' of stage 1b (the paper's), θ_T' of stage 1a, or

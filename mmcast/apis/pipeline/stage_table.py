@@ -8,7 +8,7 @@ Each row names a ``dataset``, a ``stage`` (the pipeline's stage keys:
 ``supervised_student``, ``guided_distillation``), the ``teacher`` of the
 stages that name one (θ_T^0's pre-training and stages 1a, 1b, 2), a
 ``variant`` (another student than the recipe's, e.g. ``dinov3-s``; the
-pipeline runs the rows without one), the ``config`` (under
+pipeline runs the rows without one, or those of ``--student``), the ``config`` (under
 ``configs/mmcast/``, OpenMMLab's conventional name where it has one) and,
 for the CAST configs of the shipped datasets, its ``short`` name: the file
 ``configs/mmcast/<short>.py`` that only inherits the config
@@ -60,6 +60,7 @@ def find_row(dataset: str, stage: str, teacher: Optional[str] = None,
         raise PipelineError(
             f'no config for stage {stage} of {dataset}' +
             (f' with --teacher {teacher}' if teacher else '') +
+            (f' with --student {variant}' if variant else '') +
             f' in {TABLE} (it has: {", ".join(have) or "none"})')
     return dict(found[0])
 
@@ -72,10 +73,16 @@ def config_file(row: Dict[str, Optional[str]], short: bool = True) -> str:
 
 
 def stage_config_path(dataset: str, stage: str,
-                      teacher: Optional[str] = None) -> str:
+                      teacher: Optional[str] = None,
+                      variant: Optional[str] = None) -> str:
     """The config the pipeline runs for a stage (:func:`config_file` of its
     row)."""
-    return config_file(find_row(dataset, stage, teacher))
+    return config_file(find_row(dataset, stage, teacher, variant))
+
+
+def student_variants(root: str = REPO_ROOT) -> List[str]:
+    """The students the table has besides the recipe's (``--student``)."""
+    return sorted({row['variant'] for row in _rows(root) if row['variant']})
 
 
 def alias_text(row: Dict[str, Optional[str]]) -> str:
