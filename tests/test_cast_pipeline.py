@@ -637,11 +637,11 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
 
 
 # A row of each ablation table per code path (the other rows differ from
-# one of these in a value the loss checks when it is built, see
-# tests/apis/pipeline/test_ablations.py) and the stages it trains.
+# one of these in a value, e.g. loss:pixel_loss from loss:supervised in
+# λ_pxl alone, see tests/apis/pipeline/test_ablations.py) and the stages it
+# trains.
 ABLATION_RUNS = {
     'loss:supervised': ('adapt_teacher_selftrain', 'distill', 'finetune'),
-    'loss:pixel_loss': ('adapt_teacher_selftrain', 'distill', 'finetune'),
     'stages:no_adaptation': ('distill', 'finetune'),
     'sampler:uniform': ('distill', 'finetune'),
     'contrast:stride8': ('adapt_teacher', 'adapt_teacher_selftrain',

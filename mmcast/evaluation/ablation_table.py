@@ -5,7 +5,7 @@ the split-half standard error of that difference, beside the paper's."""
 import os.path as osp
 from typing import Dict, List, Optional
 
-from .results_table import NOISE_SPLITS, _spread
+from .results_table import NOISE_SPLITS, spread
 from .split_half import split_half_noise
 
 
@@ -56,7 +56,7 @@ def collect_ablation(table: str, rows: Dict[str, Dict], runs: Dict[str, str],
             name = row if single else f'{row}:{column}'
             cells = {s: results[row]['rows'][key]['per_seed'][str(s)]
                      for s in seeds}
-            stats = _spread([c['segm_AP'] for c in cells.values()])
+            stats = spread([c['segm_AP'] for c in cells.values()])
             entry = dict(label=spec['label'], column=column, reads=key,
                          work_dir=runs[row],
                          per_seed={str(s): dict(segm_AP=c['segm_AP'])
@@ -87,7 +87,7 @@ def _against(result: Dict, ref: Dict, key: str, ref_key: str,
     diffs = [result['rows'][key]['per_seed'][str(s)]['segm_AP'] -
              ref['rows'][ref_key]['per_seed'][str(s)]['segm_AP']
              for s in seeds]
-    stats = _spread(diffs)
+    stats = spread(diffs)
     found = dict(mean=stats['mean'], std=stats['std'],
                  per_seed={str(s): round(d, 2) for s, d in zip(seeds, diffs)})
     ses = {}

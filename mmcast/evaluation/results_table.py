@@ -115,7 +115,7 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         if key not in keys:
             continue
         cells = [per_seed[s][key] for s in seeds]
-        stats = _spread([c['segm_AP'] for c in cells])
+        stats = spread([c['segm_AP'] for c in cells])
         ses = [noise[s]['models'][key]['se'] for s in seeds
                if key in noise.get(s, {}).get('models', {})]
         summary[key] = dict(
@@ -134,7 +134,7 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             continue
         diffs = [per_seed[s][key]['segm_AP'] - per_seed[s][ref]['segm_AP']
                  for s in seeds]
-        stats = _spread(diffs)
+        stats = spread(diffs)
         name = f'{key} - {ref}'
         ses = [noise[s]['pairs'][name]['se'] for s in seeds
                if name in noise.get(s, {}).get('pairs', {})]
@@ -231,8 +231,9 @@ def _rounded(values: List[float]) -> List[float]:
     return [round(v, 2) for v in values]
 
 
-def _spread(values: List[float]) -> Dict[str, Optional[float]]:
-    """Mean and sample standard deviation (``None`` for one value)."""
+def spread(values: List[float]) -> Dict[str, Optional[float]]:
+    """Mean and sample standard deviation (``None`` for one value), rounded
+    to 2 decimals, as the results tables show them."""
     mean = sum(values) / len(values)
     std = (sum((v - mean)**2 for v in values) / (len(values) - 1))**0.5 \
         if len(values) > 1 else None
