@@ -97,3 +97,19 @@ def find_ablation(key: str, root: str = REPO_ROOT) -> AblationRow:
             f'--ablation {key!r}: no such row of {ABLATIONS}; the rows are '
             + ', '.join(rows))
     return rows[key]
+
+
+def distill_teacher_of(given: Optional[str],
+                       ablation: Optional[AblationRow]) -> str:
+    """Stage 2's teacher of a run: ``--distill-teacher`` (``given``), else
+    the ablation row's, else ``selftrained``.
+
+    Raises:
+        PipelineError: Both name one, and not the same.
+    """
+    row = ablation.distill_teacher if ablation else None
+    if given and row and given != row:
+        raise PipelineError(
+            f'--distill-teacher {given} contradicts --ablation '
+            f'{ablation.key}, whose stage 2 is taught by {row}')
+    return given or row or 'selftrained'

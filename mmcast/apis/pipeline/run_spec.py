@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from mmcast.utils.cpu_distributed import CPU_DIST_ENV
-from .ablations import AblationRow, find_ablation
+from .ablations import AblationRow, distill_teacher_of, find_ablation
 from .errors import PipelineError
 from .labeled_split import check_split_name
 from .launchers import LaunchConfig, parse_cfg_options
@@ -197,7 +197,8 @@ class RunSpec:
             max_instances=args.max_instances,
             progress_interval=args.progress_interval,
             verbose=args.verbose, dry_run=args.dry_run, env=env,
-            distill_teacher=_distill_teacher(args, ablation),
+            distill_teacher=distill_teacher_of(args.distill_teacher,
+                                               ablation),
             ablation=ablation, student=args.student)
         return spec
 
@@ -386,21 +387,6 @@ def _check_student(args: argparse.Namespace) -> None:
     for stage in stages:
         teacher = args.teacher if stage == 'distill' else None
         find_row(args.dataset, stage, teacher, args.student)
-
-
-def _distill_teacher(args: argparse.Namespace,
-                     ablation: Optional[AblationRow]) -> str:
-    """``--distill-teacher``, else the ablation's, else ``selftrained``.
-
-    Raises:
-        PipelineError: Both name one, and not the same.
-    """
-    row = ablation.distill_teacher if ablation else None
-    if args.distill_teacher and row and args.distill_teacher != row:
-        raise PipelineError(
-            f'--distill-teacher {args.distill_teacher} contradicts '
-            f'--ablation {ablation.key}, whose stage 2 is taught by {row}')
-    return args.distill_teacher or row or 'selftrained'
 
 
 def planned_iters(args: argparse.Namespace) -> Tuple[str, ...]:
