@@ -68,3 +68,14 @@ def test_a_run_of_another_row_is_refused(tmp_path, capsys):
     assert 'is the run of sampler:uniform, which trains otherwise than ' \
         'sampler:mask' in capsys.readouterr().err
     assert ablation_table.main(['nope', 'x=y']) == 2
+    capsys.readouterr()
+    out = tmp_path / 'table.json'
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert ablation_table.main(['sampler', f'mask={empty}',
+                                '--out', str(out)]) == 2
+    assert f'{empty}/results.json: not the results' in capsys.readouterr().err
+    (empty / 'results.json').write_text('{"seeds": [0], "rows"')  # cut short
+    assert ablation_table.main(['sampler', f'mask={empty}',
+                                '--out', str(out)]) == 2
+    assert not out.exists()

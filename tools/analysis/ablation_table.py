@@ -65,8 +65,14 @@ def main(argv=None) -> int:
             print(f'{item!r}: expected ROW=WORK_DIR with ROW one of '
                   f'{", ".join(rows)}', file=sys.stderr)
             return 2
-        with open(osp.join(work_dir, 'results.json'), encoding='utf-8') as f:
-            named = json.load(f).get('ablation')
+        path = osp.join(work_dir, 'results.json')
+        try:
+            with open(path, encoding='utf-8') as f:
+                named = json.load(f).get('ablation')
+        except (OSError, ValueError) as error:
+            print(f'{path}: not the results of a finished pipeline run '
+                  f'({error})', file=sys.stderr)
+            return 2
         ran = (every[f'{named["table"]}:{named["row"]}'] if named else None)
         if _options(ran) != _options(rows[row]):
             print(f'{work_dir} is the run of ' +
