@@ -297,3 +297,14 @@ def test_toy_config_trains_under_the_runner(toy_data_root, tmp_path):
         log_vars = model.train_step(_packed(), optim_wrapper)
     assert_losses_train(log_vars)
     assert all(math.isfinite(float(v)) for v in log_vars.values())
+
+
+def test_the_annealing_hook_refuses_windows_past_the_run():
+    """A window ending after ``train_cfg.max_iters`` would leave the
+    masked attention on at the end of training: refused before the first
+    iteration, naming both numbers."""
+    hook = HOOKS.build(dict(type='MaskAnnealingHook', start_iters=[0, 100],
+                            end_iters=[100, 400]))
+    with pytest.raises(ValueError, match=r'\[100, 400\].*max_iters=300'):
+        hook.before_train(SimpleNamespace(max_iters=300))
+    hook.before_train(SimpleNamespace(max_iters=400))

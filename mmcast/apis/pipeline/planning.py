@@ -163,7 +163,7 @@ class Planner:
             ('default_hooks.checkpoint.interval', max(max_iters // 4, 1)),
             ('default_hooks.logger.interval',
              max(1, min(interval, max_iters // PROGRESS_RECORDS))),
-        ])
+        ]) + self.annealing_options(config, max_iters)
         overrides = schedule + self.split_options(config) + overrides + \
             self.capacity_options(config, capacity) + given
         batch, batch_overrides = stage_batch(self.spec, self.loader, config,
@@ -172,6 +172,28 @@ class Planner:
                      max_iters=max_iters, seed=seed,
                      pseudo_label_file=pseudo_label_file, batch=batch,
                      upstream=self.upstream(key, work_dir))
+
+    def annealing_options(self, config: str, max_iters: int) -> Overrides:
+        """The windows of ``config``'s ``MaskAnnealingHook`` (EoMT's masked
+        attention), if it has one, scaled from the config's length to a
+        stage of ``max_iters``, so that a shortened or lengthened stage
+        (``--iters``) still ends, as its predict runs, without the masked
+        attention; each window keeps at least one iteration."""
+        cfg = self.loader.read(config)
+        hook = find_item(cfg, 'custom_hooks', 'MaskAnnealingHook',
+                         required=False)
+        own = self.loader.config_iters(config)
+        if hook is None or max_iters == own:
+            return Overrides()
+        value = config_value(cfg, hook)
+        starts, ends = [], []
+        for start, end in zip(value['start_iters'], value['end_iters']):
+            start = min(round(start * max_iters / own), max_iters - 1)
+            starts.append(start)
+            ends.append(min(max(round(end * max_iters / own), start + 1),
+                            max_iters))
+        return Overrides.of([(f'{hook}.start_iters', starts),
+                             (f'{hook}.end_iters', ends)])
 
     def test_stage(self, key: str, config: str, checkpoint: str,
                    work_dir: str, overrides: Overrides,

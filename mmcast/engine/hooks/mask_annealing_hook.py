@@ -60,6 +60,18 @@ class MaskAnnealingHook(Hook):
             probs.append((1.0 - progress)**self.power)
         return probs
 
+    def before_train(self, runner) -> None:
+        """Refuse windows that end after the run: the masked attention
+        would still be on when training stops, and predict never uses
+        it."""
+        if max(self.end_iters) > runner.max_iters:
+            raise ValueError(
+                f'MaskAnnealingHook: end_iters {list(self.end_iters)} reach '
+                f'past train_cfg.max_iters={runner.max_iters}: the model '
+                'would end its training with masked attention that its '
+                'predict never uses; put every window inside max_iters '
+                '(tools/cast_pipeline.py scales them with --iters)')
+
     def before_train_iter(self,
                           runner,
                           batch_idx: int,

@@ -65,3 +65,38 @@ def test_a_student_without_a_stage_or_with_the_r18_backbone_is_refused(
     assert not osp.exists(tmp_path / 'run')
     with pytest.raises(PipelineError, match='with --student dinov3-s'):
         _plan(tmp_path, '--student', 'dinov3-s')
+
+
+@pytest.mark.parametrize('iters', [[], ['--iters', 'distill=300',
+                                        'finetune=2'],
+                                   ['--iters', 'distill=6400']])
+def test_the_masked_attention_is_annealed_inside_every_stage_length(
+        tmp_path, iters):
+    """Shortened or lengthened by ``--iters``, each EoMT stage ends with
+    every window of its MaskAnnealingHook closed (the predict never masks
+    its attention), in the order and the proportions of its config's."""
+    spec, plan = _plan(tmp_path, '--student', EOMT, '--seeds', '0', *iters)
+    loader = ConfigLoader(spec)
+    annealed = 0
+    for stage in plan.stages:
+        cfg = loader.load(stage)
+        hooks = [h for h in cfg.get('custom_hooks', [])
+                 if h['type'] == 'MaskAnnealingHook']
+        if not hooks:
+            continue
+        annealed += 1
+        own = [h for h in loader.read(stage.config).custom_hooks
+               if h['type'] == 'MaskAnnealingHook'][0]
+        own_iters = loader.config_iters(stage.config)
+        starts, ends = hooks[0]['start_iters'], hooks[0]['end_iters']
+        assert cfg.train_cfg.max_iters == stage.max_iters
+        assert max(ends) <= stage.max_iters, (stage.key, ends)
+        assert all(s < e for s, e in zip(starts, ends))
+        assert list(starts) == sorted(starts)
+        if stage.max_iters == own_iters:
+            assert (starts, ends) == (own['start_iters'], own['end_iters'])
+        else:
+            # the last window closes where the config's does, in proportion
+            expected = own['end_iters'][-1] * stage.max_iters / own_iters
+            assert abs(ends[-1] - expected) <= 1, (stage.key, ends)
+    assert annealed == 3  # stage 2, stage 3 and the labels-only student
