@@ -25,6 +25,9 @@ REAL_SIZE = [
     f'configs/mmcast/distill_{ds}_dinov3-{variant}.py'
     for ds in ('cityscapes', 'ade20k', 'coco') for variant in ('s', 'splus')
 ] + [
+    # the EoMT student, L_pxl on its patch tokens
+    'configs/mmcast/distill_cityscapes_eomt-dinov3-s.py',
+] + [
     f'configs/mmcast/custom/{stage}_custom.py'
     for stage in ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 ]

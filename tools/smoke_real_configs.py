@@ -594,8 +594,10 @@ class SmokeRun:
         for ckpt in variant_prev.values():
             self.discard(ckpt)
         self.discard(prev)
+        # the recipe student's (a variant's would read another baseline)
         gd_configs = {row['dataset']: row['config'] for row in stage_rows()
-                      if row['stage'] == 'guided_distillation'}
+                      if row['stage'] == 'guided_distillation'
+                      and row['variant'] is None}
         if ds in gd_configs and baseline is not None:
             gd_cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
                 gd_configs[ds])))

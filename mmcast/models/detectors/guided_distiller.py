@@ -41,7 +41,8 @@ class GuidedDistiller(CASTDistiller):
     model (its own ``init_cfg``), not a copy of the teacher.
 
     Args:
-        student (dict): The student detector's config (a Mask2Former).
+        student (dict): The student detector's config (a Mask2Former or
+            an :class:`EoMTStudent`).
         teacher (dict | str): The teacher's config (same architecture), or a
             config file whose ``model`` it is.
         teacher_checkpoint (str, optional): The supervised teacher's weights
@@ -116,15 +117,20 @@ class GuidedDistiller(CASTDistiller):
     @torch.no_grad()
     def label_online(self, batch_inputs: Tensor,
                      batch_data_samples: SampleList) -> SampleList:
-        """Label a (B, 3, H, W) batch with the teacher's last decoder layer.
+        """Label a (B, 3, H, W) batch with the teacher's final prediction:
+        a Mask2Former's last decoder layer (its ``_forward`` gives a list
+        per layer) or an :class:`EoMTStudent`'s (its ``_forward`` gives the
+        final (B, K, C + 1) and (B, K, h, w) logits).
 
         Sets each sample's ``gt_instances`` (labels, scores, padded
         :class:`TensorMasks`, on the device); images may get none.
         """
         cls_scores, mask_preds = self.teacher._forward(batch_inputs,
                                                        batch_data_samples)
+        if isinstance(cls_scores, (list, tuple)):  # one per decoder layer
+            cls_scores, mask_preds = cls_scores[-1], mask_preds[-1]
         pseudo = guided_distillation_pseudo_labels(
-            cls_scores[-1], mask_preds[-1], batch_inputs.shape[-2:],
+            cls_scores, mask_preds, batch_inputs.shape[-2:],
             **self.semi_train_cfg['pseudo_label_rule'])
         for sample, instances in zip(batch_data_samples, pseudo):
             sample.gt_instances = instances

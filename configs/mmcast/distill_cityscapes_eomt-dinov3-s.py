@@ -1,0 +1,5 @@
+# Short name of the config below (generated from configs/mmcast/stages.json
+# by tools/misc/config_aliases.py); it trains in that config's work dir,
+# where the next stage's config looks for its checkpoint.
+_base_ = './cast/cast-distill_eomt-dinov3-s_4xb2-90k_cityscapes-semi-10p.py'  # noqa: E501
+work_dir = './work_dirs/cast-distill_eomt-dinov3-s_4xb2-90k_cityscapes-semi-10p'  # noqa: E501
