@@ -115,3 +115,52 @@ def test_model_cost_cli_counts_vit_attention_and_lists_uncounted_ops(
     assert 'FLOPs (MACs)' in proc.stdout
     assert 'not counted (0 FLOPs): ' in proc.stdout
     assert 'aten::gelu x' in proc.stdout
+
+
+TOY_DINOV3_STUDENT = osp.join(REPO_ROOT, 'configs', 'mmcast', '_base_',
+                              'models', 'student_dinov3-tiny_dpt_toy.py')
+TOY_EOMT = osp.join(REPO_ROOT, 'configs', 'mmcast', '_base_', 'models',
+                    'eomt_dinov3-tiny_toy.py')
+
+
+def test_model_cost_cli_counts_eomt_attention_with_its_queries(tmp_path):
+    """The toy EoMT and its DPT twin measured in one run (the comparison of
+    the real-size students in the model zoo), FLOPs at ``--flops-shape``
+    and the timed pass at ``--shape``.
+
+    Both ViTs: 4 blocks, 64-d, patch 8, 1 class + 4 register tokens; a
+    64x128 input gives 8x16 = 128 patches, N = 133 tokens. The EoMT's 20
+    queries join the tokens of its last 2 blocks (N = 153 there): its fused
+    attention is ``2 d (2 * 133^2 + 2 * 153^2)`` MACs, the DPT ViT's
+    ``4 * 2 d 133^2``. Inference never masks EoMT's attention, so it is
+    the whole product.
+    """
+    out = tmp_path / 'cost.json'
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    proc = subprocess.run(
+        [sys.executable, 'tools/analysis/model_cost.py', TOY_DINOV3_STUDENT,
+         TOY_EOMT, '--shape', '32', '64', '--flops-shape', '64', '128',
+         '--repeats', '1', '--threads', '1', '--out', str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cost = json.loads(out.read_text())
+    assert (cost['shape'], cost['flops_shape']) == ([32, 64], [64, 128])
+    dpt, eomt = cost['results']
+    d, n, n_queries = 64, 5 + 8 * 16, 5 + 20 + 8 * 16
+    assert eomt['input_shape'] == dpt['input_shape'] == [64, 128]
+    assert eomt['flops_by_operator']['scaled_dot_product_attention'] == \
+        2 * d * (2 * n * n + 2 * n_queries * n_queries)
+    assert dpt['flops_by_operator']['scaled_dot_product_attention'] == \
+        4 * 2 * d * n * n
+    # the DPT decoder's masked cross-attention; none in the EoMT
+    assert dpt['flops_by_operator']['baddbmm'] > 0
+    assert 'baddbmm' not in eomt['flops_by_operator']
+    for result in (dpt, eomt):
+        assert result['flops'] == sum(result['flops_by_operator'].values())
+        assert 'aten::scaled_dot_product_attention' not in \
+            result['uncounted_ops']
+        assert result['latency_s'] > 0
+    ratios = cost['ratios_config2_over_config1']
+    assert ratios['flops'] == eomt['flops'] / dpt['flops'] < 1
+    assert ratios['params'] == eomt['params'] / dpt['params'] < 1
+    assert 'FLOPs at 64x128' in proc.stdout

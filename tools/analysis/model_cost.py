@@ -5,7 +5,8 @@ Works for mmcast configs and stock mmdet configs alike (``mmcast`` is
 imported first so its modules are registered)::
 
     python tools/analysis/model_cost.py CONFIG [CONFIG2] \
-        --shape 512 1024 --repeats 3 [--train-step] [--out cost.json]
+        --shape 512 1024 --repeats 3 [--train-step] [--out cost.json] \
+        [--flops-shape 1024 2048]
 
 For every config the model is built (weights are never loaded:
 ``init_weights`` is not called, so no checkpoint is downloaded) and
@@ -13,7 +14,7 @@ measured on one synthetic ``H x W`` image (batch 1):
 
 * ``params``: all parameters (and the trainable ones);
 * ``flops``: ``mmengine.analysis`` FlopAnalyzer on the ``mode='tensor'``
-  forward (backbone + heads, no post-processing), fvcore convention: one
+  forward at ``--flops-shape`` (default: ``--shape``) (backbone + heads, no post-processing), fvcore convention: one
   multiply-add = one FLOP, i.e. the count is in **MACs** (as the Mask2Former /
   Detectron2 papers report "FLOPs"; FLOPs in the strict sense are twice it).
   ``mmcast.utils.flop_handlers`` adds the handlers MMEngine lacks (fused
@@ -78,6 +79,10 @@ def parse_args():
     parser.add_argument(
         '--shape', type=int, nargs=2, default=[512, 1024],
         metavar=('H', 'W'), help='input height and width')
+    parser.add_argument(
+        '--flops-shape', type=int, nargs=2, default=None,
+        metavar=('H', 'W'),
+        help='input height and width of the FLOP count (default: --shape)')
     parser.add_argument(
         '--repeats', type=int, default=3,
         help='timed passes (median); 0 skips latency and train step')
@@ -253,7 +258,9 @@ def measure(config, args) -> dict:
     shape = tuple(args.shape)
     if not args.no_flops:
         try:
-            result.update(measure_flops(model, shape, args.text))
+            result.update(
+                measure_flops(model, tuple(args.flops_shape or shape),
+                              args.text))
         except Exception as e:  # noqa: BLE001 - report, keep measuring
             result['flops'] = None
             result['flops_error'] = f'{type(e).__name__}: {e}'
@@ -341,8 +348,10 @@ def main():
         torch.set_num_threads(args.threads)
     register_all_modules(init_default_scope=False)
     if not args.quiet:
-        print(f'input {args.shape[0]}x{args.shape[1]}, batch 1, device '
-              f'{args.device}, {torch.get_num_threads()} threads, '
+        flops_at = (f', FLOPs at {args.flops_shape[0]}x{args.flops_shape[1]}'
+                    if args.flops_shape else '')
+        print(f'input {args.shape[0]}x{args.shape[1]}{flops_at}, batch 1, '
+              f'device {args.device}, {torch.get_num_threads()} threads, '
               f'torch {torch.__version__}')
     results = []
     for config in args.configs:
@@ -355,6 +364,7 @@ def main():
         results.append(r)
     out = dict(
         shape=list(args.shape),
+        flops_shape=list(args.flops_shape or args.shape),
         device=args.device,
         threads=torch.get_num_threads(),
         results=results)
