@@ -159,13 +159,15 @@ def test_hand_offs_follow_the_stage_table_and_the_pipeline(tmp_path):
         type='Pretrained', prefix='student.', checkpoint='work-dir://'
         f'work_dirs/{names[f"distill_cityscapes_{VARIANT}"]}')
     assert Config.fromfile(GD).model.teacher_checkpoint == \
-        'work-dir://work_dirs/' + names[f'supervised_student_cityscapes_{VARIANT}']
+        'work-dir://work_dirs/' + \
+        names[f'supervised_student_cityscapes_{VARIANT}']
 
     spec = RunSpec.from_args(parse_args([
         'cityscapes', '--work-dir', str(tmp_path / 'run'),
         '--pretrained-teacher', str(tmp_path / 'theta0.pth'),
         '--student', VARIANT, '--methods', 'cast', 'gd']))
-    stages = {s.key: s for s in Planner(spec, ConfigLoader(spec)).plan().stages}
+    plan = Planner(spec, ConfigLoader(spec)).plan()
+    stages = {stage.key: stage for stage in plan.stages}
     for key in STAGES:
         assert stages[key].config == \
             f'configs/mmcast/{key}_cityscapes_{VARIANT}.py'

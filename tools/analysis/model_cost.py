@@ -14,9 +14,10 @@ measured on one synthetic ``H x W`` image (batch 1):
 
 * ``params``: all parameters (and the trainable ones);
 * ``flops``: ``mmengine.analysis`` FlopAnalyzer on the ``mode='tensor'``
-  forward at ``--flops-shape`` (default: ``--shape``) (backbone + heads, no post-processing), fvcore convention: one
-  multiply-add = one FLOP, i.e. the count is in **MACs** (as the Mask2Former /
-  Detectron2 papers report "FLOPs"; FLOPs in the strict sense are twice it).
+  forward (backbone + heads, no post-processing) at ``--flops-shape``
+  (default: ``--shape``), fvcore convention: one multiply-add = one FLOP,
+  i.e. the count is in **MACs** (as the Mask2Former / Detectron2 papers
+  report "FLOPs"; FLOPs in the strict sense are twice it).
   ``mmcast.utils.flop_handlers`` adds the handlers MMEngine lacks (fused
   attention ``aten::scaled_dot_product_attention`` and its kernels,
   ``aten::baddbmm``); ``flops_by_operator`` splits the count by op and
