@@ -5,9 +5,9 @@ teachers train (adaptation) or test on the validation split.
 Four runs of ``tools/smoke_real_configs.py`` on CPU at 64x128 (Cityscapes
 stages, Cityscapes teachers, ADE20K, COCO; one pytest-xdist group each):
 per dataset 1a → 1b → 2 → 3 chained as in ``tools/cast_pipeline.py``
-plus the baseline (on Cityscapes also the DINOv3-S student's 2 → 3 from
-the same 1b teacher, and its baseline), Guided Distillation from that
-baseline (Cityscapes, COCO), and the configs of ``configs/mmcast/teachers``
+plus the baseline (on Cityscapes also the DINOv3-S DPT and the EoMT
+DINOv3-S students' 2 → 3 from the same 1b teacher, and their baselines),
+Guided Distillation from that baseline (Cityscapes, COCO), and the configs of ``configs/mmcast/teachers``
 (Grounding-DINO adaptation, Grounding-DINO + SAM 2 for Cityscapes and
 ADE20K, the ensemble, SAM 3 adaptation and the SAM 3 teacher), all with
 random weights at the configs' real architectures (Swin-L, DINOv2-S,
@@ -43,6 +43,9 @@ GD_CONFIGS = [
 # DINOv2-S one
 DINOV3_CONFIGS = [(f'configs/mmcast/{stage}_cityscapes_dinov3-s.py', label)
                   for stage, label in STAGES[2:]]
+# the EoMT DINOv3-S student's, each run right after the DINOv3-S DPT one
+EOMT_CONFIGS = [(f'configs/mmcast/{stage}_cityscapes_eomt-dinov3-s.py', label)
+                for stage, label in STAGES[2:]]
 TEACHER_CONFIGS = [
     ('configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py', 'adapt'),
     ('configs/mmcast/teachers/grounding_dino_sam2_cityscapes.py', 'test'),
@@ -58,6 +61,8 @@ NUM_VAL = 2
 MIN_PARAMS_M = {'1a': 200, '1b': 200, '2': 50, '3': 50, 'baseline': 50}
 # the DINOv3-S DPT student: 50.57M (DINOv3-S+: 57.7M)
 DINOV3_S_PARAMS_M = (50, 55)
+# the EoMT DINOv3-S student: 23.30M (stage 2: + 0.08M of L_pxl's projection)
+EOMT_S_PARAMS_M = (23, 24)
 # SAM 3's image model: 840.5M (ViT-L/14 vision and 24-layer text encoders)
 MIN_SAM3_PARAMS_M = 800
 
@@ -66,8 +71,9 @@ MIN_SAM3_PARAMS_M = 800
 # pytest-xdist group (make test runs two at once): the part's arguments
 # and the configs it runs, in order
 CITYSCAPES_STAGES = STAGE_CONFIGS[:3] + DINOV3_CONFIGS[:1] \
-    + STAGE_CONFIGS[3:4] + DINOV3_CONFIGS[1:2] + STAGE_CONFIGS[4:5] \
-    + DINOV3_CONFIGS[2:] + [(GD_CONFIGS[0], 'GD')]
+    + EOMT_CONFIGS[:1] + STAGE_CONFIGS[3:4] + DINOV3_CONFIGS[1:2] \
+    + EOMT_CONFIGS[1:2] + STAGE_CONFIGS[4:5] + DINOV3_CONFIGS[2:] \
+    + EOMT_CONFIGS[2:] + [(GD_CONFIGS[0], 'GD')]
 PARTS = {
     'cityscapes-stages': (['--datasets', 'cityscapes', '--no-teachers'],
                           CITYSCAPES_STAGES),
@@ -157,24 +163,29 @@ def test_stage_trains_two_iterations_and_validates(smoke, config, label):
         assert len(pseudo['images']) == 3  # 4 train images, 1 labeled
 
 
-@pytest.mark.parametrize('config,label', _params(DINOV3_CONFIGS))
-def test_dinov3_student_trains_two_iterations_and_validates(
-        smoke, config, label):
+@pytest.mark.parametrize(
+    'config,label,variant,params_m',
+    _params([(c, lb, 'dinov3-s', DINOV3_S_PARAMS_M)
+             for c, lb in DINOV3_CONFIGS] +
+            [(c, lb, 'eomt-dinov3-s', EOMT_S_PARAMS_M)
+             for c, lb in EOMT_CONFIGS]))
+def test_student_variant_trains_two_iterations_and_validates(
+        smoke, config, label, variant, params_m):
     result = smoke['by_config'][config]
     assert result['stage'] == label
     assert result['status'] == 'ok', result
     assert result['checkpoint'].endswith('iter_2.pth')
-    low, high = DINOV3_S_PARAMS_M  # fp32 weights of the DINOv3-S student
+    low, high = params_m  # fp32 weights of the variant's student
     assert 4 * low * 1e6 <= result['checkpoint_bytes'] < 4 * high * 1e6
     assert not osp.exists(result['checkpoint'])  # deleted once read
     assert {'coco/segm_mAP', 'cityscapes/mAP'} <= set(result['metrics'])
     log = _log(result)
     if label == '3':  # every weight from its own stage 2
-        assert 'distill_cityscapes_dinov3-s/iter_2.pth' in log
+        assert f'distill_cityscapes_{variant}/iter_2.pth' in log
     else:  # the ViT from the (random) converted DINOv3-S weights
         assert 'vit_small_patch16_dinov3.pth' in log
     if label == '2':  # the DINOv2-S student's 1b teacher labelled D_u
-        pseudo = _pseudo_labels(smoke, 'cityscapes', 'distill_dinov3-s')
+        pseudo = _pseudo_labels(smoke, 'cityscapes', f'distill_{variant}')
         assert len(pseudo['images']) == 3
         assert 'adapt_teacher_selftrain_cityscapes/iter_2.pth' in log
 

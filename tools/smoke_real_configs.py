@@ -10,8 +10,9 @@ run through stock ``mim train mmdet`` in the order of
 ``model.teacher_checkpoint`` 1a, pseudo-labels by its hook) → 2
 (``model.teacher_checkpoint`` 1b) → 3 (``model.init_cfg`` 2), and the
 labels-only baseline; on Cityscapes each of 2, 3 and the baseline is
-followed by its DINOv3-S student config (``*_cityscapes_dinov3-s``: its
-stage 2 reads the same 1b teacher, its stage 3 its own stage 2). Then
+followed by its DINOv3-S DPT and EoMT DINOv3-S student configs
+(``*_cityscapes_dinov3-s``, ``*_cityscapes_eomt-dinov3-s``: their stage 2
+reads the same 1b teacher, their stage 3 their own stage 2). Then
 Guided Distillation from the baseline (Cityscapes, COCO; burn-in 1
 iteration, so the switch and an EMA update happen). Then the configs of
 ``configs/mmcast/teachers`` that read the dataset:
@@ -119,7 +120,7 @@ TEACHER_RUNS = (('adapt_grounding_dino_cityscapes', 'cityscapes', 'train'),
 # other students of a dataset: <stage>_<dataset>_<variant> runs right after
 # <stage>_<dataset> for these stages, chained as the DINOv2-S student (its
 # stage 2 reads the same stage-1b teacher)
-STUDENT_VARIANTS = {'cityscapes': ('dinov3-s', )}
+STUDENT_VARIANTS = {'cityscapes': ('dinov3-s', 'eomt-dinov3-s')}
 VARIANT_STAGES = ('distill', 'finetune', 'supervised_student')
 # the local DINOv3 weights of configs/mmcast/_base_/models/
 # dinov3_backbones.py -> the timm model they hold
