@@ -9,6 +9,8 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
+from mmcast.utils.annealing_windows import scaled_windows
+
 from .batch_plan import stage_batch
 from .config_handoffs import (config_value, evaluator_options, find_item,
                               hook_option, pseudo_label_options)
@@ -186,12 +188,8 @@ class Planner:
         if hook is None or max_iters == own:
             return Overrides()
         value = config_value(cfg, hook)
-        starts, ends = [], []
-        for start, end in zip(value['start_iters'], value['end_iters']):
-            start = min(round(start * max_iters / own), max_iters - 1)
-            starts.append(start)
-            ends.append(min(max(round(end * max_iters / own), start + 1),
-                            max_iters))
+        starts, ends = scaled_windows(value['start_iters'],
+                                      value['end_iters'], own, max_iters)
         return Overrides.of([(f'{hook}.start_iters', starts),
                              (f'{hook}.end_iters', ends)])
 

@@ -90,3 +90,4 @@ class MaskAnnealingHook(Hook):
         for j, prob in enumerate(probs):
             runner.message_hub.update_scalar(f'train/attn_mask_prob_{j}',
                                              prob)
+
