@@ -5,8 +5,10 @@ The toy DINOv2 DPT student (random weights) is exported once; the package
 runs in a Python process that imports torch and nothing of mmcast,
 MMDetection or MMCV, and gives the eager static predictor's instances
 (same labels, mask IoU >= 0.99, scores within 1e-3) at batch 4 and, per
-image, at batch 1; it carries its metadata (classes, capacity, input size,
-checkpoint sha256) readable without loading it; ``PT2Inferencer`` gives
+image, at batch 1, its masks packed 8 pixels a byte; it carries its
+metadata (classes, capacity, input size, mask format, checkpoint sha256)
+readable without loading it, and a package written before packed masks
+(no ``mask_format``) reads as bool masks; ``PT2Inferencer`` gives
 ``ONNXInferencer``'s predictions and files, and checks a given sha256
 before anything is loaded. A toy R-18 student (MMDetection's MSDeformAttn
 pixel decoder) exports too and gives the eager static predictor's
@@ -27,12 +29,14 @@ import torch
 
 from conftest import REPO_ROOT, load_script
 from mmcast.deploy import (DeployError, ONNXInferencer, PT2Inferencer,
-                           export_onnx, export_pt2, read_pt2_metadata)
+                           encode_metadata, export_onnx, export_pt2,
+                           read_pt2_metadata)
 from mmcast.deploy.pt2_package import eager_reference, example_inputs
+from mmcast.structures import masks_to_bboxes
 from mmcast.utils.file_hashing import file_sha256
 from test_onnx_deploy import assert_agree
 from test_static_deploy import (CANVAS, CLASSES, R18, STUDENT,
-                                assert_same_instances,
+                                assert_same_instances, canvas_masks,
                                 write_student_checkpoint)
 
 pytestmark = pytest.mark.slow_fixture(4)
@@ -101,10 +105,12 @@ def _canvas_batch(seed=0):
 
 
 def _instances(outputs, i):
-    """(scores, labels, masks) of image ``i`` as an InstanceData-like."""
+    """(scores, labels, bool masks) of image ``i`` as an
+    InstanceData-like."""
     from mmengine.structures import InstanceData
     scores, labels, masks, *_ = [o[i] for o in outputs]
-    return InstanceData(scores=scores, labels=labels, masks=masks)
+    return InstanceData(scores=scores, labels=labels,
+                        masks=canvas_masks(masks))
 
 
 def run_with_torch_alone(path, batch, folder):
@@ -130,6 +136,8 @@ def test_package_runs_with_torch_alone_and_gives_eager_instances(
     with torch.no_grad():
         expected = reference(*_canvas_batch())
     compared = 0
+    assert out['batched'][2].dtype == torch.uint8
+    assert out['batched'][2].shape == (4, 50, CANVAS[0], CANVAS[1] // 8)
     for i in range(4):
         ref = _instances(expected, i)
         for got in (_instances(out['batched'], i),
@@ -138,6 +146,9 @@ def test_package_runs_with_torch_alone_and_gives_eager_instances(
             compared += n
             assert got.masks.shape == (50, *CANVAS)
     assert compared == 4 * 2 * 50
+    # the boxes are those of the unpacked masks
+    boxes = masks_to_bboxes(canvas_masks(out['batched'][2]).flatten(0, 1))
+    assert torch.equal(boxes.view(4, 50, 4), out['batched'][3])
 
 
 def test_metadata_is_inside_and_read_without_loading(package, published):
@@ -150,8 +161,9 @@ def test_metadata_is_inside_and_read_without_loading(package, published):
     assert meta['checkpoint_sha256'] == file_sha256(
         published['checkpoint'], use_cache=False)
     assert meta['inputs'] == ['images', 'image_sizes']
-    assert meta['outputs'] == ['scores', 'labels', 'masks', 'boxes',
+    assert meta['outputs'] == ['scores', 'labels', 'packed_masks', 'boxes',
                                'left_out']
+    assert meta['mask_format'] == 'packed'
     assert meta['AOTI_DEVICE_KEY'] == 'cpu'
     assert package['sha256'] == file_sha256(package['file'],
                                             use_cache=False)
@@ -211,6 +223,24 @@ def test_bad_inputs_name_the_file(package, published, images, tmp_path):
                          json.dumps({'AOTI_DEVICE_KEY': 'cpu'}))
     with pytest.raises(DeployError, match=f'{plain}: no mmcast metadata'):
         read_pt2_metadata(str(plain))
+    # written before packed masks (no mask_format): bool masks; unknown
+    meta = {k: v for k, v in read_pt2_metadata(package['file']).items()
+            if k != 'mask_format' and not k.startswith('AOTI')}
+    for mask_format, expected in ((None, 'bool'), ('rle', None)):
+        older = tmp_path / f'older_{mask_format}.pt2'
+        props = dict(meta, outputs=['scores', 'labels', 'masks', 'boxes',
+                                    'left_out'])
+        if mask_format:
+            props['mask_format'] = mask_format
+        with zipfile.ZipFile(older, 'w') as archive:
+            archive.writestr('m/data/aotinductor/model/x.wrapper_metadata'
+                             '.json', json.dumps(encode_metadata(props)))
+        if expected:
+            assert read_pt2_metadata(str(older))['mask_format'] == expected
+        else:
+            with pytest.raises(DeployError, match=f"{older}: mask_format "
+                               "must be one of .*'rle'"):
+                read_pt2_metadata(str(older))
     damaged = tmp_path / 'damaged.pt2'
     damaged.write_bytes(b'not a package')
     with pytest.raises(DeployError, match=f'{damaged}: not a .pt2'):
@@ -245,11 +275,13 @@ def test_msdeformattn_student_gives_eager_instances(tmp_path):
     with torch.no_grad():
         expected = eager_reference(model, package['metadata'])(*batch)
     for got in (out['batched'], [torch.cat(o) for o in zip(*out['alone'])]):
-        assert got[2].shape == (3, 50, *canvas)
-        assert_same_instances(expected, got, score_atol=1e-3)
+        assert got[2].shape == (3, 50, canvas[0], canvas[1] // 8)
+        assert_same_instances(expected, got, score_atol=1e-3, canvas=canvas)
+    differ = canvas_masks(out['batched'][2], canvas) != canvas_masks(
+        expected[2], canvas)
     print(f'\nR-18 .pt2: max score diff '
           f'{(out["batched"][0] - expected[0]).abs().max():.1e}, '
-          f'{int((out["batched"][2] != expected[2]).sum())} mask pixels '
+          f'{int(differ.sum())} mask pixels '
           'differ')
 
 

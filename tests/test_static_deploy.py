@@ -11,7 +11,9 @@ data on the host; every image of a batch of 2, 4 or 8 gets what it gets
 alone; half precision keeps the float32 predictions (norms in float32);
 the low-resolution mask scores change only the scores, and the host step
 gives the lean head's instances when scores come from the upsampled
-masks. The toy R-18 student (MMDetection's MSDeformAttn pixel decoder,
+masks. Masks packed 8 pixels a byte (the default) unpack, at any width,
+to the bool masks bit for bit, with the same boxes, scores and labels.
+The toy R-18 student (MMDetection's MSDeformAttn pixel decoder,
 switched to level shapes as Python integers) traces as one graph and
 exports without host synchronisation too, with the stock modules'
 outputs.
@@ -34,7 +36,8 @@ import mmcast  # noqa: F401  (registers the modules)
 from conftest import REPO_ROOT
 from mmcast.deploy import (DeployError, StaticMask2FormerPredictor,
                            build_static_predictor, cast_network,
-                           finish_instances, prepare_for_inference)
+                           finish_instances, pack_masks,
+                           prepare_for_inference, unpack_masks)
 from mmcast.deploy.pt2_package import example_inputs, export_static_program
 from mmcast.deploy.static_deform_attn import (
     StaticMSDeformAttnPixelDecoder, StaticMultiScaleDeformableAttention)
@@ -123,12 +126,22 @@ def _mask_iou(a, b):
     return torch.where(union > 0, inter / union.clamp(min=1), 1.0)
 
 
-def assert_same_instances(ref, out, score_atol=1e-5, min_iou=0.999):
+def canvas_masks(masks, canvas=CANVAS):
+    """bool (..., H, W) masks of the static outputs, unpacked if packed."""
+    if masks.dtype == torch.uint8:
+        return unpack_masks(masks, *canvas)
+    return masks
+
+
+def assert_same_instances(ref, out, score_atol=1e-5, min_iou=0.999,
+                          canvas=CANVAS):
     """Same labels in the same order, scores within ``score_atol``, masks
-    equal but for pixels whose logit is within rounding of 0."""
+    (packed or bool) equal but for pixels whose logit is within rounding
+    of 0."""
     assert torch.equal(ref[1], out[1])
     torch.testing.assert_close(out[0], ref[0], rtol=0, atol=score_atol)
-    assert _mask_iou(ref[2], out[2]).min() >= min_iou
+    assert _mask_iou(canvas_masks(ref[2], canvas),
+                     canvas_masks(out[2], canvas)).min() >= min_iou
 
 
 def student_and_canvas(request, name):
@@ -156,7 +169,7 @@ def test_whole_predict_traces_without_a_graph_break(request, name, dtype):
 
 def test_compiled_graph_gives_the_eager_outputs(student, inputs):
     """inductor on the CPU, ``fullgraph=True`` (a graph break would raise),
-    float32: the same instances as eager."""
+    float32: the same instances as eager, masks packed."""
     predictor = predictor_of(student)
     compiled = prepare_for_inference(copy.deepcopy(student), mode='deploy',
                                      dtype=torch.float32,
@@ -165,8 +178,9 @@ def test_compiled_graph_gives_the_eager_outputs(student, inputs):
         ref = predictor(*inputs)
         out = compiled(*inputs)
     assert [o.shape for o in out] == [
-        (8, 50), (8, 50), (8, 50, *CANVAS), (8, 50, 4), (8, 20)]
-    assert out[2].dtype == torch.bool and out[0].dtype == torch.float32
+        (8, 50), (8, 50), (8, 50, CANVAS[0], CANVAS[1] // 8), (8, 50, 4),
+        (8, 20)]
+    assert out[2].dtype == torch.uint8 and out[0].dtype == torch.float32
     assert_same_instances(ref, out)
     torch.testing.assert_close(out[3], ref[3], rtol=0, atol=1)
     torch.testing.assert_close(out[4], ref[4])
@@ -192,8 +206,8 @@ def test_exported_graph_has_no_host_synchronisation(request, name):
     batch = shapes[0][0]
     assert not isinstance(batch, int)  # the batch symbol
     assert [tuple(s) for s in shapes] == [
-        (batch, 50), (batch, 50), (batch, 50, *canvas), (batch, 50, 4),
-        (batch, 20)]
+        (batch, 50), (batch, 50), (batch, 50, canvas[0], canvas[1] // 8),
+        (batch, 50, 4), (batch, 20)]
 
 
 @pytest.mark.parametrize('name', ['r18', 'swin'])
@@ -280,8 +294,11 @@ def test_host_step_gives_the_lean_heads_instances(student, inputs):
     ``finish_instances`` gives ``CASTMask2Former.predict``'s instances
     (same labels and masks, scores to 1e-5); rescaled to another original
     shape, the same labels and nearly the same masks (resized binary
-    masks, not resized logits)."""
+    masks, not resized logits). Packed masks (with the graph's boxes)
+    give what bool ones give, bit for bit."""
     predictor = predictor_of(student, score_resolution='input')
+    as_bool = predictor_of(student, score_resolution='input',
+                           mask_format='bool')
     images, sizes = inputs[0][:1], inputs[1][:1]
     model = copy.deepcopy(student)
     model.test_cfg['max_per_image'] = 50
@@ -289,14 +306,19 @@ def test_host_step_gives_the_lean_heads_instances(student, inputs):
         img_shape=CANVAS, ori_shape=(48, 96), scale_factor=(2., 2.),
         batch_input_shape=CANVAS, pad_shape=CANVAS))
     with torch.no_grad():
-        scores, labels, masks, *_ = [o[0] for o in predictor(images, sizes)]
+        scores, labels, masks, boxes, _ = [
+            o[0] for o in predictor(images, sizes)]
+        bool_masks = as_bool(images, sizes)[2][0]
         data = model.data_preprocessor(dict(
             inputs=[images[0].permute(2, 0, 1)], data_samples=[sample]))
         for rescale in (False, True):
             ref = model.predict(data['inputs'], copy.deepcopy(
                 data['data_samples']), rescale=rescale)[0].pred_instances
             out = finish_instances(scores, labels, masks, CANVAS,
-                                   (48, 96) if rescale else None, 0.)
+                                   (48, 96) if rescale else None, 0., boxes)
+            assert_same_results(out, finish_instances(
+                scores, labels, bool_masks, CANVAS,
+                (48, 96) if rescale else None, 0.))
             order = ref.scores.argsort(descending=True)
             mine = out.scores.argsort(descending=True)
             assert torch.equal(ref.labels[order], out.labels[mine])
@@ -308,10 +330,72 @@ def test_host_step_gives_the_lean_heads_instances(student, inputs):
             if rescale:  # random weights: ragged masks, rescaled 2x down
                 assert iou.mean() >= 0.9
             else:
-                assert iou.min() >= 0.999
+                assert torch.equal(ref.masks[order], out.masks[mine])
+                assert torch.equal(ref.bboxes[order], out.bboxes[mine])
             assert out.bboxes.shape == (50, 4)
     kept = finish_instances(scores, labels, masks, (70, 150), None, 0.1)
     assert (kept.scores >= 0.1).all() and kept.masks.shape[1:] == (70, 150)
+
+
+def assert_same_results(a, b):
+    """Two ``pred_instances`` equal bit for bit."""
+    for key in ('scores', 'labels', 'masks', 'bboxes'):
+        assert a.get(key).dtype == b.get(key).dtype, key
+        assert torch.equal(a.get(key), b.get(key)), key
+
+
+def test_packed_masks_are_the_bool_masks_bit_for_bit(student, inputs):
+    """8 images, 3 of them smaller than the canvas: packed masks unpack
+    to the bool masks (bits past the image 0), with the same scores,
+    labels, boxes and ``left_out``; ``finish_instances`` gives the same
+    instances from either, cropped, rescaled and thresholded."""
+    with torch.no_grad():
+        packed = predictor_of(student)(*inputs)
+        full = predictor_of(student, mask_format='bool')(*inputs)
+    assert packed[2].shape == (8, 50, CANVAS[0], CANVAS[1] // 8)
+    assert torch.equal(unpack_masks(packed[2], *CANVAS), full[2])
+    assert torch.equal(pack_masks(full[2]), packed[2])
+    for i in (0, 1, 3):
+        assert torch.equal(packed[i], full[i])
+    assert full[2].any() and packed[3].dtype == torch.float32
+    for i, (h, w) in enumerate(inputs[1].tolist()):
+        for ori_shape, thr in ((None, 0.), ((48, 100), 0.), (None, 0.05)):
+            ours = finish_instances(packed[0][i], packed[1][i], packed[2][i],
+                                    (h, w), ori_shape, thr, packed[3][i])
+            assert_same_results(ours, finish_instances(
+                full[0][i], full[1][i], full[2][i], (h, w), ori_shape, thr))
+            assert ours.masks.shape[1:] == tuple(ori_shape or (h, w))
+
+
+@pytest.mark.parametrize('width', [188, 180, 192])
+def test_packed_masks_at_any_width(student, width):
+    """A canvas width not a multiple of 8 (pad_size_divisor 4): the last
+    byte of a row holds the last ``width % 8`` pixels and zeros; unpacked
+    and cropped to images of odd sizes, the bool masks and boxes, from the
+    same logits, bit for bit."""
+    model = copy.deepcopy(student)
+    model.data_preprocessor.pad_size_divisor = 4
+    canvas = (96, width)
+    predictors = [StaticMask2FormerPredictor(model, canvas, mask_format=f)
+                  for f in ('packed', 'bool')]
+    gen = torch.Generator().manual_seed(width)
+    cls_logits = torch.randn(3, 20, len(CLASSES) + 1, generator=gen) * 3
+    mask_logits = torch.randn(3, 20, 24, width // 4, generator=gen)
+    sizes = torch.tensor([[96, width], [71, width - 7], [50, 93]])
+    packed, full = [p.postprocess(cls_logits, mask_logits, sizes)
+                    for p in predictors]
+    assert packed[2].shape == (3, 50, 96, -(-width // 8))
+    assert torch.equal(unpack_masks(packed[2], *canvas), full[2])
+    if width % 8:  # the bits past the canvas are 0
+        assert not (packed[2][..., -1] & (0xFF >> (width % 8))).any()
+    assert torch.equal(packed[3], full[3])
+    for i, (h, w) in enumerate(sizes.tolist()):
+        assert_same_results(
+            finish_instances(packed[0][i], packed[1][i], packed[2][i], (h, w),
+                             None, 0., packed[3][i]),
+            finish_instances(full[0][i], full[1][i], full[2][i], (h, w)))
+    with pytest.raises(DeployError, match='cannot be cropped to 96x200'):
+        unpack_masks(packed[2], 96, 200)
 
 
 def test_bad_settings_name_the_value(student):
@@ -321,6 +405,9 @@ def test_bad_settings_name_the_value(student):
         StaticMask2FormerPredictor(student, CANVAS, score_resolution='x')
     with pytest.raises(DeployError, match='capacity'):
         StaticMask2FormerPredictor(student, CANVAS, capacity=0)
+    with pytest.raises(DeployError, match="StaticMask2FormerPredictor: "
+                       "mask_format must be one of .*'rle'"):
+        StaticMask2FormerPredictor(student, CANVAS, mask_format='rle')
     with pytest.raises(ValueError, match='input_size'):
         prepare_for_inference(student, mode='deploy')
     assert StaticMask2FormerPredictor(student, CANVAS,

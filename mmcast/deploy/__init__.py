@@ -15,6 +15,7 @@ from .metadata import (FORMAT, INPUT_NAME, OUTPUT_NAMES, DeployError,
                        decode_metadata, encode_metadata, pipeline_settings)
 from .onnx_export import Mask2FormerONNXWrapper, export_onnx
 from .onnx_inferencer import ONNXInferencer
+from .packed_masks import MASK_FORMATS, pack_masks, unpack_masks
 from .pt2_inferencer import PT2Inferencer
 from .pt2_package import (PT2_FORMAT, export_pt2, load_pt2,
                           read_pt2_metadata)
@@ -28,7 +29,8 @@ __all__ = [
     'FORMAT', 'INPUT_NAME', 'OUTPUT_NAMES', 'DeployError', 'decode_metadata',
     'encode_metadata', 'pipeline_settings', 'load_mask2former',
     'raw_pad_value', 'runtime_metadata', 'Mask2FormerONNXWrapper',
-    'export_onnx', 'PT2_FORMAT', 'export_pt2', 'load_pt2',
+    'export_onnx', 'MASK_FORMATS', 'pack_masks', 'unpack_masks',
+    'PT2_FORMAT', 'export_pt2', 'load_pt2',
     'read_pt2_metadata', 'STATIC_INPUTS', 'STATIC_OUTPUTS',
     'StaticMask2FormerPredictor', 'build_static_predictor', 'cast_network',
     'compile_predictor', 'finish_instances', 'PublishError', 'publish',

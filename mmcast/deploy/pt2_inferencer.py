@@ -7,9 +7,10 @@ ONNX file, with the same inputs, predictions and files
 (:class:`.BaseDeployInferencer`): each image is loaded and resized as the
 test pipeline did, put top-left on the package's canvas, and the package
 returns the kept instances (scores, labels, masks, boxes) computed on the
-device; the host only drops scores under the threshold, crops the masks to
-the image and resizes them to the original shape
-(:func:`mmcast.deploy.finish_instances`).
+device; the host only drops scores under the threshold, unpacks the masks
+of the others (packed 8 pixels a byte; a package with bool masks, e.g. one
+written before, is read as well), crops them to the image and resizes them
+to the original shape (:func:`mmcast.deploy.finish_instances`).
 
 A package holds compiled code: load only packages you trust, and give
 ``sha256`` (published beside the file) to have it checked before loading.
@@ -82,9 +83,10 @@ class PT2Inferencer(BaseDeployInferencer):
 
     def forward(self, images: torch.Tensor, sizes: torch.Tensor
                 ) -> Tuple[torch.Tensor, ...]:
-        """``scores`` (B, K), ``labels`` (B, K), ``masks`` (B, K, H, W),
-        ``boxes`` (B, K, 4) on the canvas, ``left_out`` (B, Q) (the
-        objects the cap left out, see
+        """``scores`` (B, K), ``labels`` (B, K), ``masks`` (uint8
+        (B, K, H, ceil(W / 8)) packed, or bool (B, K, H, W): the package's
+        ``mask_format``), ``boxes`` (B, K, 4) on the canvas, ``left_out``
+        (B, Q) (the objects the cap left out, see
         :meth:`~mmcast.deploy.StaticMask2FormerPredictor.postprocess`)."""
         with torch.no_grad():
             return tuple(self.package(images, sizes))
@@ -97,7 +99,8 @@ class PT2Inferencer(BaseDeployInferencer):
             originals = [self.load_image(i) for i in chunk]
             resized = [self.resize(img) for img in originals]
             images, sizes = self.pad_batch([img for img, _ in resized])
-            scores, labels, masks, _, left_out = self.forward(images, sizes)
+            scores, labels, masks, boxes, left_out = self.forward(
+                images, sizes)
             for i, (item, ori, (img, factor)) in enumerate(
                     zip(chunk, originals, resized)):
                 meta = dict(
@@ -110,7 +113,7 @@ class PT2Inferencer(BaseDeployInferencer):
                 sample = DetDataSample(metainfo=meta)
                 sample.pred_instances = finish_instances(
                     scores[i], labels[i], masks[i], img.shape[:2],
-                    ori.shape[:2], score_thr).cpu()
+                    ori.shape[:2], score_thr, boxes[i]).cpu()
                 sample.pred_instances.set_metainfo(dict(
                     max_per_image=int(scores.shape[1]),
                     num_over_cap=int((left_out[i] >= score_thr).sum())))

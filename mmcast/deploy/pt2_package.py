@@ -3,25 +3,32 @@
 
 :func:`export_pt2` exports the whole static predict
 (:class:`~mmcast.deploy.static_predict.StaticMask2FormerPredictor`:
-normalisation and padding, network, top-k, mask scores, upsampled masks and
-boxes) with ``torch.export`` and compiles it ahead of time with
-AOTInductor into one ``.pt2`` file. It runs with PyTorch alone (no mmcast,
+normalisation and padding, network, top-k, mask scores, upsampled masks
+packed 8 pixels a byte and boxes) with ``torch.export`` and compiles it
+ahead of time with AOTInductor into one ``.pt2`` file. It runs with PyTorch alone (no mmcast,
 MMDetection or MMCV)::
 
     import torch
     model = torch._inductor.aoti_load_package('student.pt2')
-    scores, labels, masks, boxes, left_out = model(images, image_sizes)
+    scores, labels, packed_masks, boxes, left_out = model(images,
+                                                         image_sizes)
     model.get_metadata()  # JSON text per key, see below
 
 ``images`` are uint8 (B, H, W, 3) BGR on the canvas the package was built
 for, each image resized by the test pipeline and put top-left;
 ``image_sizes`` int64 (B, 2) their (h, w). B is dynamic (1 to
-``max_batch``), H and W fixed. The metadata (AOTInductor's
+``max_batch``), H and W fixed. ``packed_masks`` are uint8
+(B, K, H, ceil(W / 8)), bit 7 - j of byte x pixel 8 x + j
+(``numpy.unpackbits(packed_masks, axis=-1, count=W)``,
+:mod:`~mmcast.deploy.packed_masks`); a package exported with
+``mask_format='bool'``, and any written before packed masks, returns bool
+``masks`` (B, K, H, W) instead. The metadata (AOTInductor's
 ``aot_inductor.metadata``, readable without loading the compiled code:
 :func:`read_pt2_metadata`) holds the class names, ``capacity`` (instances
 kept per image: the config's ``test_cfg.max_per_image``), ``input_size``,
-``precision``, the test pipeline's load and resize and the sha256 of the
-checkpoint it came from.
+``precision``, ``mask_format`` (``'packed'`` or ``'bool'``; absent:
+``'bool'``), ``outputs`` (their names), the test pipeline's load and
+resize and the sha256 of the checkpoint it came from.
 
 A ``.pt2`` holds compiled machine code that runs when it is loaded: load
 only packages you trust. :func:`load_pt2` checks the package's sha256
@@ -45,6 +52,7 @@ from torch import nn
 from mmcast.utils.file_hashing import file_sha256
 from .loading import load_mask2former, runtime_metadata
 from .metadata import DeployError, encode_metadata
+from .packed_masks import check_mask_format
 from .static_predict import (STATIC_INPUTS, STATIC_OUTPUTS,
                              StaticMask2FormerPredictor,
                              build_static_predictor)
@@ -56,6 +64,21 @@ PT2_REQUIRED_KEYS = ('format', 'classes', 'capacity', 'input_size',
                      'precision', 'inputs', 'outputs', 'load_image',
                      'resize', 'checkpoint_sha256')
 METADATA_SUFFIX = 'wrapper_metadata.json'
+
+
+def static_outputs(mask_format: str) -> Tuple[str, ...]:
+    """The output names of a package with masks in ``mask_format``."""
+    if mask_format == 'bool':
+        return STATIC_OUTPUTS
+    return tuple('packed_masks' if name == 'masks' else name
+                 for name in STATIC_OUTPUTS)
+
+
+def package_mask_format(meta: Dict[str, Any], path: str) -> str:
+    """The mask format of a package's metadata: ``'bool'`` for a package
+    without the key (written before packed masks); one this mmcast does not
+    know is a :class:`DeployError` naming ``path``."""
+    return check_mask_format(meta.get('mask_format', 'bool'), path)
 
 
 def example_inputs(input_size: Sequence[int], batch_size: int = 2,
@@ -101,6 +124,7 @@ def export_pt2(config: Union[str, Config],
                precision: str = 'float32',
                device: str = 'cpu',
                score_resolution: str = 'low',
+               mask_format: str = 'packed',
                max_batch: int = 64,
                cfg_options: Optional[dict] = None,
                verify: bool = True,
@@ -118,6 +142,8 @@ def export_pt2(config: Union[str, Config],
         device (str): ``'cpu'`` or ``'cuda'``: where the package runs.
         score_resolution (str): ``'low'`` or ``'input'``
             (:class:`StaticMask2FormerPredictor`).
+        mask_format (str): ``'packed'`` (uint8 masks, 8 pixels a byte) or
+            ``'bool'`` (:mod:`.packed_masks`).
         max_batch (int): Largest batch size it takes. Defaults to 64.
         cfg_options (dict, optional): Overrides of the config.
         verify (bool): Load the package and compare it with the eager
@@ -137,12 +163,13 @@ def export_pt2(config: Union[str, Config],
     meta = runtime_metadata(model, cfg, ckpt, checkpoint, input_size, where)
     predictor = build_static_predictor(
         model.to(device), input_size, PRECISIONS[precision],
-        score_resolution=score_resolution)
+        score_resolution=score_resolution, mask_format=mask_format)
     meta.update(
         format=PT2_FORMAT, capacity=predictor.capacity,
         input_size=list(predictor.input_size), precision=precision,
-        score_resolution=score_resolution, inputs=list(STATIC_INPUTS),
-        outputs=list(STATIC_OUTPUTS), max_batch=max_batch,
+        score_resolution=score_resolution, mask_format=mask_format,
+        inputs=list(STATIC_INPUTS),
+        outputs=list(static_outputs(mask_format)), max_batch=max_batch,
         device=torch.device(device).type, torch_version=torch.__version__)
     try:
         program = export_static_program(predictor, max_batch)
@@ -225,6 +252,7 @@ def read_pt2_metadata(path: str) -> Dict[str, Any]:
     missing = [k for k in PT2_REQUIRED_KEYS if k not in meta]
     if missing:
         raise DeployError(f'{path}: metadata key {missing[0]!r} missing')
+    meta['mask_format'] = package_mask_format(meta, path)
     return meta
 
 
@@ -267,4 +295,5 @@ def eager_reference(model: nn.Module, meta: Dict[str, Any]
     return build_static_predictor(
         copy.deepcopy(model), meta['input_size'],
         PRECISIONS[meta['precision']], capacity=meta['capacity'],
-        score_resolution=meta['score_resolution'])
+        score_resolution=meta['score_resolution'],
+        mask_format=meta.get('mask_format', 'bool'))

@@ -28,8 +28,12 @@ Against the stock ``Mask2Former.predict`` (``LeanMaskFormerFusionHead``):
   fills the canvas (or the stock model pads to the same size);
 * masks are the kept queries' logits upsampled bilinearly (as stock) to the
   canvas in the network's precision and thresholded at 0, zeroed outside
-  the image; the caller crops them to the image and resizes them to the
-  original shape (:func:`mmcast.deploy.finish_instances`);
+  the image, and returned packed 8 pixels to a byte along the width
+  (``mask_format='packed'``, the default: :mod:`.packed_masks`) or as
+  bool (``'bool'``); boxes are the masks' on the canvas, from which rows
+  and columns hold a pixel. The caller unpacks the instances it keeps,
+  cropped to the image, and resizes them to the original shape
+  (:func:`mmcast.deploy.finish_instances`);
 * ``score_resolution='low'`` (the deployment default) scores a mask by the
   mean sigmoid of its positive pixels on the head's 1/4-resolution logits
   inside the image, not on the upsampled mask: the upsampling then runs for
@@ -46,12 +50,15 @@ from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmcast.structures import masks_to_bboxes
+from mmcast.structures import bboxes_of_extents, masks_to_bboxes
 from .metadata import DeployError
+from .packed_masks import (check_mask_format, pack_masks, packed_extents,
+                           unpack_masks)
 from .static_deform_attn import use_static_deform_attn
 from .static_swin import use_static_swin
 
-#: Names of :meth:`StaticMask2FormerPredictor.forward`'s inputs / outputs.
+#: Names of :meth:`StaticMask2FormerPredictor.forward`'s inputs / outputs
+#: (``mask_format='bool'``; ``'packed'`` names its masks ``packed_masks``).
 STATIC_INPUTS = ('images', 'image_sizes')
 STATIC_OUTPUTS = ('scores', 'labels', 'masks', 'boxes', 'left_out')
 SCORE_RESOLUTIONS = ('low', 'input')
@@ -181,6 +188,8 @@ class StaticMask2FormerPredictor(nn.Module):
         capacity (int, optional): Instances kept per image; defaults to
             ``test_cfg.max_per_image`` (100 if unset), at most Q × C.
         score_resolution (str): ``'low'`` or ``'input'`` (module doc).
+        mask_format (str): ``'packed'`` (uint8 (B, K, H, ceil(W / 8)),
+            :mod:`.packed_masks`) or ``'bool'`` (B, K, H, W).
 
     Inputs of :meth:`forward`: ``images`` uint8 (B, H, W, 3) in the test
     pipeline's channel order (BGR), each resized image top-left and
@@ -191,7 +200,8 @@ class StaticMask2FormerPredictor(nn.Module):
                  detector: nn.Module,
                  input_size: Sequence[int],
                  capacity: Optional[int] = None,
-                 score_resolution: str = 'low') -> None:
+                 score_resolution: str = 'low',
+                 mask_format: str = 'packed') -> None:
         super().__init__()
         head = getattr(detector, 'panoptic_head', None)
         fusion = getattr(detector, 'panoptic_fusion_head', None)
@@ -228,6 +238,8 @@ class StaticMask2FormerPredictor(nn.Module):
                               f'{capacity!r}')
         self.capacity = min(capacity, pairs)
         self.score_resolution = score_resolution
+        self.mask_format = check_mask_format(mask_format,
+                                             type(self).__name__)
         self.flip_channels = bool(getattr(pre, '_channel_conversion', False))
         normalize = bool(getattr(pre, '_enable_normalize', False))
         mean = pre.mean.detach().float().view(1, 3, 1, 1) if normalize \
@@ -266,8 +278,10 @@ class StaticMask2FormerPredictor(nn.Module):
                     image_sizes: Tensor
                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The kept instances of each image (module doc): ``scores``
-        (B, K) float32, ``labels`` (B, K) int64, ``masks`` bool
-        (B, K, H, W) and ``boxes`` (B, K, 4) float32 on the canvas; and
+        (B, K) float32, ``labels`` (B, K) int64, ``masks`` on the canvas
+        (``mask_format`` ``'packed'``: uint8 (B, K, H, ceil(W / 8));
+        ``'bool'``: (B, K, H, W)) and their ``boxes`` (B, K, 4) float32;
+        and
         ``left_out`` (B, Q) float32: for each query whose most probable
         class is an object and whose (query, class) pair the cap of K did
         not keep, that probability, else -1 (the objects the cap left out
@@ -287,18 +301,23 @@ class StaticMask2FormerPredictor(nn.Module):
         upsampled = F.interpolate(kept, size=canvas, mode='bilinear',
                                   align_corners=False)
         inside = valid_region(image_sizes, canvas, canvas)[:, None]
-        masks = (upsampled > 0) & inside
         if self.score_resolution == 'low':
             logits = kept
             positive = (kept > 0) & valid_region(
                 image_sizes, kept.shape[-2:], canvas)[:, None]
         else:
-            logits, positive = upsampled, masks
+            logits, positive = upsampled, (upsampled > 0) & inside
         inside_sigmoid = torch.where(positive, logits.float().sigmoid(), 0.)
         mask_scores = inside_sigmoid.sum(dim=(2, 3)) / (
             positive.sum(dim=(2, 3)) + 1e-6)
         scores = top_probs * mask_scores
-        boxes = masks_to_bboxes(masks.flatten(0, 1)).view(*masks.shape[:2], 4)
+        if self.mask_format == 'bool':
+            masks = (upsampled > 0) & inside
+            rows, cols = masks.any(dim=-1), masks.any(dim=-2)
+        else:  # packed before the padding is cleared (a byte-wise and)
+            masks = pack_masks(upsampled > 0) & pack_masks(inside)
+            rows, cols = packed_extents(masks, canvas[1])
+        boxes = bboxes_of_extents(rows, cols)
         return scores, labels, masks, boxes, left_out
 
     def left_out(self, probs: Tensor, top_index: Tensor) -> Tensor:
@@ -328,19 +347,22 @@ def build_static_predictor(model: nn.Module,
                            input_size: Sequence[int],
                            dtype: Optional[torch.dtype] = None,
                            capacity: Optional[int] = None,
-                           score_resolution: str = 'low'
+                           score_resolution: str = 'low',
+                           mask_format: str = 'packed'
                            ) -> StaticMask2FormerPredictor:
     """A :class:`StaticMask2FormerPredictor` of ``model`` with its weights
     cast to ``dtype`` (:func:`cast_network`), in eval mode, on the model's
     device. ``dtype`` defaults to float16 on CUDA and bfloat16 on the CPU;
-    ``model`` itself is changed (cast), so pass a copy to keep it."""
+    masks are packed unless ``mask_format='bool'``; ``model`` itself is
+    changed (cast), so pass a copy to keep it."""
     device = next(model.parameters()).device
     if dtype is None:
         dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     cast_network(model.eval(), dtype)
     return StaticMask2FormerPredictor(
         model, input_size, capacity=capacity,
-        score_resolution=score_resolution).to(device).eval()
+        score_resolution=score_resolution,
+        mask_format=mask_format).to(device).eval()
 
 
 def compile_predictor(predictor: nn.Module,
@@ -358,27 +380,36 @@ def compile_predictor(predictor: nn.Module,
 def finish_instances(scores: Tensor, labels: Tensor, masks: Tensor,
                      img_shape: Sequence[int],
                      ori_shape: Optional[Sequence[int]] = None,
-                     score_thr: float = 0.0) -> InstanceData:
+                     score_thr: float = 0.0,
+                     boxes: Optional[Tensor] = None) -> InstanceData:
     """One image's static outputs as ``DetDataSample.pred_instances`` in
     the original image.
 
-    Instances scored under ``score_thr`` are dropped; masks are cropped to
-    the resized image ``img_shape`` (h, w) and, when ``ori_shape`` differs,
-    resized to it (bilinear on the binary mask, kept at >= 0.5: the stock
-    head resizes the logits before binarising them); boxes are the masks'
-    (:func:`mmcast.structures.masks_to_bboxes`).
+    Instances scored under ``score_thr`` are dropped; the masks of the
+    others are unpacked (packed ones) and cropped to the resized image
+    ``img_shape`` (h, w) and, when ``ori_shape`` differs, resized to it
+    (bilinear on the binary mask, kept at >= 0.5: the stock head resizes
+    the logits before binarising them); boxes are the masks'
+    (:func:`mmcast.structures.masks_to_bboxes`): ``boxes`` of the graph
+    where given and the masks are not resized, else computed.
 
     Args:
         scores (Tensor): (K, ) of :meth:`StaticMask2FormerPredictor.forward`
-            for this image; ``labels`` (K, ) and ``masks`` (K, H, W) too.
+            for this image; ``labels`` (K, ), ``masks`` (uint8
+            (K, H, ceil(W / 8)) packed, or bool (K, H, W)) and ``boxes``
+            (K, 4) too.
 
     Returns:
         InstanceData: ``scores``, ``labels``, ``bboxes``, bool ``masks``.
     """
     keep = scores >= score_thr
     h, w = int(img_shape[0]), int(img_shape[1])
-    kept_masks = masks[keep][:, :h, :w]
-    if ori_shape is not None and tuple(ori_shape[:2]) != (h, w):
+    if masks.dtype == torch.uint8:
+        kept_masks = unpack_masks(masks[keep], h, w)
+    else:
+        kept_masks = masks[keep][:, :h, :w]
+    rescale = ori_shape is not None and tuple(ori_shape[:2]) != (h, w)
+    if rescale:
         kept_masks = F.interpolate(
             kept_masks[:, None].float(), size=tuple(ori_shape[:2]),
             mode='bilinear', align_corners=False,
@@ -387,5 +418,6 @@ def finish_instances(scores: Tensor, labels: Tensor, masks: Tensor,
     results.scores = scores[keep].float()
     results.labels = labels[keep].long()
     results.masks = kept_masks
-    results.bboxes = masks_to_bboxes(kept_masks)
+    results.bboxes = masks_to_bboxes(kept_masks) if rescale or \
+        boxes is None else boxes[keep].float()
     return results

@@ -12,15 +12,27 @@ def masks_to_bboxes(masks: torch.Tensor) -> torch.Tensor:
     Empty masks get an all-zero box. The boxes (float32 ``(n, 4)``) are
     computed on the masks' device.
     """
-    n, h, w = masks.shape
-    rows = masks.any(dim=2)  # (n, H)
-    cols = masks.any(dim=1)  # (n, W)
-    ar_h = torch.arange(h, device=masks.device).expand(n, h)
-    ar_w = torch.arange(w, device=masks.device).expand(n, w)
+    return bboxes_of_extents(masks.any(dim=-1), masks.any(dim=-2))
+
+
+def bboxes_of_extents(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """The boxes of :func:`masks_to_bboxes` from which rows and which
+    columns of each mask hold a pixel.
+
+    Args:
+        rows (Tensor): bool (..., H): ``masks.any(-1)``.
+        cols (Tensor): bool (..., W): ``masks.any(-2)``.
+
+    Returns:
+        Tensor: float32 (..., 4).
+    """
+    h, w = rows.shape[-1], cols.shape[-1]
+    ar_h = torch.arange(h, device=rows.device)
+    ar_w = torch.arange(w, device=cols.device)
     boxes = torch.stack([
-        torch.where(cols, ar_w, w).min(dim=1).values,
-        torch.where(rows, ar_h, h).min(dim=1).values,
-        torch.where(cols, ar_w, -1).max(dim=1).values + 1,
-        torch.where(rows, ar_h, -1).max(dim=1).values + 1,
-    ], dim=1).float()
-    return torch.where(rows.any(dim=1, keepdim=True), boxes, 0.0)
+        torch.where(cols, ar_w, w).amin(dim=-1),
+        torch.where(rows, ar_h, h).amin(dim=-1),
+        torch.where(cols, ar_w, -1).amax(dim=-1) + 1,
+        torch.where(rows, ar_h, -1).amax(dim=-1) + 1,
+    ], dim=-1).float()
+    return torch.where(rows.any(dim=-1, keepdim=True), boxes, 0.0)

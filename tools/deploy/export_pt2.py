@@ -44,6 +44,10 @@ def parse_args() -> argparse.Namespace:
         '--score-resolution', choices=['low', 'input'], default='low',
         help='score masks on the 1/4-resolution logits (default) or on the '
         'upsampled masks')
+    parser.add_argument(
+        '--mask-format', choices=['packed', 'bool'], default='packed',
+        help='masks packed 8 pixels a byte (default) or full-resolution '
+        'bool (docs/en/user_guides/deployment.md)')
     parser.add_argument('--max-batch', type=int, default=64)
     parser.add_argument('--no-verify', action='store_true',
                         help='skip the package vs eager PyTorch check')
@@ -60,6 +64,7 @@ def main() -> None:
                          input_size=args.shape, precision=args.precision,
                          device=args.device,
                          score_resolution=args.score_resolution,
+                         mask_format=args.mask_format,
                          max_batch=args.max_batch,
                          cfg_options=args.cfg_options,
                          verify=not args.no_verify)
