@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """``tools/benchmark/inference.py --deploy --profile --labeling`` at toy
-size on the CPU: the deployment variants at two batch sizes with images/s,
+size on the CPU: the deployment variants at two batch sizes, the static
+ones with bool and with packed masks side by side, with images/s,
 post-processing share, achieved TFLOP/s (from the network's MACs) and the
 top operators of each; the CUDA-graph variant is left out without CUDA;
 pseudo-labelling at two batch sizes gives the same pseudo-labels. (The
@@ -24,16 +25,19 @@ def test_deploy_table_profiles_and_labelling(tmp_path, capsys):
         '--models', 'student toy', '--shapes', '64', '128',
         '--batch-sizes', '1', '2', '--deploy-variants', 'eager fp32',
         'eager half', 'half+compile+cuda graph', 'onnxruntime',
-        '--repeats', '1', '--warmup', '0', '--labeling',
+        '--mask-formats', 'bool', 'packed', '--repeats', '1', '--warmup',
+        '0', '--labeling',
         '--labeling-images', '2', '--labeling-batch-sizes', '1', '2',
         '--assets-dir', str(tmp_path / 'assets'), '--json-out', str(out)
     ]) == 0
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     rows = report['deploy']
-    assert [(r['variant'], r['batch']) for r in rows] == [
-        (v, b) for b in (1, 2)
-        for v in ('eager fp32', 'eager half', 'onnxruntime')]
+    assert [(r['variant'], r['mask_format'], r['batch']) for r in rows] == [
+        (v, f, b) for b in (1, 2)
+        for v, f in (('eager fp32', 'bool'), ('eager fp32', 'packed'),
+                     ('eager half', 'bool'), ('eager half', 'packed'),
+                     ('onnxruntime', None))]
     macs = rows[0]['gmacs_per_image'] * 1e9
     assert macs > 0
     for row in rows:
@@ -44,14 +48,18 @@ def test_deploy_table_profiles_and_labelling(tmp_path, capsys):
         assert 0 < row['postprocess_share'] < 1
         assert row['precision'] == {'eager half': 'bf16'}.get(
             row['variant'], 'fp32')
-        assert f"| {row['variant']}" in printed
-    assert rows[2]['providers'][0] == 'CPUExecutionProvider'
+        label = row['variant'] + (f" ({row['providers'][0]})" if row.get(
+            'providers') else '') + (f", {row['mask_format']} masks"
+                                     if row['mask_format'] else '')
+        assert f"| {label} | {row['precision']} |" in printed
+    assert rows[4]['providers'][0] == 'CPUExecutionProvider'
     assert [(p['variant'], p['batch']) for p in report['profiles']] == [
         (r['variant'], r['batch']) for r in rows]
     for profile in report['profiles']:
         assert len(profile['top']) == 3
         assert all(0 < op['share'] <= 1 and op['op'] for op in profile['top'])
-    assert 'top operators, eager half, batch 2, 64×128:' in printed
+    assert 'top operators, eager half, packed masks, batch 2, 64×128:' \
+        in printed
     labeling = report['labeling']
     assert len(labeling) == 6 and {r['batch'] for r in labeling} == {1, 2}
     for teacher in {r['teacher'] for r in labeling}:

@@ -20,8 +20,10 @@ same synthetic batch:
   CUDA) and run by ONNX Runtime, the lean post-processing in PyTorch on
   its logits (as :class:`mmcast.deploy.ONNXInferencer`).
 
-For each, at each batch size: seconds per batch, images/s, the share of
-post-processing (the variant's post-processing timed alone on the same
+The static variants run with each of ``mask_formats``: ``packed`` (the
+deployment default, 8 pixels a byte) and ``bool`` (the full-resolution
+bool masks), side by side. For each, at each batch size: seconds per
+batch, images/s, the share of post-processing (the variant's post-processing timed alone on the same
 logits: eager, compiled or host; not separable inside a ``.pt2``), the
 achieved TFLOP/s (2 × the network's MACs, ``tools/analysis/model_cost.py``,
 × images ÷ seconds) and, with ``profile``, the top operators by device
@@ -101,12 +103,14 @@ class _Variant:
 
 
 def _static_variant(name: str, model, canvas, device: str,
-                    batch: Tuple, tmp: str, max_batch: int) -> _Variant:
+                    batch: Tuple, tmp: str, max_batch: int,
+                    mask_format: str) -> _Variant:
     """``eager *``, ``*compile*`` and ``.pt2`` on ``batch`` (images,
-    sizes); the ``.pt2`` package is exported once for batches up to
-    ``max_batch`` and reused."""
+    sizes) with masks in ``mask_format``; the ``.pt2`` package is exported
+    once for batches up to ``max_batch`` and reused."""
     dtype = torch.float32 if name == 'eager fp32' else half_dtype(device)
-    predictor = build_static_predictor(copy.deepcopy(model), canvas, dtype)
+    predictor = build_static_predictor(copy.deepcopy(model), canvas, dtype,
+                                       mask_format=mask_format)
     images, sizes = batch
     with torch.no_grad():
         logits = predictor.network(predictor.preprocess(images, sizes))
@@ -126,7 +130,8 @@ def _static_variant(name: str, model, canvas, device: str,
         compile_s = time.perf_counter() - start
     elif name == '.pt2':
         start = time.perf_counter()
-        path = osp.join(tmp, f'student_{canvas[0]}x{canvas[1]}.pt2')
+        path = osp.join(
+            tmp, f'student_{canvas[0]}x{canvas[1]}_{mask_format}.pt2')
         if not osp.exists(path):
             program = export_static_program(predictor, max_batch=max_batch)
             torch._inductor.aoti_compile_and_package(program,
@@ -209,7 +214,7 @@ def deploy_rows(model, cfg_file: str, checkpoint: str, shape, args,
     for batch_size in args.batch_sizes:
         batch = example_inputs(canvas, batch_size, device)
         batch[1][:] = torch.tensor(canvas)  # every image fills the canvas
-        for name in args.deploy_variants:
+        for name, mask_format in _runs(args):
             if 'cuda graph' in name and not device.startswith('cuda'):
                 continue
             torch._dynamo.reset()
@@ -219,12 +224,14 @@ def deploy_rows(model, cfg_file: str, checkpoint: str, shape, args,
                     model.panoptic_fusion_head.num_things_classes, capacity)
             else:
                 variant = _static_variant(name, model, canvas, device, batch,
-                                          tmp, max(args.batch_sizes))
+                                          tmp, max(args.batch_sizes),
+                                          mask_format)
             seconds = _median_seconds(variant.run, args.warmup, args.repeats,
                                       device)
             post = None if variant.post is None else _median_seconds(
                 variant.post, args.warmup, args.repeats, device) / seconds
-            row = dict(variant=name, shape=list(shape), batch=batch_size,
+            row = dict(variant=name, mask_format=mask_format,
+                       shape=list(shape), batch=batch_size,
                        seconds=seconds, images_per_s=batch_size / seconds,
                        postprocess_share=post,
                        tflops=2 * macs * batch_size / seconds / 1e12,
@@ -236,9 +243,20 @@ def deploy_rows(model, cfg_file: str, checkpoint: str, shape, args,
             print(format_deploy_row(row), flush=True)
             if args.profile:
                 profiles.append(dict(
-                    variant=name, batch=batch_size, shape=list(shape),
+                    variant=name, mask_format=mask_format, batch=batch_size,
+                    shape=list(shape),
                     top=top_operators(variant.run, device, args.profile_top)))
     return rows, profiles
+
+
+def _runs(args) -> List[Tuple[str, Optional[str]]]:
+    """(variant, mask format) pairs: each static variant with each of
+    ``args.mask_formats``; ONNX Runtime (logits out) once."""
+    return [(name, None if name == 'onnxruntime' else mask_format)
+            for name in args.deploy_variants
+            for mask_format in (args.mask_formats[:1]
+                                if name == 'onnxruntime'
+                                else args.mask_formats)]
 
 
 def _precision(name: str, device: str) -> str:
@@ -254,6 +272,8 @@ def format_deploy_row(row: Dict) -> str:
     variant = row['variant']
     if row.get('providers'):
         variant += f" ({row['providers'][0]})"
+    if row.get('mask_format'):
+        variant += f", {row['mask_format']} masks"
     return (f"| {variant} | {row['precision']} | {row['shape'][0]}×"
             f"{row['shape'][1]} | {row['batch']} | {row['seconds']:.3f} | "
             f"{row['images_per_s']:.2f} | "
@@ -268,7 +288,9 @@ def format_deploy_report(rows: List[Dict], profiles: List[Dict]) -> str:
              '|---|---|---|---|---|---|---|---|---|']
     lines += [format_deploy_row(r) for r in rows]
     for prof in profiles:
-        lines += ['', f"top operators, {prof['variant']}, batch "
+        masks = f", {prof['mask_format']} masks" if prof.get(
+            'mask_format') else ''
+        lines += ['', f"top operators, {prof['variant']}{masks}, batch "
                   f"{prof['batch']}, {prof['shape'][0]}×{prof['shape'][1]}:",
                   '| operator | ms | share | calls |', '|---|---|---|---|']
         lines += [f"| {op['op']} | {op['ms']:.2f} | "

@@ -118,6 +118,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         default=list(DEPLOY_VARIANTS),
                         help='which of: ' + ', '.join(DEPLOY_VARIANTS))
     parser.add_argument(
+        '--mask-formats', nargs='+', default=['packed'],
+        choices=['packed', 'bool'],
+        help='with --deploy: the static variants\' mask outputs, each its '
+        'own row (packed: 8 pixels a byte, the default; bool: full '
+        'resolution)')
+    parser.add_argument(
         '--profile', action='store_true',
         help='with --deploy: the top operators by device time of each '
         'variant (torch.profiler)')
