@@ -101,6 +101,7 @@ from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
 from mmcast.apis.pipeline import REPO_ROOT, stage_rows
 from mmcast.apis.pipeline.stage_graph import TEACHER0, stage_graph
 from mmcast.testing import forget_visualizers
+from mmcast.utils.annealing_windows import scaled_windows
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
@@ -280,6 +281,11 @@ def smoke_overrides(cfg: Config, work_dir: str, data_dir: str, device: str,
             type='ConstantLR', factor=1.0, by_epoch=False, begin=0)
         cfg.merge_from_dict({'log_processor.by_epoch': False,
                              'default_hooks.checkpoint.by_epoch': False})
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') == 'MaskAnnealingHook':  # EoMT's, inside ITERS
+            hook.start_iters, hook.end_iters = scaled_windows(
+                hook.start_iters, hook.end_iters,
+                cfg.train_cfg.get('max_iters', ITERS), ITERS)
     cfg.merge_from_dict({
         'randomness.seed': SEED,
         'train_cfg.max_iters': ITERS,
