@@ -1,7 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Deploy a student: publish it from a stage checkpoint as a stock
 MMDetection model, export it to ONNX with the metadata it carries, the
-static one-graph predict and its ``.pt2`` package; run the exports
+static one-graph predict and its ``.pt2`` package (of a Mask2Former or the
+EoMT student); run the exports
 (:class:`ONNXInferencer`, :class:`PT2Inferencer`) and the eager model
 faster (:func:`prepare_for_inference`, :func:`inference_autocast`).
 
@@ -20,6 +21,7 @@ from .pt2_inferencer import PT2Inferencer
 from .pt2_package import (PT2_FORMAT, export_pt2, load_pt2,
                           read_pt2_metadata)
 from .publish import PublishError, publish
+from .static_eomt import StaticEoMTPredictor, final_logits
 from .static_predict import (STATIC_INPUTS, STATIC_OUTPUTS,
                              StaticMask2FormerPredictor,
                              build_static_predictor, cast_network,
@@ -35,5 +37,5 @@ __all__ = [
     'StaticMask2FormerPredictor', 'build_static_predictor', 'cast_network',
     'compile_predictor', 'finish_instances', 'PublishError', 'publish',
     'ONNXInferencer', 'PT2Inferencer', 'fuse_attention', 'inference_autocast',
-    'prepare_for_inference'
+    'prepare_for_inference', 'StaticEoMTPredictor', 'final_logits'
 ]

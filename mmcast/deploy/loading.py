@@ -177,8 +177,8 @@ def load_student(model_cfg: dict, checkpoint: str,
 def load_mask2former(config: Union[str, Config], checkpoint: str,
                      cfg_options: Optional[dict] = None
                      ) -> Tuple[nn.Module, Config, dict]:
-    """Build a config's Mask2Former and load a checkpoint into it
-    (:func:`load_student`).
+    """Build a config's Mask2Former (or ``EoMTStudent``) and load a
+    checkpoint into it (:func:`load_student`).
 
     Returns:
         tuple: The model in eval mode, the config and the checkpoint.
@@ -191,17 +191,22 @@ def load_mask2former(config: Union[str, Config], checkpoint: str,
     """
     from mmdet.models import Mask2Former, Mask2FormerHead
     from mmdet.registry import MODELS
+
+    from mmcast.models.detectors import EoMTStudent
     name = config if isinstance(config, str) else config.filename
     config = read_config(config, cfg_options)
     model_cfg = config.get('model') or {}
     type_ = model_cfg.get('type')
     cls = MODELS.get(type_) if isinstance(type_, str) else type_
-    if not (isinstance(cls, type) and issubclass(cls, Mask2Former)):
+    if not (isinstance(cls, type) and issubclass(
+            cls, (Mask2Former, EoMTStudent))):
         raise DeployError(
-            f'{name}: model.type={type_!r} is not a Mask2Former; export the '
-            'model that tools/publish_model.py publishes from a stage '
-            'config')
+            f'{name}: model.type={type_!r} is not a Mask2Former or an '
+            'EoMTStudent; export the model that tools/publish_model.py '
+            'publishes from a stage config')
     model, ckpt = load_student(model_cfg, checkpoint)
+    if isinstance(model, EoMTStudent):
+        return model, config, ckpt
     if not isinstance(model.panoptic_head, Mask2FormerHead):
         raise DeployError(f'{name}: model.panoptic_head is a '
                           f'{type(model.panoptic_head).__name__}, not a '
@@ -234,15 +239,17 @@ def runtime_metadata(model: nn.Module, cfg: Config, ckpt: dict,
             f'but the model of {where} predicts {num_classes}')
     source = ckpt.get('meta') or {}
     test_cfg = model.test_cfg or {}
+    head = getattr(model, 'panoptic_head', model)  # EoMT: the detector
+    num_queries = head.num_queries
     return dict(
         format=FORMAT,
         classes=classes,
         palette=[list(c) for c in meta['palette']]
         if meta.get('palette') else None,
         num_things_classes=fusion.num_things_classes,
-        num_queries=model.panoptic_head.num_queries,
+        num_queries=num_queries,
         max_per_image=int(test_cfg.get('max_per_image', 100)),
-        capacity=min(model.panoptic_head.num_queries,
+        capacity=min(num_queries,
                      int(test_cfg.get('max_per_image', 100))),
         pad_size_divisor=int(model.data_preprocessor.pad_size_divisor),
         pad_value=raw_pad_value(model.data_preprocessor),

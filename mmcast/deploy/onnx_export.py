@@ -7,10 +7,12 @@ pipeline's channel order (BGR, as loaded by ``LoadImageFromFile``) and
 preprocessor's ``pad_size_divisor`` with ``pad_value`` (the preprocessor's
 mean in that order, so that padded pixels normalise to the value the
 preprocessor pads with). Inside: channel flip and mean/std normalisation,
-backbone (+ neck), pixel decoder and masked-attention decoder. Outputs are
-the last decoder layer's ``cls_logits`` (B, Q, C + 1) and ``mask_logits``
-(B, Q, H / s, W / s), s the stride of the mask features (4 for ResNet +
-MSDeformAttn, 3.5 for DINOv2-S/14 + DPT). The instance post-processing
+backbone (+ neck), pixel decoder and masked-attention decoder (or the
+EoMT student's ViT with its queries, the attention unmasked). Outputs are
+the last decoder layer's (EoMT: the final prediction's) ``cls_logits``
+(B, Q, C + 1) and ``mask_logits`` (B, Q, H / s, W / s), s the stride of
+the mask features (4 for ResNet + MSDeformAttn and for EoMT, 3.5 for
+DINOv2-S/14 + DPT). The instance post-processing
 (top-k pairs, mask resampling, scores, boxes) stays outside the graph:
 :func:`mmcast.models.seg_heads.lean_instance_results` on the outputs gives
 what the eager model's ``predict`` gives.
@@ -36,6 +38,7 @@ from torch import Tensor, nn
 from mmcast.utils.atomic_io import atomic_open
 from .loading import load_mask2former, runtime_metadata
 from .metadata import INPUT_NAME, OUTPUT_NAMES, DeployError, encode_metadata
+from .static_eomt import final_logits
 from .static_predict import cast_network
 
 
@@ -44,7 +47,9 @@ class Mask2FormerONNXWrapper(nn.Module):
 
     Args:
         detector (nn.Module): An mmdet ``Mask2Former`` (or subclass) whose
-            ``panoptic_head`` is a ``Mask2FormerHead``.
+            ``panoptic_head`` is a ``Mask2FormerHead``, or an
+            ``EoMTStudent`` (its final prediction, no masked attention:
+            :func:`~mmcast.deploy.static_eomt.final_logits`).
     """
 
     def __init__(self, detector: nn.Module) -> None:
@@ -71,11 +76,10 @@ class Mask2FormerONNXWrapper(nn.Module):
         half = next(self.detector.parameters()).dtype != torch.float32
         if half:
             images = images.to(next(self.detector.parameters()).dtype)
-        feats = self.detector.extract_feat(images)
-        cls_logits, mask_logits = self.detector.panoptic_head(feats, [])
+        cls_logits, mask_logits = final_logits(self.detector, images)
         if half:
-            return cls_logits[-1].float(), mask_logits[-1].float()
-        return cls_logits[-1], mask_logits[-1]
+            return cls_logits.float(), mask_logits.float()
+        return cls_logits, mask_logits
 
 
 def _compare(session, wrapper: nn.Module, shape: Sequence[int], seed: int,

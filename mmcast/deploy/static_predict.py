@@ -41,7 +41,7 @@ Against the stock ``Mask2Former.predict`` (``LeanMaskFormerFusionHead``):
   upsampled mask inside the image (stock's score when the original shape
   is the resized one).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -203,13 +203,8 @@ class StaticMask2FormerPredictor(nn.Module):
                  score_resolution: str = 'low',
                  mask_format: str = 'packed') -> None:
         super().__init__()
-        head = getattr(detector, 'panoptic_head', None)
-        fusion = getattr(detector, 'panoptic_fusion_head', None)
-        if head is None or fusion is None or not hasattr(head,
-                                                         'num_queries'):
-            raise DeployError(f'{type(detector).__name__} is not a '
-                              'Mask2Former (no panoptic_head / '
-                              'panoptic_fusion_head)')
+        num_queries = self.num_queries_of(detector)
+        fusion = detector.panoptic_fusion_head
         if fusion.num_stuff_classes:
             raise DeployError('the static predictor does instance '
                               'segmentation only: num_stuff_classes must be '
@@ -229,7 +224,7 @@ class StaticMask2FormerPredictor(nn.Module):
         use_static_swin(detector)
         self.detector = plain_python_settings(detector)
         self.num_classes = fusion.num_things_classes
-        pairs = head.num_queries * self.num_classes
+        pairs = num_queries * self.num_classes
         if capacity is None:
             capacity = (detector.test_cfg or {}).get('max_per_image', 100)
         if isinstance(capacity, bool) or not isinstance(capacity, int) or \
@@ -249,6 +244,19 @@ class StaticMask2FormerPredictor(nn.Module):
         self.register_buffer('mean', mean.clone(), persistent=False)
         self.register_buffer('std', std.clone(), persistent=False)
         self.pad_value = float(getattr(pre, 'pad_value', 0))
+
+    @staticmethod
+    def num_queries_of(detector: nn.Module) -> int:
+        """The queries ``Q`` of a Mask2Former; raises :class:`DeployError`
+        for a detector without ``panoptic_head`` / ``panoptic_fusion_head``
+        (a subclass checks its own detector type)."""
+        head = getattr(detector, 'panoptic_head', None)
+        if head is None or not hasattr(head, 'num_queries') or getattr(
+                detector, 'panoptic_fusion_head', None) is None:
+            raise DeployError(f'{type(detector).__name__} is not a '
+                              'Mask2Former (no panoptic_head / '
+                              'panoptic_fusion_head)')
+        return head.num_queries
 
     @property
     def dtype(self) -> torch.dtype:
@@ -343,6 +351,12 @@ class StaticMask2FormerPredictor(nn.Module):
         return self.postprocess(cls_logits, mask_logits, image_sizes)
 
 
+#: Subclasses of :class:`StaticMask2FormerPredictor` for other detectors,
+#: by the name of the detector's class or a base of it (e.g.
+#: ``'EoMTStudent'``): :func:`build_static_predictor` builds them.
+STATIC_PREDICTORS: Dict[str, type] = {}
+
+
 def build_static_predictor(model: nn.Module,
                            input_size: Sequence[int],
                            dtype: Optional[torch.dtype] = None,
@@ -354,12 +368,17 @@ def build_static_predictor(model: nn.Module,
     cast to ``dtype`` (:func:`cast_network`), in eval mode, on the model's
     device. ``dtype`` defaults to float16 on CUDA and bfloat16 on the CPU;
     masks are packed unless ``mask_format='bool'``; ``model`` itself is
-    changed (cast), so pass a copy to keep it."""
+    changed (cast), so pass a copy to keep it. The predictor is the model's
+    in :data:`STATIC_PREDICTORS`, if any."""
     device = next(model.parameters()).device
     if dtype is None:
         dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     cast_network(model.eval(), dtype)
-    return StaticMask2FormerPredictor(
+    predictor_cls = next((STATIC_PREDICTORS[k.__name__]
+                          for k in type(model).__mro__
+                          if k.__name__ in STATIC_PREDICTORS),
+                         StaticMask2FormerPredictor)
+    return predictor_cls(
         model, input_size, capacity=capacity,
         score_resolution=score_resolution,
         mask_format=mask_format).to(device).eval()

@@ -27,9 +27,11 @@ from mmcast.utils.checkpoint_loading import CheckpointError
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Export a (published) Mask2Former student to ONNX')
+        description='Export a (published) Mask2Former or EoMT student to '
+        'ONNX')
     parser.add_argument('config', help='the published <name>.py (or any '
-                        'config whose model is a Mask2Former)')
+                        'config whose model is a Mask2Former or an '
+                        'EoMTStudent)')
     parser.add_argument('checkpoint', help='its checkpoint')
     parser.add_argument('out_file', help='the .onnx file to write')
     parser.add_argument(
