@@ -4,9 +4,10 @@ statically: only standard ONNX ops (no custom domain), each in TensorRT's
 supported list below, LayerNorm computed in float32 inside the fp16 graph,
 float32 input and outputs; ONNX Runtime runs it in fp16 with finite
 outputs, also on saturated images, close to the eager fp16 network and to
-the float32 export. Both toy students: the DINOv2 DPT one and the R-18 one,
+the float32 export. The toy students: the DINOv2 DPT one, the R-18 one,
 whose MSDeformAttn pixel decoder samples its values in float32
-(``GridSample``)."""
+(``GridSample``), and the EoMT one, whose ViT's norms are timm's
+(``LayerNorm`` and the channels-first ``LayerNorm2d`` of its upscaling)."""
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from mmcast.deploy import export_onnx
+from test_eomt_deploy import EOMT
 from test_static_deploy import R18, STUDENT, write_student_checkpoint
 
 FIXED = (96, 192)
@@ -37,9 +39,9 @@ TENSORRT_10_OPS = frozenset({
 })
 
 
-@pytest.fixture(scope='module', params=['dpt', 'r18'])
+@pytest.fixture(scope='module', params=['dpt', 'r18', 'eomt'])
 def exports(request, tmp_path_factory):
-    config = {'dpt': STUDENT, 'r18': R18}[request.param]
+    config = {'dpt': STUDENT, 'r18': R18, 'eomt': EOMT}[request.param]
     folder = tmp_path_factory.mktemp('onnx16')
     checkpoint = str(folder / 'student.pth')
     write_student_checkpoint(checkpoint, config)

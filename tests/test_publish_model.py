@@ -316,3 +316,43 @@ def test_checkpoint_of_another_config_is_refused(stage, tmp_path,
     with pytest.raises(SystemExit, match=f'publish_model: {ckpt}: '):
         publish_model.main()
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('fp16', [False, True])
+def test_eomt_distiller_publishes_an_inference_only_eomt_student(
+        tmp_path, toy_image, fp16):
+    """The encoder-only student of a CAST stage 2 (with ``L_pxl``): its
+    strong view and projection head stay behind; the published model
+    predicts what the stage model predicts."""
+    cfg, cfg_path, model, ckpt = _stage_checkpoint(
+        'configs/mmcast/toy/'
+        'cast-distill_eomt-dinov3-tiny_1xb4-1600it_toy-semi-10p.py',
+        dict(model=dict(teacher=None, teacher_checkpoint=None)), tmp_path,
+        'distill_eomt', dict(iter=1, dataset_meta=dict(classes=CLASSES)))
+    training_only = [k for k in model.state_dict()
+                     if k.startswith(('student.projection_head.',
+                                      'student.strong_view.'))]
+    assert training_only
+    out = publish(cfg_path, ckpt, str(tmp_path / 'out'), fp16=fp16)
+    pub_cfg = Config.fromfile(out['config'])
+    assert pub_cfg.model.type == 'EoMTStudent'
+    assert not {'projection_head', 'loss_pixel_contrast', 'strong_view',
+                'init_cfg'} & set(pub_cfg.model)
+    assert pub_cfg.custom_imports.imports == ['mmcast']
+    assert (out['num_queries'], out['capacity']) == (20, 20)
+    published = _build(pub_cfg)
+    assert not hasattr(published, 'projection_head')
+    state = torch.load(out['checkpoint'], weights_only=True)['state_dict']
+    assert set(state) == set(published.state_dict())
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == \
+        {torch.float16 if fp16 else torch.float32}
+    load_checkpoint(published, out['checkpoint'], strict=True)
+    want = _predict(model, cfg, toy_image)
+    got = _predict(published, pub_cfg, toy_image)
+    assert len(want.scores) > 0
+    if fp16:  # weights rounded to fp16, computed in fp32
+        torch.testing.assert_close(got.scores, want.scores, atol=2e-3,
+                                   rtol=0)
+    else:
+        assert torch.equal(got.scores, want.scores)
+        assert torch.equal(got.masks, want.masks)

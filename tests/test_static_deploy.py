@@ -41,7 +41,7 @@ from mmcast.deploy import (DeployError, StaticMask2FormerPredictor,
 from mmcast.deploy.pt2_package import example_inputs, export_static_program
 from mmcast.deploy.static_deform_attn import (
     StaticMSDeformAttnPixelDecoder, StaticMultiScaleDeformableAttention)
-from mmcast.deploy.static_predict import Float32LayerNorm
+from mmcast.deploy.half_precision import Float32LayerNorm
 from mmcast.deploy.static_swin import StaticShiftWindowMSA
 
 register_all_modules()

@@ -9,6 +9,7 @@ faster (:func:`prepare_for_inference`, :func:`inference_autocast`).
 ``onnx`` is imported only when exporting and ``onnxruntime`` only when an
 ONNX model is run; reading the metadata needs neither.
 """
+from .half_precision import cast_network
 from .inference_speedups import (fuse_attention, inference_autocast,
                                  prepare_for_inference)
 from .loading import load_mask2former, raw_pad_value, runtime_metadata
@@ -24,8 +25,8 @@ from .publish import PublishError, publish
 from .static_eomt import StaticEoMTPredictor, final_logits
 from .static_predict import (STATIC_INPUTS, STATIC_OUTPUTS,
                              StaticMask2FormerPredictor,
-                             build_static_predictor, cast_network,
-                             compile_predictor, finish_instances)
+                             build_static_predictor, compile_predictor,
+                             finish_instances)
 
 __all__ = [
     'FORMAT', 'INPUT_NAME', 'OUTPUT_NAMES', 'DeployError', 'decode_metadata',

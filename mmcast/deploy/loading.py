@@ -28,10 +28,12 @@ from .metadata import FORMAT, DeployError, pipeline_settings
 # Teacher–student wrappers: their checkpoints hold the student under
 # ``student.`` (and the teacher under ``teacher.``).
 WRAPPERS = ('CASTDistiller', 'GuidedDistiller')
-# Training-only parts of a CASTMask2Former, relative to the detector: a
-# stage checkpoint may hold them where the loaded model has none.
+# Training-only parts of a CASTMask2Former (and of an EoMTStudent, whose
+# L_pxl parts are the detector's own), relative to the detector: a stage
+# checkpoint may hold them where the loaded model has none.
 TRAINING_ONLY = ('strong_view.', 'panoptic_head.projection_head.',
-                 'panoptic_head.loss_pixel_contrast.')
+                 'panoptic_head.loss_pixel_contrast.', 'projection_head.',
+                 'loss_pixel_contrast.')
 
 
 def raw_pad_value(preprocessor: nn.Module) -> List[float]:

@@ -36,10 +36,10 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmcast.utils.atomic_io import atomic_open
+from .half_precision import cast_network
 from .loading import load_mask2former, runtime_metadata
 from .metadata import INPUT_NAME, OUTPUT_NAMES, DeployError, encode_metadata
 from .static_eomt import final_logits
-from .static_predict import cast_network
 
 
 class Mask2FormerONNXWrapper(nn.Module):

@@ -7,7 +7,9 @@ teacher (``GuidedDistiller``) or the student under ``student.``
 (``CASTDistiller``); a ``CASTMask2Former`` adds CAST's projection head and
 strong view, which only the training loss uses. :func:`publish` keeps the
 model that ``mim test`` of the stage config evaluates, as a stock
-MMDetection ``Mask2Former`` (head ``Mask2FormerHead``):
+MMDetection ``Mask2Former`` (head ``Mask2FormerHead``), or for the
+encoder-only student as an inference-only ``EoMTStudent`` (without its
+strong view and ``L_pxl`` parts):
 
 * ``<out_dir>/<name>-<first 8 hex of sha256>.pth``: ``state_dict`` (keys
   of the stock model, optionally fp16) and ``meta`` of plain types
@@ -45,7 +47,11 @@ from mmcast.utils.config_types import type_name_of
 from mmcast.utils.file_hashing import file_sha256
 from .loading import WRAPPERS, load_student, student_part
 
-DETECTORS = ('Mask2Former', 'CASTMask2Former')
+# Detectors that publishing knows: the (CAST)Mask2Former students, published
+# as a stock Mask2Former, and the encoder-only student.
+DETECTORS = ('Mask2Former', 'CASTMask2Former', 'EoMTStudent')
+# Parts of an EoMTStudent config that only its training loss uses.
+EOMT_TRAINING_ONLY = ('strong_view', 'projection_head', 'loss_pixel_contrast')
 # Top-level config keys that evaluation and inference use.
 KEPT_KEYS = ('default_scope', 'backend_args', 'test_pipeline',
              'val_dataloader', 'val_evaluator', 'val_cfg', 'test_dataloader',
@@ -77,7 +83,7 @@ def deployable_part(model_cfg: dict) -> Tuple[dict, str]:
         ``''``).
 
     Raises:
-        PublishError: For a model type that has no deployable Mask2Former.
+        PublishError: For a model type that has no deployable detector.
     """
     type_ = type_name_of(model_cfg)
     if type_ not in DETECTORS + WRAPPERS:
@@ -154,6 +160,26 @@ def stock_mask2former_cfg(detector: dict) -> dict:
     return _drop_pretrained(model)
 
 
+def inference_eomt_cfg(detector: dict) -> dict:
+    """An ``EoMTStudent`` config without its training-only parts
+    (:data:`EOMT_TRAINING_ONLY`: no contrastive branch is built), the
+    detector's ``init_cfg`` and ``Pretrained`` initialisations inside.
+    ``train_cfg`` stays: the criterion (no weights) is built from it."""
+    model = copy.deepcopy(detector)
+    for key in EOMT_TRAINING_ONLY + ('init_cfg', ):
+        model.pop(key, None)
+    return _drop_pretrained(model)
+
+
+def published_model_cfg(detector: dict) -> dict:
+    """The published model of a deployable detector
+    (:func:`deployable_part`): :func:`stock_mask2former_cfg` or
+    :func:`inference_eomt_cfg`."""
+    if type_name_of(detector) == 'EoMTStudent':
+        return inference_eomt_cfg(detector)
+    return stock_mask2former_cfg(detector)
+
+
 def _config_types(cfg: Any) -> set:
     """Every ``type`` string in a nested config."""
     if isinstance(cfg, dict):
@@ -196,7 +222,8 @@ def published_config(stage_cfg: Config, model: dict) -> Config:
 
     Args:
         stage_cfg (Config): The stage config.
-        model (dict): The stock Mask2Former config.
+        model (dict): The published model's config
+            (:func:`published_model_cfg`).
 
     Returns:
         Config: ``model``, ``load_from=None`` and the stage config's test/val
@@ -221,10 +248,11 @@ def published_config(stage_cfg: Config, model: dict) -> Config:
 
 
 def model_capacity(model: dict) -> Dict[str, int]:
-    """How many instances per image a published Mask2Former finds:
+    """How many instances per image a published model finds:
     ``num_queries``, ``max_per_image`` (what its fusion head keeps) and the
     ``capacity``, the fewer of the two."""
-    queries = model['panoptic_head'].get('num_queries', 100)
+    queries = (model['panoptic_head'].get('num_queries', 100)
+               if 'panoptic_head' in model else model.get('num_queries', 100))
     kept = (model.get('test_cfg') or {}).get('max_per_image', 100)
     return dict(num_queries=queries, max_per_image=kept,
                 capacity=min(queries, kept))
@@ -281,7 +309,7 @@ def publish(config: str,
         capacity (see :func:`model_capacity`).
 
     Raises:
-        PublishError: When the stage model has no deployable Mask2Former.
+        PublishError: When the stage model has no deployable detector.
         DeployError: When a wrapper's part is no model config.
         FileNotFoundError: Naming a missing config or checkpoint.
         CheckpointError: Naming the checkpoint when it is damaged or its
@@ -291,7 +319,7 @@ def publish(config: str,
     stage_cfg = read_config(config, cfg_options)
     name = name or osp.splitext(osp.basename(config))[0]
     detector, prefix = deployable_part(stage_cfg.model.to_dict())
-    cfg = published_config(stage_cfg, stock_mask2former_cfg(detector))
+    cfg = published_config(stage_cfg, published_model_cfg(detector))
     model, stage_ckpt = load_student(cfg.model, checkpoint, prefix)
     weights = model.state_dict()
     if fp16:

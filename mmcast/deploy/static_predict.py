@@ -46,11 +46,11 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmcast.structures import bboxes_of_extents, masks_to_bboxes
+from .half_precision import cast_network
 from .metadata import DeployError
 from .packed_masks import (check_mask_format, pack_masks, packed_extents,
                            unpack_masks)
@@ -62,83 +62,6 @@ from .static_swin import use_static_swin
 STATIC_INPUTS = ('images', 'image_sizes')
 STATIC_OUTPUTS = ('scores', 'labels', 'masks', 'boxes', 'left_out')
 SCORE_RESOLUTIONS = ('low', 'input')
-
-
-class Float32LayerNorm(nn.LayerNorm):
-    """``LayerNorm`` computed in float32 (weights too) whatever the input's
-    precision; the output has the input's dtype."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x.float(), self.normalized_shape, self.weight,
-                            self.bias, self.eps).to(x.dtype)
-
-
-class Float32GroupNorm(nn.GroupNorm):
-    """``GroupNorm`` computed in float32 (weights too); output in the
-    input's dtype."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.group_norm(x.float(), self.num_groups, self.weight,
-                            self.bias, self.eps).to(x.dtype)
-
-
-def _output_to(dtype: torch.dtype):
-    """A forward hook casting a floating-point output to ``dtype``."""
-
-    def hook(module: nn.Module, args, output):
-        if torch.is_tensor(output) and output.is_floating_point():
-            return output.to(dtype)
-        return output
-
-    return hook
-
-
-def _input_to(dtype: torch.dtype):
-    """A forward pre-hook casting a module's one tensor input to
-    ``dtype``."""
-
-    def hook(module: nn.Module, args):
-        return (args[0].to(dtype), )
-
-    return hook
-
-
-def cast_network(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """Cast a network's weights to ``dtype`` for end-to-end half precision
-    (in place).
-
-    LayerNorm and GroupNorm keep float32 weights and compute in float32
-    (:class:`Float32LayerNorm`, :class:`Float32GroupNorm`): their variance
-    overflows fp16 on large activations. Positional encodings, which build
-    float32 tensors from coordinates, have their outputs cast to ``dtype``
-    so that no float32 tensor promotes the half-precision path back. MMCV's
-    deformable attention (the MSDeformAttn pixel decoder) samples in
-    float32, as under autocast: its float32 reference points locate the
-    samples to a fraction of a cell at any level size, and ``grid_sample``
-    takes one dtype; its value projection's output is float32 and its
-    output projection's input ``dtype``. With ``dtype=torch.float32`` the
-    model is unchanged.
-
-    Returns:
-        nn.Module: The same model.
-    """
-    if dtype == torch.float32:
-        return model.float()
-    model.to(dtype)
-    for module in model.modules():
-        if type(module) is nn.LayerNorm:
-            module.__class__ = Float32LayerNorm
-            module.float()
-        elif type(module) is nn.GroupNorm:
-            module.__class__ = Float32GroupNorm
-            module.float()
-        elif 'PositionalEncoding' in type(module).__name__:
-            module.register_forward_hook(_output_to(dtype))
-        elif isinstance(module, MultiScaleDeformableAttention):
-            module.value_proj.register_forward_hook(
-                _output_to(torch.float32))
-            module.output_proj.register_forward_pre_hook(_input_to(dtype))
-    return model
 
 
 def plain_python_settings(model: nn.Module) -> nn.Module:

@@ -14,7 +14,7 @@
 # for the command that writes it, and for other splits).
 # Unlabeled pool: all 2975 train images. 1:1 per batch (2 per GPU, 4xb2).
 # Labeled side: GD's class-balanced repeat sampling, threshold 10 (see
-# labeled_repeat_thr below).
+# ../_base_/datasets/guided_semi_cityscapes_instance.py).
 # Schedule (GD): AdamW, wd 0.05, backbone x0.1, clip 0.01, poly, AMP.
 # Batch and lr: GD trains at 16 labeled + 16 unlabeled images with lr 1e-4.
 # mmcast's one rule for the lr of another global batch is the square-root
@@ -28,7 +28,7 @@
 #       --launcher pytorch --gpus 4
 _base_ = [
     '../_base_/models/guided_distiller_dinov2-s.py',
-    '../_base_/datasets/semi_cityscapes_instance.py',
+    '../_base_/datasets/guided_semi_cityscapes_instance.py',
     '../_base_/schedules/cast_90k.py',
     '../_base_/cast_runtime.py',
 ]
@@ -46,32 +46,6 @@ head = dict(
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
     panoptic_fusion_head=dict(num_things_classes=num_classes))
 model = dict(student=head, teacher=head, teacher_checkpoint=supervised_teacher)
-
-# GD's labeled side in the semi-supervised phase: repeat factor sampling
-# (LVIS's) with threshold t = 10, through MMEngine's ClassBalancedDataset.
-# f(c): share of the labeled images holding class c; r(c) = max(1,
-# sqrt(t / f(c))); an image is listed ceil(max_c r(c)) times over its
-# classes. As t > 1 >= f(c), every class is "rare": every image is listed
-# at least ceil(sqrt(10)) = 4 times and the draw weights each image by
-# 1 / sqrt(f) of its rarest class. GD's sampler rounds r stochastically
-# per epoch (expected count r); ClassBalancedDataset rounds up, which
-# shifts an image's weight by less than a factor 1 + 1 / sqrt(10) = 1.32.
-labeled_repeat_thr = 10.0
-train_dataloader = dict(
-    dataset=dict(datasets=[
-        dict(
-            type='ClassBalancedDataset',
-            oversample_thr=labeled_repeat_thr,
-            dataset=dict(
-                type={{_base_.dataset_type}},
-                data_root={{_base_.data_root}},
-                ann_file={{_base_.labeled_ann_file}},
-                data_prefix=dict(img={{_base_.train_img_prefix}}),
-                filter_cfg=dict(filter_empty_gt=True, min_size=0),
-                pipeline={{_base_.sup_pipeline}},
-                backend_args={{_base_.backend_args}})),
-        {{_base_.unlabeled_pool_dataset}},
-    ]))
 
 # GD's lr 1e-4 at 16 + 16 images, square-root scaled to 4 + 4 (see above);
 # auto_scale_lr.base_batch_size 8 (../_base_/schedules/cast_90k.py)

@@ -5,7 +5,8 @@
 # (the same labeled split with GD's class-balanced repeat sampling,
 # threshold 10; all 2975 train images as the unlabeled pool, 1:1 per batch;
 # burn-in 50k iterations, switch, EMA teacher 0.9996 to 90k; AdamW 5e-5 at
-# 4xb2, wd 0.05, ViT lr x0.1, clip 0.01, poly, AMP) but the student.
+# 4xb2, wd 0.05, ViT lr x0.1, clip 0.01, poly, AMP) but the student; the
+# data is ../_base_/datasets/guided_semi_cityscapes_instance.py.
 # Phase 1, the supervised teacher:
 #   configs/mmcast/cast/supervised_eomt-dinov3-s_4xb2-100k_cityscapes-10p.py
 # on the same labeled split (teacher and student share the architecture);
@@ -18,7 +19,7 @@
 #   python tools/cast_pipeline.py cityscapes --student eomt-dinov3-s --methods cast gd ...
 _base_ = [
     '../_base_/models/guided_distiller_eomt-dinov3-s.py',
-    '../_base_/datasets/semi_cityscapes_instance.py',
+    '../_base_/datasets/guided_semi_cityscapes_instance.py',
     '../_base_/schedules/cast_90k.py',
     '../_base_/cast_runtime.py',
 ]
@@ -36,25 +37,6 @@ head = dict(
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
     panoptic_fusion_head=dict(num_things_classes=num_classes))
 model = dict(student=head, teacher=head, teacher_checkpoint=supervised_teacher)
-
-# GD's labeled side: repeat factor sampling with threshold t = 10 (see
-# guided-distillation_dinov2-s_cityscapes.py)
-labeled_repeat_thr = 10.0
-train_dataloader = dict(
-    dataset=dict(datasets=[
-        dict(
-            type='ClassBalancedDataset',
-            oversample_thr=labeled_repeat_thr,
-            dataset=dict(
-                type={{_base_.dataset_type}},
-                data_root={{_base_.data_root}},
-                ann_file={{_base_.labeled_ann_file}},
-                data_prefix=dict(img={{_base_.train_img_prefix}}),
-                filter_cfg=dict(filter_empty_gt=True, min_size=0),
-                pipeline={{_base_.sup_pipeline}},
-                backend_args={{_base_.backend_args}})),
-        {{_base_.unlabeled_pool_dataset}},
-    ]))
 
 # GD's lr 1e-4 at 16 + 16 images, square-root scaled to 4 + 4;
 # auto_scale_lr.base_batch_size 8 (../_base_/schedules/cast_90k.py)
