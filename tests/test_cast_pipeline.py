@@ -732,26 +732,41 @@ def test_an_ablation_row_trains_what_it_changes_and_names_itself(
 @pytest.mark.parametrize('run', [DEFAULT_TEACHER], indirect=True)
 def test_another_student_trains_its_stages_from_the_same_teachers(
         run, tmp_path):
-    """``--student eomt-dinov3-tiny --reuse-from``: stages 2 and 3 and the
-    labels-only baseline train the encoder-only EoMT student (L_pxl on its
-    patch tokens in stage 2), taught by the fixture's θ_T'' (linked, with
-    θ_T^0, 1a and 1b); the results table names the student."""
+    """``--student eomt-dinov3-tiny --reuse-from --methods cast gd``:
+    stages 2 and 3, the labels-only baseline and Guided Distillation train
+    the encoder-only EoMT student (L_pxl on its patch tokens in stage 2),
+    stage 2 taught by the fixture's θ_T'' (linked, with θ_T^0, 1a and 1b),
+    GD by the EoMT baseline, with the masked attention annealed off within
+    GD's (scaled) length; the results table names the student."""
     work_dir = str(tmp_path / 'eomt')
     args = list(run['args'])
     args[args.index('--work-dir') + 1] = work_dir
     log = _pipeline(args + ['--reuse-from', run['work_dir'],
-                            '--student', 'eomt-dinov3-tiny']).stdout
+                            '--student', 'eomt-dinov3-tiny',
+                            '--methods', 'cast', 'gd']).stdout
     seed = osp.join(work_dir, 'seed0')
     for key in ('adapt_teacher', 'adapt_teacher_selftrain'):
         assert osp.islink(osp.join(seed, key)), key
     for key, label in (('distill', 'stage 2'), ('finetune', 'stage 3'),
-                       ('supervised_student', 'baseline')):
+                       ('supervised_student', 'baseline'),
+                       ('guided_distillation', 'Guided Distillation')):
         assert f'[{label}] training' in log
         assert not osp.islink(osp.join(seed, key))
         dumped, = glob.glob(osp.join(seed, key, '*eomt*.py'))
         model = Config.fromfile(dumped).model
-        student = model.student if key == 'distill' else model
+        student = model.student if key in ('distill',
+                                           'guided_distillation') else model
         assert student.type == 'EoMTStudent', key
+    gd = Config.fromfile(glob.glob(osp.join(
+        seed, 'guided_distillation', '*eomt*.py'))[0])
+    baseline_iters = STAGE_ITERS['supervised_student']
+    assert gd.model.teacher.type == 'EoMTStudent'
+    assert osp.realpath(gd.model.teacher_checkpoint) == osp.realpath(
+        osp.join(seed, 'supervised_student', f'iter_{baseline_iters}.pth'))
+    assert gd.train_cfg.max_iters == baseline_iters
+    annealing, = [h for h in gd.custom_hooks
+                  if h.type == 'MaskAnnealingHook']
+    assert max(annealing.end_iters) <= baseline_iters
     dumped = Config.fromfile(glob.glob(osp.join(seed, 'distill',
                                                 '*eomt*.py'))[0])
     assert osp.realpath(dumped.model.teacher_checkpoint) == osp.realpath(

@@ -1,32 +1,16 @@
 # Guided Distillation wrapper around CAST's compact student (DINOv2-S + DPT +
 # Mask2Former, 52M): the same model is the student (pre-trained ViT, fresh
 # heads) and the teacher (the labels-only model, later the student's EMA),
-# since GD's switch copies the student into the teacher. Stage configs set
-# the number of classes and the teacher's checkpoint.
-_base_ = './student_dinov2-s_dpt-52m.py'
+# since GD's switch copies the student into the teacher. GD's settings:
+# guided_distiller.py. Stage configs set the number of classes and the
+# teacher's checkpoint.
+_base_ = ['./student_dinov2-s_dpt-52m.py', './guided_distiller.py']
 
 model = dict(
     _delete_=True,
-    type='GuidedDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.model}},
-    teacher_checkpoint=None,
-    # unlabeled branch x2.0; GD's rule on the teacher's last decoder layer
-    semi_train_cfg=dict(
-        sup_weight=1.0,
-        unsup_weight=2.0,
-        pseudo_label_rule=dict(score_thr=0.7, min_mask_area=5.0,
-                               mask_thr=0.5)),
-    # mim test evaluates the student; predict_on='teacher' the EMA teacher
-    semi_test_cfg=dict(predict_on='student'),
-    # the student's strong view of unlabeled images: Guided Distillation's
-    # (ColorJitter 0.4/0.4/0.4/0.1 p = 0.8, grayscale p = 0.2, blur sigma
-    # 0.1-2 p = 0.5)
-    strong_view=dict(
-        type='PhotometricStrongView',
-        jitter_prob=0.8,
-        gray_prob=0.2,
-        blur_prob=0.5),
+    student=_base_.model,
+    teacher=_base_.model,
     data_preprocessor=dict(
         type='MultiBranchDataPreprocessor',
-        data_preprocessor={{_base_.data_preprocessor}}))
+        data_preprocessor=_base_.model.data_preprocessor),
+    **_base_.guided_distiller)
