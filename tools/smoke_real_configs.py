@@ -24,7 +24,29 @@ Grounding-DINO + SAM 2 config and θ_T^0), ``adapt_sam3_cityscapes``
 (``mim train``, SAM 3 in the released layout read by ``load_from``) and
 ``sam3_cityscapes`` (``mim test --checkpoint`` the adapted SAM 3 teacher),
 each test on the validation split with its metrics and a ``--out`` pickle
-of predictions.
+of predictions. The runs and their hand-offs are read from the stage table
+and the stage graph (:mod:`mmcast.testing.smoke_plan`).
+
+``--quick`` runs Cityscapes only, the runs of
+:func:`mmcast.testing.smoke_plan.quick_plan`: 1a → pseudo-labels → 1b →
+pseudo-labels → 2 → 3, the labels-only baseline, Guided Distillation, the
+DINOv3-S student's stage 2 (from the same 1b) and the adaptations (stage
+1a) of the box-prompted (Grounding-DINO + SAM 2) and SAM 3 teachers; not
+ADE20K / COCO, the test-only teacher configs, nor the DINOv3-S student's
+stage 3 and baseline. On one GPU it is meant to take at most 5 minutes once
+the stack is installed (not measured on a GPU yet). ``--resume`` takes over
+the passed runs of an earlier invocation in the same work dir that kept
+their checkpoints (``--keep-checkpoints``) instead of running them again:
+``--quick --keep-checkpoints``, then ``--datasets cityscapes --resume``,
+runs every Cityscapes config once.
+
+Every training run's speed comes from MMEngine's log of its steps
+(``scalars.json``, logged every iteration without smoothing) and goes into
+the table and ``summary.json``: ``step_seconds`` (median ``time`` of the
+steps after the first), ``images_per_second`` (the train batch over it) and
+``peak_memory_mb`` (the largest ``memory`` MMEngine logged,
+``torch.cuda.max_memory_allocated`` of a step; none on CPU, where MMEngine
+logs no memory).
 
 Models keep their architecture (Mask2Former Swin-L, DINOv2-S, DINOv3-S,
 MM-Grounding-DINO Swin-L with a bert-base-shaped BERT, SAM 2.1 Hiera-L,
@@ -42,7 +64,8 @@ and dumped into its work dir; that dump is what ``mim`` runs:
   float16 (1.7 GB), its vocabulary spells only the prompt words;
 * length: 2 iterations (epoch-based recipes become iteration-based),
   validation and a weights-only checkpoint at iteration 2, log every
-  iteration; dataloaders without workers;
+  iteration, each iteration's own values (``log_processor.window_size``
+  1); dataloaders without workers;
 * every run seeded (``randomness.seed=0``), as are the random weights;
 * pseudo-labels: the hook keeps every detection of the random teacher
   (``score_thr=0``, one per query) so that the unlabeled branch trains
@@ -67,13 +90,16 @@ Example::
 
     python tools/smoke_real_configs.py --work-dir work_dirs/smoke \\
         --datasets cityscapes ade20k coco --device cpu
+    python tools/smoke_real_configs.py --quick --device cuda --in-process \\
+        --work-dir work_dirs/smoke_quick
 
 ``--in-process`` runs the script ``mim`` would start (mmdet's
 ``tools/train.py`` / ``tools/test.py``, with the same arguments) inside the
 tool's own process, one config after the other: the stack is imported once
 (the test suite's way; about 35 s less per config on a 2-core CPU).
 
-Prints one line per run (status, seconds), then a table; writes
+Prints one line per run (status, seconds), then a table (with each training
+run's step time, images/s and peak memory); writes
 ``<work-dir>/summary.json``; deletes every checkpoint once read and the
 random weights at the end (``--keep-checkpoints`` keeps them); exits with 1
 if a run failed, naming its log and printing its last lines, and with 2,
@@ -98,31 +124,16 @@ from typing import Any, Callable, Dict, List, Optional
 from mmengine.config import Config, ConfigDict
 
 from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
-from mmcast.apis.pipeline import REPO_ROOT, stage_rows
+from mmcast.apis.pipeline import REPO_ROOT
 from mmcast.apis.pipeline.stage_graph import TEACHER0, stage_graph
 from mmcast.testing import forget_visualizers
 from mmcast.utils.annealing_windows import scaled_windows
+from mmcast.testing.run_logs import train_speed, val_record
+from mmcast.testing.smoke_plan import (QUICK_DATASET, SmokeStep, quick_plan,
+                                       smoke_plan)
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
-# (stage, label) in the order of tools/cast_pipeline.py
-STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
-          ('distill', '2'), ('finetune', '3'), ('supervised_student',
-                                                'baseline'))
-# the stages whose model.teacher names the config of stage 1a
-TEACHER_READERS = ('adapt_teacher_selftrain', 'distill')
-# (config under configs/mmcast/teachers, dataset, how it runs)
-TEACHER_RUNS = (('adapt_grounding_dino_cityscapes', 'cityscapes', 'train'),
-                ('grounding_dino_sam2_cityscapes', 'cityscapes', 'test'),
-                ('teacher_ensemble_cityscapes', 'cityscapes', 'test'),
-                ('adapt_sam3_cityscapes', 'cityscapes', 'train'),
-                ('sam3_cityscapes', 'cityscapes', 'test'),
-                ('grounding_dino_sam2_ade20k', 'ade20k', 'test'))
-# other students of a dataset: <stage>_<dataset>_<variant> runs right after
-# <stage>_<dataset> for these stages, chained as the DINOv2-S student (its
-# stage 2 reads the same stage-1b teacher)
-STUDENT_VARIANTS = {'cityscapes': ('dinov3-s', 'eomt-dinov3-s')}
-VARIANT_STAGES = ('distill', 'finetune', 'supervised_student')
 # the local DINOv3 weights of configs/mmcast/_base_/models/
 # dinov3_backbones.py -> the timm model they hold
 DINOV3_WEIGHTS = {
@@ -171,6 +182,8 @@ SIZE_KEYS = {
     'RandomCrop': 'crop_size',
 }
 LOG_TAIL = 30
+# the speed of a training run in the table (mmcast.testing.run_logs)
+SPEED_KEYS = ('step_seconds', 'images_per_second', 'peak_memory_mb')
 # what the random real-size weights and the checkpoints alive at once take
 # at most (SAM 3 adapted: 3.4 GB in fp32), with room to spare
 FREE_DISK_GIB = 12
@@ -180,7 +193,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/smoke_real_configs')
     parser.add_argument('--datasets', nargs='+', choices=DATASETS,
-                        default=list(DATASETS))
+                        help='default: all (--quick: cityscapes only)')
+    parser.add_argument(
+        '--quick', action='store_true',
+        help='Cityscapes only: the stage chain, the labels-only student, '
+        'Guided Distillation, the variant students\' stage 2 and the '
+        'teachers\' adaptations (mmcast.testing.smoke_plan.quick_plan)')
+    parser.add_argument(
+        '--resume', action='store_true',
+        help='take over the runs of an earlier invocation in this work dir '
+        'that passed and kept their checkpoint (--keep-checkpoints), '
+        'e.g. a --quick one, instead of running them again')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument(
         '--image-size', type=int, nargs=2, metavar=('H', 'W'),
@@ -204,7 +227,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='keep every checkpoint and the random weights '
                         '(default: delete a checkpoint once read, the '
                         'random weights at the end)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick and args.datasets not in (None, [QUICK_DATASET]):
+        parser.error(f'--quick runs {QUICK_DATASET} only, not '
+                     f'--datasets {" ".join(args.datasets)}')
+    if args.datasets is None:
+        args.datasets = [QUICK_DATASET] if args.quick else list(DATASETS)
+    return args
 
 
 # ----------------------------------------------------------- config edits
@@ -291,6 +320,7 @@ def smoke_overrides(cfg: Config, work_dir: str, data_dir: str, device: str,
         'train_cfg.max_iters': ITERS,
         'train_cfg.val_interval': ITERS,
         'default_hooks.logger.interval': 1,
+        'log_processor.window_size': 1,  # each step's own time and memory
         'default_hooks.checkpoint.interval': ITERS,
         'default_hooks.checkpoint.max_keep_ckpts': 1,
         'default_hooks.checkpoint.save_optimizer': False,
@@ -301,26 +331,6 @@ def smoke_overrides(cfg: Config, work_dir: str, data_dir: str, device: str,
 
 
 # ----------------------------------------------------------- running
-def val_record(work_dir: str) -> Dict[str, float]:
-    """The last metrics a run logged (``{}`` if none).
-
-    ``mim train``: the last validation record of
-    ``<timestamp>/vis_data/scalars.json``; ``mim test``: the record of
-    ``<timestamp>/<timestamp>.json``.
-    """
-    runs = sorted(d for d in os.listdir(work_dir)
-                  if osp.isdir(osp.join(work_dir, d)))
-    for run in reversed(runs):
-        for path in (osp.join(work_dir, run, 'vis_data', 'scalars.json'),
-                     osp.join(work_dir, run, f'{run}.json')):
-            if osp.isfile(path):
-                with open(path, encoding='utf-8') as f:
-                    records = [json.loads(line) for line in f if line.strip()]
-                val = [r for r in records if any('/' in k for k in r)]
-                return val[-1] if val else {}
-    return {}
-
-
 def count_predictions(pkl_file: str) -> List[int]:
     """Instances with a mask per image of a ``--out`` pickle of mim test."""
     if not osp.isfile(pkl_file):
@@ -410,7 +420,15 @@ class SmokeRun:
                 os.environ['CUDA_VISIBLE_DEVICES'] = ''
         self.results: List[dict] = []
         self.dumped: Dict[str, str] = {}  # config name -> its smoke dump
+        self.images_per_step: Dict[str, int] = {}  # config name -> batch
         self.assets: Dict[str, str] = {}
+        # --resume: config -> the passed result of an earlier invocation
+        self.previous: Dict[str, dict] = {}
+        summary = osp.join(self.work_dir, 'summary.json')
+        if args.resume and osp.isfile(summary):
+            with open(summary, encoding='utf-8') as f:
+                self.previous = {r['config']: r for r in json.load(f)[
+                    'results'] if r['status'] == 'ok'}
 
     @property
     def failed(self) -> bool:
@@ -431,6 +449,8 @@ class SmokeRun:
         config = osp.join(work_dir, f'{osp.basename(name)}.py')
         cfg.dump(config)
         self.dumped[name] = config
+        if cfg.get('train_dataloader') is not None:
+            self.images_per_step[name] = cfg.train_dataloader.batch_size
         return config
 
     def local_weights(self, node: dict) -> None:
@@ -470,14 +490,21 @@ class SmokeRun:
 
     def train(self, ds: str, name: str, label: str, options: Dict[str, Any],
               metric: str = 'coco/segm_mAP',
-              edit: Optional[Callable[[Config], None]] = None
-              ) -> Optional[str]:
+              edit: Optional[Callable[[Config], None]] = None,
+              handoffs: Optional[Dict[str, str]] = None) -> Optional[str]:
         """Dump the smoke config of ``name``, ``mim train`` it → checkpoint.
 
         Returns the checkpoint of iteration 2, or None when the run failed.
+        With ``--resume``, a run that passed before and kept its checkpoint
+        is taken over (its result, ``"resumed": true``) instead.
         """
         work_dir = osp.join(self.work_dir, ds, osp.basename(name))
         config = self.dump_config(name, ds, work_dir, options, edit)
+        done = self.previous.get(config_path(name))
+        if done and done.get('checkpoint') and osp.isfile(
+                done['checkpoint']):
+            self.record(True, **dict(done, resumed=True))
+            return done['checkpoint']
         returncode, seconds, log_file = self.mim(
             ['train', 'mmdet', config], work_dir)
         checkpoint = last_checkpoint(work_dir)
@@ -485,11 +512,17 @@ class SmokeRun:
         ok = (returncode == 0 and checkpoint is not None
               and checkpoint.endswith(f'iter_{ITERS}.pth')
               and metric in metrics)
+        predicted = osp.join(work_dir, 'cityscapes_metric', 'results')
         self.record(
             ok, config=config_path(name), dataset=ds, stage=label,
             seconds=seconds, returncode=returncode, checkpoint=checkpoint,
             checkpoint_bytes=osp.getsize(checkpoint) if checkpoint else 0,
-            metrics=metrics, log=log_file)
+            metrics=metrics, log=log_file, handoffs=handoffs or {},
+            # the images CityScapesMetric wrote a prediction file of
+            cityscapes_images=len([
+                f for f in os.listdir(predicted) if f.endswith('_pred.txt')
+            ]) if osp.isdir(predicted) else 0,
+            **train_speed(work_dir, self.images_per_step[name]))
         return checkpoint if ok else None
 
     def test(self, ds: str, name: str, checkpoint: str,
@@ -533,99 +566,69 @@ class SmokeRun:
                                   height=self.image_size[0],
                                   width=self.image_size[1])
 
-    def run_stages(self, ds: str) -> None:
-        """1a → 1b → 2 → 3 and the baseline of one dataset (each followed by
-        its student variants), then Guided Distillation."""
+    def run_stages(self, ds: str, steps: List[SmokeStep]) -> None:
+        """The stage runs of ``ds`` in order, each handed the checkpoints
+        of the steps it reads (the stage graph's hand-offs, θ_T^0 the random
+        one); a checkpoint is deleted once its last reader ran."""
         teacher0 = self.asset('teacher0')
-
-        def pseudo(stage: str, name: str) -> Dict[str, str]:
-            out = osp.join(self.work_dir, ds, stage + name[len(
-                f'{stage}_{ds}'):], 'pseudo_labels.json')
-            cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
-            # model.teacher: the dumped 1a config (smoke sizes)
-            return dict(pseudo_label_options(cfg, out).as_dict(), **{
-                'model.teacher': self.dumped[f'adapt_teacher_{ds}']})
-
         graph = stage_graph()
-
-        def chained(stage: str) -> bool:
-            """Whether the stage reads an earlier stage's checkpoint."""
-            return any(src != TEACHER0 for _, src in graph[stage].handoffs)
-
-        def handoffs(stage: str, prev: Optional[str],
-                     name: str) -> Dict[str, Any]:
-            """The stage's hand-offs of the stage graph: θ_T^0, or the
-            checkpoint of the stage before it in :data:`STAGES`."""
-            node = graph[stage]
-            found = {src: prev for _, src in node.handoffs}
+        # model.teacher of the stages with pseudo-labels: the dumped 1a
+        teacher_config = next(
+            (s.name for s in steps if s.stage == 'adapt_teacher'), None)
+        last_reader = {name: at for at, step in enumerate(steps)
+                       for _, name in step.reads}
+        checkpoints: Dict[str, Optional[str]] = {}
+        for at, step in enumerate(steps):
+            if any(checkpoints.get(name) is None for _, name in step.reads):
+                self.skip(ds, step.name, step.label)
+                continue
+            node = graph[step.stage]
+            found = {src: checkpoints[name] for src, name in step.reads}
             found[TEACHER0] = teacher0
             options = node.handoff_overrides(found).as_dict()
             if node.pseudo_labels:
-                options = dict(pseudo(stage, name), **options)
-            return options
-        prev = None  # the checkpoint the next stage of the chain reads
-        baseline = None  # Guided Distillation's supervised teacher
-        variants = STUDENT_VARIANTS.get(ds, ())
-        # the checkpoint the next stage of each variant's chain reads
-        variant_prev: Dict[str, Optional[str]] = dict.fromkeys(variants)
-        for stage, label in STAGES:
-            name = f'{stage}_{ds}'
-            if chained(stage) and prev is None:
-                self.skip(ds, name, label)
-                ckpt = None
-            else:
-                ckpt = self.train(ds, name, label,
-                                  handoffs(stage, prev, name))
-            for variant in variants if stage in VARIANT_STAGES else ():
-                # stage 2 of a variant reads the same 1b teacher
-                source = prev if stage == 'distill' else variant_prev[variant]
-                vname = f'{name}_{variant}'
-                if chained(stage) and source is None:
-                    self.skip(ds, vname, label)
-                    continue
-                vckpt = self.train(ds, vname, label,
-                                   handoffs(stage, source, vname))
-                if stage == 'supervised_student':
-                    self.discard(vckpt)
-                else:
-                    if stage != 'distill':
-                        self.discard(source)
-                    variant_prev[variant] = vckpt
-            if stage == 'supervised_student':
-                baseline = ckpt
-            else:
-                self.discard(prev)
-                prev = ckpt
+                options = dict(self.pseudo_options(
+                    ds, step, self.dumped[teacher_config]), **options)
+            if step.stage == 'guided_distillation':
+                options.update(self.gd_options(ds, step.name))
+            checkpoints[step.name] = self.train(
+                ds, step.name, step.label, options, handoffs={
+                    key: found[src] for key, src in node.handoffs})
+            for name, ckpt in checkpoints.items():
+                if last_reader.get(name, at) <= at:
+                    self.discard(ckpt)
             if self.failed and not self.args.keep_going:
                 return
-        for ckpt in variant_prev.values():
-            self.discard(ckpt)
-        self.discard(prev)
-        # the recipe student's (a variant's would read another baseline)
-        gd_configs = {row['dataset']: row['config'] for row in stage_rows()
-                      if row['stage'] == 'guided_distillation'
-                      and row['variant'] is None}
-        if ds in gd_configs and baseline is not None:
-            gd_cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(
-                gd_configs[ds])))
-            labeled = find_item(gd_cfg, 'train_dataloader.dataset.datasets',
-                                'ClassBalancedDataset')
-            hook = find_item(gd_cfg, 'custom_hooks', 'GuidedTeacherHook')
-            gd_handoffs = graph['guided_distillation'].handoff_overrides(
-                {'supervised_student': baseline}).as_dict()
-            self.discard(self.train(ds, gd_configs[ds], 'GD', {
-                **gd_handoffs,
-                # the labeled split the data writer made (CAST's)
-                f'{labeled}.dataset.ann_file':
-                Config.fromfile(osp.join(REPO_ROOT, config_path(
-                    f'distill_{ds}'))).labeled_dataset.ann_file,
-                # iteration 1 of 2 in burn-in, then the switch; EMA from 3
-                f'{hook}.burn_in_iters': 1,
-                # every query of the random teacher not classed "no object"
-                # becomes a pseudo-instance (as PSEUDO_LABEL_FILTER)
-                'model.semi_train_cfg.pseudo_label_rule.score_thr': 0.0,
-                'model.semi_train_cfg.pseudo_label_rule.min_mask_area': 0.0}))
-        self.discard(baseline)
+
+    def pseudo_options(self, ds: str, step: SmokeStep,
+                       teacher_config: str) -> Dict[str, Any]:
+        """The pseudo-label file of a stage with a ``PseudoLabelHook``
+        (beside its work dir) and its teacher's config."""
+        out = osp.join(self.work_dir, ds, step.stage + step.name[len(
+            f'{step.stage}_{ds}'):], 'pseudo_labels.json')
+        cfg = Config.fromfile(osp.join(REPO_ROOT, step.config))
+        # model.teacher: the dumped 1a config (smoke sizes)
+        return dict(pseudo_label_options(cfg, out).as_dict(),
+                    **{'model.teacher': teacher_config})
+
+    def gd_options(self, ds: str, name: str) -> Dict[str, Any]:
+        """Guided Distillation's smoke options: CAST's labeled split, a
+        burn-in of 1 iteration, every query a pseudo-instance."""
+        gd_cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
+        labeled = find_item(gd_cfg, 'train_dataloader.dataset.datasets',
+                            'ClassBalancedDataset')
+        hook = find_item(gd_cfg, 'custom_hooks', 'GuidedTeacherHook')
+        return {
+            # the labeled split the data writer made (CAST's)
+            f'{labeled}.dataset.ann_file':
+            Config.fromfile(osp.join(REPO_ROOT, config_path(
+                f'distill_{ds}'))).labeled_dataset.ann_file,
+            # iteration 1 of 2 in burn-in, then the switch; EMA from 3
+            f'{hook}.burn_in_iters': 1,
+            # every query of the random teacher not classed "no object"
+            # becomes a pseudo-instance (as PSEUDO_LABEL_FILTER)
+            'model.semi_train_cfg.pseudo_label_rule.score_thr': 0.0,
+            'model.semi_train_cfg.pseudo_label_rule.min_mask_area': 0.0}
 
     # ---------------------------------------------------------- teachers
     def asset(self, key: str) -> str:
@@ -702,14 +705,14 @@ class SmokeRun:
             options['model.tiling'] = dict(CPU_SAM3_TILING)
         return options
 
-    def run_teachers(self, ds: str) -> None:
-        """The configs of configs/mmcast/teachers that read ``ds``."""
+    def run_teachers(self, ds: str, steps: List[SmokeStep]) -> None:
+        """The runs of configs of configs/mmcast/teachers that read ``ds``
+        (a test config reads the adapted teacher when its adaptation ran,
+        else the random one)."""
         gdino = None  # the Grounding-DINO the test configs load
         sam3 = None  # the SAM 3 teacher sam3_<ds> loads
-        for name, dataset, how in TEACHER_RUNS:
-            if dataset != ds:
-                continue
-            name = f'teachers/{name}'
+        for step in steps:
+            name, how = step.name, step.how
             if name.startswith('teachers/adapt_sam3'):
                 # the released layout read by load_from (the teacher's
                 # load pre-hook), the model built without weights
@@ -756,6 +759,7 @@ class SmokeRun:
                 return
         if gdino is not None and gdino != self.assets.get('grounding_dino'):
             self.discard(gdino)
+        self.discard(sam3)
 
     # --------------------------------------------------------------- all
     def run(self) -> int:
@@ -771,11 +775,12 @@ class SmokeRun:
         try:
             for ds in self.args.datasets:
                 self.write_data(ds)
+                steps = quick_plan() if self.args.quick else smoke_plan(ds)
                 if not self.args.no_stages:
-                    self.run_stages(ds)
+                    self.run_stages(ds, [s for s in steps if s.stage])
                 if not self.args.no_teachers and (
                         not self.failed or self.args.keep_going):
-                    self.run_teachers(ds)
+                    self.run_teachers(ds, [s for s in steps if not s.stage])
                 if self.failed and not self.args.keep_going:
                     break
         except KeyboardInterrupt:  # Ctrl-C: one line, exit 130
@@ -794,18 +799,23 @@ class SmokeRun:
 
     def write_summary(self, total: float) -> None:
         """Print the table, write ``summary.json``, name failed logs."""
-        lines = ['| config | status | seconds |', '|---|---|---|']
-        lines += [f'| {r["config"]} | {r["status"]} | {r["seconds"]} |'
+        def cell(value: Any) -> str:
+            return '—' if value is None else str(value)
+
+        lines = ['| config | status | seconds | step s | images/s | peak '
+                 'memory MB |', '|---|---|---|---|---|---|']
+        lines += [f'| {r["config"]} | {r["status"]} | {r["seconds"]} | ' +
+                  ' | '.join(cell(r.get(k)) for k in SPEED_KEYS) + ' |'
                   for r in self.results]
         lines.append(f'| total | {"FAILED" if self.failed else "ok"} | '
-                     f'{total} |')
+                     f'{total} | | | |')
         print('\n'.join(lines), flush=True)
         for r in self.results:
             if r['status'] == 'failed':
                 print(f'FAILED {r["config"]}: see {r["log"]}', flush=True)
         with open(osp.join(self.work_dir, 'summary.json'), 'w',
                   encoding='utf-8') as f:
-            json.dump(dict(device=self.args.device,
+            json.dump(dict(device=self.args.device, quick=self.args.quick,
                            image_size=self.image_size, total_seconds=total,
                            results=self.results), f, indent=2)
 
