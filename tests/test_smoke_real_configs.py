@@ -2,20 +2,25 @@
 """Every real-size config runs: stages train 2 iterations and validate,
 teachers train (adaptation) or test on the validation split.
 
-Four runs of ``tools/smoke_real_configs.py`` on CPU at 64x128 (Cityscapes
-stages, Cityscapes teachers, ADE20K, COCO; one pytest-xdist group each):
-per dataset 1a → 1b → 2 → 3 chained as in ``tools/cast_pipeline.py``
-plus the baseline (on Cityscapes also the DINOv3-S DPT and the EoMT
-DINOv3-S students' 2 → 3 from the same 1b teacher, and their baselines),
-Guided Distillation from that baseline (Cityscapes, COCO), and the configs of ``configs/mmcast/teachers``
-(Grounding-DINO adaptation, Grounding-DINO + SAM 2 for Cityscapes and
-ADE20K, the ensemble, SAM 3 adaptation and the SAM 3 teacher), all with
-random weights at the configs' real architectures (Swin-L, DINOv2-S,
-DINOv3-S, BERT-base, Hiera-L, SAM 3's ViT-L) on synthetic data in the
-dataset's real layout. Each part runs its configs in the tool's own
-process (``--in-process``: mmdet's train / test script, the one ``mim``
-starts). Slow: 4 1/2 to 7 1/2 minutes a part on one CPU core.
+Three parts of ``tools/smoke_real_configs.py`` runs on CPU at 64x128
+(Cityscapes, ADE20K, COCO; one pytest-xdist group each): per dataset 1a →
+1b → 2 → 3 chained as in ``tools/cast_pipeline.py`` plus the baseline (on
+Cityscapes also the DINOv3-S DPT and the EoMT DINOv3-S students' 2 → 3 from
+the same 1b teacher, and their baselines), Guided Distillation from that
+baseline (Cityscapes, COCO; on Cityscapes the EoMT student's too),
+and the configs of ``configs/mmcast/teachers`` (Grounding-DINO adaptation,
+Grounding-DINO + SAM 2 for Cityscapes and ADE20K, the ensemble, SAM 3
+adaptation and the SAM 3 teacher), all with random weights at the configs'
+real architectures (Swin-L, DINOv2-S, DINOv3-S, BERT-base, Hiera-L, SAM 3's
+ViT-L) on synthetic data in the dataset's real layout. Cityscapes runs
+``--quick`` first (the chain that fits one GPU call: its hand-offs, its
+2-image evaluation and its speed columns are checked), then the rest of
+Cityscapes taking the quick runs over (``--resume``): each config runs
+once. Each part runs its configs in the tool's own process
+(``--in-process``: mmdet's train / test script, the one ``mim`` starts).
+Slow: minutes a config on a shared CPU.
 """
+import glob
 import json
 import os
 import os.path as osp
@@ -24,10 +29,15 @@ import subprocess
 import sys
 
 import pytest
+from mmengine.config import Config
 
 from conftest import REPO_ROOT, load_script, toy_cfg_options
+from mmcast.apis.pipeline import stage_rows
+from mmcast.apis.pipeline.stage_graph import stage_graph
+from mmcast.apis.pipeline.stage_table import config_file, stage_config_path
+from mmcast.testing.smoke_plan import quick_plan
 
-pytestmark = pytest.mark.slow_fixture(7)
+pytestmark = pytest.mark.slow_fixture(12)
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
 STAGES = (('adapt_teacher', '1a'), ('adapt_teacher_selftrain', '1b'),
@@ -46,6 +56,8 @@ DINOV3_CONFIGS = [(f'configs/mmcast/{stage}_cityscapes_dinov3-s.py', label)
 # the EoMT DINOv3-S student's, each run right after the DINOv3-S DPT one
 EOMT_CONFIGS = [(f'configs/mmcast/{stage}_cityscapes_eomt-dinov3-s.py', label)
                 for stage, label in STAGES[2:]]
+EOMT_GD_CONFIG = ('configs/mmcast/guided_distillation/'
+                  'guided-distillation_eomt-dinov3-s_cityscapes.py')
 TEACHER_CONFIGS = [
     ('configs/mmcast/teachers/adapt_grounding_dino_cityscapes.py', 'adapt'),
     ('configs/mmcast/teachers/grounding_dino_sam2_cityscapes.py', 'test'),
@@ -61,27 +73,28 @@ NUM_VAL = 2
 MIN_PARAMS_M = {'1a': 200, '1b': 200, '2': 50, '3': 50, 'baseline': 50}
 # the DINOv3-S DPT student: 50.57M (DINOv3-S+: 57.7M)
 DINOV3_S_PARAMS_M = (50, 55)
+# SAM 3's image model: 840.5M (ViT-L/14 vision and 24-layer text encoders)
 # the EoMT DINOv3-S student: 23.30M (stage 2: + 0.08M of L_pxl's projection)
 EOMT_S_PARAMS_M = (23, 24)
-# SAM 3's image model: 840.5M (ViT-L/14 vision and 24-layer text encoders)
 MIN_SAM3_PARAMS_M = 800
 
 
-# The smoke run in four parts, each one invocation of the tool and one
-# pytest-xdist group (make test runs two at once): the part's arguments
-# and the configs it runs, in order
+# The smoke run in three parts, each one pytest-xdist group (make test runs
+# two at once): the part's invocations of the tool (one after the other in
+# one work dir) and the configs its summary holds, in order. Cityscapes:
+# --quick keeping its checkpoints, then the rest of Cityscapes, taking over
+# the quick runs (--resume)
 CITYSCAPES_STAGES = STAGE_CONFIGS[:3] + DINOV3_CONFIGS[:1] \
     + EOMT_CONFIGS[:1] + STAGE_CONFIGS[3:4] + DINOV3_CONFIGS[1:2] \
     + EOMT_CONFIGS[1:2] + STAGE_CONFIGS[4:5] + DINOV3_CONFIGS[2:] \
-    + EOMT_CONFIGS[2:] + [(GD_CONFIGS[0], 'GD')]
+    + EOMT_CONFIGS[2:] + [(GD_CONFIGS[0], 'GD'), (EOMT_GD_CONFIG, 'GD')]
 PARTS = {
-    'cityscapes-stages': (['--datasets', 'cityscapes', '--no-teachers'],
-                          CITYSCAPES_STAGES),
-    'cityscapes-teachers': (['--datasets', 'cityscapes', '--no-stages'],
-                            TEACHER_CONFIGS[:5]),
-    'ade20k': (['--datasets', 'ade20k'],
+    'cityscapes': ([['--quick', '--keep-checkpoints'],
+                    ['--datasets', 'cityscapes', '--resume']],
+                   CITYSCAPES_STAGES + TEACHER_CONFIGS[:5]),
+    'ade20k': ([['--datasets', 'ade20k']],
                STAGE_CONFIGS[5:10] + TEACHER_CONFIGS[5:]),
-    'coco': (['--datasets', 'coco'],
+    'coco': ([['--datasets', 'coco']],
              STAGE_CONFIGS[10:] + [(GD_CONFIGS[1], 'GD')]),
 }
 _SUMMARIES: dict = {}  # part -> its summary, run once per process
@@ -100,26 +113,35 @@ def _params(cases: list) -> list:
         f'smoke-{_part(case[0])}')) for case in cases]
 
 
-def _smoke(part: str, tmp_path_factory) -> dict:
-    """summary.json of the smoke run of ``part`` (results by config)."""
-    if part in _SUMMARIES:
-        return _SUMMARIES[part]
-    work_dir = tmp_path_factory.mktemp(f'smoke_{part}')
+def _invoke(work_dir, args: list) -> dict:
+    """Run the tool with ``args`` → its summary.json (results by config)."""
     proc = subprocess.run(
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'smoke_real_configs.py'),
          '--work-dir', str(work_dir), '--device', 'cpu', '--keep-going',
-         '--num-images', '4', str(NUM_VAL), '--in-process'] + PARTS[part][0],
+         '--num-images', '4', str(NUM_VAL), '--in-process'] + args,
         cwd=REPO_ROOT, capture_output=True, text=True)
     if not (work_dir / 'summary.json').is_file():
         # refused before running anything (a full disk) or crashed: its words
-        pytest.fail(f'the smoke run of {part} wrote no summary (exit code '
+        pytest.fail(f'the smoke run {args} wrote no summary (exit code '
                     f'{proc.returncode}):\n{proc.stdout[-3000:]}'
                     f'{proc.stderr[-3000:]}')
     summary = json.loads((work_dir / 'summary.json').read_text())
     summary['by_config'] = {r['config']: r for r in summary['results']}
     summary['work_dir'] = work_dir
+    summary['stdout'] = proc.stdout
     summary['output'] = proc.stdout[-5000:] + proc.stderr[-5000:]
     summary['returncode'] = proc.returncode
+    return summary
+
+
+def _smoke(part: str, tmp_path_factory) -> dict:
+    """summary.json of the (last) smoke run of ``part``; ``earlier``: the
+    summaries of its invocations before."""
+    if part in _SUMMARIES:
+        return _SUMMARIES[part]
+    work_dir = tmp_path_factory.mktemp(f'smoke_{part}')
+    summaries = [_invoke(work_dir, args) for args in PARTS[part][0]]
+    summary = dict(summaries[-1], earlier=summaries[:-1])
     _SUMMARIES[part] = summary
     return summary
 
@@ -140,6 +162,10 @@ def test_every_config_ran(part, tmp_path_factory):
     assert smoke['returncode'] == 0, smoke['output']
     # the random real-size weights (~5 GB) are gone
     assert not osp.exists(smoke['work_dir'] / 'checkpoints')
+    # Cityscapes: the runs of --quick were taken over, not run again
+    resumed = [r['config'] for r in smoke['results'] if r.get('resumed')]
+    assert resumed == [r['config'] for s in smoke['earlier']
+                       for r in s['results']]
 
 
 @pytest.mark.parametrize('config,label', _params(STAGE_CONFIGS))
@@ -218,7 +244,8 @@ def test_unlabeled_branches_trained_on_pseudo_instances(smoke, config,
     assert all(counts.values()), counts
 
 
-@pytest.mark.parametrize('config', _params([(c,) for c in GD_CONFIGS]))
+@pytest.mark.parametrize('config', _params([(c,) for c in GD_CONFIGS] +
+                                             [(EOMT_GD_CONFIG, )]))
 def test_guided_distillation_trains_from_the_baseline(smoke, config):
     result = smoke['by_config'][config]
     assert result['stage'] == 'GD'
@@ -280,6 +307,115 @@ def _log(result: dict) -> str:
 def _read(path: str) -> str:
     with open(path, encoding='utf-8') as f:
         return f.read()
+
+
+# --------------------------------------------------------------------------
+# --quick: the Cityscapes chain that fits one GPU call
+# --------------------------------------------------------------------------
+def test_quick_plan_covers_every_cityscapes_stage():
+    """The quick plan runs every Cityscapes stage row of the recipe's
+    teacher, the DINOv3-S DPT and EoMT students' stage 2 and the
+    box-prompted and SAM 3 teachers' adaptations, each after the runs it
+    reads."""
+    rows = [row for row in stage_rows() if row['dataset'] == 'cityscapes']
+    expected = {config_file(row) for row in rows
+                if row['teacher'] in (None, 'mask2former')
+                and row['variant'] is None}
+    assert {'adapt_teacher', 'adapt_teacher_selftrain', 'distill',
+            'finetune', 'supervised_student', 'guided_distillation'} <= {
+                row['stage'] for row in rows}
+    expected |= {stage_config_path('cityscapes', 'distill', 'mask2former',
+                                   variant)
+                 for variant in ('dinov3-s', 'eomt-dinov3-s')}
+    expected |= {osp.relpath(p, REPO_ROOT) for p in glob.glob(osp.join(
+        REPO_ROOT, 'configs', 'mmcast', 'teachers', 'adapt_*_cityscapes.py'))}
+    assert len(expected) == 10
+    plan = quick_plan()
+    assert {step.config for step in plan} == expected
+    assert len(plan) == len(expected)
+    # no ADE20K / COCO, no test-only teacher, not the variant's 3 / baseline
+    assert {step.dataset for step in plan} == {'cityscapes'}
+    assert {step.how for step in plan} == {'train'}
+    # each hand-off of the stage graph from the run of its source stage,
+    # earlier in the plan (the variant's stage 2 from the recipe's 1b)
+    graph = stage_graph()
+    for at, step in enumerate(plan):
+        sources = [src for _, src in graph[step.stage].handoffs
+                   if src != 'teacher0'] if step.stage else []
+        assert [src for src, _ in step.reads] == sources, step
+        for src, name in step.reads:
+            read = next(s for s in plan[:at] if s.name == name)
+            assert (read.stage, read.variant) == (src, None), step
+
+
+def test_quick_plan_is_read_from_the_stage_table(monkeypatch):
+    """A Cityscapes row added to the table is in the quick plan (a second
+    Guided Distillation config), one taken out is not."""
+    import mmcast.testing.smoke_plan as smoke_plan
+    rows = stage_rows()
+    gd = next(row for row in rows if row['dataset'] == 'cityscapes'
+              and row['stage'] == 'guided_distillation')
+    added = dict(gd, config='guided_distillation/another_cityscapes')
+    monkeypatch.setattr(smoke_plan, 'stage_rows', lambda: rows + [added])
+    plan = [step.name for step in smoke_plan.quick_plan()]
+    assert plan.index(added['config']) == plan.index(gd['config']) + 1
+    monkeypatch.setattr(smoke_plan, 'stage_rows',
+                        lambda: [row for row in rows if row is not gd])
+    assert gd['config'] not in [s.name for s in smoke_plan.quick_plan()]
+
+
+@pytest.mark.xdist_group('smoke-cityscapes')
+def test_quick_chain_runs_with_its_handoffs_and_speed(tmp_path_factory):
+    """``--quick`` at 64x128 on CPU: every run of the plan passed, each
+    read the checkpoint of the run before it in the chain, validated on the
+    2 images with cityscapesscripts, and logged its step time and
+    images/s (no peak memory: MMEngine logs it on CUDA only)."""
+    quick = _smoke('cityscapes', tmp_path_factory)['earlier'][0]
+    plan = quick_plan()
+    assert quick['quick'] and quick['returncode'] == 0, quick['output']
+    assert [r['config'] for r in quick['results']] == [
+        s.config for s in plan]
+    for step, result in zip(plan, quick['results']):
+        assert result['status'] == 'ok', result
+        assert result['checkpoint'].endswith('iter_2.pth')
+        # hand-offs: θ_T^0 the random one, else the read run's checkpoint
+        # (kept: --keep-checkpoints), loaded by the run
+        log = _log(result)
+        for key, src in (stage_graph()[step.stage].handoffs
+                         if step.stage else ()):
+            handed = result['handoffs'][key]
+            if src == 'teacher0':
+                assert osp.basename(handed) == \
+                    'teacher0_mask2former_swin-l.pth'
+            else:
+                name = dict(step.reads)[src]
+                read = quick['by_config'][
+                    f'configs/mmcast/{name}.py']['checkpoint']
+                assert handed == read and osp.isfile(read)
+            assert handed in log, (step.name, key)
+        metrics = result['metrics']
+        if 'grounding_dino' in step.name:  # boxes only
+            assert 'coco/bbox_mAP' in metrics
+        else:  # cityscapesscripts on both validation images
+            assert 'cityscapes/mAP' in metrics, step.name
+            assert result['cityscapes_images'] == NUM_VAL, step.name
+        assert result['step_seconds'] > 0 and result['data_seconds'] >= 0
+        assert result['images_per_second'] == pytest.approx(
+            _batch_size(quick, step) / result['step_seconds'], rel=1e-3)
+        assert result['peak_memory_mb'] is None  # CPU
+    # the table: one row per run with its speed
+    table = [line for line in quick['stdout'].splitlines()
+             if line.startswith('| configs/')]
+    assert len(table) == len(plan)
+    assert all(line.endswith(' | — |') for line in table)
+
+
+def _batch_size(summary: dict, step) -> int:
+    """The train batch of ``step``'s dumped smoke config."""
+    name = osp.basename(step.name)
+    cfg = Config.fromfile(str(summary['work_dir'] / step.dataset / name /
+                              f'{name}.py'))
+    return cfg.train_dataloader.batch_size
 
 
 def test_in_process_runs_keep_their_own_logs_and_scalars(

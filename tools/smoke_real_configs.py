@@ -127,10 +127,10 @@ from mmcast.apis import find_item, last_checkpoint, pseudo_label_options
 from mmcast.apis.pipeline import REPO_ROOT
 from mmcast.apis.pipeline.stage_graph import TEACHER0, stage_graph
 from mmcast.testing import forget_visualizers
-from mmcast.utils.annealing_windows import scaled_windows
 from mmcast.testing.run_logs import train_speed, val_record
 from mmcast.testing.smoke_plan import (QUICK_DATASET, SmokeStep, quick_plan,
                                        smoke_plan)
+from mmcast.utils.annealing_windows import scaled_windows
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')

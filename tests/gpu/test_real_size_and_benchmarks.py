@@ -2,6 +2,11 @@
 """The real-size smoke and every benchmark, on CUDA; their tables are
 printed.
 
+* ``tools/smoke_real_configs.py --quick --device cuda``: the Cityscapes
+  stage chain, Guided Distillation, the DINOv3-S student's stage 2 and the
+  teachers' adaptations at their own sizes and AMP, with the step time,
+  images/s and peak memory of each (meant to take at most 5 minutes; not
+  measured on a GPU yet);
 * ``tools/smoke_real_configs.py --device cuda``: every real-size config at
   its own sizes, queries, points and AMP (512x1024 images), see its
   docstring; slow (tens of minutes).
@@ -42,6 +47,22 @@ def run_and_print(command, capsys, env=None) -> subprocess.CompletedProcess:
         if proc.returncode:
             print(proc.stderr[-8000:], flush=True)
     return proc
+
+
+def test_quick_real_size_smoke_on_cuda(tmp_path, capsys):
+    work_dir = tmp_path / 'quick'
+    proc = run_and_print(
+        [sys.executable, 'tools/smoke_real_configs.py', '--quick',
+         '--device', 'cuda', '--in-process', '--keep-going', '--work-dir',
+         str(work_dir)], capsys)
+    summary = json.loads((work_dir / 'summary.json').read_text())
+    assert summary['quick'] and summary['device'] == 'cuda'
+    failed = [r['config'] for r in summary['results'] if r['status'] != 'ok']
+    assert not failed and proc.returncode == 0, failed
+    for result in summary['results']:  # each run's speed, from its log
+        assert result['step_seconds'] > 0, result['config']
+        assert result['images_per_second'] > 0, result['config']
+        assert result['peak_memory_mb'] > 0, result['config']
 
 
 def test_real_size_smoke_on_cuda(tmp_path, capsys):
