@@ -33,8 +33,9 @@ pseudo-labels → 2 → 3, the labels-only baseline, Guided Distillation, the
 DINOv3-S student's stage 2 (from the same 1b) and the adaptations (stage
 1a) of the box-prompted (Grounding-DINO + SAM 2) and SAM 3 teachers; not
 ADE20K / COCO, the test-only teacher configs, nor the DINOv3-S student's
-stage 3 and baseline. On one GPU it is meant to take at most 5 minutes once
-the stack is installed (not measured on a GPU yet). ``--resume`` takes over
+stage 3 and baseline; in the tool's process (``--in-process``, below). On
+one GPU it is meant to take at most 5 minutes once the stack is installed
+(not measured on a GPU yet). ``--resume`` takes over
 the passed runs of an earlier invocation in the same work dir that kept
 their checkpoints (``--keep-checkpoints``) instead of running them again:
 ``--quick --keep-checkpoints``, then ``--datasets cityscapes --resume``,
@@ -90,7 +91,7 @@ Example::
 
     python tools/smoke_real_configs.py --work-dir work_dirs/smoke \\
         --datasets cityscapes ade20k coco --device cpu
-    python tools/smoke_real_configs.py --quick --device cuda --in-process \\
+    python tools/smoke_real_configs.py --quick --device cuda \\
         --work-dir work_dirs/smoke_quick
 
 ``--in-process`` runs the script ``mim`` would start (mmdet's
@@ -198,7 +199,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--quick', action='store_true',
         help='Cityscapes only: the stage chain, the labels-only student, '
         'Guided Distillation, the variant students\' stage 2 and the '
-        'teachers\' adaptations (mmcast.testing.smoke_plan.quick_plan)')
+        'teachers\' adaptations (mmcast.testing.smoke_plan.quick_plan), '
+        'in this process (--in-process)')
     parser.add_argument(
         '--resume', action='store_true',
         help='take over the runs of an earlier invocation in this work dir '
@@ -233,6 +235,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                      f'--datasets {" ".join(args.datasets)}')
     if args.datasets is None:
         args.datasets = [QUICK_DATASET] if args.quick else list(DATASETS)
+    args.in_process = args.in_process or args.quick
     return args
 
 

@@ -53,7 +53,7 @@ def test_quick_real_size_smoke_on_cuda(tmp_path, capsys):
     work_dir = tmp_path / 'quick'
     proc = run_and_print(
         [sys.executable, 'tools/smoke_real_configs.py', '--quick',
-         '--device', 'cuda', '--in-process', '--keep-going', '--work-dir',
+         '--device', 'cuda', '--keep-going', '--work-dir',
          str(work_dir)], capsys)
     summary = json.loads((work_dir / 'summary.json').read_text())
     assert summary['quick'] and summary['device'] == 'cuda'
