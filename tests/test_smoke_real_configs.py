@@ -364,6 +364,19 @@ def test_quick_plan_is_read_from_the_stage_table(monkeypatch):
     assert gd['config'] not in [s.name for s in smoke_plan.quick_plan()]
 
 
+def test_quick_arguments(capsys):
+    """``--quick``: Cityscapes in the tool's process; another dataset is
+    refused, naming it."""
+    tool = load_script(osp.join(REPO_ROOT, 'tools', 'smoke_real_configs.py'))
+    args = tool.parse_args(['--quick'])
+    assert args.datasets == ['cityscapes'] and args.in_process
+    assert tool.parse_args([]).datasets == list(DATASETS)
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--quick', '--datasets', 'cityscapes', 'coco'])
+    assert '--quick runs cityscapes only, not --datasets cityscapes coco' \
+        in capsys.readouterr().err
+
+
 @pytest.mark.xdist_group('smoke-cityscapes')
 def test_quick_chain_runs_with_its_handoffs_and_speed(tmp_path_factory):
     """``--quick`` at 64x128 on CPU: every run of the plan passed, each
