@@ -414,7 +414,8 @@ def test_quick_chain_runs_with_its_handoffs_and_speed(tmp_path_factory):
             assert result['cityscapes_images'] == NUM_VAL, step.name
         assert result['step_seconds'] > 0 and result['data_seconds'] >= 0
         assert result['images_per_second'] == pytest.approx(
-            _batch_size(quick, step) / result['step_seconds'], rel=1e-3)
+            # rounded to 3 decimals in the summary
+            _batch_size(quick, step) / result['step_seconds'], abs=5e-4)
         assert result['peak_memory_mb'] is None  # CPU
     # the table: one row per run with its speed
     table = [line for line in quick['stdout'].splitlines()
