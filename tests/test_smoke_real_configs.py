@@ -392,7 +392,8 @@ def test_quick_chain_runs_with_its_handoffs_and_speed(tmp_path_factory):
         assert result['status'] == 'ok', result
         assert result['checkpoint'].endswith('iter_2.pth')
         # hand-offs: θ_T^0 the random one, else the read run's checkpoint
-        # (kept: --keep-checkpoints), loaded by the run
+        # (kept by --keep-checkpoints for the runs after, and gone once the
+        # resumed invocation finished), loaded by the run
         log = _log(result)
         for key, src in (stage_graph()[step.stage].handoffs
                          if step.stage else ()):
@@ -404,7 +405,7 @@ def test_quick_chain_runs_with_its_handoffs_and_speed(tmp_path_factory):
                 name = dict(step.reads)[src]
                 read = quick['by_config'][
                     f'configs/mmcast/{name}.py']['checkpoint']
-                assert handed == read and osp.isfile(read)
+                assert handed == read
             assert handed in log, (step.name, key)
         metrics = result['metrics']
         if 'grounding_dino' in step.name:  # boxes only
