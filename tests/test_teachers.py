@@ -185,10 +185,11 @@ def test_sam2_prompts_a_batch_at_once_as_each_image_alone(
     """The boxes of every image of a batch go through one SAM 2 encoder
     call and one mask-decoder call (``box_batch_size`` boxes at a time).
     Given the same boxes, each image gets the masks it gets alone, bit for
-    bit; end to end, images of one size (a dataset's) get the masks, labels
-    and scores a pseudo-label file holds, bit for bit, and the detector's
-    boxes (SAM 2's prompts) within float rounding of its batched
-    convolutions."""
+    bit; end to end, images of one size (a dataset's) get the masks and
+    labels a pseudo-label file holds, bit for bit, and the detector's boxes
+    (SAM 2's prompts) and scores within float rounding of its batched
+    convolutions (bit for bit on some CPUs, a last-bit difference on
+    others)."""
     teacher = build_teacher(assets)
     teacher.box_batch_size = box_batch_size
     calls = _sam2_calls(teacher)
@@ -200,9 +201,11 @@ def test_sam2_prompts_a_batch_at_once_as_each_image_alone(
     assert calls == dict(encoder=1, decoder=-(-num_boxes // box_batch_size))
     for i, out in enumerate(together):
         (alone, ) = run(teacher, {k: v[i:i + 1] for k, v in batch.items()})
-        for key in ('masks', 'scores', 'labels'):
+        for key in ('masks', 'labels'):
             assert torch.equal(out.pred_instances[key],
                                alone.pred_instances[key]), (i, key)
+        assert torch.allclose(out.pred_instances.scores,
+                              alone.pred_instances.scores, rtol=0, atol=1e-6)
         assert torch.allclose(out.pred_instances.bboxes,
                               alone.pred_instances.bboxes, atol=1e-3)
 

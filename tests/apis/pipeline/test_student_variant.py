@@ -18,9 +18,9 @@ from mmcast.apis.pipeline.stage_table import (find_row, stage_rows,
 EOMT = 'eomt-dinov3-tiny'
 
 
-def _plan(tmp_path, *options):
+def _plan(tmp_path, *options, dataset='toy'):
     spec = RunSpec.from_args(parse_args(
-        ['toy', '--work-dir', str(tmp_path / 'run'), *options]))
+        [dataset, '--work-dir', str(tmp_path / 'run'), *options]))
     return spec, Planner(spec, ConfigLoader(spec)).plan()
 
 
@@ -52,16 +52,17 @@ def test_every_variant_is_a_choice_and_has_its_rows():
         assert any(row['variant'] == variant for row in stage_rows())
 
 
-@pytest.mark.parametrize('options,message', [
-    (['--methods', 'cast', 'gd'],
-     'no config for stage guided_distillation of toy with --student'),
-    (['--student-init', 'source-pretrained'],
+@pytest.mark.parametrize('dataset,variant,options,message', [
+    ('cityscapes', 'dinov3-s', ['--methods', 'cast', 'gd'],
+     'no config for stage guided_distillation of cityscapes with --student '
+     'dinov3-s'),
+    ('toy', EOMT, ['--student-init', 'source-pretrained'],
      'loads the recipe\'s R-18 backbone'),
 ])
 def test_a_student_without_a_stage_or_with_the_r18_backbone_is_refused(
-        tmp_path, options, message):
+        tmp_path, dataset, variant, options, message):
     with pytest.raises(PipelineError, match=message):
-        _plan(tmp_path, '--student', EOMT, *options)
+        _plan(tmp_path, '--student', variant, *options, dataset=dataset)
     assert not osp.exists(tmp_path / 'run')
     with pytest.raises(PipelineError, match='with --student dinov3-s'):
         _plan(tmp_path, '--student', 'dinov3-s')
