@@ -27,6 +27,8 @@ VARIANT = 'eomt-dinov3-s'
 STAGES = ('distill', 'finetune', 'supervised_student')
 GD = osp.join(CONFIGS, 'guided_distillation',
               f'guided-distillation_{VARIANT}_cityscapes.py')
+GD_TOY = osp.join(CONFIGS, 'guided_distillation',
+                  'guided-distillation_eomt-dinov3-tiny_toy.py')
 GD_DPT = osp.join(CONFIGS, 'guided_distillation',
                   'guided-distillation_dinov2-s_cityscapes.py')
 NUM_CLASSES = 8
@@ -197,12 +199,14 @@ def _reduce(student: dict) -> None:
     student.train_cfg.num_points = 64
 
 
-def _reduced(cfg: Config):
+def _reduced(cfg: Config, reduce: bool = True):
+    """The config's model, brought to CPU size unless ``reduce`` is off
+    (a toy config is that size already)."""
     model = copy.deepcopy(cfg.model)
     for key in ('student', 'teacher'):
-        if isinstance(model.get(key), dict):
+        if reduce and isinstance(model.get(key), dict):
             _reduce(model[key])
-    if 'student' not in model:
+    if reduce and 'student' not in model:
         _reduce(model)
     model.pop('teacher_checkpoint', None)
     if model.type == 'CASTDistiller':
@@ -281,11 +285,13 @@ def test_stage_trains_a_step_under_autocast(stage, dtype):
                    for p in model.student.projection_head.parameters())
 
 
-def test_guided_distillation_labels_with_the_eomt_teacher():
+@pytest.mark.parametrize('config', [GD, GD_TOY], ids=['cityscapes', 'toy'])
+def test_guided_distillation_labels_with_the_eomt_teacher(config):
     """The teacher's final prediction of each unlabeled image (not of the
     batch's last image) gives its pseudo-instances; the student trains on
-    both branches under bf16 autocast, the teacher gets no gradient."""
-    model = _reduced(Config.fromfile(GD)).train()
+    both branches under bf16 autocast, the teacher gets no gradient: the
+    Cityscapes config at reduced size, the toy one as it ships."""
+    model = _reduced(Config.fromfile(config), reduce=config == GD).train()
     model.semi_train_cfg['pseudo_label_rule'].update(score_thr=0.0,
                                                      min_mask_area=0.0)
     inputs, samples = _branches(model, unlabeled=True)
