@@ -16,7 +16,10 @@ redone, a split drawn again, an annotation file edited, another mmcast
 version) is the one a make-like tool follows: the stage is trained again,
 and so, one after the other, is every stage made from it; one line names
 the stage and what changed. Paths into the run's work dir are kept
-relative to it, so a work dir that is moved or copied keeps its stages.
+relative to it, and paths into the checkout (its ``data/``) relative to the
+checkout, so a work dir or a checkout that is moved or copied, or a second
+clone driving the same work dir, keeps its stages while the files hold the
+same bytes.
 """
 import functools
 import hashlib
@@ -35,6 +38,8 @@ from .stage import Stage
 
 # how a path into the run's work dir is recorded
 WORK_DIR_MARK = '<work_dir>'
+# how a path into the checkout the stages run from is recorded
+REPO_MARK = '<repo>'
 # overrides whose values are checkpoints a stage reads
 CHECKPOINT_KEY_ENDS = ('checkpoint', 'load_from')
 
@@ -80,13 +85,20 @@ def input_files(stage: Stage, cfg) -> List[str]:
 
 
 def _recorded(path: str, work_dir: str) -> str:
-    rel = osp.relpath(path, work_dir)
-    return path if rel.startswith('..') else osp.join(WORK_DIR_MARK, rel)
+    """``path`` as a completion record keeps it: under the work dir's or
+    the checkout's mark (the work dir first: it may lie in the checkout),
+    else absolute."""
+    for root, mark in ((work_dir, WORK_DIR_MARK), (REPO_ROOT, REPO_MARK)):
+        rel = osp.relpath(path, root)
+        if not rel.startswith('..'):
+            return osp.join(mark, rel)
+    return path
 
 
 def _resolved(path: str, work_dir: str) -> str:
-    if path.startswith(WORK_DIR_MARK + osp.sep):
-        return osp.join(work_dir, path[len(WORK_DIR_MARK) + 1:])
+    for root, mark in ((work_dir, WORK_DIR_MARK), (REPO_ROOT, REPO_MARK)):
+        if path.startswith(mark + osp.sep):
+            return osp.join(root, path[len(mark) + 1:])
     return path
 
 

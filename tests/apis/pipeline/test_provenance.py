@@ -3,7 +3,8 @@
 provenance`): a finished stage records what it was made from; a stage redone
 gets its new row, every stage made from it is trained again with one line
 saying why, the others are kept; another mmcast version counts as a changed
-input; a grown annotation file draws its split again.
+input; a moved checkout keeps its stages; a grown annotation file draws its
+split again.
 
 The stages' own processes are replaced by a writer of what MMEngine leaves
 in a work dir (``iter_<N>.pth``, ``last_checkpoint``, a json log with the
@@ -95,6 +96,52 @@ def test_a_redone_stage_refreshes_its_row_and_redoes_what_follows(
     assert ran == ['supervised_student'], ran
     assert 'it was trained by mmcast 0.0.1, this is ' in out
 
+
+
+def test_a_moved_checkout_keeps_its_stages_while_its_data_holds(
+        tmp_path, capsys, monkeypatch):
+    """The checkout (its ``data/``) is moved, or a second clone drives the
+    same work dir: its stages are kept while the files hold the same bytes;
+    an edited annotation file still trains its readers again."""
+    from mmcast.apis.pipeline import provenance
+
+    def checkout(name):
+        root = tmp_path / name
+        monkeypatch.setattr(provenance, 'REPO_ROOT', str(root))
+        return pipeline_of(
+            'toy', '--work-dir', str(tmp_path / 'w'), '--data-root',
+            str(root / 'data'), '--iters', 'pretrain=2', '1a=2', '1b=2',
+            '2=2', '3=2', '--progress-interval', '1000'), root / 'data'
+
+    _, data = checkout('clone1')
+    labeled = data / 'toy' / 'annotations' / 'semi' / \
+        'instancesonly_filtered_gtFine_train.1@10.json'
+    source = data / 'toy_source' / 'annotations' / \
+        'instancesonly_filtered_gtFine_train.json'
+    for path in (labeled, source):
+        path.parent.mkdir(parents=True)
+        _coco(path, range(4))
+    ran, first, _ = _run(checkout('clone1')[0], capsys)
+    assert 'supervised_student' in ran and 'teacher_pretrained' in ran
+    record = json.load(open(tmp_path / 'w' / 'seed0' / 'supervised_student'
+                            / COMPLETION_FILE))
+    assert list(record['inputs']) == [
+        '<repo>/data/toy/annotations/semi/'
+        'instancesonly_filtered_gtFine_train.1@10.json']
+
+    shutil.move(str(tmp_path / 'clone1'), str(tmp_path / 'clone2'))
+    pipeline, data = checkout('clone2')
+    ran, again, out = _run(pipeline, capsys)
+    assert ran == [] and 'trained again' not in out, out
+    assert again == first
+
+    _coco(data / 'toy' / 'annotations' / 'semi' /
+          'instancesonly_filtered_gtFine_train.1@10.json', range(5))
+    ran, _, out = _run(pipeline, capsys)
+    assert 'supervised_student' in ran and 'toy_foundation' not in ran, ran
+    assert ('[seed 0] [baseline] trained again: <repo>/data/toy/annotations/'
+            'semi/instancesonly_filtered_gtFine_train.1@10.json changed '
+            'since it trained' in out), out
 
 def _coco(path, ids) -> str:
     atomic_dump_json(dict(
