@@ -281,3 +281,50 @@ def toy_cfg_options(data_root: str, work_dir: str) -> list:
         'default_hooks.logger.interval=1',
         'model.train_cfg.num_points=256',
     ]
+
+
+def _unlabeled_gt_as_pseudo_labels(data_root: str, split: str,
+                                   out_file: str) -> None:
+    """The ground truth of the toy split's D_u (``split`` + ``-unlabeled``),
+    written as a pseudo-label json (score 1)."""
+    import json
+    with open(osp.join(data_root, 'annotations',
+                       'instancesonly_filtered_gtFine_train.json')) as f:
+        full = json.load(f)
+    with open(osp.join(data_root, split + '-unlabeled.json')) as f:
+        unlabeled = json.load(f)
+    ids = {img['id'] for img in unlabeled['images']}
+    with open(out_file, 'w') as f:
+        json.dump(dict(unlabeled, annotations=[
+            dict(a, score=1.0) for a in full['annotations']
+            if a['image_id'] in ids]), f)
+
+
+def toy_distill_runner_config(path: str, data_root: str, work_dir: str,
+                              split: str):
+    """A toy CAST stage-2 config (``path``) on the toy data at
+    ``data_root``, CPU-sized, for 2 iterations on the split ``split``
+    (``annotations/semi/…@25``), its D_u labeled from a pseudo-label file
+    written beforehand: no teacher, no ``PseudoLabelHook`` (the config's
+    other hooks kept)."""
+    root = data_root.rstrip('/') + '/'
+    pseudo = osp.join(work_dir, 'pseudo_labels.json')
+    _unlabeled_gt_as_pseudo_labels(root, split, pseudo)
+    cfg = toy_runner_config(
+        path, root, work_dir, 'model.teacher_checkpoint=None',
+        'model.student.train_cfg.num_points=256', 'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2', 'param_scheduler.end=2',
+        f'train_dataloader.dataset.datasets.0.data_root={root}',
+        f'train_dataloader.dataset.datasets.0.ann_file={split}.json',
+        'train_dataloader.dataset.datasets.1.unlabeled_ann_file='
+        f'{root}{split}-unlabeled.json',
+        'train_dataloader.dataset.datasets.1.data_prefix.img='
+        f'{root}leftImg8bit/train/',
+        f'train_dataloader.dataset.datasets.1.ann_file={pseudo}')
+    # toy_runner_config's options written for a single detector
+    del cfg.train_dataloader.dataset.data_root
+    del cfg.model.train_cfg
+    cfg.model.teacher = None
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h.type != 'PseudoLabelHook']
+    return cfg

@@ -5,12 +5,12 @@ tokens, the R-18 stage's data, schedule and offline pseudo-labels) and the
 finetune config (the distilled student, labels only), each trained for 2
 iterations through MMEngine's runner on the generated toy data."""
 import copy
-import json
 import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO_ROOT, assert_losses_train, toy_runner_config
+from conftest import (REPO_ROOT, assert_losses_train,
+                      toy_distill_runner_config, toy_runner_config)
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
@@ -93,42 +93,10 @@ def test_stages_keep_the_r18_recipe_and_scale_the_annealing():
         assert hook.end_iters == [2 * quarter, 3 * quarter]
 
 
-def _unlabeled_gt_as_pseudo_labels(data_root: str, out_file: str) -> None:
-    """The ground truth of D_u, written as a pseudo-label json (score 1)."""
-    with open(osp.join(data_root, 'annotations',
-                       'instancesonly_filtered_gtFine_train.json')) as f:
-        full = json.load(f)
-    with open(osp.join(data_root, SPLIT + '-unlabeled.json')) as f:
-        unlabeled = json.load(f)
-    ids = {img['id'] for img in unlabeled['images']}
-    with open(out_file, 'w') as f:
-        json.dump(dict(unlabeled, annotations=[
-            dict(a, score=1.0) for a in full['annotations']
-            if a['image_id'] in ids]), f)
-
-
 def _distill_runner_config(data_root: str, work_dir: str) -> Config:
-    """The distill config on the toy data at ``data_root``, CPU-sized, for
-    2 iterations, labeled from a pseudo-label file written beforehand (no
-    teacher, no PseudoLabelHook)."""
-    root = data_root.rstrip('/') + '/'
-    pseudo = osp.join(work_dir, 'pseudo_labels.json')
-    _unlabeled_gt_as_pseudo_labels(root, pseudo)
-    cfg = toy_runner_config(
-        DISTILL, root, work_dir, 'model.teacher_checkpoint=None',
-        'model.student.train_cfg.num_points=256', 'train_cfg.max_iters=2',
-        'train_cfg.val_interval=2', 'param_scheduler.end=2',
-        f'train_dataloader.dataset.datasets.0.data_root={root}',
-        f'train_dataloader.dataset.datasets.0.ann_file={SPLIT}.json',
-        'train_dataloader.dataset.datasets.1.unlabeled_ann_file='
-        f'{root}{SPLIT}-unlabeled.json',
-        'train_dataloader.dataset.datasets.1.data_prefix.img='
-        f'{root}leftImg8bit/train/',
-        f'train_dataloader.dataset.datasets.1.ann_file={pseudo}')
-    # toy_runner_config's options written for a single detector
-    del cfg.train_dataloader.dataset.data_root
-    del cfg.model.train_cfg
-    cfg.model.teacher = None
+    """The distill config on the toy data, CPU-sized, for 2 iterations,
+    with the annealing of the toy runs."""
+    cfg = toy_distill_runner_config(DISTILL, data_root, work_dir, SPLIT)
     cfg.custom_hooks = [ANNEALING]
     return cfg
 
