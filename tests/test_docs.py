@@ -162,6 +162,36 @@ def test_each_pipeline_results_file_drives_its_own_table(tmp_path, name):
             assert table in docs, other
 
 
+
+def test_the_student_pair_table_follows_both_results_files(tmp_path):
+    """The two students' table is rendered from their two results files:
+    one seed's stage-3 AP edited in the second moves its cell and the
+    paired difference of that seed; seeds that differ are refused."""
+    (name, (first, second)), = update_tables.STUDENT_PAIRS.items()
+    root = _copy_docs(tmp_path)
+    data = osp.join(root, update_tables.RESULTS_DIR, f'{second}.json')
+    with open(data, encoding='utf-8') as f:
+        result = json.load(f)
+    result['rows']['finetune']['per_seed']['0']['segm_AP'] = 99.9
+    with open(data, 'w', encoding='utf-8') as f:
+        json.dump(result, f)
+    assert update_tables.main(['--root', root]) == 0
+    ours = update_tables._load_json(root, f'{first}.json')
+    table = update_tables.render_student_pair(ours, result)
+    stage3 = ours['rows']['finetune']['per_seed']['0']['segm_AP']
+    lines = {line.split(' | ')[0][2:]: line.split(' | ')[1:]
+             for line in table.splitlines()[2:]}
+    assert lines[f'{result["student"]}: CAST, after stage 3'][0] == '99.9'
+    assert lines[f'{ours["student"]} − {result["student"]}, stage 3'][0] \
+        == f'{stage3 - 99.9:+.1f}'
+    docs = ''
+    for md in update_tables.markdown_files(root):
+        with open(osp.join(root, md), encoding='utf-8') as f:
+            docs += f.read()
+    assert table in docs
+    with pytest.raises(SystemExit, match=r'seeds \[0, 1, 2\] and \[0, 1\]'):
+        update_tables.render_student_pair(ours, dict(result, seeds=[0, 1]))
+
 def test_an_unknown_table_name_is_refused(tmp_path):
     root = _copy_docs(tmp_path)
     _edit(osp.join(root, 'docs/en/notes/tests.md'), '# Tests\n',

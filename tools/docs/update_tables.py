@@ -20,10 +20,15 @@ index (``model-index.yml`` and the metafiles it imports):
   results tables of ``make demo``, of the same recipe on the second toy
   world, with the box-prompted teacher (at D_u 180 and 1800), with stage 2
   distilled from the θ_T' + θ_T'' ensemble, of the recipe rerun beside
-  that one and with stage 2 three times longer at D_u 1800, from
+  that one and with stage 2 three times longer at D_u 1800, and
+  ``toy_eomt_cast`` / ``toy_dpt_cast``, the recipe with the toy EoMT and
+  DINOv3 DPT students in stages 2 and 3, from
   ``docs/en/results/<name>.json`` (the ``results.json`` that
   :func:`mmcast.evaluation.write_results_table` writes), rendered by that
   same function;
+* ``toy_eomt_dpt_cast``: those two students side by side, seed by seed
+  (each one's labels-only, stage-2 and stage-3 AP, stage 3 minus
+  labels-only, and the paired difference of the two students);
 * ``zoo_<section>``: a model-zoo table of ``docs/en/results/model_zoo.json``
   (parameters and GMACs from the metafiles, toy results per seed from
   ``toy_demo.json``, other results from the metafiles or the paper);
@@ -53,6 +58,7 @@ import io
 import json
 import os.path as osp
 import re
+import statistics
 import sys
 import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
@@ -72,7 +78,14 @@ STAGE_GRAPH = osp.join('configs', 'mmcast', 'stage_graph.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
 PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop', 'toy_gdino_sam2',
                     'toy_gdino_sam2_u1800', 'toy_teacher_ensemble',
-                    'toy_teacher_ensemble_reference', 'toy_distill_x3_u1800')
+                    'toy_teacher_ensemble_reference', 'toy_distill_x3_u1800',
+                    'toy_eomt_cast', 'toy_dpt_cast')
+# two students' pipeline results side by side: block name -> their names
+STUDENT_PAIRS = {'toy_eomt_dpt_cast': ('toy_eomt_cast', 'toy_dpt_cast')}
+# the rows of a student in that table: results row key, label
+STUDENT_ROWS = (('supervised_student', 'labels only'),
+                ('distill', 'CAST, after stage 2'),
+                ('finetune', 'CAST, after stage 3'))
 
 
 def markdown_files(root: str) -> List[str]:
@@ -145,6 +158,45 @@ def render_results(result: Dict) -> str:
         with open(osp.join(tmp, 'results.md'), encoding='utf-8') as f:
             lines = f.read().splitlines()
     return '\n'.join(lines[2:]) + '\n'  # without the title and its blank
+
+
+def render_student_pair(first: Dict, second: Dict) -> str:
+    """Two pipeline results of one recipe and seeds with two students
+    (their ``student``), side by side: mask AP per seed and mean ± sd of
+    each one's rows (:data:`STUDENT_ROWS`) and of stage 3 minus labels-only,
+    then first minus second, paired by seed, for stage 3 and labels-only."""
+    seeds = first['seeds']
+    if second['seeds'] != seeds:
+        raise SystemExit(f'seeds {seeds} and {second["seeds"]} differ')
+
+    def ap(result, key):
+        return [result['rows'][key]['per_seed'][str(s)]['segm_AP']
+                for s in seeds]
+
+    def row(label, values, signed=False):
+        mean = statistics.mean(values)
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        sign = '+' if signed else ''
+        return [label] + [f'{v:{sign}.1f}' for v in values] + [
+            f'{mean:{sign}.2f} ± {sd:.2f}']
+
+    rows = []
+    for result in (first, second):
+        name = result['student']
+        rows += [row(f'{name}: {label}', ap(result, key))
+                 for key, label in STUDENT_ROWS]
+        rows.append(row(f'{name}: stage 3 − labels only', [
+            a - b for a, b in zip(ap(result, 'finetune'),
+                                  ap(result, 'supervised_student'))],
+            signed=True))
+    for key, label in (('finetune', 'stage 3'),
+                       ('supervised_student', 'labels only')):
+        rows.append(row(
+            f'{first["student"]} − {second["student"]}, {label}',
+            [a - b for a, b in zip(ap(first, key), ap(second, key))],
+            signed=True))
+    return markdown_table(
+        ['mask AP'] + [f'seed {s}' for s in seeds] + ['mean ± sd'], rows)
 
 
 def _seed_se(entry: Dict, seed: int) -> Optional[float]:
@@ -284,6 +336,9 @@ def renderers(root: str) -> Dict[str, Callable[[str], str]]:
         'stage_graph': lambda md: render_stage_graph(root)}
     for name, result in results.items():
         out[name] = lambda md, r=result: render_results(r)
+    for name, (first, second) in STUDENT_PAIRS.items():
+        out[name] = (lambda md, a=results[first], b=results[second]:
+                     render_student_pair(a, b))
     for path in sorted(glob.glob(osp.join(root, RESULTS_DIR,
                                           'toy_ablation_*.json'))):
         from mmcast.evaluation.ablation_table import render_ablation
