@@ -39,6 +39,7 @@ ONE_PROCESS = [
     'configs/mmcast/distill_toy_sam3.py',
     'configs/mmcast/toy/cast_mask2former_r18_1xb4-1500it_toy.py',
     'configs/mmcast/toy/cast-distill_eomt-dinov3-tiny_1xb4-1600it_toy-semi-10p.py',
+    'configs/mmcast/toy/cast-distill_dinov3-tiny-dpt_1xb4-1600it_toy-semi-10p.py',
     'configs/mmcast/custom/adapt_teacher_custom-cpu.py',
     'configs/mmcast/custom/adapt_teacher_selftrain_custom-cpu.py',
     'configs/mmcast/custom/distill_custom-cpu.py',
