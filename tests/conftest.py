@@ -283,6 +283,19 @@ def toy_cfg_options(data_root: str, work_dir: str) -> list:
     ]
 
 
+def without_pseudo_label_file(node):
+    """A config node with the values naming a stage's pseudo-label file
+    (``ann_file`` / ``out_file`` ending in ``pseudo_labels.json``) left
+    out: two stage configs compared but for their own pseudo-label file."""
+    if isinstance(node, dict):
+        return {k: without_pseudo_label_file(v) for k, v in node.items()
+                if k not in ('ann_file', 'out_file') or
+                not str(v).endswith('pseudo_labels.json')}
+    if isinstance(node, (list, tuple)):
+        return [without_pseudo_label_file(v) for v in node]
+    return node
+
+
 def _unlabeled_gt_as_pseudo_labels(data_root: str, split: str,
                                    out_file: str) -> None:
     """The ground truth of the toy split's D_u (``split`` + ``-unlabeled``),

@@ -5,15 +5,16 @@ decoder): the distill config (a :class:`CASTDistiller` around a
 ``CASTMask2Former`` with L_pxl on the ViT's deepest level, the R-18 stage's
 data, schedule and offline pseudo-labels) and the finetune config (the
 distilled student, labels only, the labels-only twin's model), each trained
-for 2 iterations through MMEngine's runner on the generated toy data, the
-distill step also under bf16 autocast."""
+for 2 iterations through MMEngine's runner on the generated toy data, and a
+step of each under bf16 autocast."""
 import copy
 import os.path as osp
 
 import pytest
 import torch
 from conftest import (REPO_ROOT, assert_losses_train,
-                      toy_distill_runner_config, toy_runner_config)
+                      toy_distill_runner_config, toy_runner_config,
+                      without_pseudo_label_file)
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper
@@ -45,16 +46,6 @@ def _hooks(cfg: Config) -> dict:
     return {hook.type: hook for hook in cfg.custom_hooks}
 
 
-def _pseudo_label_file_left_out(node):
-    if isinstance(node, dict):
-        return {k: _pseudo_label_file_left_out(v) for k, v in node.items()
-                if k not in ('ann_file', 'out_file') or
-                not str(v).endswith('pseudo_labels.json')}
-    if isinstance(node, (list, tuple)):
-        return [_pseudo_label_file_left_out(v) for v in node]
-    return node
-
-
 def _without_cast(model: dict) -> dict:
     head = {k: v for k, v in model.panoptic_head.items()
             if k not in CAST_HEAD_PARTS}
@@ -73,10 +64,10 @@ def test_stages_are_the_r18_recipe_with_the_labels_only_twin():
         assert distill.model[key] == r18.model[key]
     for key in ('train_cfg', 'param_scheduler', 'optim_wrapper'):
         assert distill[key] == r18[key], key
-    assert _pseudo_label_file_left_out(distill.train_dataloader) == \
-        _pseudo_label_file_left_out(r18.train_dataloader)
-    assert _pseudo_label_file_left_out(distill.custom_hooks) == \
-        _pseudo_label_file_left_out(r18.custom_hooks)
+    assert without_pseudo_label_file(distill.train_dataloader) == \
+        without_pseudo_label_file(r18.train_dataloader)
+    assert without_pseudo_label_file(distill.custom_hooks) == \
+        without_pseudo_label_file(r18.custom_hooks)
     hook = _hooks(distill)['PseudoLabelHook']
     assert hook.out_file == \
         distill.train_dataloader.dataset.datasets[1].ann_file
@@ -188,7 +179,7 @@ def test_finetune_stage_starts_from_the_distilled_student(
         distilled, toy_data_root, tmp_path):
     """The student weights of the stage-2 checkpoint (prefix ``student.``)
     but L_pxl's projection head initialise stage 3, which trains on the
-    labeled split with L_sup only."""
+    labeled split with L_sup only, also under bf16 autocast."""
     from mmengine.runner import Runner
 
     ckpt = osp.join(distilled.work_dir, 'iter_2.pth')
@@ -211,10 +202,14 @@ def test_finetune_stage_starts_from_the_distilled_student(
     moved = [k for k, v in model.state_dict().items()
              if v.is_floating_point() and not torch.equal(v, start[k])]
     assert any('.blocks.0.' in k for k in moved)
-    log_vars, missed = _backbone_grads(model,
-                                       next(iter(runner.train_dataloader)))
+    batch = next(iter(runner.train_dataloader))
+    log_vars, missed = _backbone_grads(model, batch)
     assert set(log_vars) == {'loss'} | {
         f'{prefix}loss_{name}' for prefix in ('', 'd0.', 'd1.')
         for name in ('cls', 'mask', 'dice')}
     assert_losses_train(log_vars)
     assert missed == []
+    # and a step under bf16 autocast, as AmpOptimWrapper runs it on a GPU
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert_losses_train(model.train_step(batch, wrapper))

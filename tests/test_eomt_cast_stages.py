@@ -10,7 +10,8 @@ import os.path as osp
 import pytest
 import torch
 from conftest import (REPO_ROOT, assert_losses_train,
-                      toy_distill_runner_config, toy_runner_config)
+                      toy_distill_runner_config, toy_runner_config,
+                      without_pseudo_label_file)
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
@@ -38,17 +39,6 @@ def _hooks(cfg: Config) -> dict:
     return {hook.type: hook for hook in cfg.custom_hooks}
 
 
-def _without_pseudo_label_file(node):
-    """``node`` with the values naming the pseudo-label file left out."""
-    if isinstance(node, dict):
-        return {k: _without_pseudo_label_file(v) for k, v in node.items()
-                if k not in ('ann_file', 'out_file') or
-                not str(v).endswith('pseudo_labels.json')}
-    if isinstance(node, (list, tuple)):
-        return [_without_pseudo_label_file(v) for v in node]
-    return node
-
-
 def test_stages_keep_the_r18_recipe_and_scale_the_annealing():
     """Data, schedule and pseudo-labelling are the R-18 stages' (each
     stage with its own pseudo-label file); the annealing windows are the
@@ -60,13 +50,13 @@ def test_stages_keep_the_r18_recipe_and_scale_the_annealing():
         assert distill.model[key] == r18.model[key]
     for key in ('train_cfg', 'param_scheduler', 'optim_wrapper'):
         assert distill[key] == r18[key], key
-    assert _without_pseudo_label_file(distill.train_dataloader) == \
-        _without_pseudo_label_file(r18.train_dataloader)
+    assert without_pseudo_label_file(distill.train_dataloader) == \
+        without_pseudo_label_file(r18.train_dataloader)
     hooks, r18_hooks = _hooks(distill), _hooks(r18)
     assert set(hooks) == set(r18_hooks) | {'MaskAnnealingHook'}
     for name in r18_hooks:
-        assert _without_pseudo_label_file(hooks[name]) == \
-            _without_pseudo_label_file(r18_hooks[name])
+        assert without_pseudo_label_file(hooks[name]) == \
+            without_pseudo_label_file(r18_hooks[name])
     r18_student = r18.model.student
     for key in ('strong_view', 'loss_pixel_contrast'):
         assert distill.model.student[key] == (
