@@ -66,7 +66,7 @@ def work_dir(toy_data_root, tmp_path_factory):
                MMCAST_TOY_ROOT=toy_data_root + '/')
     opts = toy_cfg_options(toy_data_root, stage_dir) + [
         'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-        'param_scheduler.end=2'
+        'param_scheduler.end=2', 'randomness.seed=0'
     ]
     proc = subprocess.run([MIM, 'train', 'mmdet', CONFIG, '--work-dir',
                            stage_dir, '--cfg-options'] + opts, cwd=REPO_ROOT,
@@ -258,6 +258,48 @@ def _student(work_dir: dict):
     return lambda img_path: inference_detector(model, img_path)
 
 
+def _drawn_predictions(pred, scale: float, shape, thr: float):
+    """The student's ``pred_instances`` scored above ``thr``, masks (N, H,
+    W) and boxes (N, 4) scaled to the drawn panel of ``shape`` as the tool
+    scales them."""
+    import torch.nn.functional as F
+
+    inst = pred.pred_instances
+    inst = inst[inst.scores > thr]
+    inst.masks = F.interpolate(inst.masks[None].float(), size=shape,
+                               mode='nearest')[0].bool() if len(inst) else \
+        inst.masks.new_zeros((0, *shape))
+    inst.bboxes = inst.bboxes * scale
+    return inst
+
+
+def _assert_student_panel(sheet, box, raw, pred, scale, thr) -> int:
+    """The panel at ``box`` of ``sheet`` is ``raw`` with the predictions
+    above ``thr`` drawn: their masks coloured, the image untouched far from
+    every drawn mask, box and label. Returns the masks' pixel count."""
+    top, left, h, w = box
+    diff = np.abs(sheet[top:top + h, left:left + w].astype(int) - raw).sum(-1)
+    inst = _drawn_predictions(pred, scale, (h, w), thr)
+    inside = inst.masks.any(0).numpy()
+    near = np.zeros((h, w), np.uint8)
+    for mask, (x0, y0, x1, y1) in zip(inst.masks.numpy(),
+                                      inst.bboxes.int().tolist()):
+        near |= cv2.dilate(mask.astype(np.uint8), np.ones((17, 17)))
+        near[max(y0 - 8, 0):y1 + 8, max(x0 - 8, 0):x1 + 8] = 1
+        # its label, at the box's corner or the mask's centre
+        ys, xs = np.nonzero(mask) if mask.any() else ([y0], [x0])
+        for x, y in ((x0, y0), (int(np.mean(xs)), int(np.mean(ys)))):
+            near[max(y - 24, 0):y + 24, max(x - 128, 0):x + 128] = 1
+    far = near == 0
+    if inside.sum() > 50:
+        assert (diff[inside] > 30).mean() > 0.8
+    if far.sum() > 50:
+        assert (diff[far] <= 3).mean() > 0.97
+    if not len(inst):
+        assert (diff <= 3).mean() > 0.99
+    return int(inside.sum())
+
+
 def test_show_predictions_draws_gt_pseudo_labels_and_student(work_dir, show,
                                                              tmp_path):
     out = str(tmp_path / 'pred.png')
@@ -287,13 +329,28 @@ def test_show_predictions_draws_gt_pseudo_labels_and_student(work_dir, show,
             assert (diff[inside] > 30).mean() > 0.8
             assert (diff[far] <= 3).mean() > 0.97
         # the student's panel: its predictions above the score threshold
-        # (0.3) drawn on the image; after 2 iterations it has none there,
-        # so the panel is the image itself
-        top, left, h, w = row[2]
-        panel = sheet[top:top + h, left:left + w].astype(int)
-        scores = student(img_path).pred_instances.scores
-        assert (scores > 0.3).sum() == 0, scores.max()
-        assert (np.abs(panel - raw).sum(-1) <= 3).mean() > 0.99
+        # (0.3) drawn on the image, nothing far from them
+        _assert_student_panel(sheet, row[2], raw, student(img_path),
+                              info['scale'], 0.3)
+    # a threshold just under a prediction with a mask of some size: it is
+    # drawn, with every prediction scored above it
+    img_path = info['images'][0]
+    pred = student(img_path)
+    top, left, h, w = info['boxes'][0][2]
+    drawn = _drawn_predictions(pred, info['scale'], (h, w), 0.0)
+    big = (drawn.masks.flatten(1).sum(1) >= 100).nonzero()[:, 0]
+    assert len(big), 'the student predicts no mask of 100 pixels'
+    thr = float(drawn.scores[big].max()) - 1e-6
+    info = show.main([work_dir['root'], '--seed', '0', '--num-images', '1',
+                      '--panel-width', '256', '--out', out,
+                      '--score-thr', str(thr)])
+    assert info['images'] == [img_path]
+    raw = _scaled_image_and_masks(work_dir['data_root'], img_path,
+                                  work_dir['pseudo'], info['scale'],
+                                  (h, w))[0]
+    drawn_pixels = _assert_student_panel(_read_png(out), info['boxes'][0][2],
+                                         raw, pred, info['scale'], thr)
+    assert drawn_pixels >= 100
 
 
 def test_show_predictions_names_what_is_missing(work_dir, show, tmp_path):
