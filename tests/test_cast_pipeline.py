@@ -421,6 +421,12 @@ def test_results_have_every_row_with_finite_numbers(run):
         cell = results['rows'][key]['per_seed']['0']
         for metric in ('segm_AP', 'segm_AP50'):
             assert math.isfinite(cell[metric]) and cell[metric] <= 100
+        # what the stage's processes cost: each imports torch and
+        # MMDetection (core-seconds), counted only when the processes the
+        # stage guard and mim start are
+        assert cell['cpu_s'] >= 3 and cell['wall_s'] > 0, (key, cell)
+    assert results['pretraining_cpu_s'] >= 3  # θ_T^0's pre-training
+    assert results['cost']['chain_cpu_s']['0'] >= 5 * 3
     assert math.isfinite(results['stage3_minus_baseline'])
     # every stage kept its predictions on the 2 val images: split-half
     # standard errors of each row and of each claimed difference
@@ -450,6 +456,7 @@ def test_results_have_every_row_with_finite_numbers(run):
         table = f.read()
     assert table.startswith(title)
     assert '| eval SE |' in table and 'split-half standard error' in table
+    assert 'cost (user + system seconds' in table
 
 
 def test_jobs_run_stages_side_by_side_after_their_inputs(run):

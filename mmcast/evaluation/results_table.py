@@ -29,6 +29,11 @@ CLAIMS = [
     ('finetune', 'adapt_teacher_selftrain'),  # the paper's headline
 ]
 NOISE_SPLITS = 50  # random val halves of the split-half standard errors
+# A seed's CAST chain, whose processor seconds the table's footer sums: the
+# teacher's adaptation (with its pseudo-labelling), distillation (with its
+# pseudo-labelling), fine-tuning and the labels-only baseline beside them.
+CHAIN_ROWS = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill',
+              'finetune', 'supervised_student')
 # What each metric of the table is, in its title (stage.METRICS)
 METRIC_NAMES = {'coco': 'COCO-style', 'cityscapes': 'cityscapesscripts'}
 # Where a resumed stage trained, in the table's line naming it
@@ -54,7 +59,9 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                         metric: str = 'coco',
                         distill_teacher: str = '',
                         ablation: Optional[Dict] = None,
-                        student: str = '') -> Dict:
+                        student: str = '',
+                        pretraining_cost: Optional[Dict[str, Dict]] = None
+                        ) -> Dict:
     """Write ``results.md`` / ``results.json`` into ``out_dir``, print the
     table and return the json's content.
 
@@ -78,6 +85,10 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         ablation (dict, optional): The row of an ablation table the run is
             (:meth:`~mmcast.apis.pipeline.ablations.AblationRow.record`):
             named in the title and kept in the json as ``ablation``.
+        pretraining_cost (dict, optional): ``{stage: dict(cpu_s, ...)}``
+            of the stages before the seeds (θ_T^0's and the students'
+            pre-trainings), summed in the footer and kept in the json as
+            ``pretraining_cpu_s`` (and by stage under ``cost``).
 
     Each row: mask AP / AP50 per seed, mean ± standard deviation over
     the seeds, and the evaluation noise: the split-half standard error
@@ -166,6 +177,12 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
                   'after the first quarter of the iterations; Δ: mean '
                   'cosine distance of the negatives minus the positive\'s, '
                   'first → last quarter): ' + '; '.join(monitors)]
+    cost = _cost(per_seed, keys, pretraining_cost or {})
+    if cost['lines']:
+        lines += ['', 'cost (user + system seconds of each stage\'s '
+                  'processes, pseudo-labelling and evaluation included; '
+                  'chain: 1a, 1b, 2, 3 and labels-only): ' +
+                  '; '.join(cost['lines'])]
     if n_val:
         lines += ['', f'eval SE: split-half standard error of one seed\'s '
                   f'{"COCO-style " if second else ""}AP on the {n_val} val '
@@ -192,6 +209,7 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
     if n_val:
         result['eval_noise'] = dict(num_val_images=n_val,
                                     num_splits=NOISE_SPLITS)
+    result.update(cost['json'])
     if 'finetune' in result['minus_baseline']:
         result['stage3_minus_baseline'] = \
             result['minus_baseline']['finetune']['mean']
@@ -218,6 +236,39 @@ def _contrast_monitors(per_seed: Dict[int, Dict],
         found.append(f'{label}: {fnr}Δ {mean["pxl_margin_first"]:.2f} → '
                      f'{mean["pxl_margin_last"]:.2f}')
     return found
+
+
+def _cost(per_seed: Dict[int, Dict], keys: List[str],
+          pretraining: Dict[str, Dict]) -> Dict:
+    """The footer's cost lines and the json's cost keys: per seed the
+    processor seconds of its chain (:data:`CHAIN_ROWS`, when each has its
+    cost) and of all its rows, with their wall seconds; the pre-trainings'
+    processor seconds."""
+    lines, chain, total, wall = [], {}, {}, {}
+    for seed in sorted(per_seed):
+        rows = [per_seed[seed][k] for k in keys]
+        if not rows or not all('cpu_s' in r for r in rows):
+            continue
+        total[seed] = round(sum(r['cpu_s'] for r in rows), 1)
+        wall[seed] = round(sum(r['wall_s'] for r in rows), 1)
+        text = f'seed {seed}: '
+        if all('cpu_s' in per_seed[seed].get(k, {}) for k in CHAIN_ROWS):
+            chain[seed] = round(sum(per_seed[seed][k]['cpu_s']
+                                    for k in CHAIN_ROWS), 1)
+            text += f'chain {chain[seed]:.0f} core-s, '
+        lines.append(text + f'all rows {total[seed]:.0f} core-s '
+                     f'({wall[seed]:.0f} s of stage wall time)')
+    found = {}
+    by_stage = {}
+    if pretraining and all('cpu_s' in c for c in pretraining.values()):
+        by_stage = {k: c['cpu_s'] for k, c in pretraining.items()}
+        found['pretraining_cpu_s'] = round(sum(by_stage.values()), 1)
+        lines.append(f'pre-trainings ({", ".join(pretraining)}) '
+                     f'{found["pretraining_cpu_s"]:.0f} core-s')
+    if total or by_stage:
+        found['cost'] = dict(chain_cpu_s=chain, cpu_s=total, wall_s=wall,
+                             pretraining_cpu_s=by_stage)
+    return dict(lines=lines, json=found)
 
 
 def _coco_means(cells: List[Dict]) -> str:

@@ -22,7 +22,8 @@ index (``model-index.yml`` and the metafiles it imports):
   distilled from the θ_T' + θ_T'' ensemble, of the recipe rerun beside
   that one and with stage 2 three times longer at D_u 1800, and
   ``toy_eomt_cast`` / ``toy_dpt_cast``, the recipe with the toy EoMT and
-  DINOv3 DPT students in stages 2 and 3, from
+  DINOv3 DPT students in stages 2 and 3, and ``toy_two_core``, the CAST
+  stages with models and schedules sized for two cores, from
   ``docs/en/results/<name>.json`` (the ``results.json`` that
   :func:`mmcast.evaluation.write_results_table` writes), rendered by that
   same function;
@@ -79,7 +80,7 @@ STAGE_GRAPH = osp.join('configs', 'mmcast', 'stage_graph.json')
 PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop', 'toy_gdino_sam2',
                     'toy_gdino_sam2_u1800', 'toy_teacher_ensemble',
                     'toy_teacher_ensemble_reference', 'toy_distill_x3_u1800',
-                    'toy_eomt_cast', 'toy_dpt_cast')
+                    'toy_eomt_cast', 'toy_dpt_cast', 'toy_two_core')
 # two students' pipeline results side by side: block name -> their names
 STUDENT_PAIRS = {'toy_eomt_dpt_cast': ('toy_eomt_cast', 'toy_dpt_cast')}
 # the rows of a student in that table: results row key, label
@@ -154,7 +155,11 @@ def render_results(result: Dict) -> str:
                             result.get('methods', 'CAST'),
                             result.get('teacher', ''), noise,
                             result.get('metric', 'coco'),
-                            result.get('distill_teacher', ''))
+                            result.get('distill_teacher', ''),
+                            pretraining_cost={
+                                k: dict(cpu_s=v) for k, v in result.get(
+                                    'cost', {}).get('pretraining_cpu_s',
+                                                    {}).items()})
         with open(osp.join(tmp, 'results.md'), encoding='utf-8') as f:
             lines = f.read().splitlines()
     return '\n'.join(lines[2:]) + '\n'  # without the title and its blank

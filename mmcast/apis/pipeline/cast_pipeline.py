@@ -13,7 +13,7 @@ given what it needs.
 import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from mmcast.evaluation import ROWS, claims_noise, write_results_table
 from mmcast.utils.atomic_io import atomic_dump_json
@@ -34,6 +34,7 @@ from .run_spec import RunSpec
 from .runner import StageRunner
 from .settings import (DEFAULT_METRIC, DEFAULT_TEACHER, DISTILL_TEACHERS,
                        METHODS, PRIMARY_METRIC, TEACHER_MARKER)
+from .stage_cost import read_cost
 from .work_dir_lock import WORK_DIR_LOCK, FolderLock, describe_holder
 
 
@@ -48,6 +49,8 @@ class CASTPipeline:
         self.spec = spec
         self.loader = ConfigLoader(spec)
         self.lock = FolderLock(spec.work_dir, WORK_DIR_LOCK)
+        # stops this run's logging to its work dir (set when it claims it)
+        self._close_log: Optional[Callable[[], None]] = None
 
     def plan(self) -> Plan:
         """The stages of the run (:class:`Planner`)."""
@@ -57,7 +60,8 @@ class CASTPipeline:
         """Plan, preflight, then run every stage (``--dry-run``: no run),
         the work dir held by this pipeline alone
         (:class:`~mmcast.apis.pipeline.work_dir_lock.FolderBusy` when
-        another one holds it)."""
+        another one holds it). Its logging to ``cast_pipeline.log`` stops
+        when it ends, however it ends."""
         # read-only checks first: a refused run writes nothing
         check_work_dir_teacher(self.spec)
         check_reuse_base(self.spec)
@@ -71,7 +75,10 @@ class CASTPipeline:
         self._lock_work_dir()
         try:
             return self._run()
-        finally:
+        finally:  # a later run in this process logs to its own file only
+            if self._close_log is not None:
+                self._close_log()
+                self._close_log = None
             self.lock.release()
 
     def _run(self) -> Dict:
@@ -97,7 +104,9 @@ class CASTPipeline:
         results = StageRunner(spec, loader, report.checkpoint_bytes).run(plan)
         if spec.launch.leads:
             baseline = plan.seed_stage(spec.seeds[0], 'supervised_student')
-            self.write_table(results, loader.val_ann_file(baseline))
+            self.write_table(results, loader.val_ann_file(baseline),
+                             {st.key: read_cost(st.work_dir)
+                              for st in plan.first})
         return results
 
     def _prepare_data(self) -> tuple:
@@ -128,14 +137,15 @@ class CASTPipeline:
                   'over', flush=True)
 
     def _claim_work_dir(self) -> None:
-        """Create the work dir, record its teacher and log there."""
+        """Create the work dir, record its teacher and log there (until
+        :meth:`run` ends)."""
         work_dir = self.spec.work_dir
         marker = osp.join(work_dir, TEACHER_MARKER)
         try:
             os.makedirs(work_dir, exist_ok=True)
             if not osp.isfile(marker):
                 atomic_dump_json(dict(teacher=self.spec.teacher), marker)
-            log_to(osp.join(work_dir, 'cast_pipeline.log'))
+            self._close_log = log_to(osp.join(work_dir, 'cast_pipeline.log'))
         except OSError as e:
             raise PipelineError(f'work dir {work_dir} cannot be written '
                                 f'({e}): choose another --work-dir')
@@ -168,10 +178,14 @@ class CASTPipeline:
         return told
 
     def write_table(self, per_seed: Dict[int, Dict],
-                    gt_file: Optional[str] = None) -> Dict:
+                    gt_file: Optional[str] = None,
+                    pretraining_cost: Optional[Dict[str, Dict]] = None
+                    ) -> Dict:
         """Write ``results.md`` / ``results.json`` of the run (see
         :func:`mmcast.evaluation.write_results_table`), with each seed's
-        split-half evaluation noise where its predictions on val were kept.
+        split-half evaluation noise where its predictions on val were kept,
+        and the cost of the stages before the seeds (``{stage key:
+        dict(cpu_s, wall_s)}``).
         """
         spec = self.spec
         keys = [k for k, _ in ROWS if all(k in rows for rows in
@@ -192,7 +206,7 @@ class CASTPipeline:
             distill_teacher='' if spec.distill_teacher == 'selftrained' else
             DISTILL_TEACHERS[spec.distill_teacher],
             ablation=spec.ablation.record() if spec.ablation else None,
-            student=spec.student or '')
+            student=spec.student or '', pretraining_cost=pretraining_cost)
 
 
 def print_plan(plan: Plan) -> None:
@@ -204,15 +218,28 @@ def print_plan(plan: Plan) -> None:
               ' '.join(cfg_options_args(stage.overrides)))
 
 
-def log_to(path: str) -> None:
+def log_to(path: str) -> Callable[[], None]:
     """Append the config loader's messages and Python's warnings (all that
     :func:`~mmcast.apis.pipeline.quiet_console` keeps off the console) to
-    ``path``."""
+    ``path``.
+
+    Returns:
+        Callable[[], None]: Stops it: removes the file handler from the
+        loggers and closes it.
+    """
     from mmengine.logging import MMLogger
 
     handler = logging.FileHandler(path, encoding='utf-8')
     handler.setFormatter(logging.Formatter(
         '%(asctime)s %(name)s %(levelname)s: %(message)s'))
-    for logger in (MMLogger.get_instance('mmengine'),
-                   logging.getLogger('py.warnings')):
+    loggers = (MMLogger.get_instance('mmengine'),
+               logging.getLogger('py.warnings'))
+    for logger in loggers:
         logger.addHandler(handler)
+
+    def close() -> None:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
+
+    return close

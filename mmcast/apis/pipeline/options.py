@@ -4,8 +4,9 @@
 A library call never exits: an option argparse refuses (an unknown flag, a
 value of the wrong type, a choice not offered, a missing one) raises
 :class:`~mmcast.apis.pipeline.errors.PipelineError` with argparse's own
-words; the command line prints it and exits 2, as argparse would. Only
-``--help`` exits (status 0), after printing the help.
+words; the command line prints it and exits 2, as argparse would.
+``--help`` raises :class:`HelpRequested`, whose message is the help; the
+command line prints it on stdout and exits 0.
 """
 import argparse
 from typing import List, Optional
@@ -20,9 +21,33 @@ from .stage_graph import stage_keys
 from .stage_table import stage_config_path, student_variants
 
 
+class HelpRequested(PipelineError):
+    """``--help`` was given: the message is the help (usage included); no
+    run. The command line prints it on stdout and exits 0."""
+
+
+class _HelpAction(argparse.Action):
+    """``-h`` / ``--help``: raise :class:`HelpRequested` where argparse
+    would print the help and exit."""
+
+    def __init__(self, option_strings: List[str], dest: str,
+                 **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0,
+                         default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args, **kwargs):
+        raise HelpRequested(parser.format_help())
+
+
 class OptionParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that raises :class:`PipelineError` where
-    argparse would print the usage and exit."""
+    argparse would print the usage and exit (:class:`HelpRequested` for
+    ``--help``)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(add_help=False, **kwargs)
+        self.add_argument('-h', '--help', action=_HelpAction,
+                          help='show this help message and exit')
 
     def error(self, message: str):
         raise PipelineError(f'{self.format_usage()}{self.prog}: error: '
@@ -33,6 +58,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """The parsed command line ``argv`` (default: ``sys.argv[1:]``).
 
     Raises:
+        HelpRequested: ``--help``, with the help as its message.
         PipelineError: Options argparse refuses, with its message.
     """
     parser = OptionParser(

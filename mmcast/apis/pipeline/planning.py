@@ -107,6 +107,11 @@ class Planner:
                 'toy_foundation', 'teacher pre-training (source corpus)',
                 config, spec.teacher_settings['toy_foundation'], capacity))
             plan.teacher0 = plan.first[0].final
+            if spec.pretrained_teacher:
+                plan.notes.append(
+                    f'--pretrained-teacher {spec.pretrained_teacher} is not '
+                    'used: the toy pre-trains its own θ_T^0 on its source '
+                    f'corpus ({plan.teacher0})')
         elif spec.cast and spec.pretrained_teacher:
             plan.teacher0 = spec.pretrained_teacher
         elif spec.cast:  # custom-cpu (RunSpec refuses any other dataset)

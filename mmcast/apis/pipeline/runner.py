@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from typing import Dict, List, Optional
 
 from mmcast.utils.atomic_io import atomic_dump_json
@@ -28,6 +29,7 @@ from .provenance import changed_inputs, provenance
 from .run_spec import RunSpec
 from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT
 from .stage import Stage, pseudo_label_summary, read_metrics
+from .stage_cost import add_cost, read_cost, wait_with_cpu_time
 from .stage_failure import StageFailed, disk_full_cause
 from .stage_progress import ProgressMonitor
 
@@ -132,9 +134,10 @@ class StageRunner:
             self.test(stage)
 
     def _record(self, seed: int, stage: Stage, results: Dict) -> None:
-        """Add a finished stage's metrics to its seed's results.json (read
-        again from its logs when the row holds another metric than the
-        dataset's, e.g. written before Cityscapes read cityscapesscripts').
+        """Add a finished stage's metrics and cost (``cpu_s``, ``wall_s``)
+        to its seed's results.json (read again from its logs when the row
+        holds another metric than the dataset's, e.g. written before
+        Cityscapes read cityscapesscripts').
         """
         results_file = osp.join(self.spec.work_dir, f'seed{seed}',
                                 'results.json')
@@ -146,6 +149,7 @@ class StageRunner:
             # never kept apart: a stage trained again never keeps its old one
             row = read_metrics(stage.work_dir, metric)
             row.update(logged_contrast_monitors(stage.work_dir))
+            row.update(read_cost(stage.work_dir))
             record = read_completion(stage.work_dir) or {}
             if record.get('resumed_from') is not None:
                 row['resumed_from'] = record['resumed_from']
@@ -265,7 +269,9 @@ class StageRunner:
         """Run ``cmd`` for ``stage`` under :mod:`~mmcast.apis.pipeline.
         stage_guard` (its processes end with the pipeline), its output into
         the stage's log; a training run's progress (and its pseudo-label
-        count, as soon as it writes them) is shown meanwhile."""
+        count, as soon as it writes them) is shown meanwhile. Its processor
+        and wall seconds are added to the stage's cost
+        (:mod:`~mmcast.apis.pipeline.stage_cost`)."""
         log_file = osp.join(stage.work_dir, 'pipeline.log')
         self.say('$ ' + printable(cmd))
         followed = stage.max_iters is not None and self.monitor is not None
@@ -278,14 +284,16 @@ class StageRunner:
         guard = [sys.executable, stage_guard.__file__, str(os.getpid())]
         try:
             with open(log_file, 'a', encoding='utf-8') as log:
+                started = time.monotonic()
                 proc = subprocess.Popen(guard + cmd, cwd=REPO_ROOT,
                                         stdout=log, stderr=subprocess.STDOUT,
                                         env=self.spec.env)
                 self._processes.add(proc)
                 try:
-                    returncode = proc.wait()
+                    returncode, cpu_s = wait_with_cpu_time(proc)
                 finally:
                     self._processes.discard(proc)
+            add_cost(stage.work_dir, cpu_s, time.monotonic() - started)
         finally:
             if followed:
                 self.monitor.finish(stage.label)

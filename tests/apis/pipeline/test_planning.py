@@ -246,3 +246,17 @@ def test_two_runs_planned_at_once(tmp_path, monkeypatch):
             'train_dataloader.dataset.data_root') == \
             spec.toy.source_root + '/'
     assert process_state() == before
+
+
+def test_a_pretrained_teacher_given_to_the_toy_is_said_unused(tmp_path):
+    """The toy pre-trains its own θ_T^0: a given checkpoint is not used,
+    and the plan says so (the pipeline prints its notes) rather than
+    dropping it without a word."""
+    given = str(tmp_path / 'teacher0.pth')
+    plan = plan_of(spec_of(tmp_path / 'run', '--pretrained-teacher', given))
+    assert plan.teacher0 != given
+    assert plan.teacher0.startswith(str(tmp_path / 'run' / 'toy_foundation'))
+    said = [n for n in plan.notes if given in n]
+    assert len(said) == 1 and 'is not used' in said[0], plan.notes
+    assert not any('is not used' in n
+                   for n in plan_of(spec_of(tmp_path / 'run2')).notes)
