@@ -293,7 +293,10 @@ class StageRunner:
                     returncode, cpu_s = wait_with_cpu_time(proc)
                 finally:
                     self._processes.discard(proc)
-            add_cost(stage.work_dir, cpu_s, time.monotonic() - started)
+            try:
+                add_cost(stage.work_dir, cpu_s, time.monotonic() - started)
+            except OSError:  # a full disk: the stage's outcome, told below,
+                pass  # matters more than its cost
         finally:
             if followed:
                 self.monitor.finish(stage.label)
