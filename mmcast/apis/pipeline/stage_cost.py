@@ -12,9 +12,8 @@ node), as the kernel reports it when the guard is reaped: of a run stopped
 with the pipeline (Ctrl-C, SIGTERM) only what its reaped processes used
 counts, of a pipeline killed outright nothing, and a cost that cannot be
 written (a full disk) is left out rather than hiding the stage's own
-outcome. The results row of a stage
-carries both as ``cpu_s`` and ``wall_s``
-(:mod:`mmcast.evaluation.results_table` sums them per seed).
+outcome. The results row of a stage carries both as ``cpu_s`` and
+``wall_s`` (:mod:`mmcast.evaluation.results_table` sums them per seed).
 """
 import json
 import os
