@@ -11,6 +11,7 @@ import sys
 import pytest
 import yaml
 from conftest import REPO_ROOT
+from mmcast.apis.pipeline.stage_graph import GRAPH
 
 sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'docs'))
 import check_links  # noqa: E402
@@ -32,8 +33,7 @@ def _copy_docs(tmp_path) -> str:
         shutil.copy(osp.join(REPO_ROOT, name), root)
     with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
         metafiles = yaml.safe_load(f)['Import']
-    for path in metafiles + [update_tables.STAGE_TABLE,
-                             update_tables.STAGE_GRAPH] + [
+    for path in metafiles + [update_tables.STAGE_TABLE, GRAPH] + [
             f for f in update_tables.markdown_files(REPO_ROOT)
             if f.startswith('configs/')]:
         dst = osp.join(root, path)

@@ -4,7 +4,8 @@
 Checks, without data, weights or training: the configs parse; the student
 models build (teacher off, no checkpoint loaded); the Swin-L teacher builds
 once (Cityscapes, through ``CASTDistiller``'s config-path route); the stages
-chain through the default work dirs; the split files are the ones
+chain through the default work dirs as the stage graph hands over
+(``configs/mmcast/stage_graph.json``); the split files are the ones
 ``tools/split_semi.py`` writes; class counts, projection-head channels,
 pseudo-label paths, hooks, optimiser groups and the keys that
 ``tools/cast_pipeline.py`` overrides are consistent.
@@ -19,10 +20,16 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO_ROOT, conventional_config
+from mmcast.apis.pipeline.settings import STUDENT_STAGES
+from mmcast.apis.pipeline.stage_graph import TEACHER0, cast_chain, stage_graph
+from mmcast.apis.pipeline.stage_table import stage_rows
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
-STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill', 'finetune',
-          'supervised_student')
+# the stages of the recipe with a short-name config (the table of stage
+# configs), in its order
+STAGES = tuple(dict.fromkeys(
+    row['stage'] for row in stage_rows()
+    if row['dataset'] in DATASETS and row['short'] and not row['variant']))
 NUM_CLASSES = dict(cityscapes=8, ade20k=100, coco=80)
 # data_root, full train json (relative), --out-dir of tools/split_semi.py
 # (relative to data_root), the splits the base configs name: label
@@ -36,7 +43,8 @@ SPLITS = dict(
             'semi_anns', (10, )),
     coco=('data/coco/', 'annotations/instances_train2017.json', 'semi_anns',
           (1, 2, 5, 10)))
-SEMI_STAGES = ('adapt_teacher_selftrain', 'distill')  # PseudoLabelHook + D_u
+# PseudoLabelHook + D_u
+SEMI_STAGES = tuple(k for k in STAGES if stage_graph()[k].pseudo_labels)
 PXL_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
 REAL_CONFIGS = [(ds, st) for ds in DATASETS for st in STAGES]
 # the short-name aliases in configs/mmcast/ load as their targets in cast/
@@ -167,8 +175,7 @@ def test_stage_config_basics(ds, stage):
     assert cfg.param_scheduler.end == cfg.train_cfg.max_iters
     assert cfg.default_hooks.checkpoint.by_epoch is False
     assert cfg.env_cfg.dist_cfg.backend == 'nccl'
-    student_stage = stage in ('distill', 'finetune', 'supervised_student')
-    if student_stage:  # spec "Student schedule"
+    if stage in STUDENT_STAGES:  # spec "Student schedule"
         assert cfg.optim_wrapper.optimizer.lr == (1e-4 if ds == 'ade20k'
                                                   else 5e-5)
         assert cfg.optim_wrapper.optimizer.weight_decay == 0.1
@@ -185,6 +192,19 @@ def test_stage_config_basics(ds, stage):
 
 
 # -------------------------------------------------------- stage chaining
+def config_value(cfg: Config, key: str):
+    """The value at the dotted ``key`` of ``cfg``."""
+    node = cfg
+    for part in key.split('.'):
+        node = node[int(part)] if part.isdigit() else node[part]
+    return node
+
+
+def test_the_stages_are_cast_and_its_baseline():
+    assert STAGES == cast_chain() + ('supervised_student', )
+    assert SEMI_STAGES
+
+
 @pytest.mark.parametrize('ds', DATASETS)
 def test_stages_chain_through_default_work_dirs(ds):
     cfgs = {st: load(stage_path(st, ds)) for st in STAGES}
@@ -197,18 +217,19 @@ def test_stages_chain_through_default_work_dirs(ds):
 
     teacher0 = cfgs['adapt_teacher'].load_from
     assert teacher0.startswith('checkpoints/mask2former_swin-l')
-    selftrain = cfgs['adapt_teacher_selftrain'].model
-    assert selftrain.type == 'CASTDistiller'
-    # 1b re-initialises from theta_T^0 and is taught by theta_T' (1a)
-    assert selftrain.student.init_cfg == dict(
-        type='Pretrained', checkpoint=teacher0)
-    assert selftrain.teacher == stage_path('adapt_teacher', ds)
-    assert selftrain.teacher_checkpoint == ckpt('adapt_teacher')
-    # 2: architecture of 1a, weights of 1b
-    distill = cfgs['distill'].model
-    assert distill.teacher == stage_path('adapt_teacher', ds)
-    assert distill.teacher_checkpoint == ckpt('adapt_teacher_selftrain')
-    assert osp.isfile(osp.join(REPO_ROOT, distill.teacher))
+    # each hand-off of the graph: θ_T^0, or the stage's default work dir
+    handoffs = 0
+    for stage in STAGES:
+        for key, source in stage_graph()[stage].handoffs:
+            handoffs += 1
+            assert config_value(cfgs[stage], key) == (
+                teacher0 if source == TEACHER0 else ckpt(source)), key
+    assert handoffs == 5
+    # 1b and 2 are taught by the architecture of 1a
+    for stage in ('adapt_teacher_selftrain', 'distill'):
+        assert cfgs[stage].model.type == 'CASTDistiller'
+        assert cfgs[stage].model.teacher == stage_path('adapt_teacher', ds)
+    assert osp.isfile(osp.join(REPO_ROOT, cfgs['distill'].model.teacher))
     # 3: the stage-2 student
     assert cfgs['finetune'].model.init_cfg == dict(
         type='Pretrained', checkpoint=ckpt('distill'), prefix='student.')
@@ -223,25 +244,18 @@ def test_cast_pipeline_override_keys(ds, stage):
     cfg = load(stage_path(stage, ds))
     opts = {'train_cfg.max_iters': 7, 'param_scheduler.end': 7,
             'default_hooks.checkpoint.interval': 1, 'randomness.seed': 0}
-    if stage == 'adapt_teacher':
-        opts['load_from'] = '/x/teacher0.pth'
+    # the stage graph's hand-offs
+    opts.update({key: f'/x/{source}.pth'
+                 for key, source in stage_graph()[stage].handoffs})
     if stage in SEMI_STAGES:
         assert cfg.custom_hooks[0].type == 'PseudoLabelHook'
         assert cfg.train_dataloader.dataset.datasets[1].type == \
             'PseudoLabeledDataset'
         opts['train_dataloader.dataset.datasets.1.ann_file'] = '/x/pl.json'
         opts['custom_hooks.0.out_file'] = '/x/pl.json'
-        opts['model.teacher_checkpoint'] = '/x/teacher.pth'
-    if stage == 'adapt_teacher_selftrain':
-        opts['model.student.init_cfg.checkpoint'] = '/x/teacher0.pth'
-    if stage == 'finetune':
-        opts['model.init_cfg.checkpoint'] = '/x/distill.pth'
     cfg.merge_from_dict(opts)
     for key, value in opts.items():
-        node = cfg
-        for part in key.split('.'):
-            node = node[int(part)] if part.isdigit() else node[part]
-        assert node == value, key
+        assert config_value(cfg, key) == value, key
     if stage in SEMI_STAGES:  # the rest of the dataset entry is kept
         assert cfg.train_dataloader.dataset.datasets[1].pipeline
 

@@ -38,15 +38,6 @@ TEACHER_RUNS = (('adapt_grounding_dino_cityscapes', 'cityscapes', 'train'),
                 ('adapt_sam3_cityscapes', 'cityscapes', 'train'),
                 ('sam3_cityscapes', 'cityscapes', 'test'),
                 ('grounding_dino_sam2_ade20k', 'ade20k', 'test'))
-# the short label of each stage key in the smoke's lines and summary
-STAGE_LABELS = {
-    'adapt_teacher': '1a',
-    'adapt_teacher_selftrain': '1b',
-    'distill': '2',
-    'finetune': '3',
-    'supervised_student': 'baseline',
-    'guided_distillation': 'GD',
-}
 QUICK_DATASET = 'cityscapes'
 
 
@@ -59,8 +50,8 @@ class SmokeStep:
             (a stage's short name where it has one).
         dataset (str): The dataset it reads.
         stage (str, optional): Its stage key (None for a teacher config).
-        label (str): Its label (``1a`` ... ``GD``; ``adapt`` / ``test`` for
-            a teacher config).
+        label (str): Its label (the stage graph's: ``1a`` ... ``GD``;
+            ``adapt`` / ``test`` for a teacher config).
         how (str): ``train`` or ``test``.
         variant (str, optional): The student variant of a stage row.
         reads (tuple[tuple[str, str]]): ``(source stage, step name)`` for
@@ -114,7 +105,7 @@ def stage_steps(dataset: str, quick: bool = False) -> List[SmokeStep]:
             name = row['short'] or row['config']
             names[(stage, variant)] = name
             steps.append(SmokeStep(
-                name, dataset, stage, STAGE_LABELS.get(stage, stage),
+                name, dataset, stage, graph[stage].label,
                 variant=variant, reads=tuple(
                     (src, names.get((src, variant), names[(src, None)]))
                     for src in sources)))

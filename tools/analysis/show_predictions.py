@@ -38,17 +38,15 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
+from mmcast.apis.pipeline.stage_graph import stage_graph
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_STAGES = ('supervised_student', 'finetune', 'guided_distillation')
-STAGE_TITLES = {
-    'supervised_student': 'labels-only student',
-    'adapt_teacher': 'teacher after stage 1a',
-    'adapt_teacher_selftrain': 'teacher after stage 1b',
-    'distill': 'CAST student, stage 2',
-    'finetune': 'CAST student, stage 3',
-    'guided_distillation': 'Guided Distillation',
-}
-PSEUDO_LABELS = osp.join('pseudo_labels', 'stage2.json')
+# the stage whose pseudo-labels the students learned from (its config has
+# the semi-supervised datasets), and their file in a seed's folder
+PSEUDO_STAGE = 'distill'
+PSEUDO_LABELS = osp.join(
+    'pseudo_labels', f'{stage_graph()[PSEUDO_STAGE].pseudo_labels}.json')
 # The layout of the picture (pixels): a title strip above the panels, and
 # white gaps between them.
 HEADER = 36
@@ -337,7 +335,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     # The dataset definitions: from the first config that has them (the
     # distill stage's has the semi-supervised ones).
     configs = [Config.fromfile(c) for c, _ in models.values()]
-    distill_dir = osp.join(seed_dir, 'distill')
+    distill_dir = osp.join(seed_dir, PSEUDO_STAGE)
     if split == 'unlabeled' and osp.isdir(distill_dir):
         configs.append(Config.fromfile(stage_config(distill_dir)))
     needed = ('unlabeled_pool_dataset', 'unlabeled_dataset') \
@@ -380,7 +378,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     titles = ['ground truth']
     if split == 'unlabeled':
         titles.append(f'teacher pseudo-labels ({osp.basename(pseudo)})')
-    titles += [STAGE_TITLES.get(s, s) for s in stages]
+    graph = stage_graph()
+    titles += [graph[s].title if s in graph else s for s in stages]
 
     rows = [[] for _ in picked]
     images = []

@@ -75,7 +75,6 @@ BLOCK = re.compile(
     re.S | re.M)
 PAPER = 'paper'
 STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
-STAGE_GRAPH = osp.join('configs', 'mmcast', 'stage_graph.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
 PIPELINE_RESULTS = ('toy_demo', 'toy_tabletop', 'toy_gdino_sam2',
                     'toy_gdino_sam2_u1800', 'toy_teacher_ensemble',
@@ -314,17 +313,17 @@ def render_stage_configs(root: str) -> str:
 
 
 def render_stage_graph(root: str) -> str:
-    """The stage graph: each stage's upstream stages and hand-offs."""
-    with open(osp.join(root, STAGE_GRAPH), encoding='utf-8') as f:
-        graph = json.load(f)
+    """The stage graph (:mod:`mmcast.apis.pipeline.stage_graph`): each
+    stage's upstream stages and hand-offs."""
+    from mmcast.apis.pipeline.stage_graph import TEACHER0, stage_graph
     return markdown_table(
         ['stage', 'made from', 'hand-offs (config key ← checkpoint of)',
          'pseudo-labels'],
-        [[f'`{key}`', ', '.join(f'`{u}`' for u in entry['upstream']),
-          '<br>'.join(f'`{k}` ← {"θ_T^0" if src == "teacher0" else src}'
-                      for k, src in entry['handoffs'].items()),
-          entry.get('pseudo_labels') or '']
-         for key, entry in graph.items()])
+        [[f'`{key}`', ', '.join(f'`{u}`' for u in node.upstream),
+          '<br>'.join(f'`{k}` ← {"θ_T^0" if src == TEACHER0 else src}'
+                      for k, src in node.handoffs),
+          node.pseudo_labels or '']
+         for key, node in stage_graph(root).items()])
 
 
 def renderers(root: str) -> Dict[str, Callable[[str], str]]:

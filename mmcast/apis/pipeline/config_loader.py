@@ -44,8 +44,7 @@ class ConfigLoader:
         ``guided_distillation``) for this run's dataset, teacher and
         student, relative to the repository
         (:mod:`~mmcast.apis.pipeline.stage_table`)."""
-        teacher = self.spec.teacher if key in TEACHER_STAGES + (
-            'toy_foundation', ) else None
+        teacher = self.spec.teacher if key in TEACHER_STAGES else None
         variant = self.spec.student if key in STUDENT_STAGES else None
         return stage_config_path(self.spec.dataset, key, teacher, variant)
 

@@ -19,19 +19,11 @@ from .instance_capacity import choose_capacity, run_capacity_options
 from .labeled_split import labeled_split_options
 from .overrides import Overrides
 from .run_spec import RunSpec
-from .settings import (ITERS_STAGES, PROGRESS_RECORDS, SHARED_STAGES_SEED,
-                       STANDIN_TEACHER, STUDENT_FOUNDATION)
+from .settings import (PROGRESS_RECORDS, SHARED_STAGES_SEED, STANDIN_TEACHER,
+                       STUDENT_FOUNDATION)
 from .stage import Stage
-from .stage_graph import TEACHER0, stage_graph
-
-# --distill-teacher: the stage(s) whose final checkpoint(s) are stage 2's
-# teacher (several: one TeacherEnsemble of them)
-DISTILL_TEACHER_SOURCES = {
-    'selftrained': 'adapt_teacher_selftrain',
-    'adapted': 'adapt_teacher',
-    'ensemble': ('adapt_teacher', 'adapt_teacher_selftrain'),
-    'pretrained': TEACHER0,
-}
+from .stage_graph import (TEACHER0, cast_chain, shared_stages, stage_graph,
+                          stage_keys)
 
 
 def given_max_iters(overrides: Overrides) -> Optional[int]:
@@ -104,8 +96,8 @@ class Planner:
         if spec.cast and spec.dataset == 'toy':
             config = self.loader.stage_config('toy_foundation')
             plan.first.append(self.toy_pretrain_stage(
-                'toy_foundation', 'teacher pre-training (source corpus)',
-                config, spec.teacher_settings['toy_foundation'], capacity))
+                'toy_foundation', config,
+                spec.teacher_settings['toy_foundation'], capacity))
             plan.teacher0 = plan.first[0].final
             if spec.pretrained_teacher:
                 plan.notes.append(
@@ -120,12 +112,12 @@ class Planner:
             plan.notes.append(self.standin_note(plan.first[0]))
         if spec.student_init == 'source-pretrained':
             plan.first.append(self.toy_pretrain_stage(
-                STUDENT_FOUNDATION, 'student backbone pre-training '
-                '(source corpus)', self.loader.stage_config(
-                    STUDENT_FOUNDATION), STUDENT_FOUNDATION, capacity))
+                STUDENT_FOUNDATION,
+                self.loader.stage_config(STUDENT_FOUNDATION),
+                STUDENT_FOUNDATION, capacity))
             plan.student_backbone = plan.first[-1].final
-        iters = [self._iters(name, self.loader.stage_config(name))
-                 for name in ITERS_STAGES[1:]]
+        iters = {key: self._iters(key, self.loader.stage_config(key))
+                 for key in cast_chain()}
         for seed in spec.seeds:
             plan.per_seed[seed] = self.seed_stages(seed, plan, iters)
         return plan
@@ -134,26 +126,26 @@ class Planner:
     def upstream(self, key: str, work_dir: str) -> tuple:
         """The work dirs of the stages ``key`` (in ``work_dir``) is made
         from (:mod:`~mmcast.apis.pipeline.stage_graph`): the shared ones in
-        the run's work dir, a seed's beside it."""
-        top = {'toy_foundation': self.spec.teacher_settings['toy_foundation'],
-               STUDENT_FOUNDATION: STUDENT_FOUNDATION,
-               STANDIN_TEACHER: STANDIN_TEACHER}
+        the run's work dir (θ_T^0's pre-training in its teacher's folder),
+        a seed's beside it."""
+        folders = {
+            'toy_foundation': self.spec.teacher_settings['toy_foundation']}
         return tuple(
-            osp.join(self.spec.work_dir, top[u]) if u in top else
-            osp.join(osp.dirname(work_dir), u)
+            osp.join(self.spec.work_dir, folders.get(u, u))
+            if u in shared_stages() else osp.join(osp.dirname(work_dir), u)
             for u in stage_graph()[key].upstream)
 
-    def train_stage(self, key: str, name: str, config: str, work_dir: str,
+    def train_stage(self, key: str, config: str, work_dir: str,
                     max_iters: int, overrides: Overrides,
                     capacity: Optional[int], seed: Optional[int] = None,
                     pseudo_label_file: Optional[str] = None) -> Stage:
-        """A training stage of ``max_iters`` with its complete overrides:
-        the schedule, ``--labeled-split``, ``overrides``, the run's instance
-        ``capacity``, the command line's options, then the batch and lr of
-        the run's GPU count (:func:`~mmcast.apis.pipeline.batch_plan.
-        stage_batch`); its json log gets a record at least every
-        ``max_iters /`` :data:`PROGRESS_RECORDS` iterations (the progress
-        lines).
+        """A training stage of ``max_iters`` (named as in the stage graph)
+        with its complete overrides: the schedule, ``--labeled-split``,
+        ``overrides``, the run's instance ``capacity``, the command line's
+        options, then the batch and lr of the run's GPU count
+        (:func:`~mmcast.apis.pipeline.batch_plan.stage_batch`); its json log
+        gets a record at least every ``max_iters /``
+        :data:`PROGRESS_RECORDS` iterations (the progress lines).
 
         A ``train_cfg.max_iters`` of the command line's options
         (``--cfg-options``, ``--stage-cfg-options``) is the stage's length,
@@ -175,7 +167,8 @@ class Planner:
             self.capacity_options(config, capacity) + given
         batch, batch_overrides = stage_batch(self.spec, self.loader, config,
                                              overrides)
-        return Stage(key, name, config, work_dir, overrides + batch_overrides,
+        return Stage(key, stage_graph()[key].name, config, work_dir,
+                     overrides + batch_overrides,
                      max_iters=max_iters, seed=seed,
                      pseudo_label_file=pseudo_label_file, batch=batch,
                      upstream=self.upstream(key, work_dir))
@@ -202,7 +195,7 @@ class Planner:
                    work_dir: str, overrides: Overrides,
                    capacity: Optional[int], seed: int) -> Stage:
         """A stage that evaluates ``checkpoint`` with ``config``."""
-        return Stage(key, key, config, work_dir,
+        return Stage(key, stage_graph()[key].name, config, work_dir,
                      overrides + self.capacity_options(config, capacity) +
                      self.spec.options_of(key), checkpoint=checkpoint,
                      seed=seed, upstream=self.upstream(key, work_dir))
@@ -240,8 +233,8 @@ class Planner:
             self.loader.read(config), coco,
             osp.join(seed_dir, 'cityscapes_metric', key))
 
-    def toy_pretrain_stage(self, key: str, name: str, config: str,
-                           folder: str, capacity: Optional[int]) -> Stage:
+    def toy_pretrain_stage(self, key: str, config: str, folder: str,
+                           capacity: Optional[int]) -> Stage:
         """A model pre-trained on the toy source corpus (θ_T^0, or the
         students' backbone), cached in ``<work-dir>/<folder>``."""
         pairs = [('randomness.seed', SHARED_STAGES_SEED)]
@@ -257,7 +250,7 @@ class Planner:
                 ('test_evaluator.ann_file', val_ann),
             ]
         return self.train_stage(
-            key, name, config, osp.join(self.spec.work_dir, folder),
+            key, config, osp.join(self.spec.work_dir, folder),
             self._iters('pretrain', config), Overrides.of(pairs), capacity)
 
     def standin_teacher_stage(self, capacity: Optional[int]) -> Stage:
@@ -266,7 +259,7 @@ class Planner:
         teacher stages then start from weights that saw only D_l)."""
         config = self.loader.stage_config('adapt_teacher')
         return self.train_stage(
-            STANDIN_TEACHER, 'stand-in θ_T^0 (trained on D_l)', config,
+            STANDIN_TEACHER, config,
             osp.join(self.spec.work_dir, STANDIN_TEACHER),
             self._iters('pretrain', config),
             Overrides.of([('load_from', None),
@@ -295,18 +288,19 @@ class Planner:
                              (f'{key}.prefix', 'backbone.')])
 
     def seed_stages(self, seed: int, plan: Plan,
-                    iters: List[int]) -> List[Stage]:
-        """The stages of one seed, in order: θ_T^0 tested, 1a, 1b, 2, 3, the
-        labels-only baseline and Guided Distillation."""
+                    iters: Dict[str, int]) -> List[Stage]:
+        """The stages of one seed, in the stage graph's order: θ_T^0 tested,
+        1a, 1b, 2, 3 (CAST), the labels-only baseline and Guided
+        Distillation (``--methods gd``); ``iters``: the iterations of each
+        stage of CAST's chain."""
         wd = osp.join(self.spec.work_dir, f'seed{seed}')
-        it_1a, it_1b, it_2, it_3 = iters
         teacher0 = plan.teacher0
 
         def opts(name: str, config: str) -> Overrides:
             return Overrides.of([('randomness.seed', seed)]) + \
                 self.eval_options(wd, name, config)
 
-        def train(key: str, name: str, max_iters: int, overrides: Overrides,
+        def train(key: str, max_iters: int, overrides: Overrides,
                   pseudo_labels: Optional[str] = None) -> Stage:
             config = self.loader.stage_config(key)
             out_file = None
@@ -315,7 +309,7 @@ class Planner:
                                     f'{pseudo_labels}.json')
                 overrides = pseudo_label_options(
                     self.loader.read(config), out_file) + overrides
-            return self.train_stage(key, name, config, osp.join(wd, key),
+            return self.train_stage(key, config, osp.join(wd, key),
                                     max_iters, opts(key, config) + overrides,
                                     plan.capacity, seed,
                                     pseudo_label_file=out_file)
@@ -323,38 +317,34 @@ class Planner:
         adapt_cfg = self.loader.stage_config('adapt_teacher')
         graph = stage_graph()
         finals = {TEACHER0: teacher0}
-        sources = {'distill': {
-            'model.teacher_checkpoint':
-            DISTILL_TEACHER_SOURCES[self.spec.distill_teacher]}}
-
-        def chained(key: str, name: str, max_iters: int,
-                    extra: Overrides = Overrides()) -> Stage:
+        # the baseline trains as long as the student's CAST stages
+        lengths = dict(iters, supervised_student=iters['distill'] +
+                       iters['finetune'])
+        extras = {
+            'distill': self.student_init_options(plan, 'model.student'),
+            'supervised_student': self.student_init_options(plan, 'model')
+        }
+        stages = {}
+        for key in cast_chain() + ('supervised_student', ):
             node = graph[key]
-            stage = train(key, name, max_iters, node.handoff_overrides(
-                finals, sources.get(key)) + extra, node.pseudo_labels)
-            finals[key] = stage.final
-            return stage
-
-        stage_1a = chained('adapt_teacher', 'stage 1a', it_1a)
-        stage_1b = chained('adapt_teacher_selftrain', 'stage 1b', it_1b)
-        stage_2 = chained('distill', 'stage 2', it_2,
-                          self.student_init_options(plan, 'model.student'))
-        stage_3 = chained('finetune', 'stage 3', it_3)
-        baseline = chained('supervised_student', 'baseline', it_2 + it_3,
-                           self.student_init_options(plan, 'model'))
-        stages = []
+            stages[key] = train(
+                key, lengths[key],
+                node.handoff_overrides(
+                    finals, node.chosen(self.spec.distill_teacher)) +
+                extras.get(key, Overrides()), node.pseudo_labels)
+            finals[key] = stages[key].final
         if self.spec.cast:
-            stages = [
-                self.test_stage('teacher_pretrained', adapt_cfg, teacher0,
-                                osp.join(wd, 'teacher_pretrained'),
-                                opts('teacher_pretrained', adapt_cfg),
-                                plan.capacity, seed),
-                stage_1a, stage_1b, stage_2, stage_3
-            ]
-        stages.append(baseline)
+            stages['teacher_pretrained'] = self.test_stage(
+                'teacher_pretrained', adapt_cfg, teacher0,
+                osp.join(wd, 'teacher_pretrained'),
+                opts('teacher_pretrained', adapt_cfg), plan.capacity, seed)
+        else:
+            for key in cast_chain():
+                del stages[key]
         if 'gd' in self.spec.methods:
-            stages.append(self.gd_stage(wd, baseline, finals, plan, opts))
-        return stages
+            stages['guided_distillation'] = self.gd_stage(
+                wd, stages['supervised_student'], finals, plan, opts)
+        return [stages[key] for key in stage_keys() if key in stages]
 
     def gd_stage(self, wd: str, baseline: Stage, finals: Dict[str, str],
                  plan: Plan, opts: Callable[[str, str], Overrides]) -> Stage:
@@ -378,8 +368,7 @@ class Planner:
                         max_iters / own)
         burn_in = max(1, min(burn_in, max_iters - 1))
         return self.train_stage(
-            key, 'Guided Distillation', config, osp.join(wd, key),
-            max_iters, opts(key, config) +
+            key, config, osp.join(wd, key), max_iters, opts(key, config) +
             stage_graph()[key].handoff_overrides(finals) +
             hook_option(cfg, 'GuidedTeacherHook', 'burn_in_iters', burn_in) +
             self.student_init_options(plan, 'model.student'),

@@ -2,25 +2,16 @@
 """The pipeline's fixed settings: teachers, custom datasets, ``--iters``
 names, metrics. Which config each stage runs is the table of stage configs
 (:mod:`~mmcast.apis.pipeline.stage_table`), what each stage is made from the
-stage graph (:mod:`~mmcast.apis.pipeline.stage_graph`)."""
-import os.path as osp
-
+stage graph (:mod:`~mmcast.apis.pipeline.stage_graph`); the stage lists
+below are read from them."""
 from mmcast.toy.tiny_sam3 import build_tiny_sam3_assets
 from mmcast.toy.tiny_teachers import build_tiny_teacher_assets
 
+# the pipeline's modules import REPO_ROOT from here
+from .project_root import REPO_ROOT  # noqa: F401
+from .stage_graph import cast_chain, stage_graph
+from .stage_table import student_stages, teacher_stages
 
-def _project_root() -> str:
-    """The folder the stage configs are found in: the source checkout, or
-    ``mmcast/.mim`` of an installed package (configs and tools)."""
-    package = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    checkout = osp.dirname(package)
-    if osp.isdir(osp.join(checkout, 'configs', 'mmcast')):
-        return checkout
-    return osp.join(package, '.mim')
-
-
-# Stage commands run here; config paths are relative to it.
-REPO_ROOT = _project_root()
 # --student-init source-pretrained (toy): the students load the backbone of
 # an R-18 pre-trained on the source corpus like θ_T^0, cached in this folder
 # of the work dir (and this stage key of the table).
@@ -52,11 +43,10 @@ TEACHERS = {
 # Config keys MMDetection's train / test scripts set from their command line.
 SCRIPT_SET_KEYS = ('work_dir', 'launcher', 'resume')
 # The stages whose configs name the teacher (architecture or weights).
-TEACHER_STAGES = ('adapt_teacher', 'adapt_teacher_selftrain', 'distill')
+TEACHER_STAGES = teacher_stages()
 # The stages whose configs are the student's: another student (--student, a
 # variant of the table of stage configs) changes them.
-STUDENT_STAGES = ('distill', 'finetune', 'supervised_student',
-                  'guided_distillation')
+STUDENT_STAGES = student_stages()
 TEACHER_MARKER = 'pipeline_teacher.json'
 METHODS = ('cast', 'gd')
 # Stage 2's teacher: θ_T'' of stage 1b (the paper's), θ_T' of stage 1a, or
@@ -80,12 +70,11 @@ CUSTOM_SPLIT_SEED_ENV = 'MMCAST_CUSTOM_SPLIT_SEED'
 CUSTOM_ENVS = (CUSTOM_ROOT_ENV, CUSTOM_CLASSES_ENV, CUSTOM_PERCENT_ENV,
                CUSTOM_SPLIT_SEED_ENV)
 # --iters: the stages whose iterations it sets (pretrain: θ_T^0 or its
-# stand-in, and the students' backbone), their aliases and, for the former
-# positional form, their order.
-ITERS_STAGES = ('pretrain', 'adapt_teacher', 'adapt_teacher_selftrain',
-                'distill', 'finetune')
-ITERS_ALIASES = {'1a': 'adapt_teacher', '1b': 'adapt_teacher_selftrain',
-                 '2': 'distill', '3': 'finetune'}
+# stand-in, and the students' backbone; then CAST's chain), their aliases
+# (the stage graph's labels) and, for the former positional form, their
+# order.
+ITERS_STAGES = ('pretrain', ) + cast_chain()
+ITERS_ALIASES = {stage_graph()[key].label: key for key in cast_chain()}
 # Config keys left out when deciding whether a stage runs alike: they change
 # what is logged, how checkpoints and metric files land on disk, or the
 # runner class that logs the batch (whose lr the options fix), not the

@@ -8,23 +8,23 @@ Each row names a ``dataset``, a ``stage`` (the pipeline's stage keys:
 ``supervised_student``, ``guided_distillation``), the ``teacher`` of the
 stages that name one (θ_T^0's pre-training and stages 1a, 1b, 2), a
 ``variant`` (another student than the recipe's, e.g. ``dinov3-s``; the
-pipeline runs the rows without one, or those of ``--student``), the ``config`` (under
-``configs/mmcast/``, OpenMMLab's conventional name where it has one) and,
-for the CAST configs of the shipped datasets, its ``short`` name: the file
-``configs/mmcast/<short>.py`` that only inherits the config
-(:func:`alias_text`, written by ``tools/misc/config_aliases.py``). The
-pipeline runs a stage by its short name where there is one, so that a stage's
-work dir holds its config under the name earlier runs dumped it with; the
-configs' README, their metafile's entries, the docs' tables and the tests
-read the same table.
+pipeline runs the rows without one, or those of ``--student``), the
+``config`` (under ``configs/mmcast/``, OpenMMLab's conventional name where
+it has one) and, for the CAST configs of the shipped datasets, its
+``short`` name: the file ``configs/mmcast/<short>.py`` that only inherits
+the config (:func:`alias_text`, written by
+``tools/misc/config_aliases.py``). The pipeline runs a stage by its short
+name where there is one, so that a stage's work dir holds its config under
+the name earlier runs dumped it with; the configs' README, their metafile's
+entries, the docs' tables and the tests read the same table.
 """
 import json
 import os.path as osp
 from functools import lru_cache
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .errors import PipelineError
-from .settings import REPO_ROOT
+from .project_root import REPO_ROOT
 
 TABLE = osp.join('configs', 'mmcast', 'stages.json')
 CONFIG_DIR = osp.join('configs', 'mmcast')
@@ -83,6 +83,20 @@ def stage_config_path(dataset: str, stage: str,
 def student_variants(root: str = REPO_ROOT) -> List[str]:
     """The students the table has besides the recipe's (``--student``)."""
     return sorted({row['variant'] for row in _rows(root) if row['variant']})
+
+
+def teacher_stages(root: str = REPO_ROOT) -> Tuple[str, ...]:
+    """The stages whose configs name the teacher (architecture or weights):
+    those with a row per teacher (``--teacher``), in the table's order."""
+    return tuple(dict.fromkeys(
+        row['stage'] for row in _rows(root) if row['teacher']))
+
+
+def student_stages(root: str = REPO_ROOT) -> Tuple[str, ...]:
+    """The stages whose configs are the student's: those with rows of
+    another student (``--student``), in the table's order."""
+    return tuple(dict.fromkeys(
+        row['stage'] for row in _rows(root) if row['variant']))
 
 
 def alias_text(row: Dict[str, Optional[str]]) -> str:

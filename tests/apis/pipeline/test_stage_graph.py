@@ -4,9 +4,12 @@ is made from.
 
 Every hand-off comes from θ_T^0 or from a stage the stage lists as
 upstream (stage 2's other teachers of ``--distill-teacher`` from a stage
-above it), every stage of the table of stage configs is in the graph, the
-graph has an order to run it in, a hand-off of several sources is a list,
-and a table naming a stage it does not have is refused, naming the file.
+above it, one for each choice of the option), every stage of the table of
+stage configs is in the graph, the graph's order is one to run it in, a
+hand-off of several sources is a list, and a table naming a stage it does
+not have, or naming it after the stages it makes, is refused, naming the
+file. The stages above a stage, those the seeds share, CAST's chain and
+the stages' labels are read from it.
 """
 import json
 import os.path as osp
@@ -15,9 +18,11 @@ import pytest
 
 from conftest import REPO_ROOT
 from mmcast.apis.pipeline import PipelineError, stage_rows
-from mmcast.apis.pipeline.planning import DISTILL_TEACHER_SOURCES
-from mmcast.apis.pipeline.stage_graph import (GRAPH, TEACHER0, stage_graph,
-                                              stage_keys)
+from mmcast.apis.pipeline.settings import (DISTILL_TEACHERS, ITERS_ALIASES,
+                                           ITERS_STAGES)
+from mmcast.apis.pipeline.stage_graph import (GRAPH, TEACHER0, cast_chain,
+                                              shared_stages, stage_graph,
+                                              stage_keys, upstream_of)
 
 
 def table(root: str = REPO_ROOT) -> dict:
@@ -37,6 +42,11 @@ def above(graph: dict, key: str) -> set:
     return found
 
 
+def sources_of(source) -> tuple:
+    """The stages (or θ_T^0) of a hand-off's source."""
+    return (source, ) if isinstance(source, str) else source
+
+
 def test_the_graph_is_its_table():
     raw = table()
     graph = stage_graph()
@@ -47,6 +57,12 @@ def test_the_graph_is_its_table():
         assert node.upstream == tuple(entry['upstream'])
         assert dict(node.handoffs) == entry['handoffs']
         assert node.pseudo_labels == entry.get('pseudo_labels')
+        for field in ('label', 'name', 'title'):
+            assert getattr(node, field) == entry.get(field, key)
+        assert {k: dict(options) for k, options in node.choices} == {
+            k: {c: src if isinstance(src, str) else tuple(src)
+                for c, src in options.items()}
+            for k, options in entry.get('choices', {}).items()}
 
 
 def test_every_handoff_comes_from_teacher0_or_an_upstream_stage():
@@ -62,11 +78,20 @@ def test_every_handoff_comes_from_teacher0_or_an_upstream_stage():
 
 def test_stage_2s_other_teachers_are_above_it():
     graph = stage_graph()
+    distill = graph['distill']
     upstream = above(graph, 'distill')
-    for sources in DISTILL_TEACHER_SOURCES.values():
-        sources = (sources, ) if isinstance(sources, str) else sources
+    (key, options), = distill.choices
+    assert key in dict(distill.handoffs)
+    # one source for each --distill-teacher, the default the hand-off's
+    assert list(dict(options)) == list(DISTILL_TEACHERS)
+    assert distill.chosen('selftrained') == dict(distill.handoffs)
+    assert distill.chosen('ensemble') == {
+        key: ('adapt_teacher', 'adapt_teacher_selftrain')}
+    for _, sources in options:
         # θ_T^0 (--distill-teacher pretrained) is above every stage 1a
-        assert set(sources) - {TEACHER0} <= upstream, sources
+        assert set(sources_of(sources)) - {TEACHER0} <= upstream, sources
+    assert all(node.chosen('adapted') == {} for node in graph.values()
+               if node.key != 'distill')
 
 
 def test_every_stage_of_the_config_table_is_in_the_graph():
@@ -75,8 +100,11 @@ def test_every_stage_of_the_config_table_is_in_the_graph():
 
 
 def test_the_graph_has_an_order():
-    """Kahn's algorithm takes every stage: no cycle."""
+    """Kahn's algorithm takes every stage: no cycle; the table's order is
+    one to run it in."""
     graph = stage_graph()
+    for at, key in enumerate(stage_keys()):
+        assert set(graph[key].upstream) <= set(stage_keys()[:at]), key
     waiting = {k: set(n.upstream) for k, n in graph.items()}
     order = []
     while True:
@@ -91,6 +119,46 @@ def test_the_graph_has_an_order():
     assert not waiting, f'a cycle among {sorted(waiting)}'
     assert order.index('adapt_teacher') < order.index('distill') < \
         order.index('finetune')
+
+
+def test_the_stages_above_a_stage():
+    graph = stage_graph()
+    for key in graph:
+        assert set(upstream_of(key)) == set(graph[key].upstream)
+        transitive = upstream_of(key, transitive=True)
+        assert set(transitive) == above(graph, key)
+        assert list(transitive) == [k for k in graph if k in transitive]
+    assert upstream_of('finetune', transitive=True) == (
+        'toy_foundation', 'teacher_standin', 'student_foundation',
+        'adapt_teacher', 'adapt_teacher_selftrain', 'distill')
+
+
+def test_shared_stages_and_cast_chain():
+    graph = stage_graph()
+    assert shared_stages() == ('toy_foundation', 'teacher_standin',
+                               'student_foundation')
+    assert all(not graph[k].upstream for k in shared_stages())
+    chain = cast_chain()
+    assert chain == ('adapt_teacher', 'adapt_teacher_selftrain', 'distill',
+                     'finetune')
+    # each is handed θ_T^0 or a checkpoint of the one before
+    for before, key in zip((TEACHER0, ) + chain, chain):
+        assert before in dict(graph[key].handoffs).values(), key
+    # --iters: the pre-training, then the chain by key or label
+    assert ITERS_STAGES == ('pretrain', ) + chain
+    assert ITERS_ALIASES == {'1a': 'adapt_teacher',
+                             '1b': 'adapt_teacher_selftrain', '2': 'distill',
+                             '3': 'finetune'}
+
+
+def test_labels_default_to_the_key():
+    graph = stage_graph()
+    assert (graph['distill'].label, graph['distill'].name,
+            graph['distill'].title) == ('2', 'stage 2',
+                                        'CAST student, stage 2')
+    pretrained = graph['teacher_pretrained']
+    assert pretrained.label == pretrained.name == pretrained.title == \
+        'teacher_pretrained'
 
 
 def test_handoff_overrides():
@@ -124,18 +192,24 @@ def write_table(root, entries: dict) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize('entries,unknown', [
-    ({'a': {'upstream': ['ghost'], 'handoffs': {}}}, 'ghost'),
+@pytest.mark.parametrize('entries,unknown,says', [
+    ({'a': {'upstream': ['ghost'], 'handoffs': {}}}, 'ghost', 'no stage'),
     ({'a': {'upstream': [], 'handoffs': {}},
       'b': {'upstream': ['a'], 'handoffs': {'load_from': 'phantom'}}},
-     'phantom'),
+     'phantom', 'no stage'),
+    ({'a': {'upstream': [], 'handoffs': {}},
+      'b': {'upstream': ['a'], 'handoffs': {'x': 'a'}, 'choices': {
+          'x': {'one': 'a', 'two': ['a', 'ghost']}}}}, 'ghost', 'no stage'),
+    ({'b': {'upstream': ['a'], 'handoffs': {}},
+      'a': {'upstream': [], 'handoffs': {}}}, "['a']", 'after it'),
 ])
 def test_a_table_naming_an_unknown_stage_is_refused(tmp_path, entries,
-                                                    unknown):
+                                                    unknown, says):
     path = write_table(tmp_path, entries)
     with pytest.raises(PipelineError) as error:
         stage_graph(str(tmp_path))
     assert path in str(error.value) and unknown in str(error.value)
+    assert says in str(error.value)
 
 
 def test_another_roots_table(tmp_path):
