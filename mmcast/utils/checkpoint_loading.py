@@ -116,7 +116,9 @@ def state_dict_of(checkpoint: dict) -> Dict[str, object]:
     return state if isinstance(state, dict) else {}
 
 
-def _revise(key: str, revise_keys: RevisedKeys) -> str:
+def revise_key(key: str, revise_keys: RevisedKeys) -> str:
+    """``key`` with each ``(pattern, replacement)`` of ``revise_keys``
+    applied in turn (as MMEngine's ``revise_keys``)."""
     for pattern, repl in revise_keys:
         key = re.sub(pattern, repl, key)
     return key
@@ -139,7 +141,7 @@ def weights_fit(model_shapes: Dict[str, torch.Size],
     """
     matched, mismatched = 0, []
     for key, value in state_dict.items():
-        key = _revise(key, revise_keys)
+        key = revise_key(key, revise_keys)
         if key not in model_shapes or not hasattr(value, 'shape'):
             continue
         if tuple(value.shape) == tuple(model_shapes[key]):

@@ -253,5 +253,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--dry-run', action='store_true',
         help='print the stage plan (configs, checkpoints, annotation files, '
-        'iterations) and run the preflight checks only')
+        'iterations), what would be trained again or marked and why, and '
+        'run the preflight checks only')
+    parser.add_argument(
+        '--redo-on-code-change', action='store_true',
+        help='train again the finished stages made by other code (mmcast\'s '
+        'source changed since); by default they are kept and their rows '
+        'marked')
+    parser.add_argument(
+        '--allow-partial-init', action='store_true',
+        help='accept a given checkpoint that leaves most of a module of the '
+        'model it initialises (its backbone, its pixel decoder) random; '
+        'by default such a checkpoint is refused before any stage starts')
     return parser.parse_args(argv)

@@ -10,9 +10,10 @@ and ground-truth folders, its checkpoints (``load_from``,
 ``teacher_checkpoint``) and teacher configs. Each annotation file is opened
 and its content checked (:mod:`~mmcast.utils.coco_file_checks`), its images
 are looked up and a sample is decoded; each checkpoint is
-loaded (memory-mapped), matched against the model it is loaded into and,
-for a frozen teacher, against the dataset's classes. Files that an earlier
-stage (or the pipeline itself) makes are skipped while they do not exist.
+loaded (memory-mapped), matched against the model it is loaded into (which
+it must not leave mostly random) and, for a frozen teacher, against the
+dataset's classes. Files that an earlier stage (or the pipeline itself)
+makes are skipped while they do not exist.
 Every problem becomes one line naming the file and what to do.
 """
 import json
@@ -21,10 +22,11 @@ import os.path as osp
 import shutil
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 from torch import nn
 
+from mmcast.utils import checkpoint_coverage as coverage
 from mmcast.utils import coco_file_checks as coco_checks
 from mmcast.utils.checkpoint_loading import (CheckpointError,
                                              check_weights_fit,
@@ -63,15 +65,17 @@ class Preflight:
             stages run); default: the working directory.
         read (callable, optional): Loads a teacher config file named by a
             stage (default: MMEngine's ``Config.fromfile``).
+        allow_partial_init (bool): Note, not refuse, a partial checkpoint.
     """
 
     def __init__(self, made_here: Sequence[str] = (),
                  num_images: int = 5,
                  set_aside: Sequence[str] = (),
                  root: Optional[str] = None,
-                 read: Optional[Callable] = None) -> None:
-        self.root = root
-        self.read = read
+                 read: Optional[Callable] = None,
+                 allow_partial_init: bool = False) -> None:
+        self.root, self.read = root, read
+        self.allow_partial_init = allow_partial_init
         self.made_here = [osp.abspath(p).rstrip(os.sep) + os.sep
                           for p in made_here]
         self.set_aside = {osp.abspath(p) for p in set_aside}
@@ -200,9 +204,10 @@ class Preflight:
                          model_cfg: Optional[dict] = None,
                          role: str = FINE_TUNED,
                          classes: Optional[Sequence[str]] = None,
-                         revise_keys: Sequence[Tuple[str, str]] = ()) -> None:
-        """A checkpoint: loadable, of ``model_cfg``'s architecture and, for
-        a frozen teacher, trained on ``classes``.
+                         target: Optional[coverage.InitTarget] = None
+                         ) -> None:
+        """A checkpoint: loadable, covering ``model_cfg``'s model and, for a
+        frozen teacher, trained on ``classes``.
 
         Args:
             path (str): The checkpoint.
@@ -211,7 +216,7 @@ class Preflight:
             role (str): :data:`FINE_TUNED` (other class counts are a note)
                 or :data:`FROZEN` (they are a problem).
             classes (Sequence[str], optional): The dataset's classes.
-            revise_keys (Sequence[tuple]): Key rewrites before matching.
+            target (InitTarget, optional): Where and how it is loaded.
         """
         path = self.at(path)
         if not self._first_time('ckpt', path, role) or \
@@ -234,7 +239,8 @@ class Preflight:
         except CheckpointError as e:
             self._problem(f'{e} ({who})')
             return
-        frozen = role == FROZEN
+        frozen, target = role == FROZEN, target or coverage.InitTarget()
+        classes = classes if target.whole else None
         trained_on = checkpoint_classes(ckpt)
         if classes is not None and trained_on is not None and \
                 tuple(trained_on) != tuple(classes):
@@ -254,17 +260,16 @@ class Preflight:
             self.notes.append(f'cannot build the model of {who} to check '
                               f'{path} against it: {e}')
             return
+        weights = target.weights(ckpt)
         try:
-            mismatched = check_weights_fit(path, model, ckpt, revise_keys,
-                                           allow_mismatch=not frozen)
+            check_weights_fit(path, model, dict(state_dict=weights),
+                              allow_mismatch=not frozen)
         except CheckpointError as e:
             self._problem(f'{e} ({who})')
             return
-        if mismatched:
-            self.notes.append(
-                f'{path}: {len(mismatched)} weights have other shapes than '
-                f'in {type(model).__name__} (e.g. {mismatched[0][0]}) and '
-                f'are re-initialised ({who})')
+        self._add(coverage.checkpoint_coverage(
+            model.state_dict(), weights, target.module, type(model).__name__
+        ).findings(path, who, self.allow_partial_init))
 
     def _shape_model(self, model_cfg: dict) -> nn.Module:
         key = json.dumps(model_cfg, sort_keys=True, default=str)
@@ -330,13 +335,13 @@ class Preflight:
         elif isinstance(teacher, dict):
             teacher_model = teacher
         for where, path in checkpoint_inputs(model, 'model'):
-            if where == 'model.teacher_checkpoint':
-                self.check_checkpoint(path, f'{who}, {where}', teacher_model,
-                                      FROZEN, classes,
-                                      [(r'^student\.', ''),
-                                       (r'^module\.', '')])
-            else:
-                self.check_checkpoint(path, f'{who}, {where}')
+            # the teacher's, an init_cfg's (others: no model to match)
+            target, frozen = coverage.init_target(model, where), \
+                where == 'model.teacher_checkpoint'
+            self.check_checkpoint(
+                path, f'{who}, {where}', teacher_model if frozen else
+                target and model, FROZEN if frozen else FINE_TUNED,
+                target and classes, target)
         if teacher_model is not None:
             for where, path in checkpoint_inputs(teacher_model,
                                                  'teacher model'):
@@ -399,7 +404,8 @@ def run_preflight(spec: RunSpec, loader: ConfigLoader, plan: Plan,
     if spec.dataset == 'toy':
         made_here += [spec.toy.root, spec.toy.source_root]
     check = Preflight(made_here, set_aside=set_aside, root=loader.root,
-                      read=loader.read)
+                      read=loader.read,
+                      allow_partial_init=spec.allow_partial_init)
     report = PreflightReport()
     to_train = []
     for stage in plan.stages:

@@ -97,6 +97,7 @@ class RunSpec:
         progress_interval (float): Seconds between progress lines.
         verbose (bool): Everything on the console.
         dry_run (bool): Plan and preflight only.
+        redo_on_code_change / allow_partial_init (bool): The options.
         env (dict): The environment of every stage.
     """
     dataset: str
@@ -123,6 +124,8 @@ class RunSpec:
     progress_interval: float = 30.0
     verbose: bool = False
     dry_run: bool = False
+    redo_on_code_change: bool = False
+    allow_partial_init: bool = False
     env: Dict[str, str] = field(default_factory=dict)
     distill_teacher: str = 'selftrained'
     ablation: Optional[AblationRow] = None
@@ -197,6 +200,8 @@ class RunSpec:
             max_instances=args.max_instances,
             progress_interval=args.progress_interval,
             verbose=args.verbose, dry_run=args.dry_run, env=env,
+            redo_on_code_change=args.redo_on_code_change,
+            allow_partial_init=args.allow_partial_init,
             distill_teacher=distill_teacher_of(args.distill_teacher,
                                                ablation),
             ablation=ablation, student=args.student)
