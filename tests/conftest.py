@@ -73,6 +73,88 @@ def pipeline_of(*argv: str):
     return CASTPipeline(RunSpec.from_args(parse_args(list(argv))))
 
 
+class _WritingRunner:
+    """Made on first use (:func:`run_writing`): a ``StageRunner`` whose
+    stage 'runs' write what MMEngine leaves in a work dir (``iter_<N>.pth``,
+    ``last_checkpoint``, a json log whose mask AP is the count of runs so
+    far, so that a stage made again gets a new AP); the planning, the
+    runner's decisions, the completion records and the results rows are the
+    real ones."""
+    cls = None
+
+    @classmethod
+    def get(cls):
+        if cls.cls is None:
+            import json
+
+            import torch
+
+            from mmcast.apis.pipeline import StageRunner
+
+            class WritingRunner(StageRunner):
+                runs = 0
+
+                def _run(self, stage, cmd) -> None:
+                    WritingRunner.runs += 1
+                    self.ran.append(stage.key)
+                    os.makedirs(stage.work_dir, exist_ok=True)
+                    if stage.max_iters is not None:
+                        final = osp.join(stage.work_dir,
+                                         f'iter_{stage.max_iters}.pth')
+                        torch.save(dict(state_dict=dict(w=torch.tensor(
+                            float(WritingRunner.runs)))), final)
+                        with open(osp.join(stage.work_dir,
+                                           'last_checkpoint'), 'w') as f:
+                            f.write(final)
+                    runs = WritingRunner.runs
+                    log = osp.join(stage.work_dir, f'run{runs}', 'vis_data',
+                                   f'run{runs}.json')
+                    os.makedirs(osp.dirname(log), exist_ok=True)
+                    with open(log, 'w') as f:
+                        f.write(json.dumps({'coco/segm_mAP': runs / 100,
+                                            'coco/segm_mAP_50': runs / 100})
+                                + '\n')
+
+            cls.cls = WritingRunner
+        return cls.cls
+
+
+def run_writing(pipeline, capsys=None):
+    """Run ``pipeline``'s plan with stages that only write their files
+    (:class:`_WritingRunner`) → ``(stage keys run, seed 0's rows, the
+    console)``."""
+    from mmcast.apis.pipeline import Planner
+
+    plan = Planner(pipeline.spec, pipeline.loader).plan()
+    runner = _WritingRunner.get()(pipeline.spec, pipeline.loader)
+    runner.ran = []
+    results = runner.run(plan)
+    out = capsys.readouterr().out if capsys is not None else ''
+    return runner.ran, results.get(min(results), {}), out
+
+
+@pytest.fixture(scope='session')
+def package_copy(tmp_path_factory) -> str:
+    """A copy of mmcast's source (``.py`` files), made once per session."""
+    root = str(tmp_path_factory.mktemp('package_copy'))
+    shutil.copytree(osp.join(REPO_ROOT, 'mmcast'), osp.join(root, 'mmcast'),
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    return root
+
+
+@pytest.fixture
+def pinned_code(package_copy, tmp_path, monkeypatch) -> str:
+    """The stage records' code identity read from this test's own copy of
+    mmcast's source (so that an edit elsewhere while the suite runs is not
+    taken as a code change); returns the copy's package folder, for the
+    test to edit."""
+    from mmcast.apis.pipeline import provenance
+    package = str(tmp_path / 'source' / 'mmcast')
+    shutil.copytree(osp.join(package_copy, 'mmcast'), package)
+    monkeypatch.setattr(provenance, 'PACKAGE_DIR', package)
+    return package
+
+
 def load_script(path: str) -> ModuleType:
     """Import a script that is not in a package (``tools/...py``) by path."""
     name = '_script_' + osp.splitext(osp.basename(path))[0]

@@ -170,6 +170,12 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
             for row, text in resumed) + ' (on a CPU a resumed stage ends '
             'bit for bit as the run it continues; on a GPU, whose kernels '
             'are not all deterministic, it does not)']
+    other_code = [f'{dict(ROWS)[k]} (seed {s}): {per_seed[s][k]["code"]}'
+                  for k in keys for s in seeds if per_seed[s][k].get('code')]
+    if other_code:
+        lines += ['', 'kept though mmcast\'s code changed since they were '
+                  'made (--redo-on-code-change makes them again): ' +
+                  '; '.join(other_code)]
     monitors = _contrast_monitors(per_seed, keys)
     if monitors:
         lines += ['', 'L_pxl as the paper monitors it (mean over the seeds; '

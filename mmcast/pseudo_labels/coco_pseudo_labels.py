@@ -40,7 +40,8 @@ from mmengine.structures import InstanceData
 from mmcast.utils.atomic_io import atomic_open
 
 HEADER_KEY = 'mmcast_pseudo_labels'
-IDENTITY_KEYS = ('teacher', 'checkpoint_sha256', 'unlabeled_sha256', 'filter')
+IDENTITY_KEYS = ('teacher', 'checkpoint_sha256', 'teacher_settings',
+                 'unlabeled_sha256', 'filter')
 SKIPPED_IMAGE_KEY = 'mmcast_skipped'
 # How write_pseudo_label_json ends a file (the annotation list, the object).
 _FILE_END = b']}'

@@ -64,12 +64,16 @@ class LabelingTeacherLike(Protocol):
         checkpoint (str | None): Its checkpoint (hashed for the header).
         mark (str): Appended to the header's ``teacher`` (e.g. mirror
             voting), so that turning it on or off relabels.
+        settings (str | None): The sha256 of its resolved settings (its
+            model config, ``test_cfg`` included), so that other settings
+            relabel.
     """
 
     live: Optional[nn.Module]
     config: Optional[str]
     checkpoint: Optional[str]
     mark: str
+    settings: Optional[str]
 
     def labeling(self, score_thr: float) -> ContextManager[nn.Module]:
         """The teacher to label with, for a filter at ``score_thr``."""
@@ -161,7 +165,8 @@ class OfflineLabelingJob:
             self.settings.filter_cfg if filter_cfg is None else filter_cfg,
             live_teacher=self.teacher.live,
             teacher_config=self.teacher.config,
-            teacher_checkpoint=self.teacher.checkpoint)
+            teacher_checkpoint=self.teacher.checkpoint,
+            teacher_settings=self.teacher.settings)
         header['teacher'] += self.teacher.mark
         return header
 
@@ -245,7 +250,8 @@ class OfflineLabelingJob:
                     checkpoint=header['checkpoint'],
                     unlabeled_ann_file=dataset.ann_file,
                     filter_cfg=filter_cfg,
-                    checkpoint_hash=header['checkpoint_sha256']),
+                    checkpoint_hash=header['checkpoint_sha256'],
+                    teacher_settings=header.get('teacher_settings')),
                 **settings.labeling_args)
         if get_dist_info()[0] != 0:
             return

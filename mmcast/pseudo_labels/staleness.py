@@ -3,7 +3,8 @@
 
 A pseudo-label file is current when the identity fields of its header
 (:data:`~mmcast.pseudo_labels.coco_pseudo_labels.IDENTITY_KEYS`: the
-teacher, the sha256 of its weights and of the unlabeled json, the filter)
+teacher, the sha256 of its weights, of its resolved settings (its model
+config, ``test_cfg`` included) and of the unlabeled json, the filter)
 are those the stage asks for, so that a stage relabels only when one of
 them changed, and :func:`stale_reason` says which. Two more things can
 fall behind: the quality measure beside the file (``<stem>.quality.json``)
@@ -57,7 +58,8 @@ def make_header(teacher: str,
                 checkpoint: Optional[str],
                 unlabeled_ann_file: str,
                 filter_cfg: Optional[dict],
-                checkpoint_hash: Optional[str] = None) -> dict:
+                checkpoint_hash: Optional[str] = None,
+                teacher_settings: Optional[str] = None) -> dict:
     """The identity part of a pseudo-label header.
 
     Args:
@@ -68,10 +70,13 @@ def make_header(teacher: str,
             (completed with the defaults).
         checkpoint_hash (str, optional): Use this instead of hashing
             ``checkpoint`` (e.g. :func:`state_dict_sha256` of a live model).
+        teacher_settings (str, optional): The sha256 of the teacher's
+            resolved settings (``LabelingTeacher.settings``).
 
     Returns:
         dict: ``teacher``, ``checkpoint``, ``checkpoint_sha256``,
-        ``unlabeled_ann_file``, ``unlabeled_sha256`` and ``filter``.
+        ``teacher_settings``, ``unlabeled_ann_file``, ``unlabeled_sha256``
+        and ``filter``.
     """
     if checkpoint_hash is None:
         if checkpoint is None:
@@ -81,6 +86,7 @@ def make_header(teacher: str,
         teacher=str(teacher),
         checkpoint=None if checkpoint is None else str(checkpoint),
         checkpoint_sha256=checkpoint_hash,
+        teacher_settings=teacher_settings,
         unlabeled_ann_file=str(unlabeled_ann_file),
         unlabeled_sha256=file_sha256(unlabeled_ann_file),
         filter=check_filter_cfg(filter_cfg))
@@ -95,7 +101,8 @@ def labeling_header(unlabeled_ann_file: str,
                     filter_cfg: dict,
                     live_teacher: Optional[nn.Module] = None,
                     teacher_config: Optional[str] = None,
-                    teacher_checkpoint: Optional[str] = None) -> dict:
+                    teacher_checkpoint: Optional[str] = None,
+                    teacher_settings: Optional[str] = None) -> dict:
     """The header the pseudo-labels of ``unlabeled_ann_file`` must have.
 
     The teacher is ``live_teacher`` (the teacher–student wrapper's
@@ -111,6 +118,8 @@ def labeling_header(unlabeled_ann_file: str,
         live_teacher (nn.Module, optional): The wrapper's teacher.
         teacher_config (str, optional): The teacher's config file.
         teacher_checkpoint (str, optional): The teacher's checkpoint.
+        teacher_settings (str, optional): The sha256 of its resolved
+            settings (another ``test_cfg`` labels anew).
 
     Returns:
         dict: :func:`~mmcast.pseudo_labels.make_header`'s result.
@@ -125,13 +134,15 @@ def labeling_header(unlabeled_ann_file: str,
             checkpoint=None,
             unlabeled_ann_file=unlabeled_ann_file,
             filter_cfg=filter_cfg,
-            checkpoint_hash='state_dict:' + state_dict_sha256(live_teacher))
+            checkpoint_hash='state_dict:' + state_dict_sha256(live_teacher),
+            teacher_settings=teacher_settings)
     return make_header(
         teacher=teacher_config,
         checkpoint=teacher_checkpoint,
         unlabeled_ann_file=unlabeled_ann_file,
         filter_cfg=filter_cfg,
-        checkpoint_hash=checkpoint_sha256(teacher_checkpoint))
+        checkpoint_hash=checkpoint_sha256(teacher_checkpoint),
+        teacher_settings=teacher_settings)
 
 
 def stale_reason(out_file: str, expected_header: dict) -> Optional[str]:
@@ -147,7 +158,7 @@ def stale_reason(out_file: str, expected_header: dict) -> Optional[str]:
         str | None: ``None`` when current, else one sentence naming the
         case: missing, invalid json (e.g. truncated), no mmcast header,
         another unlabeled set, another teacher checkpoint, another teacher,
-        another filter.
+        other teacher settings, another filter.
     """
     try:
         header = read_header(out_file)
@@ -169,6 +180,10 @@ def stale_reason(out_file: str, expected_header: dict) -> Optional[str]:
     if header.get('teacher') != expected.get('teacher'):
         return (f'{out_file} was made by another teacher '
                 f'({header.get("teacher")}) than {expected.get("teacher")}')
+    if header.get('teacher_settings') != expected.get('teacher_settings'):
+        return (f'{out_file} was made with other settings of the teacher '
+                f'{expected.get("teacher")} (its resolved model config, '
+                'test_cfg included)')
     if not is_current(out_file, identity(expected)):
         return (f'{out_file} was made with another filter '
                 f'({header.get("filter")}) than {expected.get("filter")}')

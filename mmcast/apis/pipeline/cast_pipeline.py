@@ -31,9 +31,10 @@ from .planning import Plan, Planner, predictions_file
 from .preflight import run_preflight
 from .reuse import StageReuse, check_reuse_base, check_work_dir_teacher
 from .run_spec import RunSpec
-from .runner import StageRunner
+from .runner import StageRunner, seed_results
 from .settings import (DEFAULT_METRIC, DEFAULT_TEACHER, DISTILL_TEACHERS,
                        METHODS, PRIMARY_METRIC, TEACHER_MARKER)
+from .stage_changes import ChangeDecider, decision_lines
 from .stage_cost import read_cost
 from .work_dir_lock import WORK_DIR_LOCK, FolderLock, describe_holder
 
@@ -93,6 +94,10 @@ class CASTPipeline:
         damaged = self._set_aside_damaged(plan)
         if dry:
             print_plan(plan)
+            decisions = ChangeDecider(spec, loader).decide(
+                plan, seed_results(spec.work_dir, plan))
+            for line in decision_lines(plan, decisions):
+                print(line, flush=True)
         report = run_preflight(spec, loader, plan, made_here, damaged)
         print_batches(plan.stages, report.image_counts)
         if problems + report.problems:

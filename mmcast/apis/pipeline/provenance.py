@@ -1,47 +1,59 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""What a finished stage was made from, and whether it still is.
+"""What made a stage: the record a finished stage keeps.
 
-A stage's completion record (``stage_complete.json``, written last) holds,
-beside its final checkpoint, its provenance: the sha256 of its resolved
-config, the sha256 of every file it read that a run makes or a user edits
-(the checkpoints of its hand-offs and initialisation, the annotation and
-split files of its training data), the mmcast version and git commit, its
-seed and threads, the device it trained on and the iteration it was resumed
-from, if any (on a CPU a resumed stage ends bit for bit as one never
-stopped: :class:`~mmcast.engine.hooks.RandomStateHook`; on a GPU, whose
-kernels are not all deterministic, it does not).
+A stage's completion record (``stage_complete.json``, written last; a test
+stage's too) holds, beside its final checkpoint, its provenance:
 
-The rule for a finished stage whose inputs changed since (an upstream stage
-redone, a split drawn again, an annotation file edited, another mmcast
-version) is the one a make-like tool follows: the stage is trained again,
-and so, one after the other, is every stage made from it; one line names
-the stage and what changed. Paths into the run's work dir are kept
-relative to it, and paths into the checkout (its ``data/``) relative to the
-checkout, so a work dir or a checkout that is moved or copied, or a second
-clone driving the same work dir, keeps its stages while the files hold the
-same bytes.
+- ``config``: its resolved config (``_base_`` files merged, the run's
+  overrides in), flattened to ``{dotted key: value}``, without the keys
+  that do not change its result
+  (:data:`~mmcast.apis.pipeline.settings.RESULT_NEUTRAL_KEYS`,
+  :data:`~mmcast.apis.pipeline.settings.SCRIPT_SET_KEYS`), and its sha256;
+- ``inputs``: the sha256 of every file it reads that a run makes or a user
+  edits: the checkpoints its config names (hand-offs, ``load_from``,
+  ``init_cfg``, teachers), the teacher configs it names (resolved, so an
+  edited ``_base_`` of theirs counts), the annotation files of its training
+  and val data and of its evaluators;
+- ``versions``: of torch, mmcv, mmdet, mmengine and mmcast;
+- ``code``: the git commit and the sha256 of mmcast's source files as they
+  are now (an uncommitted edit counts), with each file's own hash;
+- its seed, threads, the device it trained on and the iteration it was
+  resumed from, if any.
+
+Paths into the run's work dir are kept relative to it, and paths into the
+checkout (its ``data/``) relative to the checkout, so a work dir or a
+checkout that is moved or copied, or a second clone driving the same work
+dir, keeps its stages while the files hold the same bytes. What a change to
+each field does is :mod:`~mmcast.apis.pipeline.stage_changes`'.
 """
 import functools
+import glob
 import hashlib
 import json
 import os.path as osp
 import subprocess
+from importlib import metadata
 from typing import Dict, List, Optional
 
 import torch
 
 from mmcast.utils.file_hashing import file_sha256
+from mmcast.utils.work_dir_checkpoint import resolve_checkpoint
 from mmcast.version import __version__
-from .config_inputs import dataset_inputs
-from .settings import REPO_ROOT
+from .config_inputs import (checkpoint_inputs, dataset_inputs,
+                            evaluator_inputs)
+from .settings import REPO_ROOT, RESULT_NEUTRAL_KEYS, SCRIPT_SET_KEYS
 from .stage import Stage
 
 # how a path into the run's work dir is recorded
 WORK_DIR_MARK = '<work_dir>'
 # how a path into the checkout the stages run from is recorded
 REPO_MARK = '<repo>'
-# overrides whose values are checkpoints a stage reads
-CHECKPOINT_KEY_ENDS = ('checkpoint', 'load_from')
+# the packages whose versions shape a stage's result
+VERSIONED_PACKAGES = ('torch', 'mmcv', 'mmdet', 'mmengine', 'mmcast')
+# config keys whose string value is a teacher's config file
+TEACHER_CONFIG_KEYS = ('teacher', 'teacher_config')
+PACKAGE_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,21 +73,105 @@ def git_commit(root: str = REPO_ROOT) -> Optional[str]:
     return out.stdout.strip() or None
 
 
+def code_identity(package_dir: Optional[str] = None) -> dict:
+    """mmcast's code as the stages import it now: ``git_commit``,
+    ``source_sha256`` (of every ``.py`` file of the package, by relative
+    path) and ``files`` (``{relative path: sha256[:16]}``) of the package
+    in ``package_dir`` (default: the one imported). Read anew at
+    each call: a file edited while a pipeline runs counts for the stages
+    that start after the edit."""
+    package_dir = package_dir or PACKAGE_DIR
+    files = {}
+    for path in sorted(glob.glob(osp.join(package_dir, '**', '*.py'),
+                                 recursive=True)):
+        with open(path, 'rb') as f:
+            files[osp.relpath(path, osp.dirname(package_dir))] = \
+                hashlib.sha256(f.read()).hexdigest()[:16]
+    text = json.dumps(files, sort_keys=True).encode()
+    return dict(git_commit=git_commit(),
+                source_sha256=hashlib.sha256(text).hexdigest(), files=files)
+
+
+@functools.lru_cache(maxsize=None)
+def package_versions() -> Dict[str, Optional[str]]:
+    """``{package: version}`` of :data:`VERSIONED_PACKAGES` installed."""
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions['torch'] = torch.__version__
+    versions['mmcast'] = __version__
+    return versions
+
+
+def flat_config(cfg, work_dir: str) -> Dict[str, object]:
+    """``cfg`` (a stage's merged config) as ``{dotted key: value}``: tuples
+    as lists, the work dir and the checkout as their marks, the keys that do
+    not change a stage's result left out."""
+    tree = json.loads(json.dumps(cfg.to_dict(), default=str))
+    for key in SCRIPT_SET_KEYS:
+        tree.pop(key, None)
+    for *parents, key in RESULT_NEUTRAL_KEYS:
+        node = tree
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(key, None)
+    flat: Dict[str, object] = {}
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f'{path}.{key}' if path else str(key))
+        elif isinstance(node, list) and node and any(
+                isinstance(v, (dict, list)) for v in node):
+            for i, value in enumerate(node):
+                walk(value, f'{path}.{i}')
+        else:
+            flat[path] = _marked(node, work_dir)
+
+    walk(tree, '')
+    return flat
+
+
+def _marked(value, work_dir: str):
+    if isinstance(value, list):
+        return [_marked(v, work_dir) for v in value]
+    if isinstance(value, str):
+        return value.replace(work_dir, WORK_DIR_MARK).replace(
+            REPO_ROOT, REPO_MARK)
+    return value
+
+
 def input_files(stage: Stage, cfg) -> List[str]:
     """The files ``stage`` (its config ``cfg``, overrides merged) reads that
-    a run makes or a user edits: the checkpoints its overrides hand it and
-    the annotation files of its training data (its own pseudo-labels
-    excepted: it writes them). Absolute paths of the files that exist."""
-    found = []
-    for key, value in stage.overrides:
-        if key.endswith(CHECKPOINT_KEY_ENDS):
-            found += value if isinstance(value, list) else [value]
+    a run makes or a user edits: the checkpoints and teacher configs its
+    config names, the annotation files of its datasets (its own
+    pseudo-labels excepted: it writes them) and of its evaluators. Absolute
+    paths of the files that exist."""
+    found = [value for _, value in checkpoint_inputs(
+        [cfg.get('model'), cfg.get('custom_hooks')])]
+    found += [cfg.get('load_from'), stage.checkpoint]
+    found += _teacher_configs([cfg.get('model'), cfg.get('custom_hooks')])
     hooks = [h.get('unlabeled_dataset') for h in cfg.get('custom_hooks') or []]
     found += [ann for ann, _ in dataset_inputs(
-        [cfg.get('train_dataloader'), hooks])]
+        [cfg.get(key) for key in ('train_dataloader', 'val_dataloader',
+                                  'test_dataloader')] + [hooks])]
+    found += [path for kind, path in evaluator_inputs(
+        [cfg.get('val_evaluator'), cfg.get('test_evaluator')])
+        if kind == 'annotation file']
     paths = []
     for path in found:
-        if not isinstance(path, str) or '://' in path:
+        if not isinstance(path, str):
+            continue
+        if path.startswith('work-dir://'):
+            try:
+                path = resolve_checkpoint(path)
+            except FileNotFoundError:
+                continue
+        if '://' in path:
             continue
         path = osp.normpath(osp.join(REPO_ROOT, path))
         if osp.isfile(path) and path != stage.pseudo_label_file and \
@@ -84,7 +180,34 @@ def input_files(stage: Stage, cfg) -> List[str]:
     return paths
 
 
-def _recorded(path: str, work_dir: str) -> str:
+def _teacher_configs(node) -> List[str]:
+    """The teacher config files (``*.py``) a config tree names."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in TEACHER_CONFIG_KEYS and isinstance(value, str) and \
+                    value.endswith('.py'):
+                found.append(value)
+            else:
+                found += _teacher_configs(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found += _teacher_configs(value)
+    return found
+
+
+def input_sha256(path: str) -> str:
+    """The sha256 of an input: of a config file, of its resolved content
+    (its ``_base_`` files merged), else of its bytes."""
+    if not path.endswith('.py'):
+        return file_sha256(path)
+    from mmengine.config import Config
+    text = json.dumps(Config.fromfile(path).to_dict(), sort_keys=True,
+                      default=str)
+    return 'config:' + hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded_path(path: str, work_dir: str) -> str:
     """``path`` as a completion record keeps it: under the work dir's or
     the checkout's mark (the work dir first: it may lie in the checkout),
     else absolute."""
@@ -95,7 +218,8 @@ def _recorded(path: str, work_dir: str) -> str:
     return path
 
 
-def _resolved(path: str, work_dir: str) -> str:
+def resolved_path(path: str, work_dir: str) -> str:
+    """The file a recorded path (:func:`recorded_path`) names now."""
     for root, mark in ((work_dir, WORK_DIR_MARK), (REPO_ROOT, REPO_MARK)):
         if path.startswith(mark + osp.sep):
             return osp.join(root, path[len(mark) + 1:])
@@ -103,18 +227,20 @@ def _resolved(path: str, work_dir: str) -> str:
 
 
 def provenance(stage: Stage, cfg, work_dir: str, env: Dict[str, str],
-               resumed_from: Optional[int]) -> dict:
-    """The provenance of ``stage`` trained with ``cfg`` in the run of
+               resumed_from: Optional[int] = None) -> dict:
+    """The provenance of ``stage`` made with ``cfg`` in the run of
     ``work_dir``, for its completion record."""
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    config = flat_config(cfg, work_dir)
     return dict(
-        config_sha256=hashlib.sha256(
-            text.replace(work_dir, WORK_DIR_MARK).encode()).hexdigest(),
-        inputs={_recorded(p, work_dir): file_sha256(p)
+        config_sha256=hashlib.sha256(json.dumps(
+            config, sort_keys=True).encode()).hexdigest(),
+        config=config,
+        inputs={recorded_path(p, work_dir): input_sha256(p)
                 for p in input_files(stage, cfg)},
-        mmcast_version=__version__, git_commit=git_commit(),
-        seed=stage.seed, threads=env.get('OMP_NUM_THREADS'),
-        device=training_device(env), resumed_from=resumed_from)
+        versions=package_versions(), mmcast_version=__version__,
+        code=code_identity(), seed=stage.seed,
+        threads=env.get('OMP_NUM_THREADS'), device=training_device(env),
+        resumed_from=resumed_from)
 
 
 def training_device(env: Dict[str, str]) -> str:
@@ -122,23 +248,3 @@ def training_device(env: Dict[str, str]) -> str:
     takes one when it sees one), else 'cpu'."""
     hidden = env.get('CUDA_VISIBLE_DEVICES', None) in ('', '-1')
     return 'cuda' if torch.cuda.is_available() and not hidden else 'cpu'
-
-
-def changed_inputs(record: Optional[dict], work_dir: str) -> List[str]:
-    """What changed since the stage of ``record`` (its completion record)
-    trained: one phrase per input; none for a record without provenance
-    (written before records had it)."""
-    if not record or 'inputs' not in record:
-        return []
-    changed = []
-    version = record.get('mmcast_version')
-    if version is not None and version != __version__:
-        changed.append(f'it was trained by mmcast {version}, this is '
-                       f'{__version__}')
-    for recorded, sha in record['inputs'].items():
-        path = _resolved(recorded, work_dir)
-        if not osp.isfile(path):
-            changed.append(f'{recorded} is gone')
-        elif file_sha256(path) != sha:
-            changed.append(f'{recorded} changed since it trained')
-    return changed

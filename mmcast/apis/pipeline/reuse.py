@@ -84,13 +84,12 @@ class StageReuse:
         compared). A stage trained here stays; a link left by an earlier run
         (with or without ``--reuse-from`` now) stays when it is still alike,
         and is refused when this run changes its stage. A stage finished
-        here with another config than this run's (e.g. after a default
-        changed) is refused too, not skipped. A dry run only prints the
-        links.
+        here with another config than this run's is made again by the
+        runner (:mod:`~mmcast.apis.pipeline.stage_changes`). A dry run only
+        prints the links.
 
         Raises:
-            PipelineError: A link or finished stage this run would train
-                otherwise.
+            PipelineError: A link this run would train otherwise.
         """
         base, work_dir = self.spec.reuse_from, self.spec.work_dir
         planned = {osp.relpath(st.work_dir, work_dir) for st in plan.stages}
@@ -106,13 +105,6 @@ class StageReuse:
                         'another --work-dir)')
                 linked.add(rel)
                 continue
-            if stage.max_iters is not None and \
-                    finished_in(stage, stage.work_dir) and \
-                    not self.loader.same_config(stage, stage.work_dir):
-                raise PipelineError(
-                    f'{stage.work_dir} holds {stage.name} trained with '
-                    'another config than this run\'s: remove it (or use '
-                    'another --work-dir)')
             source = osp.join(base, rel) if base else ''
             if not base or osp.lexists(stage.work_dir) or \
                     not self.reusable(stage, source, linked, planned):

@@ -5,6 +5,7 @@ made from, each as its own process group
 with its log, trained or resumed with the completion record last, its
 progress on the console, its metrics collected."""
 import concurrent.futures
+import contextlib
 import json
 import os
 import os.path as osp
@@ -25,10 +26,12 @@ from . import stage_guard
 from .config_loader import ConfigLoader
 from .launchers import cfg_options_args, printable, stage_command
 from .planning import Plan
-from .provenance import changed_inputs, provenance
+from .provenance import provenance
 from .run_spec import RunSpec
 from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT
 from .stage import Stage, pseudo_label_summary, read_metrics
+from .stage_changes import (KEEP, ChangeDecider, StageDecision,
+                            decide_together, decision_lines)
 from .stage_cost import add_cost, read_cost, wait_with_cpu_time
 from .stage_failure import StageFailed, disk_full_cause
 from .stage_progress import ProgressMonitor
@@ -54,6 +57,8 @@ class StageRunner:
         self._processes: set = set()
         self._told: set = set()  # stages whose pseudo-label counts were shown
         self._places: Dict[str, str] = {}  # work dir: ' (stage 3 of 14)'
+        # {work dir: decision} of the finished stages (ChangeDecider)
+        self.decisions: Dict[str, StageDecision] = {}
 
     # ----------------------------------------------------------- the plan
     def run(self, plan: Plan) -> Dict[int, Dict]:
@@ -61,8 +66,10 @@ class StageRunner:
         the stages it is made from (``Stage.upstream``); among the stages
         that may start, the first in the plan
         starts first. Returns each seed's metrics (also kept in
-        ``seed<N>/results.json``). After a failed stage no other starts;
-        those running finish, then it raises."""
+        ``seed<N>/results.json``). Which finished stages are made again is
+        decided first (:class:`~mmcast.apis.pipeline.stage_changes.
+        ChangeDecider`, node 0's decision on every node). After a failed
+        stage no other starts; those running finish, then it raises."""
         jobs = [(None, st) for st in plan.first] + [
             (seed, st) for seed, stages in plan.per_seed.items()
             for st in stages]
@@ -71,10 +78,8 @@ class StageRunner:
         index = {st.work_dir: i for i, (_, st) in enumerate(jobs)}
         needs = [{index[u] for u in st.upstream if u in index}
                  for _, st in jobs]
-        results = {}
-        for seed in plan.per_seed:
-            path = osp.join(self.spec.work_dir, f'seed{seed}', 'results.json')
-            results[seed] = json.load(open(path)) if osp.isfile(path) else {}
+        results = seed_results(self.spec.work_dir, plan)
+        self.decide(plan, results)
         failed: list = []
         self.monitor = ProgressMonitor(self.spec.progress_interval)
         self.monitor.plan([(st.label, st.key, st.work_dir, st.max_iters or 0)
@@ -95,6 +100,21 @@ class StageRunner:
         if failed:
             raise failed[0]
         return results
+
+    def decide(self, plan: Plan, results: Dict[int, Dict]) -> None:
+        """Decide which finished stages are made again (node 0 decides,
+        every node takes its decision) and say so, one line each; a test
+        stage made again loses its row."""
+        leads = self.spec.launch.leads
+        self.decisions = decide_together(
+            ChangeDecider(self.spec, self.loader).decide(plan, results)
+            if leads else None, self.spec.launch, self.spec.work_dir)
+        for line in decision_lines(plan, self.decisions):
+            print(line, flush=True)
+        for stage in plan.stages:
+            if stage.max_iters is None and \
+                    self.decisions.get(stage.work_dir, KEEP).redo:
+                results.get(stage.seed, {}).pop(stage.key, None)
 
     def _schedule(self, pool, jobs: list, needs: list, results: Dict,
                   failed: list) -> None:
@@ -135,6 +155,7 @@ class StageRunner:
 
     def _record(self, seed: int, stage: Stage, results: Dict) -> None:
         """Add a finished stage's metrics and cost (``cpu_s``, ``wall_s``)
+        and, kept though made by other code, its ``code`` note
         to its seed's results.json (read again from its logs when the row
         holds another metric than the dataset's, e.g. written before
         Cityscapes read cityscapesscripts').
@@ -155,9 +176,14 @@ class StageRunner:
                 row['resumed_from'] = record['resumed_from']
                 if record.get('device'):
                     row['resumed_on'] = record['device']
-            if row != results.get(stage.key):
-                results[stage.key] = row
-                atomic_dump_json(results, results_file, indent=2)
+        row = dict(row)
+        decision = self.decisions.get(stage.work_dir, KEEP)
+        row.pop('code', None)
+        if decision.code and not decision.redo:  # kept, made by other code
+            row['code'] = decision.code
+        if row != results.get(stage.key):
+            results[stage.key] = row
+            atomic_dump_json(results, results_file, indent=2)
         self.say(f'[seed {seed}] [{stage.key}] mask AP '
                  f'{results[stage.key]["segm_AP"]} ({metric})')
         if stage.label not in self._told:  # e.g. a stage found done
@@ -174,9 +200,8 @@ class StageRunner:
         """Train one stage → its final checkpoint.
 
         Finished (:func:`~mmcast.utils.stage_state.stage_status`): skipped,
-        unless what it was made from changed since (:func:`~mmcast.apis.
-        pipeline.provenance.changed_inputs`): then it is set aside and
-        trained again, with one line saying why. Crashed with
+        unless the run decided to make it again (:meth:`decide`): then node
+        0 sets it aside and every node trains it again. Crashed with
         the config of this run: resumed from its newest checkpoint; when it
         crashed after its last checkpoint (in the final evaluation, say),
         that checkpoint is evaluated. Crashed with another config: its work
@@ -186,15 +211,15 @@ class StageRunner:
         final = stage.final
         status = stage_status(stage.work_dir, stage.max_iters)
         leads = self.spec.launch.leads
-        changed = changed_inputs(read_completion(stage.work_dir),
-                                 self.spec.work_dir)
-        if status == FINISHED and (not changed or not leads):
+        redo = self.decisions.get(stage.work_dir, KEEP).redo
+        if status == FINISHED and not redo:
             self.say(f'{stage.label} done{self.of_plan(stage)}: {final}')
             return final
         if status == FINISHED:
-            moved = set_aside(stage.work_dir)
-            self.say(f'{stage.label} trained again: {"; ".join(changed)} '
-                     f'(the finished run is kept in {moved})')
+            if leads:  # the other nodes join the run it starts
+                moved = set_aside(stage.work_dir)
+                self.say(f'{stage.label} trained again (the finished run is '
+                         f'kept in {moved})')
             status = NEW
         if status == CRASHED and leads and \
                 not self.loader.same_config(stage, stage.work_dir):
@@ -235,7 +260,8 @@ class StageRunner:
         return final
 
     def test(self, stage: Stage) -> None:
-        """Evaluate the stage's checkpoint with ``mim test``."""
+        """Evaluate the stage's checkpoint with ``mim test``; its record
+        (what the row was made from) is written last."""
         self.say(f'{stage.label} testing{self.of_plan(stage)} '
                  f'{stage.checkpoint}')
         os.makedirs(stage.work_dir, exist_ok=True)
@@ -243,6 +269,10 @@ class StageRunner:
             'test', stage.config, stage.work_dir,
             ['--checkpoint', stage.checkpoint, '--cfg-options'] +
             cfg_options_args(stage.overrides)))
+        if self.spec.launch.leads:
+            write_completion(stage.work_dir, stage.checkpoint, None,
+                             provenance(stage, self.loader.load(stage),
+                                        self.spec.work_dir, self.spec.env))
 
     def check_free_space(self, stage: Stage) -> None:
         """Before a stage trains: room for its checkpoints (the preflight's
@@ -328,6 +358,18 @@ class StageRunner:
             self.monitor.write(line)
         else:
             print(line, flush=True)
+
+
+def seed_results(work_dir: str, plan: Plan) -> Dict[int, Dict]:
+    """``{seed: rows}`` of each seed's ``results.json`` so far."""
+    results = {}
+    for seed in plan.per_seed:
+        path = osp.join(work_dir, f'seed{seed}', 'results.json')
+        with contextlib.suppress(OSError, ValueError), \
+                open(path, encoding='utf-8') as f:
+            results[seed] = json.load(f)
+        results.setdefault(seed, {})
+    return results
 
 
 def _iteration(checkpoint: Optional[str]) -> Optional[int]:

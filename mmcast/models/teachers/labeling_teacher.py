@@ -8,9 +8,12 @@ pseudo-labels are current never builds it. With ``test_time_flip`` it
 labels every image and its mirror image (:class:`FlipVotingTTA`). The
 labeling job (:class:`~mmcast.pseudo_labels.OfflineLabelingJob`) asks it
 for its identity (:attr:`live`, :attr:`config`, :attr:`checkpoint`,
-:attr:`mark`) and for the model to label with (:meth:`labeling`).
+:attr:`mark`, :attr:`settings`) and for the model to label with
+(:meth:`labeling`).
 """
 import contextlib
+import hashlib
+import json
 from typing import Callable, Iterator, Optional, Union
 
 import torch
@@ -70,6 +73,8 @@ class LabelingTeacher:
             sha256 identifies the weights in the header.
         test_time_flip (bool): Label each image and its mirror image, fused
             by mask voting (:class:`FlipVotingTTA`). Defaults to False.
+        model_cfg (dict, optional): The model ``build`` makes (default: the
+            ``model`` of ``config``), whose settings identify the labels.
     """
 
     def __init__(self,
@@ -77,13 +82,15 @@ class LabelingTeacher:
                  build: Optional[Callable[[], nn.Module]] = None,
                  config: Optional[str] = None,
                  checkpoint: Optional[str] = None,
-                 test_time_flip: bool = False) -> None:
+                 test_time_flip: bool = False,
+                 model_cfg: Optional[dict] = None) -> None:
         if (live is None) == (build is None):
             raise ValueError('LabelingTeacher needs either live or build')
         self.test_time_flip = bool(test_time_flip)
         self.live = None if live is None else self._augmented(live)
         self.config = config
         self.checkpoint = checkpoint
+        self.model_cfg = model_cfg
         self._build = build
         self._built: Optional[nn.Module] = None
 
@@ -101,7 +108,26 @@ class LabelingTeacher:
         source = config if model_cfg is None else model_cfg
         return cls(build=lambda: build_labeling_teacher(
             source, checkpoint, device, dataset_meta), config=config,
-            checkpoint=checkpoint, test_time_flip=test_time_flip)
+            checkpoint=checkpoint, test_time_flip=test_time_flip,
+            model_cfg=model_cfg)
+
+    @property
+    def settings(self) -> Optional[str]:
+        """The sha256 of what, beside its weights, decides its labels: the
+        ``test_cfg`` of each module of a live teacher, else the resolved
+        model config it is built from (``None``: neither is known)."""
+        if self.live is not None:
+            settings = {name: module.test_cfg for name, module in
+                        self.live.named_modules()
+                        if getattr(module, 'test_cfg', None) is not None}
+        elif self.model_cfg is not None or self.config is not None:
+            from mmengine.config import Config
+            settings = self.model_cfg if self.model_cfg is not None else \
+                Config.fromfile(self.config).model
+        else:
+            return None
+        text = json.dumps(settings, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def mark(self) -> str:
