@@ -573,8 +573,9 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     """``--reuse-from`` + ``--stage-cfg-options distill:...``: stages 2 and
     3 train in the ablation's work dir with the option, everything else is
     linked from the fixture's run (also through an ablation that linked
-    it); a rerun without ``--reuse-from`` keeps the links; a rerun that
-    changes stage 1b too is refused while stage 1b is a link."""
+    it); a rerun without ``--reuse-from`` keeps the links; one without the
+    option would make stages 2 and 3 again (its dry run says so); a rerun
+    that changes stage 1b too is refused while stage 1b is a link."""
     work_dir = str(tmp_path / 'ablation')
     args = list(run['args'])
     args[args.index('--work-dir') + 1] = work_dir
@@ -619,11 +620,13 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
     log = _pipeline(args + ['--stage-cfg-options', option]).stdout
     assert '] training' not in log
     assert osp.islink(osp.join(seed, 'adapt_teacher_selftrain'))
-    # without the option, its stage 2 is not skipped as done: refused
-    proc = _pipeline(args, check=False)
-    assert proc.returncode != 0
-    assert (f'{osp.join(seed, "distill")} holds stage 2 trained with another '
-            'config') in proc.stderr
+    # without the option, its stage 2 is not skipped as done: it is made
+    # again, and stage 3 with it (a dry run says so and trains nothing)
+    log = _pipeline(args + ['--dry-run']).stdout
+    assert re.search(r'\[seed 0\] \[stage 2\] is made again: config '
+                     r'model\.semi_train_cfg\.unsup_weight: 0\.5 → ', log), log
+    assert '[seed 0] [stage 3] is made again: made from [seed 0] [stage 2]' \
+        in log and '[stage 1b] is made again' not in log
     proc = _pipeline(args + [
         '--reuse-from', run['work_dir'], '--stage-cfg-options', option,
         'adapt_teacher_selftrain:model.semi_train_cfg.unsup_weight=0.5'],
