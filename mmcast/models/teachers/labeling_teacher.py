@@ -115,17 +115,19 @@ class LabelingTeacher:
     def settings(self) -> Optional[str]:
         """The sha256 of what, beside its weights, decides its labels: the
         ``test_cfg`` of each module of a live teacher, else the resolved
-        model config it is built from (``None``: neither is known)."""
+        model config it is built from (``None``: neither can be read)."""
         if self.live is not None:
             settings = {name: module.test_cfg for name, module in
                         self.live.named_modules()
                         if getattr(module, 'test_cfg', None) is not None}
-        elif self.model_cfg is not None or self.config is not None:
-            from mmengine.config import Config
-            settings = self.model_cfg if self.model_cfg is not None else \
-                Config.fromfile(self.config).model
+        elif self.model_cfg is not None:
+            settings = self.model_cfg
         else:
-            return None
+            from mmengine.config import Config
+            try:
+                settings = Config.fromfile(self.config).model
+            except (FileNotFoundError, TypeError):  # no (such) config file
+                return None
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
