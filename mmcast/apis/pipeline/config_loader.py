@@ -124,17 +124,26 @@ class ConfigLoader:
         if theirs.get('resume'):  # train.py --resume replaced its load_from
             ours.pop('load_from', None)
             theirs.pop('load_from', None)
-        for key in SCRIPT_SET_KEYS:
-            ours.pop(key, None)
-            theirs.pop(key, None)
-        for *parents, key in RESULT_NEUTRAL_KEYS:
-            for cfg in (ours, theirs):
-                for parent in parents:
-                    cfg = cfg.get(parent) if isinstance(cfg, dict) else None
-                if isinstance(cfg, dict):
-                    cfg.pop(key, None)
+        without_neutral_keys(ours)
+        without_neutral_keys(theirs)
         return _plain(ours, (self.spec.work_dir, WORK_DIR_MARK)) == \
             _plain(theirs, (base, WORK_DIR_MARK))
+
+
+def without_neutral_keys(tree: dict) -> dict:
+    """``tree`` (a config as a dict) without the keys the scripts set
+    (:data:`~mmcast.apis.pipeline.settings.SCRIPT_SET_KEYS`) and those that
+    do not change a stage's result (:data:`~mmcast.apis.pipeline.settings.
+    RESULT_NEUTRAL_KEYS`), removed in place; returns it."""
+    for key in SCRIPT_SET_KEYS:
+        tree.pop(key, None)
+    for *parents, key in RESULT_NEUTRAL_KEYS:
+        node = tree
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(key, None)
+    return tree
 
 
 def _plain(value, move: Tuple[str, str] = ('', '')):

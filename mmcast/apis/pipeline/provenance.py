@@ -42,7 +42,8 @@ from mmcast.utils.work_dir_checkpoint import resolve_checkpoint
 from mmcast.version import __version__
 from .config_inputs import (checkpoint_inputs, dataset_inputs,
                             evaluator_inputs)
-from .settings import REPO_ROOT, RESULT_NEUTRAL_KEYS, SCRIPT_SET_KEYS
+from .config_loader import without_neutral_keys
+from .settings import REPO_ROOT
 from .stage import Stage
 
 # how a path into the run's work dir is recorded
@@ -110,15 +111,8 @@ def flat_config(cfg, work_dir: str) -> Dict[str, object]:
     """``cfg`` (a stage's merged config) as ``{dotted key: value}``: tuples
     as lists, the work dir and the checkout as their marks, the keys that do
     not change a stage's result left out."""
-    tree = json.loads(json.dumps(cfg.to_dict(), default=str))
-    for key in SCRIPT_SET_KEYS:
-        tree.pop(key, None)
-    for *parents, key in RESULT_NEUTRAL_KEYS:
-        node = tree
-        for parent in parents:
-            node = node.get(parent) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(key, None)
+    tree = without_neutral_keys(
+        json.loads(json.dumps(cfg.to_dict(), default=str)))
     flat: Dict[str, object] = {}
 
     def walk(node, path: str) -> None:
