@@ -132,6 +132,7 @@ from mmcast.testing.run_logs import train_speed, val_record
 from mmcast.testing.smoke_plan import (QUICK_DATASET, SmokeStep, quick_plan,
                                        smoke_plan)
 from mmcast.utils.annealing_windows import scaled_windows
+from mmcast.utils.config_text import without_code_formatting
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
@@ -442,7 +443,8 @@ class SmokeRun:
                     edit: Optional[Callable[[Config], None]] = None) -> str:
         """``configs/mmcast/<name>.py`` + smoke overrides → work dir."""
         os.makedirs(work_dir, exist_ok=True)
-        cfg = Config.fromfile(osp.join(REPO_ROOT, config_path(name)))
+        cfg = without_code_formatting(
+            Config.fromfile(osp.join(REPO_ROOT, config_path(name))))
         smoke_overrides(cfg, work_dir, osp.join(self.work_dir, ds),
                         self.args.device, self.image_size)
         walk(cfg.get('model'), self.local_weights)

@@ -21,6 +21,8 @@ import re
 import tempfile
 from typing import Dict, Mapping, Optional
 
+from .external_config_index import cache_external_config_index
+
 # MMEngine's placeholder of an environment variable with its default
 ENV_PLACEHOLDER = re.compile(
     r'\{\{[\'\"]?\s*\$(\w+)\s*\:\s*(\S*?)\s*[\'\"]?\}\}')
@@ -99,6 +101,7 @@ def load_config(path: str, env: Optional[Mapping[str, str]] = None,
     """
     from mmengine.config import Config
 
+    cache_external_config_index()
     if root is not None and not osp.isabs(path):
         path = osp.join(root, path)
     if env is None:
