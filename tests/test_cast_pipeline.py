@@ -19,7 +19,9 @@ shows the stage's exception and progress lines of every stage; the second
 run sets the first crash aside and trains stage 2 from the start, the third
 (the fixture's command) resumes it from its first checkpoint and finishes.
 """
+import contextlib
 import glob
+import io
 import json
 import math
 import os
@@ -117,6 +119,23 @@ def _pipeline(args: list, check: bool = True,
                           capture_output=True, text=True, env=env)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _pipeline_here(args: list,
+                   check: bool = True) -> subprocess.CompletedProcess:
+    """The command line ``args`` run by the script's ``main`` in this
+    process, for the runs that train nothing (a dry run, a refusal, a
+    rerun of finished stages): the same code without a second start of
+    Python and its imports."""
+    from mmcast.apis.pipeline.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    proc = subprocess.CompletedProcess(args, code, out.getvalue(),
+                                       err.getvalue())
+    if check:
+        assert code == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
@@ -497,7 +516,7 @@ def test_work_dir_of_another_teacher_is_refused(run):
     args = list(run['args'])
     other = next(t for t in TEACHERS if t != run['teacher'])
     args[args.index(run['teacher'])] = other
-    proc = _pipeline(args, check=False)
+    proc = _pipeline_here(args, check=False)
     assert proc.returncode != 0
     assert f'holds the stages of --teacher {run["teacher"]}' in proc.stderr
 
@@ -510,8 +529,8 @@ def test_reuse_from_another_teachers_run_links_what_does_not_use_it(
     args = list(run['args'])
     args[args.index(run['teacher'])] = 'mask2former'
     args[args.index('--work-dir') + 1] = str(tmp_path / 'mask2former')
-    log = _pipeline(args + ['--reuse-from', run['work_dir'],
-                            '--dry-run']).stdout
+    log = _pipeline_here(args + ['--reuse-from', run['work_dir'],
+                                 '--dry-run']).stdout
     assert f'holds the stages of --teacher {run["teacher"]}' in log
     linked = [line.split('] reused from ')[0].lstrip('[')
               for line in log.splitlines() if '] reused from ' in line]
@@ -617,30 +636,30 @@ def test_ablation_trains_the_changed_stages_and_links_the_rest(run, tmp_path):
         second_dir, 'seed0', 'adapt_teacher_selftrain')) == \
         osp.join(run['work_dir'], 'seed0', 'adapt_teacher_selftrain')
     # rerun without --reuse-from (e.g. to add a seed): its links stay
-    log = _pipeline(args + ['--stage-cfg-options', option]).stdout
+    log = _pipeline_here(args + ['--stage-cfg-options', option]).stdout
     assert '] training' not in log
     assert osp.islink(osp.join(seed, 'adapt_teacher_selftrain'))
     # without the option, its stage 2 is not skipped as done: it is made
     # again, and stage 3 with it (a dry run says so and trains nothing)
-    log = _pipeline(args + ['--dry-run']).stdout
+    log = _pipeline_here(args + ['--dry-run']).stdout
     assert re.search(r'\[seed 0\] \[stage 2\] is made again: config '
                      r'model\.semi_train_cfg\.unsup_weight: 0\.5 → ', log), log
     assert '[seed 0] [stage 3] is made again: made from [seed 0] [stage 2]' \
         in log and '[stage 1b] is made again' not in log
-    proc = _pipeline(args + [
+    proc = _pipeline_here(args + [
         '--reuse-from', run['work_dir'], '--stage-cfg-options', option,
         'adapt_teacher_selftrain:model.semi_train_cfg.unsup_weight=0.5'],
         check=False)
     assert proc.returncode != 0
     assert 'but this run trains stage 1b differently' in proc.stderr
-    proc = _pipeline(args + ['--stage-cfg-options', 'stage2:a=1'],
-                     check=False)
+    proc = _pipeline_here(args + ['--stage-cfg-options', 'stage2:a=1'],
+                          check=False)
     assert proc.returncode != 0 and "'stage2:a=1'" in proc.stderr
     # a --reuse-from that is no pipeline work dir: one line, nothing written
     missing = str(tmp_path / 'no_such_run')
     third = list(args)
     third[third.index('--work-dir') + 1] = str(tmp_path / 'third')
-    proc = _pipeline(third + ['--reuse-from', missing], check=False)
+    proc = _pipeline_here(third + ['--reuse-from', missing], check=False)
     assert proc.returncode != 0
     assert f'--reuse-from {missing}: no pipeline work dir' in proc.stderr
     assert not osp.exists(tmp_path / 'third')
@@ -828,15 +847,15 @@ def test_stage_2_can_label_with_the_ensemble_of_both_adapted_teachers(
     with open(osp.join(run['work_dir'], 'results.json')) as f:
         assert 'distill_teacher' not in json.load(f)
     args[args.index('--work-dir') + 1] = str(tmp_path / 'adapted')
-    plan = _pipeline(args + ['--distill-teacher', 'adapted',
-                             '--dry-run']).stdout.splitlines()
+    plan = _pipeline_here(args + ['--distill-teacher', 'adapted',
+                                  '--dry-run']).stdout.splitlines()
     stage_2 = plan[1 + next(i for i, line in enumerate(plan)
                             if line.strip().startswith('[stage 2] train'))]
     adapted = str(tmp_path / 'adapted' / 'seed0' / 'adapt_teacher' /
                   'iter_1.pth')
     assert f'model.teacher_checkpoint={adapted}' in stage_2.split()
-    proc = _pipeline(args + ['--methods', 'gd', '--distill-teacher',
-                             'adapted', '--dry-run'], check=False)
+    proc = _pipeline_here(args + ['--methods', 'gd', '--distill-teacher',
+                                  'adapted', '--dry-run'], check=False)
     assert proc.returncode != 0
     assert '--distill-teacher adapted chooses CAST stage 2' in proc.stderr
 

@@ -28,7 +28,7 @@ quarter to a third of a short stage's time on a CPU.
 ``Runner.from_cfg`` (which ignores ``runner_type``) gives MMEngine's own
 runner, whose ``auto_scale_lr`` is linear.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper, OptimWrapperDict
@@ -49,7 +49,7 @@ class BatchScaledRunner(Runner):
     """
 
     @classmethod
-    def from_cfg(cls, cfg: Config) -> 'BatchScaledRunner':
+    def from_cfg(cls, cfg: Union[Config, dict]) -> 'BatchScaledRunner':
         """Build the runner from ``cfg``, its config text left as
         MMEngine writes it (not reformatted by yapf)."""
         if isinstance(cfg, Config):
