@@ -1,7 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Shared fixtures: small toy datasets generated once per test session."""
 import contextlib
-import functools
 import importlib.util
 import os
 import os.path as osp
@@ -26,20 +25,11 @@ sys.path.insert(0, REPO_ROOT)
 
 
 def _cache_external_config_lookups() -> None:
-    """Read MMDetection's model index once per test process.
-
-    For each ``mmdet::_base_/...`` of a config, ``Config.fromfile`` reloads
-    ``pkg_resources`` and parses every metafile of the package (about half
-    a second) before it falls back to the base path; the suite loads each
-    shipped config many times. Neither the installed packages nor their
-    metafiles change while the suite runs.
-    """
-    from mmengine.config import config as config_module
-    from mmengine.config import utils as config_utils
-    load = functools.lru_cache(maxsize=None)(config_utils.load)
-    config_utils.load = lambda file: load(file)
-    config_module.is_installed = functools.lru_cache(maxsize=None)(
-        config_module.is_installed)
+    """Read MMDetection's model index once per test process, as the
+    pipeline does (the suite loads each shipped config many times)."""
+    from mmcast.utils.external_config_index import \
+        cache_external_config_index
+    cache_external_config_index()
 
 
 _cache_external_config_lookups()

@@ -14,6 +14,7 @@ for its identity (:attr:`live`, :attr:`config`, :attr:`checkpoint`,
 import contextlib
 import hashlib
 import json
+import os.path as osp
 from typing import Callable, Iterator, Optional, Union
 
 import torch
@@ -122,12 +123,11 @@ class LabelingTeacher:
                         if getattr(module, 'test_cfg', None) is not None}
         elif self.model_cfg is not None:
             settings = self.model_cfg
-        else:
+        elif self.config is not None and osp.isfile(self.config):
             from mmengine.config import Config
-            try:
-                settings = Config.fromfile(self.config).model
-            except (FileNotFoundError, TypeError):  # no (such) config file
-                return None
+            settings = Config.fromfile(self.config).model
+        else:
+            return None
         text = json.dumps(settings, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
