@@ -53,3 +53,43 @@ def test_a_missing_base_is_still_named(tmp_path):
     for _ in range(2):
         with pytest.raises(FileNotFoundError, match='no_such_runtime.py'):
             Config.fromfile(str(path))
+
+
+def test_configs_loaded_from_two_threads_at_once(tmp_path, monkeypatch):
+    """MMEngine's own package look-up reloads ``pkg_resources`` on every
+    call, and two threads that load configs at once then fail with
+    ``Expected str, Requirement, or Distribution``; remembered, the package
+    is looked up once and every load succeeds."""
+    import importlib
+    import threading
+
+    path = tmp_path / 'config.py'
+    path.write_text(BASES)
+    cache_external_config_index()
+    reloads = []
+    reload = importlib.reload
+
+    def counting(module):
+        reloads.append(module.__name__)
+        return reload(module)
+
+    monkeypatch.setattr(importlib, 'reload', counting)
+    start = threading.Barrier(4)
+    loaded, errors = [], []
+
+    def load() -> None:
+        start.wait()
+        try:
+            for _ in range(10):
+                loaded.append(Config.fromfile(str(path)).to_dict())
+        except Exception as error:  # told below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert len(loaded) == 40 and all(c == loaded[0] for c in loaded)
+    assert reloads.count('pkg_resources') <= 1  # mmdet, if not yet asked
