@@ -442,7 +442,7 @@ def test_results_have_every_row_with_finite_numbers(run):
             assert math.isfinite(cell[metric]) and cell[metric] <= 100
         # what the stage's processes cost: each imports torch and
         # MMDetection (core-seconds), counted only when the processes the
-        # stage guard and mim start are
+        # stage guard starts are
         assert cell['cpu_s'] >= 3 and cell['wall_s'] > 0, (key, cell)
     assert results['pretraining_cpu_s'] >= 3  # θ_T^0's pre-training
     assert results['cost']['chain_cpu_s']['0'] >= 5 * 3

@@ -255,7 +255,7 @@ def test_sigterm_stops_the_stage_and_the_same_command_resumes(runs):
     stop = runs['sigterm']
     assert stop['returncode'] == 128 + signal.SIGTERM, stop['text']
     assert 'interrupted: the finished stages are kept' in stop['text']
-    assert len(stop['stage_pids']) >= 3  # guard, mim, train.py
+    assert len(stop['stage_pids']) >= 2  # guard, train.py
     assert stop['alive'] == [] and stop['left'] == []
     assert '[baseline] training (stage 1 of 2) ' \
         'configs/mmcast/supervised_student_toy.py for 2 iterations ' \

@@ -5,8 +5,9 @@ Stage 1a (adapt the teacher on D_l) → pseudo-labels → stage 1b (re-initialis
 the teacher, self-train on D_l ∪ pseudo(D_u)) → pseudo-labels → stage 2
 (distil into the student) → stage 3 (fine-tune the student on D_l), plus the
 labels-only student baseline with as many iterations as stages 2 + 3. Each
-stage is ``mim train mmdet configs/mmcast/<stage>_<dataset>.py`` (or
-``torchrun`` on one or several nodes, or ``srun``: ``--launcher``,
+stage is MMDetection's own ``tools/train.py`` of
+``configs/mmcast/<stage>_<dataset>.py``, the command ``mim train mmdet`` runs
+(or ``torchrun`` on one or several nodes, or ``srun``: ``--launcher``,
 :mod:`mmcast.apis.pipeline.launchers`); the pseudo-labels are
 made by each stage's ``PseudoLabelHook``. Finished stages (completion
 record, :mod:`mmcast.utils.stage_state`) are skipped, a stage that crashed

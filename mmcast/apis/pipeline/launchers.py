@@ -7,7 +7,10 @@ config with MMDetection's own ``tools/train.py`` / ``tools/test.py`` and
 MMEngine's launchers, as ``tools/dist_train.sh`` / ``tools/slurm_train.sh``
 do:
 
-* ``none``: ``mim train mmdet CONFIG`` (one process);
+* ``none``: ``python train.py CONFIG --launcher none`` (one process): the
+  command ``mim train mmdet CONFIG`` runs, without ``mim`` itself, which
+  first starts ``train.py -h`` to read its options (about 7 processor-seconds
+  of imports a stage: a third of a short stage's cost on a CPU);
 * ``pytorch``: ``python -m torch.distributed.run --nnodes N --node_rank R
   --master_addr A --master_port P --nproc_per_node G train.py CONFIG
   --launcher pytorch`` — run on every node with its own ``node_rank``;
@@ -114,37 +117,43 @@ def stage_command(mode: str, config: str, work_dir: str, extra: List[str],
     Returns:
         list[str]: The command (``shlex.join`` prints it).
     """
-    if launch.launcher == 'none':
-        mim = osp.join(osp.dirname(sys.executable), 'mim')
-        return [mim, mode, 'mmdet', config, '--work-dir', work_dir] + extra
-    script = stock_script(mode)
-    if mode == 'test':  # MMDetection's test.py takes the checkpoint first
-        extra = _checkpoint_first(extra)
+    # MMDetection's test.py takes the checkpoint after the config
+    script = [stock_script(mode), config] + _positional_checkpoint(extra)
+    extra = _without_checkpoint(extra)
+    if launch.launcher == 'none':  # as mim train / mim test compose it
+        return [sys.executable] + script + [
+            '--launcher', 'none', '--work-dir', work_dir] + extra
     if launch.launcher == 'pytorch':
         return [
             sys.executable, '-m', 'torch.distributed.run',
             f'--nnodes={launch.nnodes}', f'--node_rank={launch.node_rank}',
             f'--master_addr={launch.master_addr}',
             f'--master_port={launch.master_port}',
-            f'--nproc_per_node={launch.nproc}', script, config
-        ] + extra + ['--launcher', 'pytorch', '--work-dir', work_dir]
+            f'--nproc_per_node={launch.nproc}'
+        ] + script + extra + ['--launcher', 'pytorch', '--work-dir', work_dir]
     return [
         'srun', '-p', launch.partition, f'--job-name={job_name}',
         f'--gres=gpu:{launch.nproc}', f'--ntasks={launch.world_size}',
         f'--ntasks-per-node={launch.nproc}',
         f'--cpus-per-task={launch.cpus_per_task}', '--kill-on-bad-exit=1'
-    ] + list(launch.srun_args) + [
-        sys.executable, '-u', script, config
-    ] + extra + ['--launcher', 'slurm', '--work-dir', work_dir]
+    ] + list(launch.srun_args) + [sys.executable, '-u'] + script + extra + [
+        '--launcher', 'slurm', '--work-dir', work_dir]
 
 
-def _checkpoint_first(extra: List[str]) -> List[str]:
-    """``--checkpoint X`` of ``mim test`` as MMDetection's positional
-    ``test.py CONFIG CHECKPOINT``."""
+def _positional_checkpoint(extra: List[str]) -> List[str]:
+    """``[X]`` of ``--checkpoint X`` (``mim test``'s option), MMDetection's
+    positional ``test.py CONFIG CHECKPOINT``; ``[]`` without one."""
+    if '--checkpoint' not in extra:
+        return []
+    return [extra[extra.index('--checkpoint') + 1]]
+
+
+def _without_checkpoint(extra: List[str]) -> List[str]:
+    """``extra`` without ``--checkpoint X``."""
     if '--checkpoint' not in extra:
         return extra
     i = extra.index('--checkpoint')
-    return [extra[i + 1]] + extra[:i] + extra[i + 2:]
+    return extra[:i] + extra[i + 2:]
 
 
 def printable(cmd: List[str]) -> str:

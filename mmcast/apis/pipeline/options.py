@@ -146,10 +146,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '1@perc_10, ADE20K and COCO 1@10)')
     parser.add_argument(
         '--launcher', choices=LAUNCHERS, default=None,
-        help='none (mim train), pytorch (torchrun on one or --nnodes '
-        'nodes: run the pipeline on every node with its --node-rank) or '
-        'slurm (srun per stage, from a login node); default: pytorch with '
-        '--nproc > 1, else none')
+        help='none (MMDetection\'s train.py, as mim train runs it), '
+        'pytorch (torchrun on one or --nnodes nodes: run the pipeline on '
+        'every node with its --node-rank) or slurm (srun per stage, from a '
+        'login node); default: pytorch with --nproc > 1, else none')
     parser.add_argument('--nnodes', type=int, default=1)
     parser.add_argument('--node-rank', type=int, default=0,
                         help='this node (pytorch launcher); only node 0 '

@@ -260,7 +260,7 @@ class StageRunner:
         return final
 
     def test(self, stage: Stage) -> None:
-        """Evaluate the stage's checkpoint with ``mim test``; its record
+        """Evaluate the stage's checkpoint with MMDetection's ``test.py`` (``mim test``); its record
         (what the row was made from) is written last."""
         self.say(f'{stage.label} testing{self.of_plan(stage)} '
                  f'{stage.checkpoint}')

@@ -8,6 +8,7 @@ cluster); the pipeline launches its stages with them; and two ``torchrun``
 "nodes" on localhost (``--nnodes 2``, gloo) train the toy model to the same
 weights as one node with the same global batch.
 """
+import importlib
 import json
 import os
 import os.path as osp
@@ -26,10 +27,40 @@ from mmcast.apis.pipeline import PipelineError, StageRunner
 TOY = 'configs/mmcast/toy/mask2former_r18_1xb4-1500it_toy.py'
 
 
+def _mim_command(mode: str, config: str, args: list,
+                 monkeypatch) -> list:
+    """The command ``mim train|test mmdet CONFIG ARGS`` runs (mim's own
+    composition, its help probe of train.py included; the command itself
+    recorded, not run)."""
+    module = importlib.import_module(f'mim.commands.{mode}')
+    run = []
+    monkeypatch.setattr(module.subprocess, 'check_call',
+                        lambda cmd, **kwargs: run.append(cmd) or 0)
+    kwargs = dict(other_args=tuple(args))
+    if mode == 'test' and '--checkpoint' in args:
+        i = args.index('--checkpoint')
+        kwargs = dict(checkpoint=args[i + 1],
+                      other_args=tuple(args[:i] + args[i + 2:]))
+    ok, message = getattr(module, mode)('mmdet', config, gpus=0, **kwargs)
+    assert ok, message
+    return run[0]
+
+
+@pytest.mark.parametrize('mode,extra', [
+    ('train', ['--resume', '--cfg-options', 'a=1']),
+    ('test', ['--checkpoint', 'x.pth', '--cfg-options', 'a=1']),
+])
+def test_one_process_runs_what_mim_runs(mode, extra, monkeypatch):
+    """``--launcher none``: the command that ``mim train|test mmdet
+    CONFIG --work-dir WD ...`` starts, without mim's own process (and, for
+    train, its ``train.py -h``)."""
+    config = osp.join(REPO_ROOT, TOY)
+    mim = _mim_command(mode, config, ['--work-dir', 'wd'] + extra,
+                       monkeypatch)
+    assert stage_command(mode, config, 'wd', extra, LaunchConfig()) == mim
+
+
 def test_commands_of_each_launcher():
-    local = stage_command('train', 'c.py', 'wd', ['--resume'], LaunchConfig())
-    assert local[1:] == ['train', 'mmdet', 'c.py', '--work-dir', 'wd',
-                         '--resume']
     node1 = stage_command(
         'train', 'c.py', 'wd', ['--cfg-options', 'a=1'],
         LaunchConfig('pytorch', nproc=4, nnodes=2, node_rank=1,
