@@ -9,8 +9,9 @@ do:
 
 * ``none``: ``python train.py CONFIG --launcher none`` (one process): the
   command ``mim train mmdet CONFIG`` runs, without ``mim`` itself, which
-  first starts ``train.py -h`` to read its options (about 7 processor-seconds
-  of imports a stage: a third of a short stage's cost on a CPU);
+  first starts ``train.py -h`` to read its options (5-7 processor-seconds of
+  imports a training stage: a quarter to a third of what a stage of a few
+  iterations costs on a CPU);
 * ``pytorch``: ``python -m torch.distributed.run --nnodes N --node_rank R
   --master_addr A --master_port P --nproc_per_node G train.py CONFIG
   --launcher pytorch`` — run on every node with its own ``node_rank``;

@@ -260,8 +260,9 @@ class StageRunner:
         return final
 
     def test(self, stage: Stage) -> None:
-        """Evaluate the stage's checkpoint with MMDetection's ``test.py`` (``mim test``); its record
-        (what the row was made from) is written last."""
+        """Evaluate the stage's checkpoint with MMDetection's ``test.py``
+        (the command of ``mim test``); its record (what the row was made
+        from) is written last."""
         self.say(f'{stage.label} testing{self.of_plan(stage)} '
                  f'{stage.checkpoint}')
         os.makedirs(stage.work_dir, exist_ok=True)
