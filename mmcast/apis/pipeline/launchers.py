@@ -39,6 +39,7 @@ from .errors import PipelineError
 from .overrides import Overrides
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
+STAGE_STARTS = ('fork', 'fresh')
 
 
 @dataclass
@@ -56,6 +57,10 @@ class LaunchConfig:
         partition (str): Slurm partition (``slurm``).
         cpus_per_task (int): Slurm ``--cpus-per-task``.
         srun_args (list[str]): Further ``srun`` arguments.
+        stage_start (str): ``fork``: a stage of ``none`` on the CPU starts
+            as a fork of a process that imported the stack once
+            (:mod:`~mmcast.apis.pipeline.stage_forkserver`); ``fresh``:
+            as a new Python process, as every other stage.
     """
     launcher: str = 'none'
     nproc: int = 1
@@ -66,11 +71,15 @@ class LaunchConfig:
     partition: str = ''
     cpus_per_task: int = 5
     srun_args: List[str] = field(default_factory=list)
+    stage_start: str = 'fork'
 
     def __post_init__(self) -> None:
         if self.launcher not in LAUNCHERS:
             raise ValueError(f'launcher must be one of {LAUNCHERS}, got '
                              f'{self.launcher!r}')
+        if self.stage_start not in STAGE_STARTS:
+            raise ValueError(f'stage_start must be one of {STAGE_STARTS}, '
+                             f'got {self.stage_start!r}')
         if self.nproc < 1 or self.nnodes < 1:
             raise ValueError(f'nproc ({self.nproc}) and nnodes '
                              f'({self.nnodes}) must be >= 1')

@@ -308,7 +308,8 @@ def _launch(args: argparse.Namespace) -> LaunchConfig:
             nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
             master_addr=args.master_addr, master_port=args.master_port,
             partition=args.partition, cpus_per_task=args.cpus_per_task,
-            srun_args=shlex.split(args.srun_args))
+            srun_args=shlex.split(args.srun_args),
+            stage_start=args.stage_start)
     except ValueError as e:
         raise PipelineError(f'error: {e}')
 

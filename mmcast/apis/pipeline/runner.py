@@ -1,7 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """Running a plan's stages: ``--jobs`` at once, each after the stages it is
 made from, each as its own process group
-(:mod:`~mmcast.apis.pipeline.stage_guard`)
+(:mod:`~mmcast.apis.pipeline.stage_guard`; on the CPU forked from one
+process that imported the stack, :mod:`~mmcast.apis.pipeline.forked_stages`)
 with its log, trained or resumed with the completion record last, its
 progress on the console, its metrics collected."""
 import concurrent.futures
@@ -24,6 +25,8 @@ from mmcast.utils.stage_state import (CRASHED, FINAL_EVAL, FINISHED, NEW,
                                       stage_status, write_completion)
 from . import stage_guard
 from .config_loader import ConfigLoader
+from .forked_stages import (FORK_SERVER_LOG, ForkedStage, StageForkServer,
+                            forks_stages)
 from .launchers import cfg_options_args, printable, stage_command
 from .planning import Plan
 from .provenance import provenance
@@ -55,6 +58,11 @@ class StageRunner:
         self.checkpoint_bytes = dict(checkpoint_bytes or {})
         self.monitor: Optional[ProgressMonitor] = None
         self._processes: set = set()
+        self._stopping = False
+        self._said_fresh = False  # that the fork server forks no more
+        self._fork_server = StageForkServer(
+            spec.env, osp.join(spec.work_dir, FORK_SERVER_LOG)) \
+            if forks_stages(spec.launch, spec.env) else None
         self._told: set = set()  # stages whose pseudo-label counts were shown
         self._places: Dict[str, str] = {}  # work dir: ' (stage 3 of 14)'
         # {work dir: decision} of the finished stages (ChangeDecider)
@@ -94,6 +102,8 @@ class StageRunner:
         finally:
             self.monitor.close()
             self.monitor = None
+            if self._fork_server is not None:
+                self._fork_server.close()
         for other in failed[1:]:
             print(other.report() if isinstance(other, StageFailed) else
                   repr(other), file=sys.stderr, flush=True)
@@ -312,18 +322,18 @@ class StageRunner:
                 lambda: self._pseudo_label_lines(stage))
             self.monitor.start(stage.label, stage.work_dir, stage.max_iters,
                                watch=watch)
-        guard = [sys.executable, stage_guard.__file__, str(os.getpid())]
         try:
-            with open(log_file, 'a', encoding='utf-8') as log:
-                started = time.monotonic()
-                proc = subprocess.Popen(guard + cmd, cwd=REPO_ROOT,
-                                        stdout=log, stderr=subprocess.STDOUT,
-                                        env=self.spec.env)
-                self._processes.add(proc)
-                try:
-                    returncode, cpu_s = wait_with_cpu_time(proc)
-                finally:
-                    self._processes.discard(proc)
+            started = time.monotonic()
+            proc = self._start(cmd, log_file)
+            self._processes.add(proc)
+            if self._stopping:  # stopped while it started
+                proc.send_signal(signal.SIGTERM)
+            try:
+                returncode, cpu_s = proc.wait_with_cpu_time() \
+                    if isinstance(proc, ForkedStage) \
+                    else wait_with_cpu_time(proc)
+            finally:
+                self._processes.discard(proc)
             try:
                 add_cost(stage.work_dir, cpu_s, time.monotonic() - started)
             except OSError:  # a full disk: the stage's outcome, told below,
@@ -337,6 +347,25 @@ class StageRunner:
                                   stage.work_dir, log_file,
                                   self.checkpoint_bytes.get(stage.work_dir)))
 
+    def _start(self, cmd: List[str], log_file: str):
+        """Start ``cmd`` under a guard, its output appended to ``log_file``
+        → the guard's process: forked by the fork server where the run uses
+        one and it can, else a new process
+        (:mod:`~mmcast.apis.pipeline.stage_guard`)."""
+        if self._fork_server is not None and self._fork_server.forks(cmd):
+            forked = self._fork_server.start(cmd, log_file, printable(cmd))
+            if forked is not None:
+                return forked
+            if not self._said_fresh:
+                self._said_fresh = True
+                self.say('stages start as new processes from now on: '
+                         f'{self._fork_server.broken}')
+        guard = [sys.executable, stage_guard.__file__, str(os.getpid())]
+        with open(log_file, 'a', encoding='utf-8') as log:
+            return subprocess.Popen(guard + cmd, cwd=REPO_ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT,
+                                    env=self.spec.env)
+
     def of_plan(self, stage: Stage) -> str:
         """`` (stage 3 of 14)`` for a stage of the plan being run, else
         ``''``."""
@@ -345,6 +374,7 @@ class StageRunner:
     def stop_processes(self) -> None:
         """Stop the stages still running (Ctrl-C, SIGTERM, SIGHUP): each
         guard stops its stage's process group, then exits."""
+        self._stopping = True
         for proc in list(self._processes):
             proc.send_signal(signal.SIGTERM)
         for proc in list(self._processes):

@@ -8,7 +8,10 @@ stage_cost.json`` when it ends, whatever its exit status: a resumed stage
 sums its runs, a stage set aside and trained again starts from nothing (its
 folder moved with its costs). The processor time is the whole process tree's
 (the guard, ``mim``, MMDetection's script, ``torchrun``'s workers on this
-node), as the kernel reports it when the guard is reaped: of a run stopped
+node), as the kernel reports it when the guard is reaped (a stage forked by
+the fork server, :mod:`~mmcast.apis.pipeline.stage_forkserver`: the stage's
+process and what it waited for, as its guard reaps it; the imports the
+server made once for every stage are no stage's): of a run stopped
 with the pipeline (Ctrl-C, SIGTERM) only what its reaped processes used
 counts, of a pipeline killed outright nothing, and a cost that cannot be
 written (a full disk) is left out rather than hiding the stage's own

@@ -30,7 +30,7 @@ POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
 
 
-def _signal_on_parent_death(signum: int) -> None:
+def signal_on_parent_death(signum: int) -> None:
     """Ask Linux to send ``signum`` when the parent process dies."""
     if not sys.platform.startswith('linux'):
         return
@@ -41,7 +41,7 @@ def _signal_on_parent_death(signum: int) -> None:
         pass
 
 
-def _kill_group(pgid: int, signum: int) -> None:
+def kill_group(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
@@ -51,12 +51,12 @@ def _kill_group(pgid: int, signum: int) -> None:
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM to the command's group, SIGKILL to what remains of it after
     :data:`GRACE_S` seconds."""
-    _kill_group(proc.pid, signal.SIGTERM)
+    kill_group(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_S
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     # also the group's other members (e.g. workers of a finished parent)
-    _kill_group(proc.pid, signal.SIGKILL)
+    kill_group(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
@@ -78,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, request_stop)
-    _signal_on_parent_death(signal.SIGTERM)
+    signal_on_parent_death(signal.SIGTERM)
     if os.getppid() != pipeline_pid:  # gone before the request took hold
         return 128 + signal.SIGTERM
     proc = subprocess.Popen(command, process_group=0)
