@@ -87,6 +87,53 @@ def test_subset_ap_equals_a_fresh_evaluation(tmp_path):
     assert subset_ap(ev, half) != pytest.approx(subset_ap(ev), abs=1e-3)
 
 
+def test_subset_ap_is_all_areas_at_100_detections(tmp_path):
+    """Small and medium objects, and more than 10 detections an image (the
+    late ones right): an AP of one area range or of 10 detections would
+    differ from COCO's AP."""
+    size, rng = 128, np.random.default_rng(1)
+
+    def rle(x0, y0, side):
+        m = np.zeros((size, size), dtype=np.uint8, order='F')
+        m[y0:y0 + side, x0:x0 + side] = 1
+        out = mask_utils.encode(m)
+        out['counts'] = out['counts'].decode()
+        return out
+
+    images, anns, preds = [], [], []
+    for img_id in range(1, 9):
+        images.append(dict(id=img_id, file_name=f'{img_id}.png',
+                           height=size, width=size))
+        for n, side in enumerate((6, 8, 40, 44)):  # 2 small, 2 medium
+            x0, y0 = 50 * (n % 2), 50 * (n // 2) + int(rng.integers(0, 8))
+            anns.append(dict(id=len(anns) + 1, image_id=img_id,
+                             category_id=1, segmentation=rle(x0, y0, side),
+                             area=side**2, bbox=[x0, y0, side, side],
+                             iscrowd=0))
+            # 3 wrong detections, scored above the right one
+            for k in range(3):
+                preds.append(dict(image_id=img_id, category_id=1,
+                                  segmentation=rle(x0 + 3 + k, y0 + 9, side),
+                                  score=0.9 - 0.01 * k))
+            if side != 6 or img_id % 2:
+                preds.append(dict(image_id=img_id, category_id=1,
+                                  segmentation=rle(x0, y0, side),
+                                  score=float(rng.uniform(0.2, 0.5))))
+    files = {}
+    for name, data in (('gt', dict(images=images, annotations=anns,
+                                   categories=[dict(id=1, name='a')])),
+                       ('pred', preds)):
+        files[name] = str(tmp_path / f'{name}.json')
+        with open(files[name], 'w') as f:
+            json.dump(data, f)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(files['gt'])
+    ev = evaluate_segm(gt, files['pred'])
+    for ids in (range(1, 9), [2, 3, 5, 8]):
+        assert subset_ap(ev, list(ids)) == pytest.approx(
+            _fresh_ap(files['gt'], files['pred'], ids), abs=1e-9)
+
+
 def _fresh_split_half(files, names, num_splits, seed):
     """The split-half standard errors by their definition, each half's AP
     from a fresh ``COCOeval``: per model (and of the first model minus the

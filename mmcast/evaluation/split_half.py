@@ -68,15 +68,20 @@ def subset_ap(ev: COCOeval, img_ids: Optional[Sequence[int]] = None) -> float:
     sub = copy.copy(ev)
     sub._paramsEval = copy.deepcopy(pe)
     sub._paramsEval.imgIds = [all_ids[n] for n in positions]
+    # only the AP asked for is accumulated: all areas (COCO's first range),
+    # the most detections (the number each image was matched with)
+    sub._paramsEval.areaRng = pe.areaRng[:1]
+    sub._paramsEval.areaRngLbl = pe.areaRngLbl[:1]
+    sub._paramsEval.maxDets = pe.maxDets[-1:]
     sub.params = sub._paramsEval
     sub.evalImgs = [
-        ev.evalImgs[k * num_areas * num_imgs + a * num_imgs + n]
-        for k in range(num_cats) for a in range(num_areas) for n in positions
+        ev.evalImgs[k * num_areas * num_imgs + n]
+        for k in range(num_cats) for n in positions
     ]
     with contextlib.redirect_stdout(io.StringIO()):
         sub.accumulate()
     # precision: [iou thr, recall, class, area range, max dets]
-    precision = sub.eval['precision'][:, :, :, 0, -1]
+    precision = sub.eval['precision'][:, :, :, 0, 0]
     valid = precision[precision > -1]
     return float(100 * valid.mean()) if valid.size else 0.0
 
