@@ -133,6 +133,7 @@ from mmcast.testing.smoke_plan import (QUICK_DATASET, SmokeStep, quick_plan,
                                        smoke_plan)
 from mmcast.utils.annealing_windows import scaled_windows
 from mmcast.utils.config_text import without_code_formatting
+from mmcast.utils.external_config_index import cache_external_config_index
 from mmcast.utils.work_dir_checkpoint import WORK_DIR_SCHEME
 
 DATASETS = ('cityscapes', 'ade20k', 'coco')
@@ -826,7 +827,16 @@ class SmokeRun:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return SmokeRun(parse_args(argv)).run()
+    args = parse_args(argv)
+    # each scoped base config's look-up read once (MMEngine parses every
+    # metafile of MMDetection per look-up: seconds a config)
+    cache_external_config_index()
+    if args.in_process:
+        # the imported stack left out of every collection: MMEngine's
+        # datasets collect twice a build, with the heap of every run
+        gc.collect()
+        gc.freeze()
+    return SmokeRun(args).run()
 
 
 if __name__ == '__main__':

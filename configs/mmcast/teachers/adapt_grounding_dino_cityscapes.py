@@ -12,6 +12,8 @@
 _base_ = 'mmdet::mm_grounding_dino/cityscapes/grounding_dino_swin-t_finetune_8xb4_50e_cityscapes.py'
 # mmcast's AtomicCheckpointHook: checkpoints written whole or not at all
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+# mmcast's runner: its config text is not reformatted by yapf (seconds a run)
+runner_type = 'BatchScaledRunner'
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
                      random_state=dict(type='RandomStateHook'))
 

@@ -23,6 +23,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+# mmcast's runner: its config text is not reformatted by yapf (seconds a run)
+runner_type = 'BatchScaledRunner'
 # checkpoints written whole or not at all
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
                      random_state=dict(type='RandomStateHook'))

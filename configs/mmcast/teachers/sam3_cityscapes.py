@@ -18,6 +18,8 @@ _base_ = [
     '../_base_/models/concept_prompted_teacher_sam3_cityscapes.py',
 ]
 custom_imports = dict(imports=['mmcast'], allow_failed_imports=False)
+# mmcast's runner: its config text is not reformatted by yapf (seconds a run)
+runner_type = 'BatchScaledRunner'
 # checkpoints written whole or not at all
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'),
                      random_state=dict(type='RandomStateHook'))
