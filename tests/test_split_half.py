@@ -15,8 +15,8 @@ from mmcast.evaluation import evaluate_segm, split_half_noise, subset_ap
 H = W = 32
 
 
-def _rle(x0, y0, size):
-    m = np.zeros((H, W), dtype=np.uint8, order='F')
+def _rle(x0, y0, size, canvas=(H, W)):
+    m = np.zeros(canvas, dtype=np.uint8, order='F')
     m[y0:y0 + size, x0:x0 + size] = 1
     rle = mask_utils.encode(m)
     rle['counts'] = rle['counts'].decode()
@@ -94,11 +94,7 @@ def test_subset_ap_is_all_areas_at_100_detections(tmp_path):
     size, rng = 128, np.random.default_rng(1)
 
     def rle(x0, y0, side):
-        m = np.zeros((size, size), dtype=np.uint8, order='F')
-        m[y0:y0 + side, x0:x0 + side] = 1
-        out = mask_utils.encode(m)
-        out['counts'] = out['counts'].decode()
-        return out
+        return _rle(x0, y0, side, canvas=(size, size))
 
     images, anns, preds = [], [], []
     for img_id in range(1, 9):

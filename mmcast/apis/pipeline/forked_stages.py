@@ -141,7 +141,7 @@ class StageForkServer:
             reader.close()
             conn.close()
             self._break(reply['refused'] if reply else
-                        f'the fork server ended (exit {self._proc.poll()}, '
+                        f'the fork server ended (exit {self._exit_code()}, '
                         f'its output: {self.log_file})')
             return None
         return ForkedStage(conn, reader, reply['pid'], reply['stage_pid'])
@@ -189,6 +189,13 @@ class StageForkServer:
             if self._proc is None or self._proc.poll() is not None:
                 return None
         return _message(reader.readline())
+
+    def _exit_code(self) -> Optional[int]:
+        """The server's exit status, once it ended (5 s at most)."""
+        try:
+            return self._proc.wait(timeout=5) if self._proc else None
+        except subprocess.TimeoutExpired:
+            return None
 
     def _break(self, why: str) -> None:
         with self._lock:

@@ -55,9 +55,11 @@ import time
 import traceback
 from typing import Dict, List, Optional, Tuple
 
-from .stage_guard import GRACE_S, POLL_S, kill_group, signal_on_parent_death
+from .stage_guard import (GRACE_S, POLL_S, exit_status, kill_group,
+                          signal_on_parent_death)
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_WARMED: set = set()  # the configs read here once
 
 
 def preload() -> None:
@@ -95,7 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             break  # the pipeline closed it: done
         if listener in readable:
             conn, _ = listener.accept()
-            _serve(conn, listener, env)
+            try:
+                _serve(conn, listener, env)
+            except Exception:  # a bad request: its client starts anew
+                traceback.print_exc()
     return 0
 
 
@@ -172,8 +177,12 @@ def _warm(argv: List[str]) -> None:
     finds its scoped base configs remembered; a config that fails to load
     fails in the stage, with its own message."""
     from mmengine.config import Config
+    config = argv[1] if len(argv) > 1 else None
+    if config is None or config in _WARMED:
+        return
+    _WARMED.add(config)
     try:
-        Config.fromfile(argv[1])
+        Config.fromfile(config)
     except Exception:
         pass
 
@@ -217,7 +226,7 @@ def _watch(conn: socket.socket, stage_pid: int, stop_requested: List[int],
     while True:
         pid, status, usage = os.wait4(stage_pid, os.WNOHANG)
         if pid == stage_pid:
-            return (_status(os.waitstatus_to_exitcode(status)),
+            return (exit_status(os.waitstatus_to_exitcode(status)),
                     usage.ru_utime + usage.ru_stime)
         gone = os.getppid() != server_pid or _closed(conn)
         if stop_requested or gone:
@@ -250,10 +259,6 @@ def _stop(stage_pid: int) -> float:
     kill_group(stage_pid, signal.SIGKILL)
     _, _, usage = os.wait4(stage_pid, 0)
     return usage.ru_utime + usage.ru_stime
-
-
-def _status(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode
 
 
 # ------------------------------------------------------------- the stage

@@ -60,7 +60,9 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _status(returncode: int) -> int:
+def exit_status(returncode: int) -> int:
+    """A ``Popen`` return code as a shell's exit status (``128 + N`` for
+    signal N)."""
     return 128 - returncode if returncode < 0 else returncode
 
 
@@ -90,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             proc.wait(timeout=POLL_S)
         except subprocess.TimeoutExpired:
             pass
-    return _status(proc.returncode)
+    return exit_status(proc.returncode)
 
 
 if __name__ == '__main__':
