@@ -1,7 +1,7 @@
 # mmcast — install, demo and test targets.
 #   make install   create .venv (if missing) and install the OpenMMLab stack + mmcast
 #   make demo      the three CAST stages, the labels-only baseline and Guided Distillation on the bundled toy data
-#   make quickstart  every stage on small toy data in about ten minutes (one seed, short schedules)
+#   make quickstart  every stage on small toy data in about five minutes (one seed, short schedules)
 #   make docs      the documentation (MkDocs) into site/
 #   make test      the test suite (mmcast's tests and the SwinMTL project's)
 #   make test-gpu  the GPU suite (tests/gpu): fails, with one line, without a CUDA device
@@ -46,7 +46,7 @@ demo: install
 	$(PY) tools/analysis/show_predictions.py work_dirs/cast_toy --seed 0 \
 		--out work_dirs/cast_toy/figures/predictions_seed0.png
 
-# every stage on small toy data, one seed, short schedules (the README's first run, about ten minutes)
+# every stage on small toy data, one seed, short schedules (the README's first run, about five minutes)
 quickstart: install
 	$(PY) tools/cast_pipeline.py toy --work-dir work_dirs/cast_toy_quick --data-root data/quick \
 		--toy-sizes 40 10 100 --toy-image-size 64 128 \

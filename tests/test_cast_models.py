@@ -68,7 +68,7 @@ def test_contrastive_branch_trains_weak_view_only(repo_root):
         losses = model.loss(data['inputs'], data['data_samples'])
     z_weak, z_strong = spy.call_args.args[:2]
     assert z_weak.requires_grad and not z_strong.requires_grad
-    assert z_weak.shape == (2, 128, 2, 4)  # stride-32 map of a 64x128 batch
+    assert z_weak.shape == (2, 128, 4, 8)  # stride-16 map of a 64x128 batch
     mask_logits, cls_logits = spy.call_args.args[2:4]
     assert not mask_logits.requires_grad and not cls_logits.requires_grad
     for key in ('loss_pxl', 'pxl_margin', 'pxl_fnr'):
@@ -81,12 +81,12 @@ def test_contrastive_branch_trains_weak_view_only(repo_root):
 
 def test_finer_contrast_level_and_channel_check(repo_root):
     cfg = _model_cfg(CAST, repo_root)
-    cfg.panoptic_head.contrast_level = -2  # stride 16, 256 channels
-    with pytest.raises(ValueError, match='projection_head.in_channels is 512'):
+    cfg.panoptic_head.contrast_level = 1  # stride 8, 32 channels
+    with pytest.raises(ValueError, match='projection_head.in_channels is 64'):
         model = MODELS.build(cfg)
         data = _batch(model, (2, 3))
         model.loss(data['inputs'], data['data_samples'])
-    cfg.panoptic_head.projection_head.in_channels = 256
+    cfg.panoptic_head.projection_head.in_channels = 32
     cfg.panoptic_head.loss_pixel_contrast.update(
         draw='rejection', num_negatives=8)
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def test_finer_contrast_level_and_channel_check(repo_root):
     loss_fn = model.panoptic_head.loss_pixel_contrast
     with mock.patch.object(loss_fn, 'forward', wraps=loss_fn.forward) as spy:
         losses = model.loss(data['inputs'], data['data_samples'])
-    assert spy.call_args.args[0].shape == (2, 128, 4, 8)
+    assert spy.call_args.args[0].shape == (2, 128, 8, 16)
     assert torch.isfinite(losses['loss_pxl'])
 
 

@@ -317,7 +317,10 @@ def test_pseudo_labels_are_coco_json_with_header(run):
     labeled = unlabeled.replace('-unlabeled', '')
     with open(unlabeled) as f:
         image_ids = {im['id'] for im in json.load(f)['images']}
-    for name in ('stage1b', 'stage2'):
+    # θ_T'' of the Mask2Former teacher labels D_u for stage 2 from 0.6
+    thresholds = dict(stage1b=0.3, stage2=0.6 if run['teacher'] ==
+                      'mask2former' else 0.3)
+    for name, score_thr in thresholds.items():
         path = osp.join(run['work_dir'], 'seed0', 'pseudo_labels',
                         f'{name}.json')
         coco = COCO(path)
@@ -326,10 +329,10 @@ def test_pseudo_labels_are_coco_json_with_header(run):
         assert TEACHERS[run['teacher']]['header'] in header['teacher']
         assert header['num_images'] == len(image_ids)
         assert header['num_instances'] == len(coco.dataset['annotations'])
-        assert header['filter']['score_thr'] == 0.3
+        assert header['filter']['score_thr'] == score_thr
         assert header['unlabeled_sha256'] and header['checkpoint_sha256']
         for ann in coco.dataset['annotations']:
-            assert 0.3 <= ann['score'] <= 1
+            assert score_thr <= ann['score'] <= 1
             assert coco.annToMask(ann).any()
         # the same teacher labelled D_l too: precision / recall per
         # threshold against D_l's ground truth

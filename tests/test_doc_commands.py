@@ -96,7 +96,7 @@ def test_a_planted_fault_is_found(command, problem):
     'python tools/split_semi.py a.json --percent 10 --seed 1 --out-dir d',
     'mim train mmdet configs/mmcast/finetune_toy.py',
     # what mim download mmcast --config NAME writes
-    'mim train mmcast supervised_mask2former-r18_1xb4-2000it_toy-10p.py',
+    'mim train mmcast supervised_mask2former-r18_1xb4-1800it_toy-10p.py',
     'make -n quickstart',
     'bash tools/dist_train.sh configs/mmcast/distill_cityscapes.py 8',
     'python -c "from mmcast.apis import run_pipeline"',

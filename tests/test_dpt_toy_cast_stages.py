@@ -28,13 +28,13 @@ CAST = osp.join(REPO_ROOT, 'configs', 'mmcast', 'cast')
 DISTILL = osp.join(TOY,
                    'cast-distill_dinov3-tiny-dpt_1xb4-1600it_toy-semi-10p.py')
 FINETUNE = osp.join(
-    TOY, 'cast-finetune_dinov3-tiny-dpt_1xb4-400it_toy-semi-10p.py')
+    TOY, 'cast-finetune_dinov3-tiny-dpt_1xb4-200it_toy-semi-10p.py')
 LABELS_ONLY = osp.join(TOY,
                        'supervised_dinov3-tiny-dpt_1xb4-2000it_toy-10p.py')
 R18_DISTILL = osp.join(
     CAST, 'cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p.py')
 R18_FINETUNE = osp.join(
-    CAST, 'cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py')
+    CAST, 'cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py')
 SPLIT = 'annotations/semi/instancesonly_filtered_gtFine_train.1@25'
 # L_pxl's parts of the student, which stage 3 and the labels-only twin lack
 CAST_PARTS = ('type', 'strong_view', 'panoptic_head')

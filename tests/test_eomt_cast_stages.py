@@ -24,11 +24,11 @@ CAST = osp.join(REPO_ROOT, 'configs', 'mmcast', 'cast')
 DISTILL = osp.join(TOY,
                    'cast-distill_eomt-dinov3-tiny_1xb4-1600it_toy-semi-10p.py')
 FINETUNE = osp.join(
-    TOY, 'cast-finetune_eomt-dinov3-tiny_1xb4-400it_toy-semi-10p.py')
+    TOY, 'cast-finetune_eomt-dinov3-tiny_1xb4-200it_toy-semi-10p.py')
 R18_DISTILL = osp.join(
     CAST, 'cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p.py')
 R18_FINETUNE = osp.join(
-    CAST, 'cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py')
+    CAST, 'cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py')
 SPLIT = 'annotations/semi/instancesonly_filtered_gtFine_train.1@25'
 # the toy runs' annealing: block 0 over iteration 0, block 1 over 1
 ANNEALING = dict(type='MaskAnnealingHook', start_iters=[0, 1],

@@ -116,7 +116,7 @@ def test_channels_last_keeps_the_predictions():
 
 def test_autocast_outputs_float32_results():
     """bf16 on CPU; the lean head's results stay fp32, the best scores
-    within bf16's precision."""
+    within bf16's precision (5 %, or 0.01 of a score under 0.2)."""
     model = _model()
     ref = _predict(model)
     with inference_autocast('cpu'):
@@ -126,7 +126,7 @@ def test_autocast_outputs_float32_results():
         assert len(o) == len(r)
         top_ref = r.scores.sort(descending=True).values[:10]
         top_out = o.scores.sort(descending=True).values[:10]
-        torch.testing.assert_close(top_out, top_ref, rtol=0.05, atol=0)
+        torch.testing.assert_close(top_out, top_ref, rtol=0.05, atol=0.01)
     with inference_autocast('cpu'):
         assert torch.get_autocast_dtype('cpu') == torch.bfloat16
         assert torch.is_autocast_enabled('cpu')

@@ -124,7 +124,7 @@ def test_mim_download_writes_the_config(site, tmp_path):
     assert sorted(os.listdir(dest)) == [f'{name}.py']
     text = (dest / f'{name}.py').read_text()
     assert '_base_' not in text  # the bases merged in: one file to edit
-    assert "type='CASTMask2Former'" in text and 'max_iters=2000' in text
+    assert "type='CASTMask2Former'" in text and 'max_iters=1800' in text
     assert re.search(r"imports=\[\s*'mmcast',?\s*\]", text)
 
 

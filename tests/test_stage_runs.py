@@ -148,6 +148,35 @@ def test_a_failed_stage_is_told_by_its_own_exception(tmp_path):
     assert 'no Python traceback' in StageFailed('[x]', -9, str(log)).report()
 
 
+def test_a_finished_stage_shows_the_run_at_once(tmp_path):
+    """A stage that ends before the interval's first line still moves the
+    run's line: shown when each stage is done while stages are left, with
+    the ETA from the speed of the stages measured so far."""
+    import io
+
+    from mmcast.apis import ProgressMonitor
+
+    dirs = [str(tmp_path / name) for name in ('1a', '1b', '2')]
+    _json_log(dirs[0], '20260101_000000', [_train(10, 1.0, time=2.0)])
+    stream = io.StringIO()
+    monitor = ProgressMonitor(interval=3600, stream=stream, bars=False)
+    monitor.plan([(f'[seed 0] [stage {name}]', name, wd, 10)
+                  for name, wd in zip(('1a', '1b', '2'), dirs)], jobs=1)
+    monitor.start('[seed 0] [stage 1a]', dirs[0], 10)
+    monitor.finish('[seed 0] [stage 1a]')
+    monitor.done('[seed 0] [stage 1a]')
+    # 20 iterations left at the 2 s of stage 1a's
+    assert stream.getvalue().endswith(
+        'run: 1 of 3 stages done, ETA 0:00:40\n'), stream.getvalue()
+    monitor.done('[seed 0] [stage 1b]')
+    monitor.done('[seed 0] [stage 2]')  # the last: nothing left to tell
+    monitor.close()
+    lines = stream.getvalue().splitlines()
+    assert [line for line in lines if line.startswith('run:')] == [
+        'run: 1 of 3 stages done, ETA 0:00:40',
+        'run: 2 of 3 stages done, ETA 0:00:20']
+
+
 @pytest.mark.parametrize('bars', [False, True])
 def test_the_monitor_shows_each_running_stage(tmp_path, bars):
     """Plain lines every interval when a stage's progress changed (never

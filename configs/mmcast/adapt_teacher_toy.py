@@ -1,5 +1,5 @@
 # Short name of the config below (generated from configs/mmcast/stages.json
 # by tools/misc/config_aliases.py); it trains in that config's work dir,
 # where the next stage's config looks for its checkpoint.
-_base_ = './cast/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p.py'  # noqa: E501
-work_dir = './work_dirs/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p'  # noqa: E501
+_base_ = './cast/cast-adapt-teacher_mask2former-r34_1xb4-150it_toy-semi-10p.py'  # noqa: E501
+work_dir = './work_dirs/cast-adapt-teacher_mask2former-r34_1xb4-150it_toy-semi-10p'  # noqa: E501

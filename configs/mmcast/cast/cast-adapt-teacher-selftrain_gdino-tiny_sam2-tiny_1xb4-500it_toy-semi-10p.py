@@ -3,12 +3,12 @@
 # pseudo-labels D_u once (offline); the teacher is re-initialised from the
 # ORIGINAL weights θ_T^0 and its Grounding-DINO part trained on D_l ∪
 # pseudo(D_u), λ_semi = 1 → θ_T'' (boxes only: SAM 2 is frozen and there is no
-# L_pxl). Data, sampler, pseudo-label filter, quality set (D_l) and schedule
-# are those of
-# cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p.py.
+# L_pxl). Data, sampler, pseudo-label filter and quality set (D_l) are those
+# of cast-adapt-teacher-selftrain_mask2former-r34_1xb4-300it_toy-semi-10p.py;
+# the length is its own.
 #   mim train mmdet configs/mmcast/cast/cast-adapt-teacher-selftrain_gdino-tiny_sam2-tiny_1xb4-500it_toy-semi-10p.py
 _base_ = [
-    './cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p.py',  # noqa: E501
+    './cast-adapt-teacher-selftrain_mask2former-r34_1xb4-300it_toy-semi-10p.py',  # noqa: E501
     '../_base_/models/box_prompted_teacher_toy_gdino-sam2.py',
 ]
 
@@ -50,6 +50,10 @@ train_dataloader = dict(
             data_prefix={{_base_.pseudo_labeled_dataset.data_prefix}},
             pipeline={{_base_.unsup_pipeline}}),
     ]))
+
+max_iters = 500
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = dict(end=max_iters)
 
 # The optimiser of stage 1a (Grounding-DINO recipe, BERT frozen).
 optim_wrapper = {{_base_.toy_gdino_optim_wrapper}}

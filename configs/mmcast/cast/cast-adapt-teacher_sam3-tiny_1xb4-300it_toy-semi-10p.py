@@ -19,7 +19,7 @@ pretrained_teacher = \
 load_from = pretrained_teacher
 
 # D_l: the labeled 10 % split (as
-# configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p.py).
+# configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-150it_toy-semi-10p.py).
 train_dataloader = dict(
     dataset=dict(
         ann_file='annotations/semi/instancesonly_filtered_gtFine_train.1@10.json'))  # noqa: E501

@@ -7,9 +7,9 @@
 # weights of stage 1b.
 #   mim train mmdet configs/mmcast/cast/cast-distill_mask2former-r18_gdino-tiny-sam2-tiny-teacher_1xb4-1600it_toy-semi-10p.py
 # Stage 3 and the labels-only baseline are student-only:
-# cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py and
-# supervised_mask2former-r18_1xb4-2000it_toy-10p.py serve both teachers, e.g.
-#   mim train mmdet configs/mmcast/cast/cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py --cfg-options \
+# cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py and
+# supervised_mask2former-r18_1xb4-1800it_toy-10p.py serve both teachers, e.g.
+#   mim train mmdet configs/mmcast/cast/cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py --cfg-options \
 #       model.init_cfg.checkpoint=work-dir://work_dirs/cast-distill_mask2former-r18_gdino-tiny-sam2-tiny-teacher_1xb4-1600it_toy-semi-10p
 _base_ = './cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p.py'
 

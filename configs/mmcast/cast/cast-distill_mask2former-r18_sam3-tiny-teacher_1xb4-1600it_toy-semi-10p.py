@@ -6,8 +6,8 @@
 # stage 1b.
 #   mim train mmdet configs/mmcast/cast/cast-distill_mask2former-r18_sam3-tiny-teacher_1xb4-1600it_toy-semi-10p.py
 # Stage 3 and the labels-only baseline are student-only:
-# cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py and
-# supervised_mask2former-r18_1xb4-2000it_toy-10p.py serve every teacher.
+# cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py and
+# supervised_mask2former-r18_1xb4-1800it_toy-10p.py serve every teacher.
 _base_ = './cast-distill_mask2former-r18_1xb4-1600it_toy-semi-10p.py'
 
 pseudo_label_file = 'work_dirs/cast-distill_mask2former-r18_sam3-tiny-teacher_1xb4-1600it_toy-semi-10p/pseudo_labels.json'  # noqa: E501

@@ -20,8 +20,8 @@ pseudo_label_file = 'work_dirs/cast-distill_dinov3-tiny-dpt_1xb4-1600it_toy-semi
 
 model = dict(
     # θ_T'': the teacher architecture of stage 1a, weights of stage 1b.
-    teacher='configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p.py',  # noqa: E501
-    teacher_checkpoint='work-dir://work_dirs/cast-adapt-teacher-selftrain_mask2former-r34_1xb4-500it_toy-semi-10p',  # noqa: E501
+    teacher='configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-150it_toy-semi-10p.py',  # noqa: E501
+    teacher_checkpoint='work-dir://work_dirs/cast-adapt-teacher-selftrain_mask2former-r34_1xb4-300it_toy-semi-10p',  # noqa: E501
     semi_train_cfg=dict(unsup_weight=1.0))
 
 train_dataloader = dict(
@@ -41,13 +41,14 @@ train_dataloader = dict(
 max_iters = 1600
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
+# θ_T'' labels D_u from score 0.6, as for the R-18 student.
 custom_hooks = [
     dict(
         type='PseudoLabelHook',
         out_file=pseudo_label_file,
         unlabeled_dataset={{_base_.unlabeled_dataset}},
         quality_dataset={{_base_.labeled_quality_dataset}},
-        filter_cfg=dict(score_thr=0.3, max_per_image=100, mask_thr=0.5),
+        filter_cfg=dict(score_thr=0.6, max_per_image=100, mask_thr=0.5),
         batch_size=4),
     dict(type='ContrastTemperatureHook', start=0.3, end=0.07),
 ]

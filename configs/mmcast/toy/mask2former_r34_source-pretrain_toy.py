@@ -28,6 +28,6 @@ val_evaluator = dict(
     metric=['segm'])
 test_evaluator = val_evaluator
 
-max_iters = 2500
+max_iters = 1200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)

@@ -139,6 +139,7 @@ class ProgressMonitor:
         self._jobs = 1
         self._overall = ''
         self._lock = threading.Lock()
+        self._overall_lock = threading.Lock()  # shown once, from any thread
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -154,10 +155,15 @@ class ProgressMonitor:
             self._jobs = max(1, jobs)
 
     def done(self, label: str) -> None:
-        """A stage of :meth:`plan` is finished (trained, or found done)."""
+        """A stage of :meth:`plan` is finished (trained, or found done);
+        the run's progress is shown while stages are left (a stage shorter
+        than the interval shows no line of its own)."""
         with self._lock:
             if label in self._planned:
                 self._planned[label].done = True
+            left = any(not stage.done for stage in self._planned.values())
+        if left:
+            self._show_overall()
 
     def start(self, label: str, work_dir: str, max_iters: int,
               watch: Optional[Tuple[str, Callable[[], List[str]]]] = None
@@ -243,10 +249,11 @@ class ProgressMonitor:
                 self.write(line)
 
     def _show_overall(self) -> None:
-        line = self.overall()
-        if line and line != self._overall:
-            self._overall = line
-            self.write(line)
+        with self._overall_lock:
+            line = self.overall()
+            if line and line != self._overall:
+                self._overall = line
+                self.write(line)
 
     def overall(self) -> str:
         """``run: 3 of 14 stages done, ETA 0:20:00`` ('' without a

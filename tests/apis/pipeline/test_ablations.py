@@ -1,8 +1,8 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The ablation tables as runs (``--ablation TABLE:ROW``): every row's
 options reach the stages they name, and the toy's L_pxl draws from at least
-4 × R candidates per anchor at stride 8 (counted from the configs' images,
-batches and the backbone's own feature maps). The tiny runs of the rows are
+4 × R candidates per anchor at its stride 16 (counted from the configs'
+images, batches and the backbone's own feature maps). The tiny runs of the rows are
 in ``tests/test_cast_pipeline.py``."""
 import pytest
 import torch
@@ -75,7 +75,8 @@ def _candidates_per_anchor(stage: str, model_key: str,
     """(candidates per anchor, R) of the toy stage's L_pxl: the other
     images of a training batch times the pixels of the feature map its
     ``contrast_level`` picks, that map measured on an image of the config's
-    size through the config's backbone."""
+    size through the config's backbone; the projection head's input width
+    is checked against that map's channels."""
     register_all_modules()
     cfg = Config.fromfile(f'{REPO_ROOT}/configs/mmcast/{stage}_toy.py')
     cfg.merge_from_dict(overrides)
@@ -90,18 +91,22 @@ def _candidates_per_anchor(stage: str, model_key: str,
     width, height = cfg.image_scale
     with torch.no_grad():
         feats = backbone(torch.zeros(1, 3, height, width))
-    h, w = feats[head.contrast_level].shape[-2:]
+    channels, h, w = feats[head.contrast_level].shape[-3:]
+    assert head.projection_head.in_channels == channels, (stage, overrides)
     batch = cfg.train_dataloader.batch_size
     return (batch - 1) * h * w, loss.num_negatives
 
 
 @pytest.mark.parametrize('stage,model_key', CONTRAST_STAGES)
-def test_stride_8_gives_every_anchor_four_times_r_candidates(stage,
-                                                             model_key):
-    row = find_ablation('contrast:stride8')
-    overrides = dict(row.stage_options[stage])
-    candidates, r = _candidates_per_anchor(stage, model_key, overrides)
-    assert candidates >= 4 * r, (stage, candidates, r)
-    # at the deepest level every candidate is drawn: no sampling at all
+def test_the_toy_contrast_level_gives_every_anchor_four_times_r(stage,
+                                                                model_key):
+    """The toy's own level (stride 16) and the stride-8 row: at least 4 × R
+    candidates per anchor, so that the samplers choose; the stride-32 row
+    (the deepest level) has fewer."""
     candidates, r = _candidates_per_anchor(stage, model_key, {})
-    assert candidates < r, (stage, candidates, r)
+    assert candidates >= 4 * r, (stage, candidates, r)
+    for name, enough in (('contrast:stride8', True),
+                         ('contrast:stride32', False)):
+        overrides = dict(find_ablation(name).stage_options[stage])
+        candidates, r = _candidates_per_anchor(stage, model_key, overrides)
+        assert (candidates >= 4 * r) == enough, (name, stage, candidates, r)

@@ -1,9 +1,10 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """A checkpoint given by the user against the model it initialises.
 
-The toy R-18 student (``mask2former_r18_toy.py``) and R-34 teacher
-(``cast_mask2former_r34_toy_teacher.py``) are built for their shapes only
-(``meta`` device). An R-18 checkpoint covers about half of the R-34 and
+The toy R-18 student (``mask2former_r18_toy.py``, here at the teacher's
+widths) and R-34 teacher (``cast_mask2former_r34_toy_teacher.py``) are
+built for their shapes only (``meta`` device). An R-18 checkpoint covers
+about half of the R-34 and
 lacks its deeper blocks (``backbone.layer1.2``, ...): it is partial; the
 R-34's own weights are not, nor is a backbone-only checkpoint judged, as
 its ``init_cfg`` loads it (``prefix='backbone.'``), against the backbone.
@@ -13,6 +14,7 @@ is refused by the preflight naming the file and the blocks, and passes with
 """
 import glob
 import os.path as osp
+from typing import Optional
 
 import pytest
 import torch
@@ -26,21 +28,27 @@ from test_custom_dataset import CLASSES, make_coco_dataset
 MODELS = osp.join(REPO_ROOT, 'configs', 'mmcast', '_base_', 'models')
 
 
-def shapes_of(config: str) -> dict:
-    """The state dict (``meta`` tensors) of a model config's model."""
+def shapes_of(config: str, options: Optional[dict] = None) -> dict:
+    """The state dict (``meta`` tensors) of a model config's model, with
+    ``options`` merged into the config."""
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
 
     import mmcast  # noqa: F401  (registers mmcast modules)
     from mmcast.apis.pipeline.config_inputs import build_shape_model
     register_all_modules(init_default_scope=False)
-    model = Config.fromfile(osp.join(MODELS, config)).model
-    return build_shape_model(model).state_dict()
+    cfg = Config.fromfile(osp.join(MODELS, config))
+    cfg.merge_from_dict(options or {})
+    return build_shape_model(cfg.model).state_dict()
 
 
 @pytest.fixture(scope='module')
 def models() -> dict:
-    return dict(r18=shapes_of('mask2former_r18_toy.py'),
+    # the R-18 at the R-34's widths: a shallower model of its family
+    r18 = shapes_of('mask2former_r18_toy.py', {
+        'model.backbone.base_channels': 24,
+        'model.panoptic_head.in_channels': [24, 48, 96, 192]})
+    return dict(r18=r18,
                 r34=shapes_of('cast_mask2former_r34_toy_teacher.py'))
 
 
@@ -67,7 +75,7 @@ def test_a_student_checkpoint_for_the_teacher_is_partial(models):
     assert 'of backbone random' in problem and 'backbone.layer1.2' in problem
     assert 'pass --allow-partial-init' in problem
     assert 'missing: backbone.layer1.2' in lines.notes[0]
-    assert 'and 6 more' in lines.notes[0]  # 12 modules, 6 named
+    assert 'and 4 more' in lines.notes[0]  # 10 modules, 6 named
     allowed = cover.findings('r18.pth', 'stage 1a', allow_partial=True)
     assert allowed.problems == []
     assert allowed.notes[0].endswith('(partial: --allow-partial-init)')
@@ -80,11 +88,11 @@ def test_the_teachers_own_weights_cover_it(models):
     for checkpoint, target in ((models['r34'], InitTarget()),
                                (distiller, teacher)):
         cover = coverage(models, checkpoint, target)
-        assert cover.provided == cover.total > 10**7
+        assert cover.provided == cover.total > 3 * 10**6
         assert not cover.missing and not cover.partial
         lines = cover.findings('r34.pth', 'stage 1a')
         assert lines.problems == []
-        assert lines.notes == ['r34.pth: provides all 22.0 M weights of '
+        assert lines.notes == ['r34.pth: provides all 3.5 M weights of '
                                'CASTMask2Former (stage 1a)']
 
 

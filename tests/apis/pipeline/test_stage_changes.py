@@ -75,7 +75,7 @@ def test_an_edited_stage_config_makes_it_again_naming_the_key(
         tmp_path, repo, capsys):
     run_writing(_toy(tmp_path, repo), capsys)
     config = repo / 'configs' / 'mmcast' / 'cast' / \
-        'cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py'
+        'cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py'
     _edit(config, 'lr=1e-4', 'lr=2e-4')
     ran, rows, out = run_writing(_toy(tmp_path, repo), capsys)
     assert ran == ['finetune'], ran
@@ -227,7 +227,7 @@ def test_two_nodes_make_a_changed_stage_again_together(
     run_writing(_toy(tmp_path, repo, '--launcher', 'pytorch', '--nproc',
                      '2'), capsys)
     _edit(repo / 'configs' / 'mmcast' / 'cast' /
-          'cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py',
+          'cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py',
           'lr=1e-4', 'lr=2e-4')
     script = tmp_path / 'node.py'
     script.write_text(NODE.format(

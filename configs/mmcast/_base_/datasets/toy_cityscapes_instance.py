@@ -4,7 +4,7 @@
 # The root is data/toy/ unless the environment variable MMCAST_TOY_ROOT names
 # another one (with a trailing '/'; tools/cast_pipeline.py --data-root sets it
 # for its stages, and frozen teachers built from a config path see it too):
-#   MMCAST_TOY_ROOT=/tmp/toy/ mim train mmdet configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-300it_toy-semi-10p.py
+#   MMCAST_TOY_ROOT=/tmp/toy/ mim train mmdet configs/mmcast/cast/cast-adapt-teacher_mask2former-r34_1xb4-150it_toy-semi-10p.py
 _base_ = 'mmdet::_base_/datasets/cityscapes_instance.py'
 
 data_root = '{{$MMCAST_TOY_ROOT:data/toy/}}'

@@ -3,8 +3,8 @@
 # cast-distill_dinov3-tiny-dpt_1xb4-1600it_toy-semi-10p.py and train on the
 # labeled split D_l only, with L_sup only (λ_semi = λ_pxl = 0), to remove
 # residual pseudo-label bias (the recipe of
-# ../cast/cast-finetune_mask2former-r18_1xb4-400it_toy-semi-10p.py).
-#   mim train mmdet configs/mmcast/toy/cast-finetune_dinov3-tiny-dpt_1xb4-400it_toy-semi-10p.py
+# ../cast/cast-finetune_mask2former-r18_1xb4-200it_toy-semi-10p.py).
+#   mim train mmdet configs/mmcast/toy/cast-finetune_dinov3-tiny-dpt_1xb4-200it_toy-semi-10p.py
 _base_ = [
     '../_base_/models/cast_student_dinov3-tiny_dpt_toy.py',
     '../_base_/datasets/semi_toy_cityscapes_instance.py',
@@ -25,7 +25,7 @@ model = dict(
 
 train_dataloader = dict(_delete_=True, **_base_.supervised_dataloader)
 
-max_iters = 400
+max_iters = 200
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = dict(end=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=1e-4))
