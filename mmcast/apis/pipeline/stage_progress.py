@@ -114,8 +114,8 @@ class ProgressMonitor:
     """Shows the progress of the running stages until :meth:`close`.
 
     Each stage's progress line is shown when it changes (never the same line
-    twice), and, after a round of lines, the run's overall progress and ETA
-    (:meth:`plan`): the iterations every unfinished training stage has left
+    twice), and, after a round of lines and when a stage is done, the run's
+    overall progress and ETA (:meth:`plan`): the iterations every unfinished training stage has left
     at its measured speed, or at the speed measured for the same stage of
     another seed, or at the mean speed of the stages measured so far,
     spread over the stages run at once.
