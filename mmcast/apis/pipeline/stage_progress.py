@@ -136,6 +136,7 @@ class ProgressMonitor:
         self.bars = self.stream.isatty() if bars is None else bars
         self._running: Dict[str, _Running] = {}
         self._planned: Dict[str, _Planned] = {}
+        self._followed: set = set()  # labels of the stages started
         self._jobs = 1
         self._overall = ''
         self._lock = threading.Lock()
@@ -156,13 +157,16 @@ class ProgressMonitor:
 
     def done(self, label: str) -> None:
         """A stage of :meth:`plan` is finished (trained, or found done);
-        the run's progress is shown while stages are left (a stage shorter
-        than the interval shows no line of its own)."""
+        after one this run followed (:meth:`start`), the run's progress is
+        shown while stages are left (a stage shorter than the interval shows
+        no line of its own; a rerun that finds every stage done shows
+        none)."""
         with self._lock:
             if label in self._planned:
                 self._planned[label].done = True
             left = any(not stage.done for stage in self._planned.values())
-        if left:
+            followed = label in self._followed
+        if left and followed:
             self._show_overall()
 
     def start(self, label: str, work_dir: str, max_iters: int,
@@ -180,6 +184,7 @@ class ProgressMonitor:
                 bar_format='{desc} |{bar}| {n}/{total}{postfix}')
         with self._lock:
             self._running[label] = running
+            self._followed.add(label)
 
     def finish(self, label: str) -> None:
         """Stop following a stage; its last state is shown if it changed."""

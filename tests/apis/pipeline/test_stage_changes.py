@@ -190,12 +190,30 @@ def record_versions() -> dict:
 
 
 NODE = '''
-import json, sys
+import json, os, sys, time
 sys.path[:0] = [{repo!r}, {tests!r}]
-from conftest import pipeline_of, run_writing
+from conftest import _WritingRunner, pipeline_of, run_writing
 from mmcast.apis.pipeline import provenance
 provenance.PACKAGE_DIR = {package!r}
 rank = int(sys.argv[1])
+writing = _WritingRunner.get()
+write = writing._run
+
+
+def joined(self, stage, cmd):
+    """As torchrun's rendezvous: a stage starts once both nodes join it."""
+    os.makedirs({barrier!r}, exist_ok=True)
+    mine = os.path.join({barrier!r}, stage.key + '.' + str(rank))
+    open(mine, 'w').close()
+    other = os.path.join({barrier!r}, stage.key + '.' + str(1 - rank))
+    deadline = time.time() + 120
+    while not os.path.exists(other):
+        assert time.time() < deadline, 'the other node never joined ' + mine
+        time.sleep(0.05)
+    write(self, stage, cmd)
+
+
+writing._run = joined
 pipeline = pipeline_of(
     'toy', '--work-dir', {work_dir!r}, '--data-root', {data!r},
     '--launcher', 'pytorch', '--nnodes', '2', '--node-rank', str(rank),
@@ -234,7 +252,7 @@ def test_two_nodes_make_a_changed_stage_again_together(
         repo=REPO_ROOT, tests=osp.join(REPO_ROOT, 'tests'),
         package=pinned_code, work_dir=str(tmp_path / 'w'),
         data=str(tmp_path / 'data'), port=_free_port_pair(), iters=ITERS,
-        configs=str(repo)))
+        configs=str(repo), barrier=str(tmp_path / 'joined')))
     env = dict(os.environ, OMP_NUM_THREADS='1')
     nodes = [subprocess.Popen([sys.executable, str(script), str(rank)],
                               stdout=subprocess.PIPE,
