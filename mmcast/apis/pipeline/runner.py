@@ -35,7 +35,7 @@ from .settings import DEFAULT_METRIC, PRIMARY_METRIC, REPO_ROOT
 from .stage import Stage, pseudo_label_summary, read_metrics
 from .stage_changes import (KEEP, ChangeDecider, StageDecision,
                             decide_together, decision_lines)
-from .stage_cost import add_cost, read_cost, wait_with_cpu_time
+from .stage_cost import CostWatch, add_cost, read_cost, wait_with_cpu_time
 from .stage_failure import StageFailed, disk_full_cause
 from .stage_progress import ProgressMonitor
 
@@ -311,7 +311,7 @@ class StageRunner:
         stage_guard` (its processes end with the pipeline), its output into
         the stage's log; a training run's progress (and its pseudo-label
         count, as soon as it writes them) is shown meanwhile. Its processor
-        and wall seconds are added to the stage's cost
+        and wall seconds are added to the stage's cost, read meanwhile too
         (:mod:`~mmcast.apis.pipeline.stage_cost`)."""
         log_file = osp.join(stage.work_dir, 'pipeline.log')
         self.say('$ ' + printable(cmd))
@@ -326,6 +326,9 @@ class StageRunner:
             started = time.monotonic()
             proc = self._start(cmd, log_file)
             self._processes.add(proc)
+            watch = CostWatch(stage.work_dir)
+            watch.start(proc.stage_pid if isinstance(proc, ForkedStage)
+                        else proc.pid)
             if self._stopping:  # stopped while it started
                 proc.send_signal(signal.SIGTERM)
             try:
@@ -333,6 +336,7 @@ class StageRunner:
                     if isinstance(proc, ForkedStage) \
                     else wait_with_cpu_time(proc)
             finally:
+                watch.stop()
                 self._processes.discard(proc)
             try:
                 add_cost(stage.work_dir, cpu_s, time.monotonic() - started)

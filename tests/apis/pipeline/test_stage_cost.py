@@ -9,12 +9,15 @@ pre-trainings."""
 import json
 import os
 import os.path as osp
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
 import mmcast.apis.pipeline.runner as runner_module
-from conftest import pipeline_of
+from conftest import REPO_ROOT, pipeline_of
 from mmcast.apis.pipeline import Stage, StageRunner
 from mmcast.apis.pipeline.stage_cost import COST_FILE, read_cost
 from mmcast.apis.pipeline.stage_failure import StageFailed
@@ -26,6 +29,21 @@ BURN = ('import subprocess, sys; subprocess.run([sys.executable, "-c", '
         '"import time\\nt = time.process_time()\\n'
         'while time.process_time() - t < 0.6: pass"], check=True); '
         'sys.exit(int(sys.argv[1]))')
+
+
+# a pipeline whose stage burns the processor until the pipeline is killed,
+# its cost read every 0.2 s
+KILLED_PIPELINE = '''
+import sys
+sys.path[:0] = [{repo!r}, {tests!r}, {here!r}]
+from mmcast.apis.pipeline import stage_cost
+stage_cost.SNAPSHOT_S = 0.2
+from test_stage_cost import _runner, _stage
+import pathlib
+tmp_path = pathlib.Path({tmp!r})
+_runner(tmp_path)._run(_stage(tmp_path), [sys.executable, '-c',
+                                          'while True: pass'])
+'''
 
 
 def _stage(tmp_path) -> Stage:
@@ -54,6 +72,31 @@ def test_a_stage_costs_its_process_tree_summed_over_its_runs(tmp_path):
     second = read_cost(stage.work_dir)
     assert second['cpu_s'] >= first['cpu_s'] + 0.6, (first, second)
     assert second['wall_s'] > first['wall_s']
+    with open(osp.join(stage.work_dir, COST_FILE)) as f:
+        assert set(json.load(f)) == {'cpu_s', 'wall_s'}
+
+
+def test_a_pipeline_killed_outright_keeps_its_stages_seconds_so_far(
+        tmp_path):
+    stage = _stage(tmp_path)
+    os.makedirs(stage.work_dir)
+    script = tmp_path / 'pipeline.py'
+    script.write_text(KILLED_PIPELINE.format(
+        repo=REPO_ROOT, tests=osp.join(REPO_ROOT, 'tests'),
+        here=osp.dirname(__file__), tmp=str(tmp_path)))
+    pipeline = subprocess.Popen([sys.executable, str(script)], cwd=REPO_ROOT)
+    deadline = time.time() + 120
+    while read_cost(stage.work_dir).get('cpu_s', 0) < 1.0:
+        assert pipeline.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    pipeline.send_signal(signal.SIGKILL)  # no run ends: nothing is added
+    pipeline.wait()
+    killed = read_cost(stage.work_dir)
+    assert 1.0 <= killed['cpu_s'] <= killed['wall_s'] + 0.2, killed
+    # the next run adds its own seconds to the killed run's last reading
+    _runner(tmp_path)._run(stage, [sys.executable, '-c', BURN, '0'])
+    after = read_cost(stage.work_dir)
+    assert after['cpu_s'] >= killed['cpu_s'] + 0.6, (killed, after)
     with open(osp.join(stage.work_dir, COST_FILE)) as f:
         assert set(json.load(f)) == {'cpu_s', 'wall_s'}
 
