@@ -444,11 +444,12 @@ def test_results_have_every_row_with_finite_numbers(run):
         for metric in ('segm_AP', 'segm_AP50'):
             assert math.isfinite(cell[metric]) and cell[metric] <= 100
         # what the stage's processes cost: each at least evaluates the val
-        # images (a stage forked by the fork server imports nothing),
-        # counted only when its guard's answer is
-        assert cell['cpu_s'] >= 0.5 and cell['wall_s'] > 0, (key, cell)
+        # images (a stage forked by the fork server imports nothing; a
+        # test of 2 images took 0.4 core-s on a 2-core AMD EPYC), counted
+        # only when its guard's answer is
+        assert cell['cpu_s'] >= 0.1 and cell['wall_s'] > 0, (key, cell)
     assert results['pretraining_cpu_s'] >= 0.5  # θ_T^0's pre-training
-    assert results['cost']['chain_cpu_s']['0'] >= 5 * 0.5
+    assert results['cost']['chain_cpu_s']['0'] >= 5 * 0.1
     assert math.isfinite(results['stage3_minus_baseline'])
     # every stage kept its predictions on the 2 val images: split-half
     # standard errors of each row and of each claimed difference
