@@ -1,6 +1,7 @@
 # Copyright (c) mmcast contributors. All rights reserved.
 """The results table of a CAST run: mask AP / AP50 per seed, mean ± sd, the
 split-half evaluation noise and the paired differences it claims."""
+import collections
 import os.path as osp
 from typing import Dict, List, Optional
 
@@ -168,8 +169,9 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         lines += ['', 'resumed after a stop: ' + '; '.join(
             text + _RESUMED_ON.get(row.get('resumed_on'), '')
             for row, text in resumed) + ' (on a CPU a resumed stage ends '
-            'bit for bit as the run it continues; on a GPU, whose kernels '
-            'are not all deterministic, it does not)']
+            'bit for bit as the run it continues on the same processor '
+            'model; on another model, or on a GPU, whose kernels are not '
+            'all deterministic, it does not)']
     other_code = [f'{dict(ROWS)[k]} (seed {s}): {per_seed[s][k]["code"]}'
                   for k in keys for s in seeds if per_seed[s][k].get('code')]
     if other_code:
@@ -249,7 +251,8 @@ def _cost(per_seed: Dict[int, Dict], keys: List[str],
     """The footer's cost lines and the json's cost keys: per seed the
     processor seconds of its chain (:data:`CHAIN_ROWS`, when each has its
     cost) and of all its rows, with their wall seconds; the pre-trainings'
-    processor seconds."""
+    processor seconds; the machines the rows were made on (``machine``),
+    with their number of rows where there are several."""
     lines, chain, total, wall = [], {}, {}, {}
     for seed in sorted(per_seed):
         rows = [per_seed[seed][k] for k in keys]
@@ -271,9 +274,22 @@ def _cost(per_seed: Dict[int, Dict], keys: List[str],
         found['pretraining_cpu_s'] = round(sum(by_stage.values()), 1)
         lines.append(f'pre-trainings ({", ".join(pretraining)}) '
                      f'{found["pretraining_cpu_s"]:.0f} core-s')
+    machines = collections.Counter(
+        per_seed[seed][k]['machine'] for seed in sorted(per_seed)
+        for k in keys if 'cpu_s' in per_seed[seed][k] and
+        per_seed[seed][k].get('machine'))
+    if lines and machines:  # core-seconds differ from processor to processor
+        lines.append('measured on ' + (
+            next(iter(machines)) if len(machines) == 1 else
+            f'{len(machines)} machines: ' + ', '.join(
+                f'{name} ({count} row{"s" * (count > 1)})'
+                for name, count in
+                sorted(machines.items()))))
     if total or by_stage:
         found['cost'] = dict(chain_cpu_s=chain, cpu_s=total, wall_s=wall,
                              pretraining_cpu_s=by_stage)
+        if machines:
+            found['cost']['machines'] = dict(sorted(machines.items()))
     return dict(lines=lines, json=found)
 
 

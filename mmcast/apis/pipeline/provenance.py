@@ -17,8 +17,10 @@ stage's too) holds, beside its final checkpoint, its provenance:
 - ``versions``: of torch, mmcv, mmdet, mmengine and mmcast;
 - ``code``: the git commit and the sha256 of mmcast's source files as they
   are now (an uncommitted edit counts), with each file's own hash;
-- its seed, threads, the device it trained on and the iteration it was
-  resumed from, if any.
+- its seed, threads, the device it trained on, the ``machine`` (the
+  processor model, or the GPU's name: its cost and, on a CPU, its
+  floating-point results depend on it) and the iteration it was resumed
+  from, if any.
 
 Paths into the run's work dir are kept relative to it, and paths into the
 checkout (its ``data/``) relative to the checkout, so a work dir or a
@@ -30,7 +32,9 @@ import functools
 import glob
 import hashlib
 import json
+import os
 import os.path as osp
+import platform
 import subprocess
 from importlib import metadata
 from typing import Dict, List, Optional
@@ -234,6 +238,7 @@ def provenance(stage: Stage, cfg, work_dir: str, env: Dict[str, str],
         versions=package_versions(), mmcast_version=__version__,
         code=code_identity(), seed=stage.seed,
         threads=env.get('OMP_NUM_THREADS'), device=training_device(env),
+        machine=machine_name(training_device(env)),
         resumed_from=resumed_from)
 
 
@@ -242,3 +247,43 @@ def training_device(env: Dict[str, str]) -> str:
     takes one when it sees one), else 'cpu'."""
     hidden = env.get('CUDA_VISIBLE_DEVICES', None) in ('', '-1')
     return 'cuda' if torch.cuda.is_available() and not hidden else 'cpu'
+
+
+# (cpuinfo flag, name) of the widest vector instructions worth naming
+_VECTOR_ISA = (('avx512f', 'AVX-512'), ('avx2', 'AVX2'), ('asimd', 'NEON'))
+
+
+@functools.lru_cache(maxsize=None)
+def machine_name(device: str = 'cpu') -> str:
+    """What a stage ran on, as its cost depends on it: the GPU's name on
+    ``'cuda'``; on the CPU its model as Linux names it, its family and
+    model numbers and widest vector instructions (two processors sold
+    under one name differ in both, and in their floating-point results),
+    and the CPUs this process may use, e.g. ``'AMD EPYC (family 26,
+    model 2), AVX-512, 2 CPUs'``. Read where the pipeline runs, as
+    :func:`training_device`: the stages' own nodes under ``--launcher
+    slurm`` may differ."""
+    if device == 'cuda':
+        return torch.cuda.get_device_name()
+    info: Dict[str, str] = {}
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                info.setdefault(key.strip(), value.strip())
+                if not line.strip():  # the first processor's block read
+                    break
+    except OSError:
+        pass
+    name = info.get('model name') or platform.processor() or \
+        platform.machine() or 'an unknown processor'
+    if 'cpu family' in info and 'model' in info:
+        name += f' (family {info["cpu family"]}, model {info["model"]})'
+    flags = set(info.get('flags', info.get('Features', '')).split())
+    widest = next((label for flag, label in _VECTOR_ISA if flag in flags),
+                  None)
+    if widest:
+        name += f', {widest}'
+    cpus = len(os.sched_getaffinity(0)) \
+        if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return f'{name}, {cpus} CPUs'

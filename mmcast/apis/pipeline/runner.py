@@ -164,8 +164,8 @@ class StageRunner:
             self.test(stage)
 
     def _record(self, seed: int, stage: Stage, results: Dict) -> None:
-        """Add a finished stage's metrics and cost (``cpu_s``, ``wall_s``)
-        and, kept though made by other code, its ``code`` note
+        """Add a finished stage's metrics, cost (``cpu_s``, ``wall_s``) and
+        ``machine`` and, kept though made by other code, its ``code`` note
         to its seed's results.json (read again from its logs when the row
         holds another metric than the dataset's, e.g. written before
         Cityscapes read cityscapesscripts').
@@ -182,6 +182,8 @@ class StageRunner:
             row.update(logged_contrast_monitors(stage.work_dir))
             row.update(read_cost(stage.work_dir))
             record = read_completion(stage.work_dir) or {}
+            if record.get('machine'):
+                row['machine'] = record['machine']
             if record.get('resumed_from') is not None:
                 row['resumed_from'] = record['resumed_from']
                 if record.get('device'):

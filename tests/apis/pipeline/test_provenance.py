@@ -166,6 +166,12 @@ def test_a_resumed_stage_says_so_in_its_row_and_the_table(tmp_path, capsys):
     assert '(resumed from iter_2.pth)' in out
     assert rows['supervised_student']['resumed_from'] == 2
     assert rows['supervised_student']['resumed_on'] == 'cpu'  # no GPU here
+    # the processor it was made on, in its record and its row
+    from mmcast.apis.pipeline.provenance import machine_name
+    record = json.load(open(osp.join(baseline.work_dir, COMPLETION_FILE)))
+    assert record['machine'] == rows['supervised_student']['machine'] == \
+        machine_name() and machine_name().endswith(
+            f', {len(os.sched_getaffinity(0))} CPUs')
     assert 'resumed_from' not in rows['guided_distillation']
     write_results_table({0: rows}, str(tmp_path), 'toy', 'CAST')
     table = (tmp_path / 'results.md').read_text()

@@ -125,6 +125,11 @@ def test_the_footer_sums_each_seeds_chain_and_the_pretrainings(tmp_path):
     per_seed = {k: {key: dict(segm_AP=30.0, segm_AP50=50.0,
                               cpu_s=10.0**s + k, wall_s=2 * (10.0**s + k))
                     for s, key in enumerate(keys)} for k in (0, 1)}
+    # seed 1's stage 3 made on another processor
+    for k in (0, 1):
+        for key in keys:
+            per_seed[k][key]['machine'] = 'AMD EPYC (family 23, model 49)'
+    per_seed[1]['finetune']['machine'] = 'AMD EPYC (family 26, model 2)'
     pipeline.write_table(per_seed, pretraining_cost=dict(
         toy_foundation=dict(cpu_s=700.0, wall_s=710.0),
         student_foundation=dict(cpu_s=300.0, wall_s=305.0)))
@@ -142,7 +147,16 @@ def test_the_footer_sums_each_seeds_chain_and_the_pretrainings(tmp_path):
         table = f.read()
     assert 'seed 0: chain 11111 core-s, all rows 1111111 core-s' in table
     assert 'pre-trainings (toy_foundation, student_foundation) 1000 ' \
-           'core-s' in table
+           'core-s; measured on 2 machines: AMD EPYC (family 23, model 49) ' \
+           '(13 rows), AMD EPYC (family 26, model 2) (1 row)' in table
+    assert results['cost']['machines'] == {
+        'AMD EPYC (family 23, model 49)': 13,
+        'AMD EPYC (family 26, model 2)': 1}
+    # made on one machine: named once
+    per_seed[1]['finetune']['machine'] = 'AMD EPYC (family 23, model 49)'
+    pipeline.write_table(per_seed)
+    with open(tmp_path / 'results.md') as f:
+        assert 'measured on AMD EPYC (family 23, model 49)\n' in f.read()
 
 
 def test_no_cost_no_footer(tmp_path):
