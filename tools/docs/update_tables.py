@@ -14,7 +14,8 @@ index (``model-index.yml`` and the metafiles it imports):
   ``contrast``): an ablation table of ``configs/mmcast/ablations.json``
   from ``docs/en/results/toy_ablation_<table>.json``, written by
   ``tools/analysis/ablation_table.py`` from the runs of its rows;
-* ``toy_demo``, ``toy_demo_full_width`` (``make demo``'s former
+* ``toy_demo``, ``toy_demo_older_epyc`` (the same recipe's first run, on
+  an older processor), ``toy_demo_full_width`` (``make demo``'s former
   full-width recipe, kept as history), ``toy_tabletop``, ``toy_gdino_sam2``,
   ``toy_gdino_sam2_u1800``, ``toy_teacher_ensemble``,
   ``toy_teacher_ensemble_reference`` and ``toy_distill_x3_u1800``: the
@@ -77,7 +78,8 @@ BLOCK = re.compile(
 PAPER = 'paper'
 STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
-PIPELINE_RESULTS = ('toy_demo', 'toy_demo_full_width', 'toy_tabletop',
+PIPELINE_RESULTS = ('toy_demo', 'toy_demo_older_epyc', 'toy_demo_full_width',
+                    'toy_tabletop',
                     'toy_gdino_sam2', 'toy_gdino_sam2_u1800',
                     'toy_teacher_ensemble',
                     'toy_teacher_ensemble_reference', 'toy_distill_x3_u1800',
