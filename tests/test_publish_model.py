@@ -350,8 +350,9 @@ def test_eomt_distiller_publishes_an_inference_only_eomt_student(
     want = _predict(model, cfg, toy_image)
     got = _predict(published, pub_cfg, toy_image)
     assert len(want.scores) > 0
-    if fp16:  # weights rounded to fp16, computed in fp32
-        torch.testing.assert_close(got.scores, want.scores, atol=2e-3,
+    if fp16:  # weights rounded to fp16, computed in fp32 (a score moved
+        # by up to 0.0049 on a 2-core EPYC of CPU family 26)
+        torch.testing.assert_close(got.scores, want.scores, atol=1e-2,
                                    rtol=0)
     else:
         assert torch.equal(got.scores, want.scores)
