@@ -2,7 +2,8 @@
 """Gather an ablation table of ``configs/mmcast/ablations.json`` from the
 pipeline runs of its rows (``tools/cast_pipeline.py ... --ablation
 TABLE:ROW``), and write it as json (the layout of the other results files:
-rows → per_seed → segm_AP) with its Markdown table on the console.
+rows → per_seed → segm_AP; each row's run by its path as given) with its
+Markdown table on the console.
 
     python tools/analysis/ablation_table.py sampler \\
         uniform=work_dirs/ablation/sampler-uniform \\
@@ -80,7 +81,9 @@ def main(argv=None) -> int:
                   f', which trains otherwise than {args.table}:{row}',
                   file=sys.stderr)
             return 2
-        runs[row] = osp.abspath(work_dir)
+        # kept as given (from the checkout's root: relative to it), so the
+        # results file names no path of the machine it was made on
+        runs[row] = osp.normpath(work_dir)
     specs = {name: dict(label=row.label, columns=dict(row.columns),
                         paper=row.paper) for name, row in rows.items()}
     result = collect_ablation(args.table, specs, runs, reference,

@@ -1,5 +1,6 @@
 # Copyright (c) mmcast contributors. All rights reserved.
-"""tools/analysis/ablation_table.py: an ablation table from the runs of its
+"""tools/analysis/ablation_table.py and the module it calls,
+mmcast.evaluation.ablation_table: an ablation table from the runs of its
 rows (results.json files written here; the real runs' table, with
 split-half SEs from their predictions, is gathered in
 tests/test_cast_pipeline.py)."""
@@ -59,6 +60,34 @@ def test_rows_are_paired_with_the_reference_beside_the_paper(tmp_path,
     assert table == render_ablation(result)
     assert '| class-only | 41.0 | 39.0 | 40.0 | 40.00 ± 1.00 | +1.00' in table
     assert '**no**' in table.splitlines()[3]
+
+
+def test_the_runs_are_named_as_given_not_by_this_machines_paths(
+        tmp_path, monkeypatch):
+    _run(tmp_path, 'uniform')
+    _run(tmp_path, 'fused', ablation=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / 'table.json'
+    assert ablation_table.main(['sampler', 'uniform=./uniform/',
+                                'fused=fused', '--out', str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {row: result['rows'][row]['work_dir']
+            for row in ('uniform', 'fused')} == {'uniform': 'uniform',
+                                                 'fused': 'fused'}
+    assert str(tmp_path) not in out.read_text()
+
+
+def test_a_difference_that_rounds_to_zero_has_no_minus_sign(tmp_path):
+    # stride 8's teacher against stride 16's in the toy's contrast table:
+    # +0.0, +0.1, -0.1 on the seeds, a mean that rounds to -0.0
+    result = dict(seeds=[0, 1, 2], rows=dict(row=dict(
+        label='a row', per_seed={str(s): dict(segm_AP=30.0) for s in range(3)},
+        mean_segm_AP=30.0, std_segm_AP=0.1, paper=None,
+        minus_reference=dict(mean=-1e-17, per_seed={
+            '0': -0.0, '1': 0.1, '2': -0.1}))))
+    line = render_ablation(result).splitlines()[2]
+    assert '| +0.00 (+0.0, +0.1, -0.1) |' in line, line
+    assert '-0.0' not in line.replace('-0.1', '')
 
 
 def test_a_run_of_another_row_is_refused(tmp_path, capsys):
