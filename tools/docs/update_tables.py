@@ -16,7 +16,9 @@ index (``model-index.yml`` and the metafiles it imports):
   ``tools/analysis/ablation_table.py`` from the runs of its rows;
 * ``toy_demo``, ``toy_demo_older_epyc`` (the same recipe's first run, on
   an older processor), ``toy_demo_full_width`` (``make demo``'s former
-  full-width recipe, kept as history), ``toy_tabletop``, ``toy_gdino_sam2``,
+  full-width recipe, kept as history), ``toy_tabletop`` (and
+  ``toy_tabletop_full_width``, the former recipe's, and
+  ``toy_tabletop_u1800``, at D_u 1800), ``toy_gdino_sam2``,
   ``toy_gdino_sam2_u1800``, ``toy_teacher_ensemble``,
   ``toy_teacher_ensemble_reference`` and ``toy_distill_x3_u1800``: the
   results tables of ``make demo``, of the same recipe on the second toy
@@ -79,7 +81,8 @@ PAPER = 'paper'
 STAGE_TABLE = osp.join('configs', 'mmcast', 'stages.json')
 # pipeline results.json files kept under RESULTS_DIR, each a table
 PIPELINE_RESULTS = ('toy_demo', 'toy_demo_older_epyc', 'toy_demo_full_width',
-                    'toy_tabletop',
+                    'toy_tabletop', 'toy_tabletop_full_width',
+                    'toy_tabletop_u1800',
                     'toy_gdino_sam2', 'toy_gdino_sam2_u1800',
                     'toy_teacher_ensemble',
                     'toy_teacher_ensemble_reference', 'toy_distill_x3_u1800',
