@@ -11,8 +11,9 @@ and is rendered from the data under ``docs/en/results/`` and the model
 index (``model-index.yml`` and the metafiles it imports):
 
 * ``toy_ablation_<table>`` (``loss``, ``stages``, ``sampler``,
-  ``contrast``): an ablation table of ``configs/mmcast/ablations.json``
-  from ``docs/en/results/toy_ablation_<table>.json``, written by
+  ``contrast``; ``loss_tabletop``: loss rows on the tabletop world): an
+  ablation table of ``configs/mmcast/ablations.json`` from
+  ``docs/en/results/toy_ablation_<table>.json``, written by
   ``tools/analysis/ablation_table.py`` from the runs of its rows;
 * ``toy_demo``, ``toy_demo_older_epyc`` (the same recipe's first run, on
   an older processor), ``toy_demo_full_width`` (``make demo``'s former
