@@ -5,7 +5,7 @@ the split-half standard error of that difference, beside the paper's."""
 import os.path as osp
 from typing import Dict, List, Optional
 
-from .results_table import NOISE_SPLITS, spread
+from .results_table import NOISE_SPLITS, signed, spread
 from .split_half import split_half_noise
 
 
@@ -105,12 +105,6 @@ def _against(result: Dict, ref: Dict, key: str, ref_key: str,
     return dict(minus_reference=found)
 
 
-def _signed(value: float, digits: int) -> str:
-    """``value`` with its sign to ``digits`` decimals; a difference that
-    rounds to zero is ``+0.0``, never ``-0.0``."""
-    return f'{round(value, digits) + 0.0:+.{digits}f}'
-
-
 def render_ablation(result: Dict) -> str:
     """The Markdown table of :func:`collect_ablation`'s content."""
     seeds = result['seeds']
@@ -127,10 +121,10 @@ def render_ablation(result: Dict) -> str:
         if diff:
             ses = diff.get('eval_se', {})
             per = ', '.join(
-                _signed(diff['per_seed'][str(s)], 1) +
+                signed(diff['per_seed'][str(s)], 1) +
                 (f' ± {ses[str(s)]:.1f}' if str(s) in ses else '')
                 for s in seeds)
-            diff_cell = f'{_signed(diff["mean"], 2)} ({per})'
+            diff_cell = f'{signed(diff["mean"], 2)} ({per})'
         else:
             diff_cell = 'reference'
         paper = '—' if row['paper'] is None else f'{row["paper"]}'
@@ -140,6 +134,6 @@ def render_ablation(result: Dict) -> str:
             f'| {label} | ' + ' | '.join(
                 f'{row["per_seed"][str(s)]["segm_AP"]}' for s in seeds) +
             f' | {mean} | {diff_cell} | {paper} | ' +
-            ('' if paper_diff is None else _signed(paper_diff, 1)) + ' | ' +
+            ('' if paper_diff is None else signed(paper_diff, 1)) + ' | ' +
             ('' if holds is None else ('yes' if holds else '**no**')) + ' |')
     return '\n'.join(lines) + '\n'

@@ -155,7 +155,7 @@ def write_results_table(per_seed: Dict[int, Dict], out_dir: str,
         if len(ses) == len(seeds):
             gains[name]['eval_se'] = dict(zip(seeds, _rounded(ses)))
         per = ', '.join(
-            f'{d:+.1f}' + (f' ± {se:.1f}' if len(ses) == len(seeds)
+            signed(d, 1) + (f' ± {se:.1f}' if len(ses) == len(seeds)
                            else '') for d, se in
             zip(diffs, ses if len(ses) == len(seeds) else diffs))
         lines += ['', f'{ROW_NAMES[key]} − {ROW_NAMES[ref]}: '
@@ -313,6 +313,12 @@ def spread(values: List[float]) -> Dict[str, Optional[float]]:
     return dict(mean=round(mean, 2), std=None if std is None else round(std, 2))
 
 
+def signed(value: float, digits: int) -> str:
+    """``value`` with its sign to ``digits`` decimals; a difference that
+    rounds to zero is ``+0.0``, never ``-0.0``."""
+    return f'{round(value, digits) + 0.0:+.{digits}f}'
+
+
 def _pm(stats: Dict[str, Optional[float]], sign: bool = False) -> str:
-    mean = f'{stats["mean"]:+.2f}' if sign else f'{stats["mean"]:.2f}'
+    mean = signed(stats['mean'], 2) if sign else f'{stats["mean"]:.2f}'
     return mean if stats['std'] is None else f'{mean} ± {stats["std"]:.2f}'
